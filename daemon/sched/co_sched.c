@@ -1,0 +1,170 @@
+/* co_sched.c: the run queue on top of libuv, and the switch between the loop's stack and
+ * a coroutine's. The queue is drained in a uv_check callback, right after poll, so that
+ * I/O callbacks' wake-ups run in the same loop iteration; only the entries present when
+ * the drain starts run in it (as asyncio's _run_once), so a coroutine that keeps yielding
+ * cannot starve I/O and timers. */
+#include "co_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef CO_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+static void co__drain(uv_check_t *h)
+{
+    co_sched *s = h->data;
+    co_runnable *r = s->head;
+    s->head = NULL;
+    s->tailp = &s->head;
+    while (r) {
+        co_runnable *next = r->next;
+        r->next = NULL;
+        r->run(r);
+        r = next;
+    }
+    if (!s->head)
+        uv_idle_stop(&s->idle);
+}
+
+static void co__idle_noop(uv_idle_t *h)
+{
+    (void)h;
+}
+
+void co__post(co_sched *s, co_runnable *r)
+{
+    r->next = NULL;
+    *s->tailp = r;
+    s->tailp = &r->next;
+    if (!uv_is_active((uv_handle_t *)&s->idle))
+        uv_idle_start(&s->idle, co__idle_noop);
+}
+
+static void co__describe(void *owner, uint64_t *id, const char **name)
+{
+    co_task *t = owner;
+    *id = t->id;
+    *name = t->name;
+}
+
+int co_sched_new(uv_loop_t *loop, const co_sched_config *cfg, co_sched **out)
+{
+    co_sched *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    int rc = co_stack_pool_new(&s->stacks, cfg ? &cfg->stack : NULL);
+    if (rc < 0)
+        goto fail;
+    rc = co_stack_overflow_handler_install(co__describe);
+    if (rc < 0)
+        goto fail;
+    s->loop = loop;
+    s->tailp = &s->head;
+    uv_check_init(loop, &s->check);
+    uv_idle_init(loop, &s->idle);
+    s->check.data = s;
+    s->idle.data = s;
+    uv_check_start(&s->check, co__drain);
+    /* The check handle alone must not keep the loop alive: only queued work (the idle
+     * handle), timers, I/O and processes do. */
+    uv_unref((uv_handle_t *)&s->check);
+    *out = s;
+    return 0;
+fail:
+    co_stack_pool_free(s->stacks);
+    free(s);
+    return rc;
+}
+
+static void co__sched_closed(uv_handle_t *h)
+{
+    co_sched *s = h->data;
+    if (--s->closing == 0) {
+        co_stack_pool_free(s->stacks);
+        free(s);
+    }
+}
+
+int co_sched_free(co_sched *s)
+{
+    if (!s)
+        return 0;
+    if (s->live || s->coroutines || s->head)
+        return -EBUSY;
+    s->closing = 2;
+    uv_close((uv_handle_t *)&s->check, co__sched_closed);
+    uv_close((uv_handle_t *)&s->idle, co__sched_closed);
+    return 0;
+}
+
+uv_loop_t *co_sched_loop(const co_sched *s) { return s->loop; }
+co_stack_pool *co_sched_stacks(const co_sched *s) { return s->stacks; }
+size_t co_sched_live(const co_sched *s) { return s->live; }
+size_t co_sched_coroutines(const co_sched *s) { return s->coroutines; }
+
+int co_sched_run_until(co_sched *s, co_future *f)
+{
+    co_future_ref(f);
+    int rc = 0;
+    while (!co_future_done(f)) {
+        if (uv_run(s->loop, UV_RUN_ONCE) == 0 && !co_future_done(f) && !s->head) {
+            rc = -EDEADLK;
+            break;
+        }
+    }
+    co_future_unref(f);
+    return rc;
+}
+
+const char *co_strerror(int status)
+{
+    if (status == CO_EFAILED)
+        return "the awaited future failed";
+    return uv_strerror(status);
+}
+
+/* ---- switching ------------------------------------------------------------------- */
+
+static __thread co_task *co__running;
+
+co_task *co__self(void)
+{
+    return co__running;
+}
+
+void co__resume(co_sched *s, co_task *t)
+{
+    s->current = t;
+    co__running = t;
+    co_stack_set_running(t->u.coro.stack);
+#ifdef CO_ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(&fake, co_stack_base(t->u.coro.stack),
+                                   co_stack_size(t->u.coro.stack));
+#endif
+    co_ctx_switch(&s->main_ctx, &t->u.coro.ctx);
+#ifdef CO_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+    co_stack_set_running(NULL);
+    co__running = NULL;
+    s->current = NULL;
+}
+
+void co__yield_to_loop(co_sched *s, co_task *self, int final)
+{
+#ifdef CO_ASAN
+    /* On the last switch the fake stack is given up: ASan frees it. */
+    __sanitizer_start_switch_fiber(final ? NULL : &self->u.coro.fake_stack, s->main_bottom,
+                                   s->main_size);
+#else
+    (void)final;
+#endif
+    co_ctx_switch(&self->u.coro.ctx, &s->main_ctx);
+#ifdef CO_ASAN
+    __sanitizer_finish_switch_fiber(self->u.coro.fake_stack, &s->main_bottom, &s->main_size);
+#endif
+}

@@ -1,0 +1,44 @@
+/* co_sched: the coroutine scheduler bound to one libuv loop.
+ * libuv owns the loop; the scheduler adds a run queue (drained by a uv_check handle after
+ * each poll, with a uv_idle handle keeping poll from blocking while it is not empty) and
+ * the switch between the loop's stack and coroutine stacks. One scheduler per loop and
+ * per thread; nothing here is thread-safe, by design: no locks on the hot path. */
+#ifndef CO_SCHED_H
+#define CO_SCHED_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "co_stack.h"
+
+typedef struct co_sched co_sched;
+typedef struct co_future co_future;
+
+/* Status codes beyond errno, returned by awaits (libuv keeps its own below -4000 too). */
+#define CO_EFAILED (-5001) /* what was awaited ended `failed`; its error value says why */
+
+typedef struct co_sched_config {
+    co_stack_config stack;
+} co_sched_config;
+
+/* Binds a scheduler to `loop` and installs the stack overflow report. Returns 0 or a
+ * negative errno. */
+int co_sched_new(uv_loop_t *loop, const co_sched_config *cfg, co_sched **out);
+/* Closes the scheduler's handles. -EBUSY while tasks or futures are alive. The memory is
+ * released from the close callbacks, so run the loop once more afterwards. */
+int co_sched_free(co_sched *s);
+
+uv_loop_t *co_sched_loop(const co_sched *s);
+co_stack_pool *co_sched_stacks(const co_sched *s);
+/* Futures and tasks not yet freed, and coroutines holding a stack: for tests and stats. */
+size_t co_sched_live(const co_sched *s);
+size_t co_sched_coroutines(const co_sched *s);
+
+/* Runs the loop until `f` is done. 0, or -EDEADLK when the loop ran out of work first
+ * (nothing left that could complete it). Not for use inside a coroutine. */
+int co_sched_run_until(co_sched *s, co_future *f);
+
+/* Human-readable text for a status code, including CO_EFAILED and libuv's. */
+const char *co_strerror(int status);
+
+#endif
