@@ -38,6 +38,25 @@ static void test_pingpong(void **state)
     free(stack);
 }
 
+/* Overwrite every callee-saved register the compiler lets us name, so that main's
+ * values survive only if the switch saved and restored them. */
+static inline void clobber_callee_saved(void)
+{
+#if defined(__x86_64__) && !defined(CO_CTX_PORTABLE)
+    __asm__ volatile("xorl %%ebx, %%ebx\n\txorl %%r12d, %%r12d\n\txorl %%r13d, %%r13d\n\t"
+                     "xorl %%r14d, %%r14d\n\txorl %%r15d, %%r15d"
+                     ::: "rbx", "r12", "r13", "r14", "r15");
+#elif defined(__aarch64__) && !defined(CO_CTX_PORTABLE)
+    __asm__ volatile("mov x19, xzr\n\tmov x20, xzr\n\tmov x21, xzr\n\tmov x22, xzr\n\t"
+                     "mov x23, xzr\n\tmov x24, xzr\n\tmov x25, xzr\n\tmov x26, xzr\n\t"
+                     "mov x27, xzr\n\tmov x28, xzr\n\tfmov d8, xzr\n\tfmov d9, xzr\n\t"
+                     "fmov d10, xzr\n\tfmov d11, xzr\n\tfmov d12, xzr\n\tfmov d13, xzr\n\t"
+                     "fmov d14, xzr\n\tfmov d15, xzr"
+                     ::: "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28",
+                       "d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15");
+#endif
+}
+
 /* Locals live in callee-saved registers across the switch when optimised; a corrupted
  * register shows up as a wrong sum. */
 static void regs_entry(void *arg)
@@ -47,6 +66,7 @@ static void regs_entry(void *arg)
     for (int i = 0;; i++) {
         a += 1, b += 2, c += 3, d += 4, e += 5, f += 6;
         *out = a ^ (b << 1) ^ (c << 2) ^ (d << 3) ^ (e << 4) ^ (f << 5);
+        clobber_callee_saved();
         co_ctx_switch(&co_ctx_a, &main_ctx);
     }
 }
