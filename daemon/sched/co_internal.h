@@ -40,6 +40,10 @@ struct co_sched {
     size_t live;       /* futures and tasks not yet freed */
     size_t coroutines; /* coroutines holding a stack */
     int closing;       /* handles left to close before the memory goes */
+    int free_requested; /* co_sched_free waits for task timers still closing */
+    size_t tasks_closing; /* task records whose timer close callback is pending */
+    void *task_cache;  /* free list of task records (linked through their first word) */
+    size_t task_cached, task_cache_max;
 #ifdef CO_ASAN
     const void *main_bottom; /* ASan fiber bookkeeping for the loop stack */
     size_t main_size;
@@ -136,6 +140,11 @@ void co__future_release(co_future *f); /* frees a plain future's memory at refs 
 #define CO_MAX_SECONDS 1e9
 bool co__valid_seconds(double seconds);
 uint64_t co__ms(double seconds); /* rounded up: a sleep never ends early */
+
+/* co_sched.c: task record cache */
+void *co__task_mem_get(co_sched *s);
+void co__task_mem_put(co_sched *s, void *mem);
+void co__sched_task_closed(co_sched *s);
 
 /* co_task.c */
 void co__task_free(co_task *t);

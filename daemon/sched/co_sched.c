@@ -10,7 +10,13 @@
 #include <string.h>
 
 #ifdef CO_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#define CO_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define CO_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define CO_POISON(p, n) ((void)(p), (void)(n))
+#define CO_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
 static void co__drain(uv_check_t *h)
@@ -63,6 +69,7 @@ int co_sched_new(uv_loop_t *loop, const co_sched_config *cfg, co_sched **out)
         goto fail;
     s->loop = loop;
     s->tailp = &s->head;
+    s->task_cache_max = cfg && cfg->task_cache ? cfg->task_cache : CO_TASK_CACHE_DEFAULT;
     uv_check_init(loop, &s->check);
     uv_idle_init(loop, &s->idle);
     s->check.data = s;
@@ -83,9 +90,21 @@ static void co__sched_closed(uv_handle_t *h)
 {
     co_sched *s = h->data;
     if (--s->closing == 0) {
+        while (s->task_cache) {
+            void *m = s->task_cache;
+            s->task_cache = *(void **)m;
+            free(m);
+        }
         co_stack_pool_free(s->stacks);
         free(s);
     }
+}
+
+static void co__sched_close_handles(co_sched *s)
+{
+    s->closing = 2;
+    uv_close((uv_handle_t *)&s->check, co__sched_closed);
+    uv_close((uv_handle_t *)&s->idle, co__sched_closed);
 }
 
 int co_sched_free(co_sched *s)
@@ -94,16 +113,50 @@ int co_sched_free(co_sched *s)
         return 0;
     if (s->live || s->coroutines || s->head)
         return -EBUSY;
-    s->closing = 2;
-    uv_close((uv_handle_t *)&s->check, co__sched_closed);
-    uv_close((uv_handle_t *)&s->idle, co__sched_closed);
+    /* libuv runs close callbacks newest first: closing our handles now would free the
+     * scheduler before tasks still closing their timers hand back their records. */
+    if (s->tasks_closing)
+        s->free_requested = 1;
+    else
+        co__sched_close_handles(s);
     return 0;
+}
+
+void *co__task_mem_get(co_sched *s)
+{
+    void *m = s->task_cache;
+    if (m) {
+        s->task_cache = *(void **)m;
+        s->task_cached--;
+        CO_UNPOISON(m, sizeof(co_task));
+    }
+    return m;
+}
+
+void co__task_mem_put(co_sched *s, void *mem)
+{
+    if (s->task_cached >= s->task_cache_max) {
+        free(mem);
+        return;
+    }
+    *(void **)mem = s->task_cache;
+    s->task_cache = mem;
+    s->task_cached++;
+    /* A cached record is freed memory as far as ASan is concerned, but for its link. */
+    CO_POISON((char *)mem + sizeof(void *), sizeof(co_task) - sizeof(void *));
+}
+
+void co__sched_task_closed(co_sched *s)
+{
+    if (--s->tasks_closing == 0 && s->free_requested)
+        co__sched_close_handles(s);
 }
 
 uv_loop_t *co_sched_loop(const co_sched *s) { return s->loop; }
 co_stack_pool *co_sched_stacks(const co_sched *s) { return s->stacks; }
 size_t co_sched_live(const co_sched *s) { return s->live; }
 size_t co_sched_coroutines(const co_sched *s) { return s->coroutines; }
+size_t co_sched_task_cached(const co_sched *s) { return s->task_cached; }
 
 int co_sched_run_until(co_sched *s, co_future *f)
 {

@@ -17,15 +17,22 @@ typedef struct co_future co_future;
 /* Status codes beyond errno, returned by awaits (libuv keeps its own below -4000 too). */
 #define CO_EFAILED (-5001) /* what was awaited ended `failed`; its error value says why */
 
+/* Freed task records kept for reuse: a free list spares malloc and the page faults of a
+ * heap trimmed and regrown between bursts. Bounded: at most this many records (~340 B
+ * each) stay cached. */
+#define CO_TASK_CACHE_DEFAULT 16384u
+
 typedef struct co_sched_config {
     co_stack_config stack;
+    size_t task_cache; /* 0: CO_TASK_CACHE_DEFAULT */
 } co_sched_config;
 
 /* Binds a scheduler to `loop` and installs the stack overflow report. Returns 0 or a
  * negative errno. */
 int co_sched_new(uv_loop_t *loop, const co_sched_config *cfg, co_sched **out);
 /* Closes the scheduler's handles. -EBUSY while tasks or futures are alive. The memory is
- * released from the close callbacks, so run the loop once more afterwards. */
+ * released from close callbacks (after those of any task still closing its timer), so
+ * run the loop once more afterwards. */
 int co_sched_free(co_sched *s);
 
 uv_loop_t *co_sched_loop(const co_sched *s);
@@ -33,6 +40,7 @@ co_stack_pool *co_sched_stacks(const co_sched *s);
 /* Futures and tasks not yet freed, and coroutines holding a stack: for tests and stats. */
 size_t co_sched_live(const co_sched *s);
 size_t co_sched_coroutines(const co_sched *s);
+size_t co_sched_task_cached(const co_sched *s); /* task records in the free list */
 
 /* Runs the loop until `f` is done. 0, or -EDEADLK when the loop ran out of work first
  * (nothing left that could complete it). Not for use inside a coroutine. */

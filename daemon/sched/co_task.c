@@ -33,15 +33,15 @@ static int co__task_alloc(co_sched *s, uint8_t body, const co_task_opts *o, co_t
 {
     if (o && o->timeout != 0 && (!co__valid_seconds(o->timeout)))
         return -EINVAL;
-    co_task *t = malloc(sizeof *t);
-    if (!t)
+    co_task *t = co__task_mem_get(s);
+    if (!t && !(t = malloc(sizeof *t)))
         return -ENOMEM;
     memset(t, 0, offsetof(co_task, timer)); /* the timer is initialised only when used */
     t->run_timer = NULL;
     t->timeout = o ? o->timeout : 0;
     memset(&t->u, 0, sizeof t->u);
     if (o && o->name && !(t->name = strdup(o->name))) {
-        free(t);
+        co__task_mem_put(s, t);
         return -ENOMEM;
     }
     co__future_init(&t->fut, s, CO_FUT_TASK);
@@ -120,7 +120,10 @@ static void co__task_complete(co_task *t, co_state st, co_value *v)
 
 static void co__task_closed(uv_handle_t *h)
 {
-    free(co_container_of(h, co_task, timer));
+    co_task *t = co_container_of(h, co_task, timer);
+    co_sched *s = t->fut.sched;
+    co__task_mem_put(s, t);
+    co__sched_task_closed(s);
 }
 
 void co__task_free(co_task *t)
@@ -142,11 +145,14 @@ void co__task_free(co_task *t)
     }
     free(t->name);
     co_value_free(&t->fut.value);
-    t->fut.sched->live--;
-    if (t->flags & CO_TF_TIMER_INIT)
+    co_sched *s = t->fut.sched;
+    s->live--;
+    if (t->flags & CO_TF_TIMER_INIT) {
+        s->tasks_closing++;
         uv_close((uv_handle_t *)&t->timer, co__task_closed);
-    else
-        free(t);
+    } else {
+        co__task_mem_put(s, t);
+    }
 }
 
 void co_task_ref(co_task *t) { co_future_ref(&t->fut); }

@@ -297,6 +297,26 @@ static void test_stack_budget_reported(void **state)
     co_env_teardown(&st);
 }
 
+static void test_task_cache_bound(void **state)
+{
+    (void)state;
+    void *st = NULL;
+    co_sched_config cfg = { .task_cache = 3 };
+    assert_int_equal(co_env_setup_with(&st, &cfg), 0);
+    co_env *e = st;
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(co_spawn(e->s, return_42, NULL, NULL, NULL), 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(co_sched_task_cached(e->s), 3); /* the other five were freed */
+    /* Reused records come back clean: a new task from the cache behaves as new. */
+    co_task *t = co_test_run(e, return_42, NULL);
+    assert_int_equal(co_test_uint_of(co_future_value(co_task_future(t))), 42);
+    assert_null(co_task_name(t));
+    assert_false(co_task_shielded(t));
+    co_task_unref(t);
+    co_env_teardown(&st);
+}
+
 #define SLEEPERS 100000
 
 static void count_done(co_future *f, void *arg)
@@ -374,6 +394,7 @@ int main(void)
         T(test_gather_cancel_spares_shielded),
         T(test_run_timeout),
         cmocka_unit_test(test_stack_budget_reported),
+        cmocka_unit_test(test_task_cache_bound),
         T(test_100k_stackless_sleepers),
         T(test_10k_concurrent_coroutines),
     };
