@@ -3,14 +3,19 @@
  *                             no task record, no scheduler
  *   tasks.coroutine_per_s   — spawn + run + complete of trivial coroutine tasks
  *   tasks.sleep0_per_s      — stackless co_sleep_task(0) tasks, spawn to completion
+ *   Both spawn in batches (--batch, default 10000) and run each batch to completion, as
+ *   bench/peers/asyncio_tasks.py does; one batch of 1M mostly measures page faults.
  *   mem.stackless_B@N       — resident bytes per pending stackless sleep task
  *   mem.coroutine_B@N       — resident bytes per coroutine suspended in co_sleep
  * Each guarded stack is 2 memory maps: N coroutines need vm.max_map_count > 2N + reserve.
  * With --raise-map-count (root) it is raised for the run and restored afterwards;
  * without, sizes that do not fit are reported as skipped.
- * Usage: bench_tasks [--json] [--runs N] [--n N] [--mem N,N,...] [--raise-map-count] */
+ * Each memory figure is taken in a forked child, on a heap nothing else has used.
+ * Usage: bench_tasks [--json] [--runs N] [--n N] [--batch N] [--mem N,N,...]
+ *                    [--raise-map-count] */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/wait.h>
 
 #include "bench_util.h"
 #include "co.h"
@@ -104,14 +109,18 @@ static int trivial(void *arg)
     return 0;
 }
 
+static long batch = 10000;
+
 static double run_coroutines(long n)
 {
     env e;
     env_open(&e);
     double t0 = bench_now();
-    for (long i = 0; i < n; i++)
-        co_spawn(e.s, trivial, NULL, NULL, NULL);
-    uv_run(&e.loop, UV_RUN_DEFAULT);
+    for (long done = 0; done < n; done += batch) {
+        for (long i = 0; i < batch && done + i < n; i++)
+            co_spawn(e.s, trivial, NULL, NULL, NULL);
+        uv_run(&e.loop, UV_RUN_DEFAULT);
+    }
     double rate = (double)n / (bench_now() - t0);
     env_close(&e);
     return rate;
@@ -122,9 +131,11 @@ static double run_sleep0(long n)
     env e;
     env_open(&e);
     double t0 = bench_now();
-    for (long i = 0; i < n; i++)
-        co_sleep_task(e.s, 0, NULL, NULL, NULL);
-    uv_run(&e.loop, UV_RUN_DEFAULT);
+    for (long done = 0; done < n; done += batch) {
+        for (long i = 0; i < batch && done + i < n; i++)
+            co_sleep_task(e.s, 0, NULL, NULL, NULL);
+        uv_run(&e.loop, UV_RUN_DEFAULT);
+    }
     double rate = (double)n / (bench_now() - t0);
     env_close(&e);
     return rate;
@@ -169,6 +180,30 @@ static double mem_per_task(long n, int coroutines)
     return (double)(rss1 - rss0) / (double)n;
 }
 
+/* mem_per_task in a fresh child process: a heap that earlier runs grew and freed would
+ * hide the allocation from RSS. */
+static double mem_in_child(long n, int coroutines)
+{
+    int pfd[2];
+    if (pipe(pfd) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        double v = mem_per_task(n, coroutines);
+        ssize_t w = write(pfd[1], &v, sizeof v);
+        _exit(w == sizeof v ? 0 : 1);
+    }
+    close(pfd[1]);
+    double v = -1;
+    if (pid < 0 || read(pfd[0], &v, sizeof v) != sizeof v)
+        v = -1;
+    close(pfd[0]);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    return v;
+}
+
 int main(int argc, char **argv)
 {
     bench_parse_common(argc, argv);
@@ -181,6 +216,8 @@ int main(int argc, char **argv)
             runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--n") && i + 1 < argc)
             n = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch = atol(argv[++i]);
         else if (!strcmp(argv[i], "--raise-map-count"))
             raise = 1;
         else if (!strcmp(argv[i], "--mem") && i + 1 < argc) {
@@ -188,12 +225,12 @@ int main(int argc, char **argv)
             for (char *tok = strtok(argv[++i], ","); tok && nmem < 8; tok = strtok(NULL, ","))
                 mem[nmem++] = atol(tok);
         } else if (strcmp(argv[i], "--json")) {
-            fprintf(stderr, "usage: bench_tasks [--json] [--runs N] [--n N] [--mem N,N,...] [--raise-map-count]\n");
+            fprintf(stderr, "usage: bench_tasks [--json] [--runs N] [--n N] [--batch N] [--mem N,N,...] [--raise-map-count]\n");
             return 2;
         }
     }
-    if (runs < 1 || runs > 101 || n < 1) {
-        fprintf(stderr, "bench_tasks: --runs 1..101 and --n >= 1\n");
+    if (runs < 1 || runs > 101 || n < 1 || batch < 1) {
+        fprintf(stderr, "bench_tasks: --runs 1..101, --n >= 1, --batch >= 1\n");
         return 2;
     }
     long maxmem = 0;
@@ -213,7 +250,7 @@ int main(int argc, char **argv)
     }
 
     double v[101];
-    printf("# tasks: median of %d runs of %ld tasks each\n", runs, n);
+    printf("# tasks: median of %d runs of %ld tasks each, in batches of %ld\n", runs, n, batch);
     for (int r = 0; r < runs; r++)
         v[r] = run_floor(n);
     bench_report("tasks.floor_per_s", bench_median(v, runs), "tasks/s");
@@ -228,14 +265,14 @@ int main(int argc, char **argv)
     for (int i = 0; i < nmem; i++) {
         char name[64];
         snprintf(name, sizeof name, "mem.stackless_B@%ld", mem[i]);
-        bench_report(name, mem_per_task(mem[i], 0), "bytes/task");
+        bench_report(name, mem_in_child(mem[i], 0), "bytes/task");
         snprintf(name, sizeof name, "mem.coroutine_B@%ld", mem[i]);
         if (2 * mem[i] + CO_STACK_MAP_RESERVE > maps) {
             printf("# %s skipped: needs vm.max_map_count > %ld (it is %ld); run with --raise-map-count as root\n",
                    name, 2 * mem[i] + CO_STACK_MAP_RESERVE, maps);
             continue;
         }
-        bench_report(name, mem_per_task(mem[i], 1), "bytes/coroutine");
+        bench_report(name, mem_in_child(mem[i], 1), "bytes/coroutine");
     }
     return 0;
 }

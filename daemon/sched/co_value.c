@@ -22,12 +22,6 @@ int co_value_copy(co_value *out, const void *packed, size_t len)
     return 0;
 }
 
-void co_value_free(co_value *v)
-{
-    free(v->data);
-    *v = CO_VALUE_NIL;
-}
-
 const uint8_t *co_value_bytes(const co_value *v, size_t *len)
 {
     if (!v->len) {
