@@ -36,7 +36,6 @@ struct co_sched {
     co_runnable *head, **tailp;
     co_stack_pool *stacks;
     co_ctx main_ctx; /* the loop's own stack, while a coroutine runs */
-    co_task *current;
     size_t live;       /* futures and tasks not yet freed */
     size_t coroutines; /* coroutines holding a stack */
     int closing;       /* handles left to close before the memory goes */

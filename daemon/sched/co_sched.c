@@ -49,6 +49,13 @@ void co__post(co_sched *s, co_runnable *r)
         uv_idle_start(&s->idle, co__idle_noop);
 }
 
+static __thread co_task *co__running;
+
+static const co_stack *co__running_stack(void)
+{
+    return co__running ? co__running->u.coro.stack : NULL;
+}
+
 static void co__describe(void *owner, uint64_t *id, const char **name)
 {
     co_task *t = owner;
@@ -64,7 +71,7 @@ int co_sched_new(uv_loop_t *loop, const co_sched_config *cfg, co_sched **out)
     int rc = co_stack_pool_new(&s->stacks, cfg ? &cfg->stack : NULL);
     if (rc < 0)
         goto fail;
-    rc = co_stack_overflow_handler_install(co__describe);
+    rc = co_stack_overflow_handler_install(co__running_stack, co__describe);
     if (rc < 0)
         goto fail;
     s->loop = loop;
@@ -181,8 +188,6 @@ const char *co_strerror(int status)
 
 /* ---- switching ------------------------------------------------------------------- */
 
-static __thread co_task *co__running;
-
 co_task *co__self(void)
 {
     return co__running;
@@ -190,9 +195,7 @@ co_task *co__self(void)
 
 void co__resume(co_sched *s, co_task *t)
 {
-    s->current = t;
     co__running = t;
-    co_stack_set_running(t->u.coro.stack);
 #ifdef CO_ASAN
     void *fake = NULL;
     __sanitizer_start_switch_fiber(&fake, co_stack_base(t->u.coro.stack),
@@ -202,9 +205,7 @@ void co__resume(co_sched *s, co_task *t)
 #ifdef CO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
-    co_stack_set_running(NULL);
     co__running = NULL;
-    s->current = NULL;
 }
 
 void co__yield_to_loop(co_sched *s, co_task *self, int final)

@@ -208,15 +208,10 @@ void co_stack_pool_limit_message(const co_stack_pool *p, char *buf, size_t len)
 
 /* ---- overflow report ------------------------------------------------------------ */
 
+static co_stack_running_fn co_stack_running;
 static co_stack_describe_fn co_stack_describe;
 static struct sigaction co_stack_prev_segv;
-static __thread const co_stack *co_stack_running;
 static __thread void *co_stack_altstack;
-
-void co_stack_set_running(const co_stack *s)
-{
-    co_stack_running = s;
-}
 
 /* Async-signal-safe formatting helpers: no stdio in a signal handler. */
 static size_t co_fmt_str(char *buf, size_t pos, size_t cap, const char *s)
@@ -241,7 +236,7 @@ static size_t co_fmt_num(char *buf, size_t pos, size_t cap, uintptr_t v, unsigne
 
 static void co_stack_on_segv(int sig, siginfo_t *si, void *uctx)
 {
-    const co_stack *s = co_stack_running;
+    const co_stack *s = co_stack_running ? co_stack_running() : NULL;
     if (s && co_stack_in_guard(s, si->si_addr)) {
         char msg[512];
         uint64_t id = 0;
@@ -286,8 +281,9 @@ static void co_stack_on_segv(int sig, siginfo_t *si, void *uctx)
     }
 }
 
-int co_stack_overflow_handler_install(co_stack_describe_fn describe)
+int co_stack_overflow_handler_install(co_stack_running_fn running, co_stack_describe_fn describe)
 {
+    co_stack_running = running;
     co_stack_describe = describe;
 
     /* The handler must run on a stack of its own: the faulting one is exhausted. */

@@ -54,14 +54,12 @@ void co_stack_pool_limit_message(const co_stack_pool *p, char *buf, size_t len);
 /* vm.max_map_count as read at pool creation (or the kernel default if unreadable). */
 size_t co_stack_max_map_count(void);
 
-/* Overflow reporting. `describe` tells the task id (0: none) and name (NULL: none) of a
- * stack's owner; it runs inside a SIGSEGV handler, so it must only read memory. Installs
- * the handler on an alternate signal stack for the calling thread. Returns 0 or a
- * negative errno. */
+/* Overflow reporting. `running` returns the stack the calling thread runs on (NULL on
+ * its own) and `describe` the task id (0: none) and name (NULL: none) of a stack's owner;
+ * both run inside a SIGSEGV handler, so they must only read memory. Installs the handler
+ * on an alternate signal stack for the calling thread. Returns 0 or a negative errno. */
+typedef const co_stack *(*co_stack_running_fn)(void);
 typedef void (*co_stack_describe_fn)(void *owner, uint64_t *id, const char **name);
-int co_stack_overflow_handler_install(co_stack_describe_fn describe);
-/* The stack the calling thread is running on, or NULL for its own; the scheduler sets it
- * on every switch so the handler knows whose guard page was hit. */
-void co_stack_set_running(const co_stack *s);
+int co_stack_overflow_handler_install(co_stack_running_fn running, co_stack_describe_fn describe);
 
 #endif
