@@ -164,11 +164,9 @@ void co_future_add_cb(co_future *f, co_cb *cb, co_cb_fn fn, void *arg)
 
 void co_future_remove_cb(co_cb *cb)
 {
-    if (!cb->fut)
-        return;
-    co__cb_unlink(cb->fut, cb);
-    if (cb->owned)
-        free(cb);
+    /* Only caller-owned registrations reach here: co_future_on_done hands out none. */
+    if (cb->fut)
+        co__cb_unlink(cb->fut, cb);
 }
 
 int co_future_on_done(co_future *f, co_cb_fn fn, void *arg)

@@ -50,7 +50,8 @@ const co_value *co_future_value(const co_future *f);
 co_sched *co_future_sched(const co_future *f);
 
 void co_future_add_cb(co_future *f, co_cb *cb, co_cb_fn fn, void *arg);
-/* Unregister a callback that has not run yet; a no-op if it ran or was removed. */
+/* Unregister a callback (added with co_future_add_cb) that has not run yet; a no-op if
+ * it ran or was removed. */
 void co_future_remove_cb(co_cb *cb);
 /* Convenience: the registration is allocated here. Returns 0 or -ENOMEM. */
 int co_future_on_done(co_future *f, co_cb_fn fn, void *arg);
