@@ -212,24 +212,29 @@ static void co__coro_finish(co_task *t)
 static int co__coro_start(co_task *t)
 {
     co_sched *s = t->fut.sched;
-    int rc = co_stack_acquire(s->stacks, t, &t->u.coro.stack);
+    co_value err;
+    /* The run limit first: a task that cannot be bounded must not run at all. */
+    int rc = co__run_timer_start(t);
+    if (rc < 0) {
+        co_value_error(&err, "error", "out of memory arming the task's timeout");
+        co__task_complete(t, CO_FAILED, &err);
+        return rc;
+    }
+    rc = co_stack_acquire(s->stacks, t, &t->u.coro.stack);
     if (rc < 0) {
         char msg[256];
         if (rc == -EAGAIN)
             co_stack_pool_limit_message(s->stacks, msg, sizeof msg);
         else
             snprintf(msg, sizeof msg, "cannot map a coroutine stack: %s", strerror(-rc));
-        co_value err;
         co_value_error(&err, "stack_limit", msg);
-        co__task_complete(t, CO_FAILED, &err);
+        co__task_complete(t, CO_FAILED, &err); /* also disarms the run timer */
         return rc;
     }
     co_stack *st = t->u.coro.stack;
     co_ctx_make(&t->u.coro.ctx, co_stack_base(st), co_stack_size(st), co__coro_entry, t);
     t->flags |= CO_TF_STARTED;
     s->coroutines++;
-    if (co__run_timer_start(t) < 0)
-        t->flags |= CO_TF_CANCEL_PENDING; /* no timer, no run limit: refuse to run unbounded */
     return 0;
 }
 
