@@ -106,24 +106,24 @@ void co__future_finish(co_future *f, co_state st, co_value *value)
     co__future_queue(f);
 }
 
-int co_future_set_result(co_future *f, co_value *result)
+static int co__future_set(co_future *f, co_state st, co_value *v)
 {
     if (f->type != CO_FUT_PLAIN)
         return -EPERM;
     if (f->state != CO_PENDING)
         return -EINVAL;
-    co__future_finish(f, CO_SUCCEEDED, result);
+    co__future_finish(f, st, v);
     return 0;
+}
+
+int co_future_set_result(co_future *f, co_value *result)
+{
+    return co__future_set(f, CO_SUCCEEDED, result);
 }
 
 int co_future_set_error(co_future *f, co_value *error)
 {
-    if (f->type != CO_FUT_PLAIN)
-        return -EPERM;
-    if (f->state != CO_PENDING)
-        return -EINVAL;
-    co__future_finish(f, CO_FAILED, error);
-    return 0;
+    return co__future_set(f, CO_FAILED, error);
 }
 
 bool co_future_cancel(co_future *f, const char *msg)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -124,6 +125,33 @@ static inline uint64_t co_test_uint_of(const co_value *v)
     uint64_t x = u.data.via.u64;
     msgpack_unpacked_destroy(&u);
     return x;
+}
+
+/* A coroutine that sleeps `secs`, then succeeds with secs*1000 (or fails with code
+ * "kid_failed" when `fail`). Cancelled, it spends `cleanup` seconds cleaning up first. */
+typedef struct co_test_sleeper {
+    double secs, cleanup;
+    int fail;
+    int status, cleaned; /* what its sleep returned; whether cleanup ran */
+    double ended_at;
+} co_test_sleeper;
+
+static inline int co_test_sleeper_body(void *arg)
+{
+    co_test_sleeper *s = arg;
+    s->status = co_sleep(s->secs);
+    if (s->status == -ECANCELED) {
+        if (s->cleanup > 0)
+            co_sleep(s->cleanup);
+        s->cleaned = 1;
+        s->ended_at = co_now();
+        return -ECANCELED;
+    }
+    s->ended_at = co_now();
+    if (s->fail)
+        return co_fail("kid_failed", "on purpose");
+    co_value v = co_test_uint_value((uint64_t)(s->secs * 1000));
+    return co_return(&v);
 }
 
 #endif

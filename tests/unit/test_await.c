@@ -6,25 +6,8 @@
 
 /* ---- helpers ---- */
 
-typedef struct sleeper {
-    double secs;
-    double cleanup; /* seconds of cleanup after a cancel */
-    int status, cleaned;
-} sleeper;
-
-static int sleeper_body(void *arg)
-{
-    sleeper *s = arg;
-    s->status = co_sleep(s->secs);
-    if (s->status == -ECANCELED) {
-        if (s->cleanup > 0)
-            co_sleep(s->cleanup);
-        s->cleaned = 1;
-        return -ECANCELED;
-    }
-    co_value v = co_test_uint_value((uint64_t)(s->secs * 1000));
-    return co_return(&v);
-}
+typedef co_test_sleeper sleeper;
+#define sleeper_body co_test_sleeper_body
 
 static int failer_body(void *arg)
 {

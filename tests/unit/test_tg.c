@@ -4,28 +4,8 @@
 
 #include "co_test.h"
 
-typedef struct kid {
-    double secs, cleanup;
-    int fail, status, cleaned;
-    double ended_at;
-} kid;
-
-static int kid_body(void *arg)
-{
-    kid *k = arg;
-    k->status = co_sleep(k->secs);
-    if (k->status == -ECANCELED) {
-        if (k->cleanup > 0)
-            co_sleep(k->cleanup);
-        k->cleaned = 1;
-        k->ended_at = co_now();
-        return -ECANCELED;
-    }
-    k->ended_at = co_now();
-    if (k->fail)
-        return co_fail("kid_failed", "on purpose");
-    return 0;
-}
+typedef co_test_sleeper kid;
+#define kid_body co_test_sleeper_body
 
 typedef struct parent {
     kid k[3];
