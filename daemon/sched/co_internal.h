@@ -68,7 +68,7 @@ struct co_await_op {
     void (*cancel)(co_task *self, co_await_op *op);
 };
 
-enum co_body { CO_BODY_CORO = 1, CO_BODY_SLEEP, CO_BODY_GATHER };
+enum co_body { CO_BODY_CORO = 1, CO_BODY_SLEEP, CO_BODY_GATHER, CO_BODY_CUSTOM };
 
 enum co_task_flag {
     CO_TF_STARTED = 1u << 0,     /* coroutine: has a stack and has run */
@@ -116,6 +116,10 @@ struct co_task {
         struct {
             co_value result;
         } sleep;
+        struct {
+            const co_task_body *body;
+            void *data;
+        } custom;
         struct {
             co_gather_member *m;
             size_t n, remaining;

@@ -522,6 +522,38 @@ int co_gather_task(co_sched *s, co_future *const *members, size_t n, bool return
     return 0;
 }
 
+/* ---- custom (owner-driven) ------------------------------------------------------------ */
+
+int co_custom_task(co_sched *s, const co_task_body *body, void *data, const co_task_opts *opts,
+                   co_task **out)
+{
+    if (!body || !body->cancel)
+        return -EINVAL;
+    co_task *t;
+    int rc = co__task_alloc(s, CO_BODY_CUSTOM, opts, &t);
+    if (rc < 0)
+        return rc;
+    t->u.custom.body = body;
+    t->u.custom.data = data;
+    co__task_give(t, out);
+    return 0;
+}
+
+int co_task_finish(co_task *t, co_state st, co_value *value)
+{
+    if (t->body != CO_BODY_CUSTOM)
+        return -EPERM;
+    if (t->fut.state != CO_PENDING || st == CO_PENDING)
+        return -EINVAL;
+    co__task_complete(t, st, value);
+    return 0;
+}
+
+void *co_task_data(const co_task *t)
+{
+    return t->body == CO_BODY_CUSTOM ? t->u.custom.data : NULL;
+}
+
 /* ---- cancellation ------------------------------------------------------------------- */
 
 bool co_task_cancel(co_task *t, const char *msg)
@@ -549,6 +581,9 @@ bool co_task_cancel(co_task *t, const char *msg)
         break;
     case CO_BODY_GATHER:
         co__gather_cancel(t);
+        break;
+    case CO_BODY_CUSTOM:
+        t->u.custom.body->cancel(t, t->u.custom.data);
         break;
     }
     return true;

@@ -43,6 +43,21 @@ int co_sleep_task(co_sched *s, double seconds, co_value *result, const co_task_o
 int co_gather_task(co_sched *s, co_future *const *members, size_t n, bool return_exceptions,
                    const co_task_opts *opts, co_task **out);
 
+/* A stackless task driven by its owner: the owner completes it with co_task_finish, and
+ * `cancel` is how a cancel reaches the owner (from co_task_cancel or a parent gather).
+ * The daemon's task records are these: they wait for dependencies and a delay, then run
+ * a kind's body, and must be cancellable at every stage. */
+typedef struct co_task_body {
+    void (*cancel)(co_task *t, void *data);
+} co_task_body;
+
+int co_custom_task(co_sched *s, const co_task_body *body, void *data, const co_task_opts *opts,
+                   co_task **out);
+/* Completes a custom task (value moved in; NULL for nil). -EINVAL if it is done already,
+ * -EPERM if it is not a custom task. A cancelled outcome keeps the cancel message. */
+int co_task_finish(co_task *t, co_state st, co_value *value);
+void *co_task_data(const co_task *t);
+
 void co_task_ref(co_task *t);
 void co_task_unref(co_task *t);
 static inline co_future *co_task_future(co_task *t) { return (co_future *)t; }

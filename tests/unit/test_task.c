@@ -317,6 +317,51 @@ static void test_task_cache_bound(void **state)
     co_env_teardown(&st);
 }
 
+static void custom_cancel(co_task *t, void *data)
+{
+    (*(int *)data)++;
+    co_task_finish(t, CO_CANCELLED, NULL); /* this owner ends at once when asked */
+}
+
+static const co_task_body custom_body = { .cancel = custom_cancel };
+
+static void test_custom_task(void **state)
+{
+    co_env *e = *state;
+    int cancels = 0;
+    co_task *t, *u;
+    assert_int_equal(co_custom_task(e->s, &custom_body, &cancels, NULL, &t), 0);
+    assert_ptr_equal(co_task_data(t), &cancels);
+    co_value v = co_test_uint_value(9);
+    assert_int_equal(co_task_finish(t, CO_SUCCEEDED, &v), 0);
+    assert_int_equal(co_task_finish(t, CO_FAILED, NULL), -EINVAL); /* exactly one outcome */
+    assert_false(co_task_cancel(t, NULL));
+    assert_int_equal(cancels, 0);
+    assert_int_equal(co_test_uint_of(co_future_value(co_task_future(t))), 9);
+
+    /* A cancel reaches the owner's hook, with its message kept. A shielded custom task
+     * is skipped by a parent gather's cancel. */
+    assert_int_equal(co_custom_task(e->s, &custom_body, &cancels, NULL, &u), 0);
+    assert_true(co_task_cancel(u, "bye"));
+    assert_int_equal(cancels, 1);
+    assert_int_equal(co_future_state(co_task_future(u)), CO_CANCELLED);
+    co_test_assert_str_field(co_future_value(co_task_future(u)), "message", "bye");
+    co_task_unref(u);
+    assert_int_equal(co_custom_task(e->s, &custom_body, &cancels, &(co_task_opts){ .shielded = true }, &u), 0);
+    co_future *m[1] = { co_task_future(u) };
+    co_task *g;
+    assert_int_equal(co_gather_task(e->s, m, 1, false, NULL, &g), 0);
+    co_task_cancel(g, NULL);
+    assert_int_equal(cancels, 1);
+    co_task_finish(u, CO_SUCCEEDED, NULL);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(co_future_state(co_task_future(g)), CO_CANCELLED);
+    assert_int_equal(co_task_finish(g, CO_SUCCEEDED, NULL), -EPERM); /* not a custom task */
+    co_task_unref(g);
+    co_task_unref(u);
+    co_task_unref(t);
+}
+
 #define SLEEPERS 100000
 
 static void count_done(co_future *f, void *arg)
@@ -395,6 +440,7 @@ int main(void)
         T(test_run_timeout),
         cmocka_unit_test(test_stack_budget_reported),
         cmocka_unit_test(test_task_cache_bound),
+        T(test_custom_task),
         T(test_100k_stackless_sleepers),
         T(test_10k_concurrent_coroutines),
     };
