@@ -1,0 +1,278 @@
+/* cp_msg.c: MessagePack-RPC framing of requests, responses and notifications, and the
+ * validated field getters every method handler uses. */
+#include "cp_msg.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cp_fail(cp_error *err, const char *code, const char *fmt, ...)
+{
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+bool cp_str_eq(cp_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && memcmp(s.ptr, lit, n) == 0;
+}
+
+static bool cp_is_uint(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+}
+
+int cp_request_parse(const msgpack_object *o, cp_request *r, cp_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return cp_fail(err, CP_BAD_REQUEST, "a message must be an array [0, msgid, method, params]");
+    const msgpack_object *a = o->via.array.ptr;
+    uint32_t n = o->via.array.size;
+    if (n >= 2 && cp_is_uint(&a[1]) && a[1].via.u64 <= UINT32_MAX) {
+        r->has_msgid = true;
+        r->msgid = (uint32_t)a[1].via.u64;
+    }
+    if (n != 4)
+        return cp_fail(err, CP_BAD_REQUEST, "a request has 4 elements, this message has %u", n);
+    if (!cp_is_uint(&a[0]) || a[0].via.u64 != CP_REQUEST)
+        return cp_fail(err, CP_BAD_REQUEST, "element 0 must be 0 (a request)");
+    if (!r->has_msgid)
+        return cp_fail(err, CP_BAD_REQUEST, "msgid must be an unsigned 32-bit integer");
+    if (a[2].type != MSGPACK_OBJECT_STR || a[2].via.str.size == 0 || a[2].via.str.size > 64)
+        return cp_fail(err, CP_BAD_REQUEST, "method must be a non-empty string of at most 64 bytes");
+    r->method = (cp_str){ a[2].via.str.ptr, a[2].via.str.size };
+    if (a[3].type != MSGPACK_OBJECT_ARRAY || a[3].via.array.size > 1)
+        return cp_fail(err, CP_BAD_REQUEST, "params must be [] or [map]");
+    if (a[3].via.array.size == 1) {
+        if (a[3].via.array.ptr[0].type != MSGPACK_OBJECT_MAP)
+            return cp_fail(err, CP_BAD_REQUEST, "params must be [] or [map]");
+        r->params = &a[3].via.array.ptr[0];
+    }
+    return 0;
+}
+
+int cp_incoming_parse(const msgpack_object *o, cp_incoming *in, cp_error *err)
+{
+    memset(in, 0, sizeof *in);
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 3 || !cp_is_uint(&o->via.array.ptr[0]))
+        return cp_fail(err, CP_BAD_REQUEST, "not a MessagePack-RPC message");
+    const msgpack_object *a = o->via.array.ptr;
+    if (a[0].via.u64 == CP_RESPONSE && o->via.array.size == 4) {
+        if (!cp_is_uint(&a[1]) || a[1].via.u64 > UINT32_MAX)
+            return cp_fail(err, CP_BAD_REQUEST, "response msgid is not a uint32");
+        in->type = CP_RESPONSE;
+        in->msgid = (uint32_t)a[1].via.u64;
+        in->error = &a[2];
+        in->result = &a[3];
+        return 0;
+    }
+    if (a[0].via.u64 == CP_NOTIFICATION && o->via.array.size == 3 && a[1].type == MSGPACK_OBJECT_STR &&
+        a[2].type == MSGPACK_OBJECT_ARRAY && a[2].via.array.size == 1 &&
+        a[2].via.array.ptr[0].type == MSGPACK_OBJECT_MAP) {
+        in->type = CP_NOTIFICATION;
+        in->method = (cp_str){ a[1].via.str.ptr, a[1].via.str.size };
+        in->params = &a[2].via.array.ptr[0];
+        return 0;
+    }
+    return cp_fail(err, CP_BAD_REQUEST, "not a response or notification");
+}
+
+const msgpack_object *cp_get(const msgpack_object *map, const char *key)
+{
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t kl = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == kl &&
+            memcmp(kv->key.via.str.ptr, key, kl) == 0)
+            return kv->val.type == MSGPACK_OBJECT_NIL ? NULL : &kv->val;
+    }
+    return NULL;
+}
+
+static int cp_absent(const char *key, bool required, cp_error *err)
+{
+    return required ? cp_fail(err, CP_BAD_REQUEST, "%s is required", key) : 0;
+}
+
+int cp_get_uint(const msgpack_object *map, const char *key, bool required, uint64_t min, uint64_t max,
+                uint64_t *out, cp_error *err)
+{
+    const msgpack_object *o = cp_get(map, key);
+    if (!o)
+        return cp_absent(key, required, err);
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return cp_fail(err, CP_BAD_REQUEST, "%s must be at least %llu, not %lld", key,
+                       (unsigned long long)min, (long long)o->via.i64);
+    if (!cp_is_uint(o))
+        return cp_fail(err, CP_BAD_REQUEST, "%s must be an unsigned integer", key);
+    if (o->via.u64 < min || o->via.u64 > max)
+        return cp_fail(err, CP_BAD_REQUEST, "%s must be between %llu and %llu, not %llu", key,
+                       (unsigned long long)min, (unsigned long long)max, (unsigned long long)o->via.u64);
+    *out = o->via.u64;
+    return 1;
+}
+
+int cp_get_int(const msgpack_object *map, const char *key, bool required, int64_t min, int64_t max,
+               int64_t *out, cp_error *err)
+{
+    const msgpack_object *o = cp_get(map, key);
+    if (!o)
+        return cp_absent(key, required, err);
+    int64_t v;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        v = o->via.i64;
+    else if (cp_is_uint(o) && o->via.u64 <= (uint64_t)INT64_MAX)
+        v = (int64_t)o->via.u64;
+    else
+        return cp_fail(err, CP_BAD_REQUEST, "%s must be an integer", key);
+    if (v < min || v > max)
+        return cp_fail(err, CP_BAD_REQUEST, "%s must be between %lld and %lld, not %lld", key,
+                       (long long)min, (long long)max, (long long)v);
+    *out = v;
+    return 1;
+}
+
+int cp_get_seconds(const msgpack_object *map, const char *key, bool required, double min, double max,
+                   double *out, cp_error *err)
+{
+    const msgpack_object *o = cp_get(map, key);
+    if (!o)
+        return cp_absent(key, required, err);
+    double v;
+    if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)
+        v = o->via.f64;
+    else if (cp_is_uint(o))
+        v = (double)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        v = (double)o->via.i64;
+    else
+        return cp_fail(err, CP_BAD_REQUEST, "%s must be a number of seconds", key);
+    if (!isfinite(v))
+        return cp_fail(err, CP_BAD_REQUEST, "%s must be a finite number of seconds", key);
+    if (v < min || v > max)
+        return cp_fail(err, CP_BAD_REQUEST, "%s must be between %g and %g seconds, not %g", key, min, max, v);
+    *out = v;
+    return 1;
+}
+
+int cp_get_str(const msgpack_object *map, const char *key, bool required, uint32_t maxlen, cp_str *out,
+               cp_error *err)
+{
+    const msgpack_object *o = cp_get(map, key);
+    if (!o)
+        return cp_absent(key, required, err);
+    if (o->type != MSGPACK_OBJECT_STR)
+        return cp_fail(err, CP_BAD_REQUEST, "%s must be a string", key);
+    if (o->via.str.size > maxlen)
+        return cp_fail(err, CP_BAD_REQUEST, "%s is %u bytes long; at most %u are allowed", key,
+                       o->via.str.size, maxlen);
+    if (memchr(o->via.str.ptr, '\0', o->via.str.size))
+        return cp_fail(err, CP_BAD_REQUEST, "%s must not contain NUL bytes", key);
+    *out = (cp_str){ o->via.str.ptr, o->via.str.size };
+    return 1;
+}
+
+int cp_get_bool(const msgpack_object *map, const char *key, bool required, bool *out, cp_error *err)
+{
+    const msgpack_object *o = cp_get(map, key);
+    if (!o)
+        return cp_absent(key, required, err);
+    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+        return cp_fail(err, CP_BAD_REQUEST, "%s must be true or false", key);
+    *out = o->via.boolean;
+    return 1;
+}
+
+int cp_get_ids(const msgpack_object *map, const char *key, bool required, size_t max, uint64_t **out,
+               size_t *n, cp_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    const msgpack_object *o = cp_get(map, key);
+    if (!o)
+        return cp_absent(key, required, err);
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return cp_fail(err, CP_BAD_REQUEST, "%s must be an array of task ids", key);
+    uint32_t cnt = o->via.array.size;
+    if (cnt > max)
+        return cp_fail(err, CP_BAD_REQUEST, "%s has %u ids; at most %zu are allowed", key, cnt, max);
+    uint64_t *ids = malloc((cnt ? cnt : 1) * sizeof *ids);
+    if (!ids)
+        return cp_fail(err, CP_INTERNAL, "out of memory");
+    for (uint32_t i = 0; i < cnt; i++) {
+        const msgpack_object *e = &o->via.array.ptr[i];
+        if (!cp_is_uint(e) || e->via.u64 < 1 || e->via.u64 > CP_MAX_ID) {
+            free(ids);
+            return cp_fail(err, CP_BAD_REQUEST, "%s[%u] must be a task id (an integer from 1 to %llu)",
+                           key, i, (unsigned long long)CP_MAX_ID);
+        }
+        ids[i] = e->via.u64;
+    }
+    *out = ids;
+    *n = cnt;
+    return 1;
+}
+
+void cp_pack_strn(msgpack_packer *pk, const char *s, size_t len)
+{
+    msgpack_pack_str(pk, len);
+    msgpack_pack_str_body(pk, s, len);
+}
+
+void cp_pack_str(msgpack_packer *pk, const char *s)
+{
+    cp_pack_strn(pk, s, strlen(s));
+}
+
+void cp_pack_response_ok(msgpack_packer *pk, uint32_t msgid)
+{
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint8(pk, CP_RESPONSE);
+    msgpack_pack_uint32(pk, msgid);
+    msgpack_pack_nil(pk);
+}
+
+void cp_pack_response_error(msgpack_packer *pk, bool has_msgid, uint32_t msgid, const char *code,
+                            const char *message)
+{
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint8(pk, CP_RESPONSE);
+    if (has_msgid)
+        msgpack_pack_uint32(pk, msgid);
+    else
+        msgpack_pack_nil(pk);
+    msgpack_pack_map(pk, 2);
+    cp_pack_str(pk, "code");
+    cp_pack_str(pk, code);
+    cp_pack_str(pk, "message");
+    cp_pack_str(pk, message);
+    msgpack_pack_nil(pk);
+}
+
+void cp_pack_request(msgpack_packer *pk, uint32_t msgid, const char *method)
+{
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint8(pk, CP_REQUEST);
+    msgpack_pack_uint32(pk, msgid);
+    cp_pack_str(pk, method);
+    msgpack_pack_array(pk, 1);
+}
+
+void cp_pack_notification(msgpack_packer *pk, const char *method)
+{
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_uint8(pk, CP_NOTIFICATION);
+    cp_pack_str(pk, method);
+    msgpack_pack_array(pk, 1);
+}
