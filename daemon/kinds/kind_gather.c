@@ -1,0 +1,55 @@
+/* kind_gather: {ids, return_exceptions?} — a stackless wait on other tasks. The members
+ * are resolved (and their visibility checked) by the server at submit time. */
+#include "kind.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+typedef struct gather_args {
+    uint64_t *ids;
+    size_t n;
+    bool return_exceptions;
+} gather_args;
+
+static int gather_validate(const msgpack_object *args, void **parsed, cp_error *err)
+{
+    if (!args)
+        return cp_fail(err, CP_BAD_REQUEST, "args.ids is required for a gather");
+    gather_args *a = calloc(1, sizeof *a);
+    if (!a)
+        return cp_fail(err, CP_INTERNAL, "out of memory");
+    if (cp_get_ids(args, "ids", true, KIND_MAX_GATHER, &a->ids, &a->n, err) < 0 ||
+        cp_get_bool(args, "return_exceptions", false, &a->return_exceptions, err) < 0) {
+        kind_args_error(err);
+        free(a->ids);
+        free(a);
+        return -EINVAL;
+    }
+    *parsed = a;
+    return 0;
+}
+
+static void gather_refs(const void *parsed, const uint64_t **ids, size_t *n)
+{
+    const gather_args *a = parsed;
+    *ids = a->ids;
+    *n = a->n;
+}
+
+static int gather_start(const kind_start *ks, co_task **body)
+{
+    gather_args *a = ks->args;
+    return co_gather_task(ks->sched, ks->refs, ks->nrefs, a->return_exceptions, &ks->opts, body);
+}
+
+static void gather_free(void *parsed)
+{
+    gather_args *a = parsed;
+    if (a)
+        free(a->ids);
+    free(a);
+}
+
+const kind_ops kind_gather = { .name = "gather", .available = true, .takes_slot = false,
+                               .validate = gather_validate, .refs = gather_refs,
+                               .start = gather_start, .free = gather_free };

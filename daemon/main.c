@@ -1,0 +1,219 @@
+/* main.c: corod's entry point — options and their defaults, the state directory and its
+ * lock, signals, systemd readiness, and the wiring of runtime, table and server. Runs in
+ * the foreground; systemd or the caller supervises it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "co.h"
+#include "cp_frame.h"
+#include "srv.h"
+
+#ifndef COROD_VERSION
+#define COROD_VERSION "0.0.0"
+#endif
+
+static const char usage[] =
+    "usage: corod [options]\n"
+    "Run the corod task daemon in the foreground.\n"
+    "\n"
+    "  --socket PATH         Unix socket to serve (default: $CORO_SOCKET; as root\n"
+    "                        /run/corod/corod.sock; else $XDG_RUNTIME_DIR/corod/corod.sock)\n"
+    "  --state-dir DIR       state directory (default: as root /var/lib/corod; else\n"
+    "                        $XDG_STATE_HOME/corod or ~/.local/state/corod)\n"
+    "  --socket-mode MODE    octal mode of the socket (default: 0666 as root, else 0600)\n"
+    "  --max-connections N   connections served at once (default 1024)\n"
+    "  --max-message BYTES   largest message accepted (default 16777216)\n"
+    "  --retain N            finished task records kept (default 10000)\n"
+    "  -h, --help            this help\n"
+    "  -V, --version         print the version\n"
+    "\n"
+    "SIGTERM or SIGINT stops it in order: no new work, connections closed, exit 0.\n";
+
+static uv_signal_t sig_term, sig_int;
+static srv *server;
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    fprintf(stderr, "corod: %s: shutting down\n", strsignal(signum));
+    sd_notify(0, "STOPPING=1");
+    srv_shutdown(server);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    (void)h;
+}
+
+static int parse_size(const char *opt, const char *s, size_t min, size_t max, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
+        fprintf(stderr, "corod: %s must be a whole number from %zu to %zu, not \"%s\"\n", opt, min, max, s);
+        return -1;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+/* mkdir -p with `mode` for the directories it creates. */
+static int mkdirs(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static char *default_socket(void)
+{
+    const char *env = getenv("CORO_SOCKET");
+    if (env && *env)
+        return strdup(env);
+    if (geteuid() == 0)
+        return strdup("/run/corod/corod.sock");
+    const char *rt = getenv("XDG_RUNTIME_DIR");
+    if (!rt || !*rt)
+        return NULL;
+    char *p;
+    return asprintf(&p, "%s/corod/corod.sock", rt) < 0 ? NULL : p;
+}
+
+static char *default_state_dir(void)
+{
+    if (geteuid() == 0)
+        return strdup("/var/lib/corod");
+    const char *st = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    char *p = NULL;
+    if (st && *st) {
+        if (asprintf(&p, "%s/corod", st) < 0)
+            p = NULL;
+    } else if (home && *home) {
+        if (asprintf(&p, "%s/.local/state/corod", home) < 0)
+            p = NULL;
+    }
+    return p;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "socket", required_argument, 0, 's' },    { "state-dir", required_argument, 0, 'd' },
+        { "socket-mode", required_argument, 0, 'm' }, { "max-connections", required_argument, 0, 'c' },
+        { "max-message", required_argument, 0, 'M' }, { "retain", required_argument, 0, 'r' },
+        { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
+        { 0, 0, 0, 0 },
+    };
+    char *sock = NULL, *state = NULL;
+    srv_config cfg = { .socket_mode = -1 };
+    size_t v;
+    int c;
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': free(sock), sock = strdup(optarg); break;
+        case 'd': free(state), state = strdup(optarg); break;
+        case 'm': {
+            char *end;
+            long m = strtol(optarg, &end, 8);
+            if (end == optarg || *end || m < 0 || m > 0777) {
+                fprintf(stderr, "corod: --socket-mode must be an octal mode such as 0660, not \"%s\"\n", optarg);
+                return 2;
+            }
+            cfg.socket_mode = (int)m;
+            break;
+        }
+        case 'c':
+            if (parse_size("--max-connections", optarg, 1, 1000000, &cfg.max_connections) < 0)
+                return 2;
+            break;
+        case 'M':
+            if (parse_size("--max-message", optarg, 1024, (size_t)1 << 30, &cfg.max_message) < 0)
+                return 2;
+            break;
+        case 'r':
+            if (parse_size("--retain", optarg, 1, 100000000, &v) < 0)
+                return 2;
+            cfg.limits.retain = v;
+            break;
+        case 'h': fputs(usage, stdout); return 0;
+        case 'V': printf("corod %s\n", COROD_VERSION); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "corod: unexpected argument \"%s\"\n%s", argv[optind], usage);
+        return 2;
+    }
+    if (!sock && !(sock = default_socket())) {
+        fprintf(stderr, "corod: no socket path: pass --socket PATH or set CORO_SOCKET or XDG_RUNTIME_DIR\n");
+        return 2;
+    }
+    if (!state && !(state = default_state_dir())) {
+        fprintf(stderr, "corod: no state directory: pass --state-dir DIR or set HOME\n");
+        return 2;
+    }
+
+    /* One daemon per state directory: a second one would corrupt what the first keeps. */
+    int rc = mkdirs(state, 0700);
+    if (rc < 0) {
+        fprintf(stderr, "corod: cannot create state directory %s: %s\n", state, strerror(-rc));
+        return 1;
+    }
+    char lockpath[PATH_MAX];
+    snprintf(lockpath, sizeof lockpath, "%s/lock", state);
+    int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+        fprintf(stderr, "corod: state directory %s is in use by another corod (%s)\n", state,
+                strerror(errno));
+        return 1;
+    }
+
+    signal(SIGPIPE, SIG_IGN); /* a vanished client is a write error, not a death */
+    uv_loop_t *loop = uv_default_loop();
+    co_sched *sched;
+    if ((rc = co_sched_new(loop, NULL, &sched)) < 0) {
+        fprintf(stderr, "corod: cannot start the scheduler: %s\n", co_strerror(rc));
+        return 1;
+    }
+    cfg.socket_path = sock;
+    char err[512] = "";
+    if ((rc = srv_new(loop, sched, &cfg, &server, err, sizeof err)) < 0) {
+        fprintf(stderr, "corod: %s\n", err[0] ? err : co_strerror(rc));
+        return 1;
+    }
+    uv_signal_init(loop, &sig_term);
+    uv_signal_init(loop, &sig_int);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    fprintf(stderr, "corod %s: serving %s (state in %s), pid %d\n", COROD_VERSION, sock, state, (int)getpid());
+    sd_notify(0, "READY=1");
+
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    co_sched_free(sched);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    close(lockfd);
+    free(sock);
+    free(state);
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* srv: the daemon's socket server — listener, connections, method dispatch, waits and
+ * subscriptions — on top of the task table. */
+#ifndef SRV_H
+#define SRV_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "co.h"
+#include "srv_table.h"
+
+#define SRV_MAX_CONNECTIONS 1024u          /* open connections at once */
+#define SRV_MAX_OUTPUT (32u * 1024u * 1024u) /* unsent bytes before a client is dropped */
+#define SRV_MAX_WAITS_PER_CONN 1024u       /* deferred `wait`s in flight on a connection */
+#define SRV_MAX_SUBS_PER_CONN 1024u        /* subscriptions of a connection */
+#define SRV_MAX_WAIT_IDS 65536u            /* ids in one wait or subscribe */
+#define SRV_LIST_DEFAULT 1000u             /* records `list` returns without a limit */
+#define SRV_LIST_MAX 100000u
+
+typedef struct srv_config {
+    const char *socket_path;
+    int socket_mode;        /* -1: 0666 for a root daemon, 0600 otherwise */
+    size_t max_connections; /* 0: SRV_MAX_CONNECTIONS */
+    size_t max_message;     /* 0: CP_MAX_MESSAGE_DEFAULT */
+    size_t max_output;      /* 0: SRV_MAX_OUTPUT */
+    srv_limits limits;
+} srv_config;
+
+typedef struct srv srv;
+
+/* Binds the socket and starts serving. On failure returns a negative errno and writes a
+ * sentence for the operator into errbuf. */
+int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char *errbuf, size_t errlen);
+/* Stops accepting (the socket file goes), answers requests with shutting_down, closes
+ * every connection after its pending output, ends every task, and frees the server once
+ * its handles are closed. */
+void srv_shutdown(srv *v);
+size_t srv_connections(const srv *v);
+
+#endif

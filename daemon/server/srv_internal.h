@@ -1,0 +1,70 @@
+/* srv_internal.h: what the server's own modules share. */
+#ifndef SRV_INTERNAL_H
+#define SRV_INTERNAL_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+
+#include "cp_frame.h"
+#include "cp_msg.h"
+#include "srv.h"
+
+typedef struct srv_conn srv_conn;
+typedef struct srv_wait srv_wait;
+typedef struct srv_sub srv_sub;
+
+struct srv {
+    uv_loop_t *loop;
+    co_sched *sched;
+    srv_table *table;
+    srv_config cfg;
+    char *path;
+    uv_pipe_t listener;
+    uv_check_t flush;  /* writes what the loop turn produced, after the run queue */
+    uv_idle_t pending; /* keeps poll from blocking while output waits for the flush */
+    srv_conn *conns;
+    srv_conn *dirty;   /* connections with unflushed output */
+    srv_sub *all_subs; /* subscriptions with all: true */
+    size_t nconns;
+    uid_t self_uid;
+    bool stopping;
+    int closing; /* server handles still closing */
+};
+
+struct srv_conn {
+    uv_pipe_t pipe;
+    srv *srv;
+    uid_t uid;
+    pid_t pid;
+    uint8_t *in;
+    size_t in_len, in_cap;
+    cp_frame frame;
+    msgpack_sbuffer out;
+    msgpack_packer pk;
+    size_t out_pending; /* bytes handed to uv_write, not yet written */
+    srv_wait *waits;
+    size_t nwaits;
+    srv_sub *subs;
+    size_t nsubs;
+    uint32_t next_sub;
+    srv_conn *prev, *next;
+    srv_conn *dirty_next;
+    bool is_dirty, closing;
+};
+
+/* srv.c */
+void srv_conn_mark(srv_conn *c); /* output was packed: flush it this turn */
+void srv_conn_close(srv_conn *c);
+void srv_reply_error(srv_conn *c, const cp_request *rq, const cp_error *err);
+
+/* srv_methods.c */
+void srv_dispatch(srv_conn *c, const cp_request *rq);
+
+/* srv_watch.c */
+void srv_wait_start(srv_conn *c, const cp_request *rq);
+void srv_subscribe(srv_conn *c, const cp_request *rq);
+void srv_unsubscribe(srv_conn *c, const cp_request *rq);
+void srv_watch_conn_closed(srv_conn *c);
+void srv_watch_on_finish(srv_rec *r, void *arg);
+
+#endif

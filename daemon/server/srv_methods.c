@@ -1,0 +1,253 @@
+/* srv_methods.c: one handler per method of the protocol. Each validates its params (the
+ * error names the field), applies the ownership rule (another uid's task is not_found),
+ * and packs exactly one response — except `wait`, answered later by srv_watch.c. */
+#include "srv_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef COROD_VERSION
+#define COROD_VERSION "0.0.0"
+#endif
+
+static void srv_ok(srv_conn *c, const cp_request *rq)
+{
+    cp_pack_response_ok(&c->pk, rq->msgid);
+}
+
+static void srv_fail(srv_conn *c, const cp_request *rq, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void srv_fail(srv_conn *c, const cp_request *rq, const char *code, const char *fmt, ...)
+{
+    cp_error err = { .code = code };
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err.message, sizeof err.message, fmt, ap);
+    va_end(ap);
+    srv_reply_error(c, rq, &err);
+}
+
+/* The record named by params.id, or an error reply and NULL. */
+static srv_rec *srv_lookup(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    uint64_t id;
+    if (cp_get_uint(rq->params, "id", true, 1, CP_MAX_ID, &id, &err) < 0) {
+        srv_reply_error(c, rq, &err);
+        return NULL;
+    }
+    srv_rec *r = srv_table_get(c->srv->table, id, c->uid);
+    if (!r)
+        srv_fail(c, rq, CP_NOT_FOUND, "task %llu not found", (unsigned long long)id);
+    return r;
+}
+
+static void m_hello(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    cp_str client;
+    if (cp_get_str(rq->params, "client", false, 256, &client, &err) < 0) {
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    srv_ok(c, rq);
+    msgpack_pack_map(&c->pk, 4);
+    cp_pack_str(&c->pk, "protocol");
+    msgpack_pack_uint8(&c->pk, 1);
+    cp_pack_str(&c->pk, "server");
+    cp_pack_str(&c->pk, "corod");
+    cp_pack_str(&c->pk, "version");
+    cp_pack_str(&c->pk, COROD_VERSION);
+    cp_pack_str(&c->pk, "pid");
+    msgpack_pack_uint32(&c->pk, (uint32_t)getpid());
+}
+
+/* The answer to a submit, once the record is durable; then the record starts. The store
+ * (a later issue) will call this from its group commit instead of at once. */
+static void srv_submit_committed(srv_conn *c, uint32_t msgid, srv_rec *r)
+{
+    cp_pack_response_ok(&c->pk, msgid);
+    msgpack_pack_map(&c->pk, 1);
+    cp_pack_str(&c->pk, "id");
+    msgpack_pack_uint64(&c->pk, srv_rec_id(r));
+    srv_table_arm(c->srv->table, r);
+}
+
+static void m_submit(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    srv_rec *r;
+    if (srv_table_submit(c->srv->table, c->uid, rq->params, &r, &err) < 0) {
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    srv_submit_committed(c, rq->msgid, r);
+}
+
+static void m_cancel(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    cp_str msg = { NULL, 0 };
+    if (cp_get_str(rq->params, "message", false, 1024, &msg, &err) < 0) {
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    srv_rec *r = srv_lookup(c, rq);
+    if (!r)
+        return;
+    char buf[1025];
+    if (msg.ptr)
+        memcpy(buf, msg.ptr, msg.len), buf[msg.len] = '\0';
+    bool done = srv_rec_cancel(r, msg.ptr ? buf : "cancelled by request");
+    srv_ok(c, rq);
+    msgpack_pack_map(&c->pk, 1);
+    cp_pack_str(&c->pk, "cancelled");
+    done ? msgpack_pack_true(&c->pk) : msgpack_pack_false(&c->pk);
+}
+
+static void m_get(srv_conn *c, const cp_request *rq)
+{
+    srv_rec *r = srv_lookup(c, rq);
+    if (!r)
+        return;
+    srv_ok(c, rq);
+    srv_rec_pack(&c->pk, r);
+}
+
+static const char *const srv_states[] = { "pending", "running", "succeeded", "failed", "cancelled" };
+
+static void m_list(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    cp_str state = { NULL, 0 }, group = { NULL, 0 };
+    uint64_t limit = SRV_LIST_DEFAULT;
+    if (cp_get_str(rq->params, "state", false, 16, &state, &err) < 0 ||
+        cp_get_str(rq->params, "group", false, CP_MAX_GROUP, &group, &err) < 0 ||
+        cp_get_uint(rq->params, "limit", false, 1, SRV_LIST_MAX, &limit, &err) < 0) {
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    if (state.ptr) {
+        bool known = false;
+        for (size_t i = 0; i < 5; i++)
+            known |= cp_str_eq(state, srv_states[i]);
+        if (!known) {
+            srv_fail(c, rq, CP_BAD_REQUEST,
+                     "state must be one of pending, running, succeeded, failed, cancelled");
+            return;
+        }
+    }
+    /* Two passes: count, then pack (a map's size comes first). */
+    size_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            srv_ok(c, rq);
+            msgpack_pack_map(&c->pk, 1);
+            cp_pack_str(&c->pk, "tasks");
+            msgpack_pack_array(&c->pk, (uint32_t)n);
+        }
+        size_t k = 0;
+        for (srv_rec *r = srv_table_first(c->srv->table); r && k < limit; r = srv_rec_next(r)) {
+            if (c->uid != 0 && srv_rec_owner(r) != c->uid)
+                continue;
+            if (state.ptr && !cp_str_eq(state, srv_rec_state(r)))
+                continue;
+            if (group.ptr && !cp_str_eq(group, srv_rec_group_name(r)))
+                continue;
+            if (pass == 1)
+                srv_rec_pack(&c->pk, r);
+            k++;
+        }
+        n = k;
+    }
+}
+
+static void m_output(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    cp_str stream;
+    uint64_t off, max;
+    if (cp_get_str(rq->params, "stream", false, 16, &stream, &err) < 0 ||
+        cp_get_uint(rq->params, "offset", false, 0, UINT64_MAX, &off, &err) < 0 ||
+        cp_get_uint(rq->params, "max", false, 0, UINT64_MAX, &max, &err) < 0) {
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    srv_rec *r = srv_lookup(c, rq);
+    if (!r)
+        return;
+    /* Only exec tasks have output, and exec arrives with the next version. */
+    srv_fail(c, rq, CP_INVALID_STATE, "task %llu is a %s task: only exec tasks have output",
+             (unsigned long long)srv_rec_id(r), srv_rec_kind_name(r));
+}
+
+static void m_set_group(srv_conn *c, const cp_request *rq)
+{
+    if (c->uid != 0 && c->uid != c->srv->self_uid) {
+        srv_fail(c, rq, CP_PERMISSION_DENIED, "only root or uid %u may change groups",
+                 (unsigned)c->srv->self_uid);
+        return;
+    }
+    cp_error err;
+    cp_str name;
+    uint64_t parallel;
+    bool paused;
+    int hp, hz;
+    if (cp_get_str(rq->params, "name", true, CP_MAX_GROUP, &name, &err) < 0 ||
+        (hp = cp_get_uint(rq->params, "parallel", false, 0, 65536, &parallel, &err)) < 0 ||
+        (hz = cp_get_bool(rq->params, "paused", false, &paused, &err)) < 0) {
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    if (!cp_group_name_ok(name)) {
+        srv_fail(c, rq, CP_BAD_REQUEST, "name must be 1 to %u characters of A-Z a-z 0-9 . _ -", CP_MAX_GROUP);
+        return;
+    }
+    srv_group *g = srv_table_group(c->srv->table, name, true);
+    if (!g) {
+        srv_fail(c, rq, CP_QUOTA_EXCEEDED, "at most %u groups", SRV_MAX_GROUPS);
+        return;
+    }
+    uint32_t p32 = (uint32_t)parallel;
+    srv_group_set(g, hp ? &p32 : NULL, hz ? &paused : NULL);
+    srv_ok(c, rq);
+    msgpack_pack_map(&c->pk, 0);
+}
+
+static void m_groups(srv_conn *c, const cp_request *rq)
+{
+    size_t n = 0;
+    for (srv_group *g = srv_table_groups(c->srv->table); g; g = srv_group_next(g))
+        n++;
+    srv_ok(c, rq);
+    msgpack_pack_map(&c->pk, 1);
+    cp_pack_str(&c->pk, "groups");
+    msgpack_pack_array(&c->pk, (uint32_t)n);
+    for (srv_group *g = srv_table_groups(c->srv->table); g; g = srv_group_next(g))
+        srv_group_pack(&c->pk, g);
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(srv_conn *c, const cp_request *rq);
+} srv_methods[] = {
+    { "hello", m_hello },         { "submit", m_submit },     { "cancel", m_cancel },
+    { "get", m_get },             { "list", m_list },         { "wait", srv_wait_start },
+    { "subscribe", srv_subscribe }, { "unsubscribe", srv_unsubscribe }, { "output", m_output },
+    { "set_group", m_set_group }, { "groups", m_groups },
+};
+
+void srv_dispatch(srv_conn *c, const cp_request *rq)
+{
+    for (size_t i = 0; i < sizeof srv_methods / sizeof *srv_methods; i++) {
+        if (cp_str_eq(rq->method, srv_methods[i].name)) {
+            srv_methods[i].fn(c, rq);
+            srv_conn_mark(c);
+            return;
+        }
+    }
+    srv_fail(c, rq, CP_UNKNOWN_METHOD, "unknown method \"%.*s\"", (int)rq->method.len, rq->method.ptr);
+}

@@ -1,0 +1,730 @@
+/* srv_table.c: records, their lifecycle and bookkeeping.
+ * Stages: ARMING (created, submit not yet durable) → DEPS (waiting for `after`) → DELAY
+ * → RUNNING (the kind's body) → DONE. Each stage's wait is a callback on a runtime future;
+ * a cancel tears down the stage it finds (a running body is cancelled and the record ends
+ * as the body does). Records are reference counted: the table holds one until retention
+ * evicts the record, and so does every wait or subscription that will still read it. */
+#include "srv_table.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kind.h"
+
+enum srv_stage { ST_ARMING, ST_DEPS, ST_DELAY, ST_RUNNING, ST_DONE };
+
+struct srv_group {
+    char name[CP_MAX_GROUP + 1];
+    uint32_t parallel;
+    bool paused;
+    size_t running, pending;
+    srv_group *next;
+};
+
+typedef struct srv_dep {
+    co_cb cb;
+    srv_rec *rec;
+    co_task *task;
+    uint64_t id;
+} srv_dep;
+
+struct srv_rec {
+    uint64_t id;
+    uint32_t owner, nuse, attempts; /* nuse: references to this record */
+    uint8_t stage;
+    bool shield, in_table;
+    const kind_ops *kind;
+    void *args;
+    char *name;
+    srv_group *group;
+    int64_t priority;
+    double created_at, started_at, finished_at;
+    double delay, timeout;
+    co_task *task;       /* the record's outward future */
+    co_task *body;       /* while running */
+    co_task *delay_task; /* while in DELAY */
+    co_cb body_cb, delay_cb, done_cb;
+    srv_dep *deps;
+    size_t ndeps, deps_left;
+    co_future **refs; /* the kind's referenced tasks (gather members) */
+    size_t nrefs;
+    srv_table *table;
+    srv_rec *prev, *next; /* all records, id order */
+    srv_rec *fin_next;    /* finished records, oldest first */
+};
+
+typedef struct srv_uid_count {
+    uint32_t uid;
+    size_t active;
+} srv_uid_count;
+
+struct srv_table {
+    co_sched *sched;
+    srv_limits lim;
+    uint64_t next_id;
+    srv_rec **slots; /* open addressing by id; NULL = empty */
+    size_t cap, count;
+    srv_rec *head, *tail;
+    srv_rec *fin_head, *fin_tail;
+    size_t finished;
+    srv_group *groups;
+    size_t ngroups;
+    srv_uid_count *uids;
+    size_t nuids, capuids;
+    void (*on_finish)(srv_rec *r, void *arg);
+    void *on_finish_arg;
+};
+
+double srv_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the id index: open addressing, linear probing, backward-shift deletion ---- */
+
+static size_t srv_slot(const srv_table *t, uint64_t id)
+{
+    return (size_t)(id * 0x9E3779B97F4A7C15ull) & (t->cap - 1);
+}
+
+static int srv_index_grow(srv_table *t)
+{
+    size_t ncap = t->cap ? t->cap * 2 : 1024;
+    srv_rec **ns = calloc(ncap, sizeof *ns);
+    if (!ns)
+        return -ENOMEM;
+    srv_rec **old = t->slots;
+    size_t ocap = t->cap;
+    t->slots = ns;
+    t->cap = ncap;
+    for (size_t i = 0; i < ocap; i++) {
+        if (!old[i])
+            continue;
+        size_t j = srv_slot(t, old[i]->id);
+        while (ns[j])
+            j = (j + 1) & (ncap - 1);
+        ns[j] = old[i];
+    }
+    free(old);
+    return 0;
+}
+
+static int srv_index_put(srv_table *t, srv_rec *r)
+{
+    if ((t->count + 1) * 2 > t->cap && srv_index_grow(t) < 0)
+        return -ENOMEM;
+    size_t j = srv_slot(t, r->id);
+    while (t->slots[j])
+        j = (j + 1) & (t->cap - 1);
+    t->slots[j] = r;
+    t->count++;
+    return 0;
+}
+
+static srv_rec *srv_index_get(const srv_table *t, uint64_t id)
+{
+    if (!t->cap)
+        return NULL;
+    for (size_t j = srv_slot(t, id); t->slots[j]; j = (j + 1) & (t->cap - 1))
+        if (t->slots[j]->id == id)
+            return t->slots[j];
+    return NULL;
+}
+
+static void srv_index_del(srv_table *t, uint64_t id)
+{
+    size_t j = srv_slot(t, id);
+    while (t->slots[j] && t->slots[j]->id != id)
+        j = (j + 1) & (t->cap - 1);
+    if (!t->slots[j])
+        return;
+    t->slots[j] = NULL;
+    t->count--;
+    /* Move later members of the probe run back so lookups never stop at the hole. */
+    for (size_t k = (j + 1) & (t->cap - 1); t->slots[k]; k = (k + 1) & (t->cap - 1)) {
+        size_t home = srv_slot(t, t->slots[k]->id);
+        bool between = j <= k ? (home > j && home <= k) : (home > j || home <= k);
+        if (!between) {
+            t->slots[j] = t->slots[k];
+            t->slots[k] = NULL;
+            j = k;
+        }
+    }
+}
+
+/* ---- per-uid quota ---- */
+
+static srv_uid_count *srv_uid(srv_table *t, uint32_t uid, bool create)
+{
+    for (size_t i = 0; i < t->nuids; i++)
+        if (t->uids[i].uid == uid)
+            return &t->uids[i];
+    if (!create)
+        return NULL;
+    if (t->nuids == t->capuids) {
+        size_t nc = t->capuids ? t->capuids * 2 : 8;
+        srv_uid_count *n = realloc(t->uids, nc * sizeof *n);
+        if (!n)
+            return NULL;
+        t->uids = n;
+        t->capuids = nc;
+    }
+    t->uids[t->nuids] = (srv_uid_count){ uid, 0 };
+    return &t->uids[t->nuids++];
+}
+
+/* ---- groups ---- */
+
+srv_group *srv_table_group(srv_table *t, cp_str name, bool create)
+{
+    for (srv_group *g = t->groups; g; g = g->next)
+        if (cp_str_eq(name, g->name))
+            return g;
+    if (!create || t->ngroups >= SRV_MAX_GROUPS || !cp_group_name_ok(name))
+        return NULL;
+    srv_group *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    memcpy(g->name, name.ptr, name.len);
+    /* A group named in a submit starts with the default group's settings. */
+    srv_group *def = t->groups;
+    g->parallel = def ? def->parallel : t->lim.default_parallel;
+    g->paused = def ? def->paused : false;
+    /* Keep "default" first; append the rest in creation order. */
+    srv_group **pp = &t->groups;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = g;
+    t->ngroups++;
+    return g;
+}
+
+srv_group *srv_table_groups(srv_table *t) { return t->groups; }
+srv_group *srv_group_next(const srv_group *g) { return g->next; }
+const char *srv_group_name(const srv_group *g) { return g->name; }
+
+void srv_group_set(srv_group *g, const uint32_t *parallel, const bool *paused)
+{
+    if (parallel)
+        g->parallel = *parallel;
+    if (paused)
+        g->paused = *paused;
+}
+
+void srv_group_pack(msgpack_packer *pk, const srv_group *g)
+{
+    msgpack_pack_map(pk, 5);
+    cp_pack_str(pk, "name");
+    cp_pack_str(pk, g->name);
+    cp_pack_str(pk, "parallel");
+    msgpack_pack_uint32(pk, g->parallel);
+    cp_pack_str(pk, "paused");
+    g->paused ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    cp_pack_str(pk, "running");
+    msgpack_pack_uint64(pk, g->running);
+    cp_pack_str(pk, "pending");
+    msgpack_pack_uint64(pk, g->pending);
+}
+
+/* ---- table ---- */
+
+int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
+{
+    srv_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->sched = s;
+    t->lim = l ? *l : (srv_limits){ 0 };
+    if (!t->lim.retain)
+        t->lim.retain = SRV_RETAIN_DEFAULT;
+    if (!t->lim.max_active_per_uid)
+        t->lim.max_active_per_uid = SRV_MAX_ACTIVE_PER_UID;
+    if (!t->lim.default_parallel) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        t->lim.default_parallel = n > 0 ? (uint32_t)n : 1;
+    }
+    t->next_id = 1;
+    if (!srv_table_group(t, (cp_str){ "default", 7 }, true)) {
+        free(t);
+        return -ENOMEM;
+    }
+    *out = t;
+    return 0;
+}
+
+void srv_table_on_finish(srv_table *t, void (*fn)(srv_rec *r, void *arg), void *arg)
+{
+    t->on_finish = fn;
+    t->on_finish_arg = arg;
+}
+
+/* ---- records ---- */
+
+void srv_rec_ref(srv_rec *r)
+{
+    r->nuse++;
+}
+
+static void srv_rec_release_stage(srv_rec *r)
+{
+    for (size_t i = 0; i < r->ndeps; i++) {
+        co_future_remove_cb(&r->deps[i].cb);
+        co_task_unref(r->deps[i].task);
+    }
+    free(r->deps);
+    r->deps = NULL;
+    r->ndeps = 0;
+    for (size_t i = 0; i < r->nrefs; i++)
+        co_future_unref(r->refs[i]);
+    free(r->refs);
+    r->refs = NULL;
+    r->nrefs = 0;
+    if (r->delay_task) {
+        co_future_remove_cb(&r->delay_cb);
+        co_task_cancel(r->delay_task, NULL);
+        co_task_unref(r->delay_task);
+        r->delay_task = NULL;
+    }
+    if (r->body) {
+        co_future_remove_cb(&r->body_cb);
+        co_task_cancel(r->body, NULL); /* a no-op once it has ended */
+        co_task_unref(r->body);
+        r->body = NULL;
+    }
+    if (r->kind && r->kind->free) {
+        r->kind->free(r->args);
+        r->args = NULL;
+    }
+}
+
+void srv_rec_unref(srv_rec *r)
+{
+    if (--r->nuse)
+        return;
+    srv_rec_release_stage(r);
+    co_future_remove_cb(&r->done_cb);
+    co_task_unref(r->task);
+    free(r->name);
+    free(r);
+}
+
+uint64_t srv_rec_id(const srv_rec *r) { return r->id; }
+uint32_t srv_rec_owner(const srv_rec *r) { return r->owner; }
+const char *srv_rec_group_name(const srv_rec *r) { return r->group->name; }
+const char *srv_rec_kind_name(const srv_rec *r) { return r->kind->name; }
+co_future *srv_rec_future(srv_rec *r) { return co_task_future(r->task); }
+srv_rec *srv_table_first(srv_table *t) { return t->head; }
+srv_rec *srv_rec_next(const srv_rec *r) { return r->next; }
+
+const char *srv_rec_state(const srv_rec *r)
+{
+    co_state st = co_future_state(co_task_future(r->task));
+    if (st != CO_PENDING)
+        return co_state_name(st);
+    return r->stage == ST_RUNNING ? "running" : "pending";
+}
+
+void srv_rec_pack(msgpack_packer *pk, const srv_rec *r)
+{
+    co_future *f = co_task_future(r->task);
+    co_state st = co_future_state(f);
+    size_t vlen = 0;
+    const uint8_t *v = co_value_bytes(co_future_value(f), &vlen);
+    cp_record c = {
+        .id = r->id, .kind = r->kind->name, .name = r->name, .group = r->group->name,
+        .state = srv_rec_state(r), .owner_uid = r->owner, .created_at = r->created_at,
+        .started_at = r->started_at, .finished_at = r->finished_at, .attempts = r->attempts,
+    };
+    if (st == CO_SUCCEEDED)
+        c.result = v, c.result_len = vlen;
+    else if (st == CO_FAILED || st == CO_CANCELLED)
+        c.error = v, c.error_len = vlen;
+    cp_pack_record(pk, &c);
+}
+
+srv_rec *srv_table_get(srv_table *t, uint64_t id, uint32_t uid)
+{
+    srv_rec *r = srv_index_get(t, id);
+    if (!r || (uid != 0 && r->owner != uid))
+        return NULL; /* another uid's task does not exist, as far as this caller knows */
+    return r;
+}
+
+/* Bookkeeping as the record ends, then the outcome. Consumes *v. */
+static void srv_rec_finish(srv_rec *r, co_state st, co_value *v)
+{
+    srv_table *t = r->table;
+    if (r->stage == ST_RUNNING)
+        r->group->running--;
+    else
+        r->group->pending--;
+    srv_uid_count *u = srv_uid(t, r->owner, false);
+    if (u && u->active)
+        u->active--;
+    r->stage = ST_DONE;
+    r->finished_at = srv_now();
+    srv_rec_ref(r); /* releasing the stage may drop the last task reference elsewhere */
+    srv_rec_release_stage(r);
+    co_task_finish(r->task, st, v);
+    srv_rec_unref(r);
+}
+
+static void srv_rec_fail(srv_rec *r, const char *code, const char *msg)
+{
+    co_value e;
+    co_value_error(&e, code, msg);
+    srv_rec_finish(r, CO_FAILED, &e);
+}
+
+/* Runs from the loop after the record ended: retention and all-subscriptions. */
+static void srv_rec_done(co_future *f, void *arg)
+{
+    (void)f;
+    srv_rec *r = arg;
+    srv_table *t = r->table;
+    if (t->on_finish)
+        t->on_finish(r, t->on_finish_arg);
+    if (!r->in_table) {
+        srv_rec_unref(r);
+        return;
+    }
+    r->fin_next = NULL;
+    if (t->fin_tail)
+        t->fin_tail->fin_next = r;
+    else
+        t->fin_head = r;
+    t->fin_tail = r;
+    t->finished++;
+    while (t->finished > t->lim.retain) {
+        srv_rec *old = t->fin_head;
+        t->fin_head = old->fin_next;
+        if (!t->fin_head)
+            t->fin_tail = NULL;
+        t->finished--;
+        srv_index_del(t, old->id);
+        if (old->prev)
+            old->prev->next = old->next;
+        else
+            t->head = old->next;
+        if (old->next)
+            old->next->prev = old->prev;
+        else
+            t->tail = old->prev;
+        old->in_table = false;
+        srv_rec_unref(old);
+    }
+    srv_rec_unref(r); /* this callback's reference */
+}
+
+static void srv_body_done(co_future *f, void *arg)
+{
+    srv_rec *r = arg;
+    co_value v;
+    if (co_value_copy(&v, co_future_value(f)->data, co_future_value(f)->len) < 0) {
+        srv_rec_fail(r, "internal", "out of memory copying the result");
+        return;
+    }
+    srv_rec_finish(r, co_future_state(f), &v);
+}
+
+static void srv_rec_start(srv_rec *r)
+{
+    kind_start ks = {
+        .sched = r->table->sched,
+        .opts = { .id = r->id, .name = r->name, .timeout = r->timeout },
+        .args = r->args,
+        .refs = r->refs,
+        .nrefs = r->nrefs,
+    };
+    co_task *body;
+    int rc = r->kind->start(&ks, &body);
+    if (rc < 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "cannot start the %s body: %s", r->kind->name, co_strerror(rc));
+        srv_rec_fail(r, "internal", msg);
+        return;
+    }
+    r->stage = ST_RUNNING;
+    r->group->pending--;
+    r->group->running++;
+    r->started_at = srv_now();
+    r->attempts = 1;
+    r->body = body;
+    co_future_add_cb(co_task_future(body), &r->body_cb, srv_body_done, r);
+}
+
+static void srv_delay_done(co_future *f, void *arg)
+{
+    srv_rec *r = arg;
+    (void)f;
+    co_task_unref(r->delay_task);
+    r->delay_task = NULL;
+    srv_rec_start(r);
+}
+
+static void srv_rec_after_deps(srv_rec *r)
+{
+    if (r->delay > 0) {
+        r->stage = ST_DELAY;
+        if (co_sleep_task(r->table->sched, r->delay, NULL, NULL, &r->delay_task) < 0) {
+            srv_rec_fail(r, "internal", "out of memory arming the delay");
+            return;
+        }
+        co_future_add_cb(co_task_future(r->delay_task), &r->delay_cb, srv_delay_done, r);
+        return;
+    }
+    srv_rec_start(r);
+}
+
+static void srv_dep_done(co_future *f, void *arg)
+{
+    srv_dep *d = arg;
+    srv_rec *r = d->rec;
+    co_state st = co_future_state(f);
+    if (st != CO_SUCCEEDED) {
+        /* {code, message, dependency}: which dependency, and why it stopped us. */
+        char msg[128];
+        snprintf(msg, sizeof msg, "dependency %llu %s", (unsigned long long)d->id,
+                 st == CO_CANCELLED ? "was cancelled" : "failed");
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 3);
+        cp_pack_str(&pk, "code");
+        cp_pack_str(&pk, "dependency_failed");
+        cp_pack_str(&pk, "message");
+        cp_pack_str(&pk, msg);
+        cp_pack_str(&pk, "dependency");
+        msgpack_pack_uint64(&pk, d->id);
+        co_value e;
+        int rc = co_value_copy(&e, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        if (rc < 0)
+            co_value_error(&e, "dependency_failed", msg);
+        srv_rec_finish(r, CO_FAILED, &e);
+        return;
+    }
+    if (--r->deps_left == 0)
+        srv_rec_after_deps(r);
+}
+
+static void srv_rec_cancel_hook(co_task *t, void *data)
+{
+    srv_rec *r = data;
+    (void)t;
+    if (r->stage == ST_RUNNING)
+        co_task_cancel(r->body, "cancelled"); /* the record ends when the body has */
+    else if (r->stage != ST_DONE)
+        srv_rec_finish(r, CO_CANCELLED, NULL);
+}
+
+static const co_task_body srv_rec_body = { .cancel = srv_rec_cancel_hook };
+
+bool srv_rec_cancel(srv_rec *r, const char *msg)
+{
+    return co_task_cancel(r->task, msg);
+}
+
+void srv_table_arm(srv_table *t, srv_rec *r)
+{
+    (void)t;
+    if (r->stage != ST_ARMING)
+        return; /* cancelled before its submit was durable */
+    if (r->ndeps) {
+        r->stage = ST_DEPS;
+        r->deps_left = r->ndeps;
+        for (size_t i = 0; i < r->ndeps; i++)
+            co_future_add_cb(co_task_future(r->deps[i].task), &r->deps[i].cb, srv_dep_done, &r->deps[i]);
+        return;
+    }
+    srv_rec_after_deps(r);
+}
+
+/* Resolve ids to the tasks of records `uid` may see, taking a reference on each. */
+static int srv_resolve(srv_table *t, uint32_t uid, const uint64_t *ids, size_t n, const char *field,
+                       co_task **out, cp_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        srv_rec *d = srv_table_get(t, ids[i], uid);
+        if (!d) {
+            for (size_t j = 0; j < i; j++)
+                co_task_unref(out[j]);
+            return cp_fail(err, CP_NOT_FOUND, "%s: task %llu not found", field, (unsigned long long)ids[i]);
+        }
+        co_task_ref(d->task);
+        out[i] = d->task;
+    }
+    return 0;
+}
+
+int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, srv_rec **out,
+                     cp_error *err)
+{
+    cp_spec sp;
+    int rc = cp_spec_parse(params, &sp, err);
+    if (rc < 0) {
+        cp_spec_free(&sp);
+        return rc;
+    }
+    const kind_ops *kind = kind_find(sp.kind);
+    if (!kind) {
+        cp_spec_free(&sp);
+        return cp_fail(err, CP_BAD_REQUEST, "unknown kind \"%.*s\" (known: sleep, gather, exec)",
+                       (int)sp.kind.len, sp.kind.ptr);
+    }
+    srv_rec *r = calloc(1, sizeof *r);
+    co_task **deps = NULL;
+    if (!r) {
+        cp_spec_free(&sp);
+        return cp_fail(err, CP_INTERNAL, "out of memory");
+    }
+    r->kind = kind;
+    r->nuse = 1;
+    r->table = t;
+    r->started_at = r->finished_at = NAN;
+    if ((rc = kind->validate(sp.args, &r->args, err)) < 0)
+        goto fail;
+
+    srv_uid_count *u = srv_uid(t, uid, true);
+    if (!u) {
+        rc = cp_fail(err, CP_INTERNAL, "out of memory");
+        goto fail;
+    }
+    if (u->active >= t->lim.max_active_per_uid) {
+        rc = cp_fail(err, CP_QUOTA_EXCEEDED, "uid %u already has %zu tasks pending or running (limit %zu)",
+                     uid, u->active, t->lim.max_active_per_uid);
+        goto fail;
+    }
+    if (!(r->group = srv_table_group(t, sp.group, true))) {
+        rc = cp_fail(err, CP_QUOTA_EXCEEDED, "cannot create group \"%.*s\": at most %u groups",
+                     (int)sp.group.len, sp.group.ptr, SRV_MAX_GROUPS);
+        goto fail;
+    }
+    /* Dependencies and the kind's references must exist and be visible now. */
+    if (sp.n_after) {
+        deps = calloc(sp.n_after, sizeof *deps);
+        r->deps = calloc(sp.n_after, sizeof *r->deps);
+        if (!deps || !r->deps) {
+            rc = cp_fail(err, CP_INTERNAL, "out of memory");
+            goto fail;
+        }
+        if ((rc = srv_resolve(t, uid, sp.after, sp.n_after, "after", deps, err)) < 0)
+            goto fail;
+        for (size_t i = 0; i < sp.n_after; i++)
+            r->deps[i] = (srv_dep){ .rec = r, .task = deps[i], .id = sp.after[i] };
+        r->ndeps = sp.n_after;
+        free(deps);
+        deps = NULL;
+    }
+    const uint64_t *ids;
+    size_t nids;
+    kind->refs(r->args, &ids, &nids);
+    if (nids) {
+        co_task **tasks = calloc(nids, sizeof *tasks);
+        if (!tasks) {
+            rc = cp_fail(err, CP_INTERNAL, "out of memory");
+            goto fail;
+        }
+        if ((rc = srv_resolve(t, uid, ids, nids, "args.ids", tasks, err)) < 0) {
+            free(tasks);
+            goto fail;
+        }
+        /* The same references, as the futures the kind waits on. */
+        r->refs = (co_future **)calloc(nids, sizeof *r->refs);
+        if (!r->refs) {
+            for (size_t i = 0; i < nids; i++)
+                co_task_unref(tasks[i]);
+            free(tasks);
+            rc = cp_fail(err, CP_INTERNAL, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < nids; i++)
+            r->refs[i] = co_task_future(tasks[i]);
+        free(tasks);
+        r->nrefs = nids;
+    }
+    if (sp.has_name && !(r->name = strndup(sp.name.ptr, sp.name.len))) {
+        rc = cp_fail(err, CP_INTERNAL, "out of memory");
+        goto fail;
+    }
+    r->id = t->next_id;
+    co_task_opts o = { .id = r->id, .name = r->name, .shielded = sp.shield };
+    if ((rc = co_custom_task(t->sched, &srv_rec_body, r, &o, &r->task)) < 0) {
+        rc = cp_fail(err, CP_INTERNAL, "out of memory");
+        goto fail;
+    }
+    if (srv_index_put(t, r) < 0) {
+        co_task_unref(r->task);
+        r->task = NULL;
+        rc = cp_fail(err, CP_INTERNAL, "out of memory");
+        goto fail;
+    }
+    t->next_id++;
+    r->owner = uid;
+    r->priority = sp.priority;
+    r->delay = sp.delay;
+    r->timeout = sp.timeout;
+    r->shield = sp.shield;
+    r->created_at = srv_now();
+    r->stage = ST_ARMING;
+    r->in_table = true;
+    r->group->pending++;
+    u->active++;
+    r->prev = t->tail;
+    if (t->tail)
+        t->tail->next = r;
+    else
+        t->head = r;
+    t->tail = r;
+    srv_rec_ref(r); /* the done callback's */
+    co_future_add_cb(co_task_future(r->task), &r->done_cb, srv_rec_done, r);
+    cp_spec_free(&sp);
+    *out = r;
+    return 0;
+fail:
+    free(deps);
+    cp_spec_free(&sp);
+    srv_rec_release_stage(r);
+    free(r->name);
+    free(r);
+    return rc;
+}
+
+void srv_table_free(srv_table *t)
+{
+    if (!t)
+        return;
+    /* End what still runs, so nothing calls back into freed records. */
+    for (srv_rec *r = t->head; r; r = r->next)
+        if (r->stage != ST_DONE) {
+            srv_rec_ref(r);
+            srv_rec_finish(r, CO_CANCELLED, NULL);
+            srv_rec_unref(r);
+        }
+    while (t->head) {
+        srv_rec *r = t->head;
+        t->head = r->next;
+        r->in_table = false;
+        if (r->done_cb.fut) { /* its done callback will not run now: drop its reference */
+            co_future_remove_cb(&r->done_cb);
+            srv_rec_unref(r);
+        }
+        srv_rec_unref(r);
+    }
+    while (t->groups) {
+        srv_group *g = t->groups;
+        t->groups = g->next;
+        free(g);
+    }
+    free(t->slots);
+    free(t->uids);
+    free(t);
+}

@@ -1,0 +1,72 @@
+/* srv_table: the daemon's task records. A record is the outward face of a task: an
+ * owner-driven runtime task (co_custom_task) that waits for its `after` dependencies,
+ * then its `delay`, then runs the kind's body and ends as the body ends. Records stay
+ * after they end (bounded retention) so get, wait and subscribe work on finished tasks.
+ * Ids come from a counter that a later store persists. */
+#ifndef SRV_TABLE_H
+#define SRV_TABLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "co.h"
+#include "cp_spec.h"
+
+#define SRV_RETAIN_DEFAULT 10000u          /* finished records kept */
+#define SRV_MAX_ACTIVE_PER_UID 100000u     /* pending + running tasks of one uid */
+#define SRV_MAX_GROUPS 1024u
+
+typedef struct srv_table srv_table;
+typedef struct srv_rec srv_rec;
+typedef struct srv_group srv_group;
+
+typedef struct srv_limits {
+    size_t retain;             /* 0: SRV_RETAIN_DEFAULT */
+    size_t max_active_per_uid; /* 0: SRV_MAX_ACTIVE_PER_UID */
+    uint32_t default_parallel; /* 0: the number of online CPUs */
+} srv_limits;
+
+int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out);
+/* Cancels what is still pending or running and drops every record. */
+void srv_table_free(srv_table *t);
+
+/* Validate a submit and create its record, not yet armed. On error returns -EINVAL with
+ * err filled (bad_request, not_found, quota_exceeded, internal). */
+int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, srv_rec **out,
+                     cp_error *err);
+/* Start the record's lifecycle, once its submit is durable. */
+void srv_table_arm(srv_table *t, srv_rec *r);
+
+/* The record `id` as `uid` may see it: NULL when unknown, evicted or another's. */
+srv_rec *srv_table_get(srv_table *t, uint64_t id, uint32_t uid);
+bool srv_rec_cancel(srv_rec *r, const char *msg);
+
+void srv_rec_ref(srv_rec *r);
+void srv_rec_unref(srv_rec *r);
+uint64_t srv_rec_id(const srv_rec *r);
+uint32_t srv_rec_owner(const srv_rec *r);
+const char *srv_rec_state(const srv_rec *r);
+const char *srv_rec_group_name(const srv_rec *r);
+const char *srv_rec_kind_name(const srv_rec *r);
+co_future *srv_rec_future(srv_rec *r);
+void srv_rec_pack(msgpack_packer *pk, const srv_rec *r);
+
+/* Records in id order, for `list`. */
+srv_rec *srv_table_first(srv_table *t);
+srv_rec *srv_rec_next(const srv_rec *r);
+
+/* Called for every record that reaches a terminal state (subscriptions with all: true). */
+void srv_table_on_finish(srv_table *t, void (*fn)(srv_rec *r, void *arg), void *arg);
+
+/* Groups. */
+srv_group *srv_table_group(srv_table *t, cp_str name, bool create);
+srv_group *srv_table_groups(srv_table *t);
+srv_group *srv_group_next(const srv_group *g);
+const char *srv_group_name(const srv_group *g);
+void srv_group_set(srv_group *g, const uint32_t *parallel, const bool *paused);
+void srv_group_pack(msgpack_packer *pk, const srv_group *g);
+
+/* Unix time now, in seconds. */
+double srv_now(void);
+
+#endif

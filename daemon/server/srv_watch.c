@@ -1,0 +1,364 @@
+/* srv_watch.c: `wait` (answered later, without holding up the requests behind it) and
+ * subscriptions (`task.done` exactly once per subscribed task). Both hang callbacks on
+ * records' futures and hold a reference on each record they will read; both are torn down
+ * with their connection. */
+#include "srv_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { WAIT_ALL, WAIT_FIRST_COMPLETED, WAIT_FIRST_EXCEPTION };
+
+typedef struct srv_wait_item {
+    co_cb cb;
+    srv_rec *rec;
+    srv_wait *w;
+} srv_wait_item;
+
+struct srv_wait {
+    srv_conn *c;
+    uint32_t msgid;
+    int mode;
+    size_t n, done, failed;
+    srv_wait_item *items;
+    uv_timer_t *timer;
+    srv_wait *prev, *next;
+};
+
+static void srv_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void srv_wait_free(srv_wait *w)
+{
+    srv_conn *c = w->c;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        c->waits = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    c->nwaits--;
+    for (size_t i = 0; i < w->n; i++) {
+        co_future_remove_cb(&w->items[i].cb);
+        srv_rec_unref(w->items[i].rec);
+    }
+    if (w->timer)
+        uv_close((uv_handle_t *)w->timer, srv_timer_closed);
+    free(w->items);
+    free(w);
+}
+
+static void srv_wait_answer(srv_wait *w)
+{
+    srv_conn *c = w->c;
+    size_t ndone = 0;
+    for (size_t i = 0; i < w->n; i++)
+        ndone += co_future_done(srv_rec_future(w->items[i].rec));
+    cp_pack_response_ok(&c->pk, w->msgid);
+    msgpack_pack_map(&c->pk, 2);
+    cp_pack_str(&c->pk, "done");
+    msgpack_pack_array(&c->pk, (uint32_t)ndone);
+    for (size_t i = 0; i < w->n; i++)
+        if (co_future_done(srv_rec_future(w->items[i].rec)))
+            srv_rec_pack(&c->pk, w->items[i].rec);
+    cp_pack_str(&c->pk, "pending");
+    msgpack_pack_array(&c->pk, (uint32_t)(w->n - ndone));
+    for (size_t i = 0; i < w->n; i++)
+        if (!co_future_done(srv_rec_future(w->items[i].rec)))
+            msgpack_pack_uint64(&c->pk, srv_rec_id(w->items[i].rec));
+    srv_conn_mark(c);
+    srv_wait_free(w);
+}
+
+static bool srv_wait_satisfied(const srv_wait *w)
+{
+    switch (w->mode) {
+    case WAIT_FIRST_COMPLETED: return w->done > 0;
+    case WAIT_FIRST_EXCEPTION: return w->failed > 0 || w->done == w->n;
+    default: return w->done == w->n;
+    }
+}
+
+static void srv_wait_item_done(co_future *f, void *arg)
+{
+    srv_wait_item *it = arg;
+    srv_wait *w = it->w;
+    w->done++;
+    if (co_future_state(f) == CO_FAILED)
+        w->failed++;
+    if (srv_wait_satisfied(w))
+        srv_wait_answer(w);
+}
+
+static void srv_wait_timeout(uv_timer_t *h)
+{
+    srv_wait_answer(h->data);
+}
+
+void srv_wait_start(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    cp_str mode = { NULL, 0 };
+    double timeout = -1;
+    int ht;
+    if (cp_get_ids(rq->params, "ids", true, SRV_MAX_WAIT_IDS, &ids, &n, &err) < 0 ||
+        cp_get_str(rq->params, "mode", false, 32, &mode, &err) < 0 ||
+        (ht = cp_get_seconds(rq->params, "timeout", false, 0, CP_MAX_SECONDS, &timeout, &err)) < 0) {
+        free(ids);
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    int m = WAIT_ALL;
+    if (mode.ptr && cp_str_eq(mode, "first_completed"))
+        m = WAIT_FIRST_COMPLETED;
+    else if (mode.ptr && cp_str_eq(mode, "first_exception"))
+        m = WAIT_FIRST_EXCEPTION;
+    else if (mode.ptr && !cp_str_eq(mode, "all")) {
+        free(ids);
+        srv_reply_error(c, rq, &(cp_error){ CP_BAD_REQUEST, "mode must be all, first_completed or first_exception" });
+        return;
+    }
+    if (n == 0) {
+        free(ids);
+        srv_reply_error(c, rq, &(cp_error){ CP_BAD_REQUEST, "ids must name at least one task" });
+        return;
+    }
+    if (c->nwaits >= SRV_MAX_WAITS_PER_CONN) {
+        free(ids);
+        cp_fail(&err, CP_QUOTA_EXCEEDED, "%u waits already in flight on this connection", SRV_MAX_WAITS_PER_CONN);
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    srv_wait *w = calloc(1, sizeof *w);
+    srv_wait_item *items = calloc(n, sizeof *items);
+    if (!w || !items) {
+        free(w), free(items), free(ids);
+        srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        srv_rec *r = srv_table_get(c->srv->table, ids[i], c->uid);
+        if (!r) {
+            for (size_t j = 0; j < i; j++)
+                srv_rec_unref(items[j].rec);
+            cp_fail(&err, CP_NOT_FOUND, "task %llu not found", (unsigned long long)ids[i]);
+            free(w), free(items), free(ids);
+            srv_reply_error(c, rq, &err);
+            return;
+        }
+        srv_rec_ref(r);
+        items[i].rec = r;
+        items[i].w = w;
+    }
+    free(ids);
+    w->c = c;
+    w->msgid = rq->msgid;
+    w->mode = m;
+    w->n = n;
+    w->items = items;
+    w->next = c->waits;
+    if (c->waits)
+        c->waits->prev = w;
+    c->waits = w;
+    c->nwaits++;
+    /* Count what is already done, then listen to the rest. */
+    for (size_t i = 0; i < n; i++) {
+        co_future *f = srv_rec_future(items[i].rec);
+        if (co_future_done(f)) {
+            w->done++;
+            w->failed += co_future_state(f) == CO_FAILED;
+        }
+    }
+    if (srv_wait_satisfied(w) || (ht == 1 && timeout == 0)) {
+        srv_wait_answer(w);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        co_future *f = srv_rec_future(items[i].rec);
+        if (!co_future_done(f))
+            co_future_add_cb(f, &items[i].cb, srv_wait_item_done, &items[i]);
+    }
+    if (ht == 1 && (w->timer = malloc(sizeof *w->timer))) {
+        uv_timer_init(c->srv->loop, w->timer);
+        w->timer->data = w;
+        uv_timer_start(w->timer, srv_wait_timeout, (uint64_t)(timeout * 1000.0 + 0.999), 0);
+    }
+}
+
+/* ---- subscriptions ------------------------------------------------------------------- */
+
+typedef struct srv_sub_item {
+    co_cb cb;
+    srv_rec *rec;
+    srv_sub *sub;
+} srv_sub_item;
+
+struct srv_sub {
+    uint32_t id;
+    bool all;
+    srv_conn *c;
+    srv_sub_item *items;
+    size_t n;
+    srv_sub *prev, *next;         /* the connection's */
+    srv_sub *all_prev, *all_next; /* the server's all: true list */
+};
+
+static void srv_notify(srv_sub *s, srv_rec *r)
+{
+    srv_conn *c = s->c;
+    cp_pack_notification(&c->pk, "task.done");
+    msgpack_pack_map(&c->pk, 2);
+    cp_pack_str(&c->pk, "sub");
+    msgpack_pack_uint32(&c->pk, s->id);
+    cp_pack_str(&c->pk, "task");
+    srv_rec_pack(&c->pk, r);
+    srv_conn_mark(c);
+}
+
+static void srv_sub_item_done(co_future *f, void *arg)
+{
+    (void)f;
+    srv_sub_item *it = arg;
+    srv_notify(it->sub, it->rec);
+}
+
+void srv_watch_on_finish(srv_rec *r, void *arg)
+{
+    srv *v = arg;
+    for (srv_sub *s = v->all_subs; s; s = s->all_next)
+        if (s->c->uid == 0 || s->c->uid == srv_rec_owner(r))
+            srv_notify(s, r);
+}
+
+static void srv_sub_free(srv_sub *s)
+{
+    srv_conn *c = s->c;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->subs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    c->nsubs--;
+    if (s->all) {
+        srv *v = c->srv;
+        if (s->all_prev)
+            s->all_prev->all_next = s->all_next;
+        else
+            v->all_subs = s->all_next;
+        if (s->all_next)
+            s->all_next->all_prev = s->all_prev;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        co_future_remove_cb(&s->items[i].cb);
+        srv_rec_unref(s->items[i].rec);
+    }
+    free(s->items);
+    free(s);
+}
+
+void srv_subscribe(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    bool all = false;
+    if (cp_get_ids(rq->params, "ids", false, SRV_MAX_WAIT_IDS, &ids, &n, &err) < 0 ||
+        cp_get_bool(rq->params, "all", false, &all, &err) < 0) {
+        free(ids);
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    if (!all && n == 0) {
+        free(ids);
+        srv_reply_error(c, rq, &(cp_error){ CP_BAD_REQUEST, "subscribe needs ids or all: true" });
+        return;
+    }
+    if (c->nsubs >= SRV_MAX_SUBS_PER_CONN) {
+        free(ids);
+        cp_fail(&err, CP_QUOTA_EXCEEDED, "this connection already has %u subscriptions", SRV_MAX_SUBS_PER_CONN);
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    if (all)
+        n = 0; /* every task of the owner from now on; naming some as well adds nothing */
+    srv_sub *s = calloc(1, sizeof *s);
+    srv_sub_item *items = n ? calloc(n, sizeof *items) : NULL;
+    if (!s || (n && !items)) {
+        free(s), free(items), free(ids);
+        srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        srv_rec *r = srv_table_get(c->srv->table, ids[i], c->uid);
+        if (!r) {
+            for (size_t j = 0; j < i; j++)
+                srv_rec_unref(items[j].rec);
+            cp_fail(&err, CP_NOT_FOUND, "task %llu not found", (unsigned long long)ids[i]);
+            free(s), free(items), free(ids);
+            srv_reply_error(c, rq, &err);
+            return;
+        }
+        srv_rec_ref(r);
+        items[i] = (srv_sub_item){ .rec = r, .sub = s };
+    }
+    free(ids);
+    s->id = ++c->next_sub;
+    s->all = all;
+    s->c = c;
+    s->items = items;
+    s->n = n;
+    s->next = c->subs;
+    if (c->subs)
+        c->subs->prev = s;
+    c->subs = s;
+    c->nsubs++;
+    if (all) {
+        srv *v = c->srv;
+        s->all_next = v->all_subs;
+        if (v->all_subs)
+            v->all_subs->all_prev = s;
+        v->all_subs = s;
+    }
+    cp_pack_response_ok(&c->pk, rq->msgid);
+    msgpack_pack_map(&c->pk, 1);
+    cp_pack_str(&c->pk, "sub");
+    msgpack_pack_uint32(&c->pk, s->id);
+    /* Registered after the response is packed: a task already done is notified by its
+     * callback on the next turn of the loop, so after the response. */
+    for (size_t i = 0; i < n; i++)
+        co_future_add_cb(srv_rec_future(items[i].rec), &items[i].cb, srv_sub_item_done, &items[i]);
+}
+
+void srv_unsubscribe(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    uint64_t id;
+    if (cp_get_uint(rq->params, "sub", true, 1, UINT32_MAX, &id, &err) < 0) {
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    for (srv_sub *s = c->subs; s; s = s->next) {
+        if (s->id == id) {
+            srv_sub_free(s);
+            cp_pack_response_ok(&c->pk, rq->msgid);
+            msgpack_pack_map(&c->pk, 0);
+            return;
+        }
+    }
+    cp_fail(&err, CP_NOT_FOUND, "subscription %llu not found on this connection", (unsigned long long)id);
+    srv_reply_error(c, rq, &err);
+}
+
+void srv_watch_conn_closed(srv_conn *c)
+{
+    while (c->waits)
+        srv_wait_free(c->waits);
+    while (c->subs)
+        srv_sub_free(c->subs);
+}
