@@ -33,6 +33,8 @@ static const char usage[] =
     "  --socket-mode MODE    octal mode of the socket (default: 0666 as root, else 0600)\n"
     "  --max-connections N   connections served at once (default 1024)\n"
     "  --max-message BYTES   largest message accepted (default 16777216)\n"
+    "  --max-output BYTES    unsent output a client may leave unread before it is\n"
+    "                        disconnected (default 33554432)\n"
     "  --retain N            finished task records kept (default 10000)\n"
     "  -h, --help            this help\n"
     "  -V, --version         print the version\n"
@@ -120,6 +122,7 @@ int main(int argc, char **argv)
         { "socket", required_argument, 0, 's' },    { "state-dir", required_argument, 0, 'd' },
         { "socket-mode", required_argument, 0, 'm' }, { "max-connections", required_argument, 0, 'c' },
         { "max-message", required_argument, 0, 'M' }, { "retain", required_argument, 0, 'r' },
+        { "max-output", required_argument, 0, 'o' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
@@ -147,6 +150,10 @@ int main(int argc, char **argv)
             break;
         case 'M':
             if (parse_size("--max-message", optarg, 1024, (size_t)1 << 30, &cfg.max_message) < 0)
+                return 2;
+            break;
+        case 'o':
+            if (parse_size("--max-output", optarg, 4096, (size_t)1 << 34, &cfg.max_output) < 0)
                 return 2;
             break;
         case 'r':

@@ -224,6 +224,11 @@ int cp_get_ids(const msgpack_object *map, const char *key, bool required, size_t
     return 1;
 }
 
+void cp_pack_raw(msgpack_packer *pk, const void *bytes, size_t len)
+{
+    pk->callback(pk->data, bytes, len);
+}
+
 void cp_pack_strn(msgpack_packer *pk, const char *s, size_t len)
 {
     msgpack_pack_str(pk, len);

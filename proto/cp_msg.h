@@ -82,6 +82,8 @@ int cp_get_ids(const msgpack_object *map, const char *key, bool required, size_t
 #define CP_MAX_ID ((uint64_t)INT64_MAX)
 
 /* ---- writing ---- */
+/* Append already-packed MessagePack bytes. */
+void cp_pack_raw(msgpack_packer *pk, const void *bytes, size_t len);
 void cp_pack_str(msgpack_packer *pk, const char *s);
 void cp_pack_strn(msgpack_packer *pk, const char *s, size_t len);
 /* [1, msgid, nil, <the caller packs the result>] */

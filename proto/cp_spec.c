@@ -60,11 +60,6 @@ void cp_spec_free(cp_spec *s)
     s->n_after = 0;
 }
 
-void cp_pack_raw(msgpack_packer *pk, const void *bytes, size_t len)
-{
-    pk->callback(pk->data, bytes, len);
-}
-
 static void cp_pack_time(msgpack_packer *pk, const char *key, double t)
 {
     cp_pack_str(pk, key);

@@ -47,7 +47,5 @@ typedef struct cp_record {
 } cp_record;
 
 void cp_pack_record(msgpack_packer *pk, const cp_record *r);
-/* Append already-packed MessagePack bytes. */
-void cp_pack_raw(msgpack_packer *pk, const void *bytes, size_t len);
 
 #endif

@@ -391,7 +391,10 @@ void srv_shutdown(srv *v)
     v->stopping = true;
     uv_close((uv_handle_t *)&v->listener, NULL);
     unlink(v->path);
-    /* Last words first: whatever is packed goes out before the connections close. */
+    /* Last words first: pending waits are told, and whatever is packed goes out before the
+     * connections close. */
+    for (srv_conn *c = v->conns; c; c = c->next)
+        srv_watch_shutdown(c);
     srv_flush_all(&v->flush);
     while (v->conns)
         srv_conn_close(v->conns);

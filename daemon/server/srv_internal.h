@@ -65,6 +65,7 @@ void srv_wait_start(srv_conn *c, const cp_request *rq);
 void srv_subscribe(srv_conn *c, const cp_request *rq);
 void srv_unsubscribe(srv_conn *c, const cp_request *rq);
 void srv_watch_conn_closed(srv_conn *c);
+void srv_watch_shutdown(srv_conn *c); /* answer pending waits with shutting_down */
 void srv_watch_on_finish(srv_rec *r, void *arg);
 
 #endif

@@ -355,6 +355,17 @@ void srv_unsubscribe(srv_conn *c, const cp_request *rq)
     srv_reply_error(c, rq, &err);
 }
 
+void srv_watch_shutdown(srv_conn *c)
+{
+    /* Whoever waits learns why the answer will never come. */
+    while (c->waits) {
+        srv_wait *w = c->waits;
+        cp_request rq = { .has_msgid = true, .msgid = w->msgid };
+        srv_reply_error(c, &rq, &(cp_error){ CP_SHUTTING_DOWN, "corod is shutting down" });
+        srv_wait_free(w);
+    }
+}
+
 void srv_watch_conn_closed(srv_conn *c)
 {
     while (c->waits)

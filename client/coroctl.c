@@ -1,0 +1,658 @@
+/* coroctl: corod from the command line. Human output by default, --json for scripts
+ * (one JSON object per line). Exit codes: 0 ok; 1 a waited task failed or was cancelled;
+ * 2 usage; 3 the daemon refused the request; 4 no connection; 5 a wait timed out. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <poll.h>
+
+#include <msgpack.h>
+
+#include "corod/client.h"
+
+enum { EX_OK = 0, EX_TASK = 1, EX_USAGE = 2, EX_DAEMON = 3, EX_CONN = 4, EX_TIMEOUT = 5 };
+
+static const char usage[] =
+    "usage: coroctl [--socket PATH] [--json] COMMAND [ARGS]\n"
+    "Talk to the corod task daemon.\n"
+    "\n"
+    "commands:\n"
+    "  ping                          check the daemon answers; print its version and pid\n"
+    "  sleep SECONDS [OPTS]          submit a sleep; print its id\n"
+    "  gather ID... [OPTS] [--return-exceptions]\n"
+    "                                submit a gather of other tasks; print its id\n"
+    "  cancel ID [--message TEXT]    cancel a task (and, for a gather, its members)\n"
+    "  wait ID... [--mode all|first_completed|first_exception] [--timeout SECONDS]\n"
+    "                                wait for tasks; fail if one failed or was cancelled\n"
+    "  status ID                     show one task\n"
+    "  list [--state S] [--group G] [--limit N]\n"
+    "                                show tasks (yours; all of them for root)\n"
+    "  watch [ID...]                 print tasks as they end (no ids: every task of yours)\n"
+    "  groups                        show the groups\n"
+    "\n"
+    "submit options (sleep, gather): --name NAME --group GROUP --after ID[,ID...]\n"
+    "  --delay SECONDS --timeout SECONDS --priority N --shield --wait (wait for it;\n"
+    "  exit as it ends)\n"
+    "\n"
+    "--socket PATH (or CORO_SOCKET): the daemon's socket; default /run/corod/corod.sock for\n"
+    "root, else $XDG_RUNTIME_DIR/corod/corod.sock.\n"
+    "exit codes: 0 ok, 1 task failed or cancelled, 2 usage, 3 daemon refused, 4 no\n"
+    "connection, 5 wait timed out.\n";
+
+static int json_out;
+static corod_client *cli;
+
+static int usage_error(const char *fmt, const char *arg);
+
+/* getopt's own complaint names the subcommand as the program: say it our way instead. */
+static int bad_option(char **argv)
+{
+    return usage_error("unknown option or missing value: \"%s\"", argv[optind - 1]);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "coroctl: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nrun 'coroctl --help' for usage\n");
+    return EX_USAGE;
+}
+
+static int daemon_error(int rc)
+{
+    if (rc == COROD_EREMOTE) {
+        fprintf(stderr, "coroctl: %s: %s\n", corod_error_code(cli), corod_error_message(cli));
+        return EX_DAEMON;
+    }
+    fprintf(stderr, "coroctl: %s\n", strerror(-rc));
+    return EX_CONN;
+}
+
+/* ---- JSON from MessagePack ---- */
+
+static void json_str(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch == '\n')
+            fputs("\\n", f);
+        else if (ch == '\t')
+            fputs("\\t", f);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void json_obj(FILE *f, const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: fputs("null", f); break;
+    case MSGPACK_OBJECT_BOOLEAN: fputs(o->via.boolean ? "true" : "false", f); break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: fprintf(f, "%llu", (unsigned long long)o->via.u64); break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: fprintf(f, "%lld", (long long)o->via.i64); break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        if (isfinite(o->via.f64))
+            fprintf(f, "%.17g", o->via.f64);
+        else
+            fputs("null", f);
+        break;
+    case MSGPACK_OBJECT_STR: json_str(f, o->via.str.ptr, o->via.str.size); break;
+    case MSGPACK_OBJECT_BIN: json_str(f, o->via.bin.ptr, o->via.bin.size); break;
+    case MSGPACK_OBJECT_ARRAY:
+        fputc('[', f);
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (i)
+                fputs(", ", f);
+            json_obj(f, &o->via.array.ptr[i]);
+        }
+        fputc(']', f);
+        break;
+    case MSGPACK_OBJECT_MAP:
+        fputc('{', f);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            if (i)
+                fputs(", ", f);
+            if (kv->key.type == MSGPACK_OBJECT_STR)
+                json_str(f, kv->key.via.str.ptr, kv->key.via.str.size);
+            else {
+                fputc('"', f);
+                json_obj(f, &kv->key);
+                fputc('"', f);
+            }
+            fputs(": ", f);
+            json_obj(f, &kv->val);
+        }
+        fputc('}', f);
+        break;
+    default: fputs("null", f); break;
+    }
+}
+
+static void json_packed(FILE *f, const void *p, size_t n)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    if (p && msgpack_unpack_next(&u, p, n, &off) == MSGPACK_UNPACK_SUCCESS)
+        json_obj(f, &u.data);
+    else
+        fputs("null", f);
+    msgpack_unpacked_destroy(&u);
+}
+
+static void json_time(FILE *f, const char *key, double t)
+{
+    fprintf(f, ", \"%s\": ", key);
+    if (isnan(t))
+        fputs("null", f);
+    else
+        fprintf(f, "%.6f", t);
+}
+
+/* ---- printing tasks ---- */
+
+static void fmt_time(char *buf, size_t len, double t)
+{
+    if (isnan(t)) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    time_t s = (time_t)t;
+    struct tm tm;
+    localtime_r(&s, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03d", (int)((t - (double)s) * 1000));
+}
+
+static void print_task(const corod_task *t, int sub)
+{
+    if (json_out) {
+        fputc('{', stdout);
+        if (sub >= 0)
+            fprintf(stdout, "\"sub\": %d, ", sub);
+        fprintf(stdout, "\"id\": %llu, \"kind\": ", (unsigned long long)t->id);
+        json_str(stdout, t->kind, strlen(t->kind));
+        fputs(", \"name\": ", stdout);
+        if (t->name)
+            json_str(stdout, t->name, strlen(t->name));
+        else
+            fputs("null", stdout);
+        fputs(", \"group\": ", stdout);
+        json_str(stdout, t->group ? t->group : "", t->group ? strlen(t->group) : 0);
+        fprintf(stdout, ", \"state\": \"%s\", \"owner_uid\": %u, \"attempts\": %u", t->state, t->owner_uid,
+                t->attempts);
+        json_time(stdout, "created_at", t->created_at);
+        json_time(stdout, "started_at", t->started_at);
+        json_time(stdout, "finished_at", t->finished_at);
+        if (t->result)
+            fputs(", \"result\": ", stdout), json_packed(stdout, t->result, t->result_len);
+        if (t->error)
+            fputs(", \"error\": ", stdout), json_packed(stdout, t->error, t->error_len);
+        fputs("}\n", stdout);
+        fflush(stdout);
+        return;
+    }
+    char c[40], s[40], f[40];
+    fmt_time(c, sizeof c, t->created_at);
+    fmt_time(s, sizeof s, t->started_at);
+    fmt_time(f, sizeof f, t->finished_at);
+    printf("task %llu%s%s%s  %s  %s  group %s  uid %u\n", (unsigned long long)t->id, t->name ? " (" : "",
+           t->name ? t->name : "", t->name ? ")" : "", t->kind, t->state, t->group ? t->group : "-", t->owner_uid);
+    printf("  created %s  started %s  finished %s", c, s, f);
+    if (!isnan(t->started_at) && !isnan(t->finished_at))
+        printf("  (ran %.3f s)", t->finished_at - t->started_at);
+    putchar('\n');
+    if (t->result) {
+        fputs("  result: ", stdout);
+        json_packed(stdout, t->result, t->result_len);
+        putchar('\n');
+    }
+    if (t->error)
+        printf("  error: %s: %s\n", t->error_code ? t->error_code : "?", t->error_message ? t->error_message : "");
+    fflush(stdout);
+}
+
+static int task_exit(const corod_task *t)
+{
+    return strcmp(t->state, "succeeded") == 0 ? EX_OK : EX_TASK;
+}
+
+/* ---- argument helpers ---- */
+
+static int parse_id(const char *s, uint64_t *id)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v == 0 || v > (uint64_t)INT64_MAX)
+        return -1;
+    *id = v;
+    return 0;
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1e9)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_ids(char **argv, int n, uint64_t **ids)
+{
+    *ids = calloc(n ? (size_t)n : 1, sizeof **ids);
+    for (int i = 0; i < n; i++)
+        if (parse_id(argv[i], &(*ids)[i]) < 0)
+            return usage_error("not a task id: \"%s\"", argv[i]);
+    return 0;
+}
+
+static int wait_one(uint64_t id);
+
+/* Options every submitting command takes. */
+typedef struct submit_opts {
+    corod_spec spec;
+    uint64_t after[1024];
+    int wait, return_exceptions;
+} submit_opts;
+
+static int parse_submit(int argc, char **argv, submit_opts *o, int *first_positional)
+{
+    static const struct option lo[] = {
+        { "name", required_argument, 0, 'n' },     { "group", required_argument, 0, 'g' },
+        { "after", required_argument, 0, 'a' },    { "delay", required_argument, 0, 'd' },
+        { "timeout", required_argument, 0, 't' },  { "priority", required_argument, 0, 'p' },
+        { "shield", no_argument, 0, 's' },         { "wait", no_argument, 0, 'w' },
+        { "return-exceptions", no_argument, 0, 'r' }, { 0, 0, 0, 0 },
+    };
+    optind = 0; /* 0, not 1: glibc re-reads the optstring (main stopped at the command with "+") */
+    int c;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case 'n': o->spec.name = optarg; break;
+        case 'g': o->spec.group = optarg; break;
+        case 'a': {
+            char *save, *tok;
+            for (tok = strtok_r(optarg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                if (o->spec.n_after >= 1024)
+                    return usage_error("--after takes at most 1024 ids%s", "");
+                if (parse_id(tok, &o->after[o->spec.n_after]) < 0)
+                    return usage_error("--after: not a task id: \"%s\"", tok);
+                o->spec.n_after++;
+            }
+            o->spec.after = o->after;
+            break;
+        }
+        case 'd':
+            if (parse_seconds(optarg, &o->spec.delay) < 0)
+                return usage_error("--delay: not a number of seconds: \"%s\"", optarg);
+            break;
+        case 't':
+            if (parse_seconds(optarg, &o->spec.timeout) < 0 || o->spec.timeout == 0)
+                return usage_error("--timeout: not a positive number of seconds: \"%s\"", optarg);
+            break;
+        case 'p': {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            if (end == optarg || *end || v < -1000000 || v > 1000000)
+                return usage_error("--priority: not an integer from -1000000 to 1000000: \"%s\"", optarg);
+            o->spec.priority = v;
+            break;
+        }
+        case 's': o->spec.shield = true; break;
+        case 'w': o->wait = 1; break;
+        case 'r': o->return_exceptions = 1; break;
+        default: return bad_option(argv);
+        }
+    }
+    *first_positional = optind;
+    return 0;
+}
+
+static int after_submit(int rc, uint64_t id, int wait)
+{
+    if (rc < 0)
+        return daemon_error(rc);
+    if (json_out)
+        printf("{\"id\": %llu}\n", (unsigned long long)id);
+    else
+        printf("%llu\n", (unsigned long long)id);
+    fflush(stdout);
+    return wait ? wait_one(id) : EX_OK;
+}
+
+/* ---- commands ---- */
+
+static int cmd_ping(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1)
+        return usage_error("ping takes no arguments%s", "");
+    uint32_t proto, pid;
+    void *res;
+    size_t len;
+    int rc = corod_hello(cli, "coroctl", &proto, &pid);
+    if (rc < 0)
+        return daemon_error(rc);
+    rc = corod_call(cli, "hello", NULL, 0, &res, &len);
+    if (rc < 0)
+        return daemon_error(rc);
+    if (json_out) {
+        json_packed(stdout, res, len);
+        putchar('\n');
+    } else {
+        printf("corod is up: pid %u, protocol %u\n", pid, proto);
+    }
+    free(res);
+    return EX_OK;
+}
+
+static int cmd_sleep(int argc, char **argv)
+{
+    submit_opts o = { 0 };
+    int first, rc;
+    if ((rc = parse_submit(argc, argv, &o, &first)) != 0)
+        return rc;
+    double secs;
+    if (argc - first != 1 || parse_seconds(argv[first], &secs) < 0)
+        return usage_error("sleep takes one number of seconds (0 to 1e9)%s", "");
+    uint64_t id;
+    rc = corod_submit_sleep(cli, secs, NULL, 0, &o.spec, &id);
+    return after_submit(rc, id, o.wait);
+}
+
+static int cmd_gather(int argc, char **argv)
+{
+    submit_opts o = { 0 };
+    int first, rc;
+    if ((rc = parse_submit(argc, argv, &o, &first)) != 0)
+        return rc;
+    if (argc - first < 1)
+        return usage_error("gather takes one or more task ids%s", "");
+    uint64_t *ids, id;
+    if ((rc = parse_ids(argv + first, argc - first, &ids)) != 0)
+        return free(ids), rc;
+    rc = corod_submit_gather(cli, ids, (size_t)(argc - first), o.return_exceptions, &o.spec, &id);
+    free(ids);
+    return after_submit(rc, id, o.wait);
+}
+
+static int cmd_cancel(int argc, char **argv)
+{
+    static const struct option lo[] = { { "message", required_argument, 0, 'm' }, { 0, 0, 0, 0 } };
+    const char *msg = NULL;
+    int c;
+    optind = 0; /* 0, not 1: glibc re-reads the optstring (main stopped at the command with "+") */
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c != 'm')
+            return bad_option(argv);
+        msg = optarg;
+    }
+    uint64_t id;
+    if (argc - optind != 1 || parse_id(argv[optind], &id) < 0)
+        return usage_error("cancel takes one task id%s", "");
+    bool done;
+    int rc = corod_cancel(cli, id, msg, &done);
+    if (rc < 0)
+        return daemon_error(rc);
+    if (json_out)
+        printf("{\"id\": %llu, \"cancelled\": %s}\n", (unsigned long long)id, done ? "true" : "false");
+    else
+        printf(done ? "task %llu: cancel requested\n" : "task %llu had already ended\n", (unsigned long long)id);
+    return EX_OK;
+}
+
+static int do_wait(uint64_t *ids, size_t n, const char *mode, double timeout)
+{
+    corod_task **done;
+    size_t nd, np;
+    uint64_t *pending;
+    int rc = corod_wait(cli, ids, n, mode, timeout, &done, &nd, &pending, &np);
+    if (rc < 0)
+        return daemon_error(rc);
+    int ex = EX_OK;
+    for (size_t i = 0; i < nd; i++) {
+        print_task(done[i], -1);
+        if (task_exit(done[i]) != EX_OK)
+            ex = EX_TASK;
+    }
+    if (np && ex == EX_OK) {
+        ex = EX_TIMEOUT;
+        if (!json_out)
+            for (size_t i = 0; i < np; i++)
+                printf("task %llu: still pending\n", (unsigned long long)pending[i]);
+    }
+    corod_tasks_free(done, nd);
+    free(pending);
+    return ex;
+}
+
+static int wait_one(uint64_t id)
+{
+    return do_wait(&id, 1, NULL, -1);
+}
+
+static int cmd_wait(int argc, char **argv)
+{
+    static const struct option lo[] = { { "mode", required_argument, 0, 'm' },
+                                        { "timeout", required_argument, 0, 't' }, { 0, 0, 0, 0 } };
+    const char *mode = NULL;
+    double timeout = -1;
+    int c;
+    optind = 0; /* 0, not 1: glibc re-reads the optstring (main stopped at the command with "+") */
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c == 'm')
+            mode = optarg;
+        else if (c == 't') {
+            if (parse_seconds(optarg, &timeout) < 0)
+                return usage_error("--timeout: not a number of seconds: \"%s\"", optarg);
+        } else
+            return bad_option(argv);
+    }
+    if (argc - optind < 1)
+        return usage_error("wait takes one or more task ids%s", "");
+    uint64_t *ids;
+    int rc = parse_ids(argv + optind, argc - optind, &ids);
+    if (rc == 0)
+        rc = do_wait(ids, (size_t)(argc - optind), mode, timeout);
+    free(ids);
+    return rc;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    uint64_t id;
+    if (argc != 2 || parse_id(argv[1], &id) < 0)
+        return usage_error("status takes one task id%s", "");
+    corod_task *t;
+    int rc = corod_get(cli, id, &t);
+    if (rc < 0)
+        return daemon_error(rc);
+    print_task(t, -1);
+    corod_task_free(t);
+    return EX_OK;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    static const struct option lo[] = { { "state", required_argument, 0, 's' },
+                                        { "group", required_argument, 0, 'g' },
+                                        { "limit", required_argument, 0, 'l' }, { 0, 0, 0, 0 } };
+    const char *state = NULL, *group = NULL;
+    uint64_t limit = 0;
+    int c;
+    optind = 0; /* 0, not 1: glibc re-reads the optstring (main stopped at the command with "+") */
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (c == 's')
+            state = optarg;
+        else if (c == 'g')
+            group = optarg;
+        else if (c == 'l') {
+            if (parse_id(optarg, &limit) < 0 || limit > 100000)
+                return usage_error("--limit: not a number from 1 to 100000: \"%s\"", optarg);
+        } else
+            return bad_option(argv);
+    }
+    if (optind != argc)
+        return usage_error("list takes no positional arguments (got \"%s\")", argv[optind]);
+    corod_task **tasks;
+    size_t n;
+    int rc = corod_list(cli, state, group, (uint32_t)limit, &tasks, &n);
+    if (rc < 0)
+        return daemon_error(rc);
+    for (size_t i = 0; i < n; i++)
+        print_task(tasks[i], -1);
+    if (!json_out && n == 0)
+        printf("no tasks\n");
+    corod_tasks_free(tasks, n);
+    return EX_OK;
+}
+
+static volatile sig_atomic_t stop_watch;
+static size_t watch_left;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_watch = 1;
+}
+
+static void on_done(corod_client *c, uint32_t sub, const corod_task *t, void *arg)
+{
+    (void)c, (void)arg;
+    print_task(t, (int)sub);
+    if (watch_left && --watch_left == 0)
+        stop_watch = 1;
+}
+
+static int cmd_watch(int argc, char **argv)
+{
+    uint64_t *ids = NULL;
+    size_t n = (size_t)(argc - 1);
+    int rc;
+    if ((rc = parse_ids(argv + 1, argc - 1, &ids)) != 0)
+        return free(ids), rc;
+    uint32_t sub;
+    rc = corod_subscribe(cli, ids, n, n == 0, &sub);
+    free(ids);
+    if (rc < 0)
+        return daemon_error(rc);
+    watch_left = n; /* with ids: stop once each has ended; without: until interrupted */
+    corod_on_done(cli, on_done, NULL);
+    signal(SIGINT, on_stop);
+    signal(SIGTERM, on_stop);
+    while (!stop_watch) {
+        struct pollfd pf = { .fd = corod_fd(cli), .events = POLLIN };
+        if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+            break;
+        if (stop_watch)
+            break;
+        if ((rc = corod_dispatch(cli)) < 0) {
+            fprintf(stderr, "coroctl: the daemon closed the connection\n");
+            return EX_CONN;
+        }
+    }
+    return EX_OK;
+}
+
+static int cmd_groups(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1)
+        return usage_error("groups takes no arguments%s", "");
+    void *res;
+    size_t len;
+    int rc = corod_call(cli, "groups", NULL, 0, &res, &len);
+    if (rc < 0)
+        return daemon_error(rc);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    msgpack_unpack_next(&u, res, len, &off);
+    const msgpack_object *gs = NULL;
+    if (u.data.type == MSGPACK_OBJECT_MAP)
+        for (uint32_t i = 0; i < u.data.via.map.size; i++)
+            if (u.data.via.map.ptr[i].val.type == MSGPACK_OBJECT_ARRAY)
+                gs = &u.data.via.map.ptr[i].val;
+    for (uint32_t i = 0; gs && i < gs->via.array.size; i++) {
+        if (json_out) {
+            json_obj(stdout, &gs->via.array.ptr[i]);
+            putchar('\n');
+            continue;
+        }
+        const msgpack_object *g = &gs->via.array.ptr[i];
+        for (uint32_t k = 0; k < g->via.map.size; k++) {
+            const msgpack_object_kv *kv = &g->via.map.ptr[k];
+            printf("%s%.*s ", k ? " " : "", (int)kv->key.via.str.size, kv->key.via.str.ptr);
+            json_obj(stdout, &kv->val);
+        }
+        putchar('\n');
+    }
+    msgpack_unpacked_destroy(&u);
+    free(res);
+    return EX_OK;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} commands[] = {
+    { "ping", cmd_ping },     { "sleep", cmd_sleep },   { "gather", cmd_gather }, { "cancel", cmd_cancel },
+    { "wait", cmd_wait },     { "status", cmd_status }, { "list", cmd_list },     { "watch", cmd_watch },
+    { "groups", cmd_groups },
+};
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = { { "socket", required_argument, 0, 's' }, { "json", no_argument, 0, 'j' },
+                                        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    const char *sock = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+        switch (c) {
+        case 's': sock = optarg; break;
+        case 'j': json_out = 1; break;
+        case 'h': fputs(usage, stdout); return EX_OK;
+        default: return bad_option(argv);
+        }
+    }
+    if (optind >= argc) {
+        fputs(usage, stderr);
+        return EX_USAGE;
+    }
+    const char *name = argv[optind];
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        if (strcmp(name, commands[i].name))
+            continue;
+        int rc = corod_connect(sock, &cli);
+        if (rc < 0) {
+            char def[256] = "";
+            if (!sock)
+                corod_default_socket(def, sizeof def);
+            fprintf(stderr, "coroctl: cannot connect to corod at %s: %s\n", sock ? sock : def[0] ? def : "(no default: set CORO_SOCKET)",
+                    strerror(-rc));
+            return EX_CONN;
+        }
+        rc = commands[i].fn(argc - optind, argv + optind);
+        corod_close(cli);
+        return rc;
+    }
+    return usage_error("unknown command \"%s\"", name);
+}

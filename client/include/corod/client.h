@@ -1,0 +1,110 @@
+/* corod/client.h: the C client of corod (libcorod).
+ *
+ * Blocking calls: each sends one request and returns when its answer arrives.
+ * Event-driven done-callbacks: subscribe, then poll corod_fd() for reading in any event
+ * loop and call corod_dispatch(); the callback set with corod_on_done runs for each
+ * `task.done` notification (corod_uv_attach does this on a libuv loop).
+ *
+ * Every function returns 0 (or a count) on success and a negative errno on failure.
+ * COROD_EREMOTE means the daemon answered with an error: corod_error_code() and
+ * corod_error_message() say which (codes: bad_request, unknown_method, not_found,
+ * permission_denied, too_large, quota_exceeded, invalid_state, shutting_down, internal).
+ * A client is not thread-safe: use one per thread. */
+#ifndef COROD_CLIENT_H
+#define COROD_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define COROD_EREMOTE (-121) /* -EREMOTEIO: the daemon answered with an error */
+
+typedef struct corod_client corod_client;
+
+/* A task record. Times are Unix seconds, NaN when not set. `result` (succeeded) and
+ * `error` (failed, cancelled) are the packed MessagePack values, NULL when absent;
+ * error_code/error_message are taken from `error`. Free with corod_task_free. */
+typedef struct corod_task {
+    uint64_t id;
+    char *kind, *name, *group, *state;
+    uint32_t owner_uid, attempts;
+    double created_at, started_at, finished_at;
+    void *result;
+    size_t result_len;
+    void *error;
+    size_t error_len;
+    char *error_code, *error_message;
+} corod_task;
+
+void corod_task_free(corod_task *t);
+void corod_tasks_free(corod_task **tasks, size_t n);
+
+/* The socket path the contract defaults to: $CORO_SOCKET, else /run/corod/corod.sock for
+ * root, else $XDG_RUNTIME_DIR/corod/corod.sock. Returns 0 or -ENOENT (no XDG_RUNTIME_DIR). */
+int corod_default_socket(char *buf, size_t len);
+/* Connect (path NULL: the default). */
+int corod_connect(const char *path, corod_client **out);
+void corod_close(corod_client *c);
+
+const char *corod_error_code(const corod_client *c);
+const char *corod_error_message(const corod_client *c);
+
+int corod_hello(corod_client *c, const char *client_name, uint32_t *protocol, uint32_t *pid);
+
+/* A task spec. `args` is a packed MessagePack map (NULL: none). Zero values mean the
+ * defaults: group "default", no delay, no timeout... */
+typedef struct corod_spec {
+    const char *kind;
+    const void *args;
+    size_t args_len;
+    const char *name;
+    const char *group;
+    int64_t priority;
+    const uint64_t *after;
+    size_t n_after;
+    double delay, timeout, retry_delay;
+    uint32_t retries;
+    bool shield;
+} corod_spec;
+
+int corod_submit(corod_client *c, const corod_spec *spec, uint64_t *id);
+/* Convenience: a sleep task (result: packed MessagePack or NULL) and a gather. */
+int corod_submit_sleep(corod_client *c, double seconds, const void *result, size_t result_len,
+                       const corod_spec *opts, uint64_t *id);
+int corod_submit_gather(corod_client *c, const uint64_t *ids, size_t n, bool return_exceptions,
+                        const corod_spec *opts, uint64_t *id);
+int corod_cancel(corod_client *c, uint64_t id, const char *message, bool *cancelled);
+int corod_get(corod_client *c, uint64_t id, corod_task **out);
+/* state, group: NULL for any; limit 0: the daemon's default. */
+int corod_list(corod_client *c, const char *state, const char *group, uint32_t limit, corod_task ***tasks,
+               size_t *n);
+/* mode: "all" (NULL), "first_completed" or "first_exception"; timeout < 0: none. */
+int corod_wait(corod_client *c, const uint64_t *ids, size_t n, const char *mode, double timeout,
+               corod_task ***done, size_t *ndone, uint64_t **pending, size_t *npending);
+int corod_subscribe(corod_client *c, const uint64_t *ids, size_t n, bool all, uint32_t *sub);
+int corod_unsubscribe(corod_client *c, uint32_t sub);
+/* parallel < 0, paused < 0: leave unchanged. */
+int corod_set_group(corod_client *c, const char *name, int64_t parallel, int paused);
+
+/* Any method: params is a packed map (NULL: []); *result gets the packed result
+ * (malloc'd, the caller frees). */
+int corod_call(corod_client *c, const char *method, const void *params, size_t params_len, void **result,
+               size_t *result_len);
+
+/* ---- event-driven done-callbacks ---- */
+typedef void (*corod_done_fn)(corod_client *c, uint32_t sub, const corod_task *task, void *arg);
+void corod_on_done(corod_client *c, corod_done_fn fn, void *arg);
+int corod_fd(const corod_client *c);
+/* Reads what the socket has without blocking and runs the callback for every
+ * notification received (including those that arrived during blocking calls). Returns
+ * how many ran, or -ECONNRESET once the daemon has gone. */
+int corod_dispatch(corod_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,723 @@
+/* libcorod.c: the client library. One blocking socket; a call packs its request, writes
+ * it, and reads until its response arrives, queueing any `task.done` notifications met on
+ * the way for the next corod_dispatch. Messages are framed with the same bounded scanner
+ * the daemon uses (proto/cp_frame). */
+#include "corod/client.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cp_frame.h"
+#include "cp_msg.h"
+
+#define COROD_READ_CHUNK (64u * 1024u)
+#define COROD_MAX_MESSAGE (64u * 1024u * 1024u) /* what a client accepts from the daemon */
+
+typedef struct corod_note {
+    uint32_t sub;
+    corod_task *task;
+    struct corod_note *next;
+} corod_note;
+
+struct corod_client {
+    int fd;
+    uint32_t next_msgid;
+    uint8_t *in;
+    size_t in_len, in_cap, in_off;
+    cp_frame frame;
+    char code[64];
+    char message[512];
+    corod_done_fn on_done;
+    void *on_done_arg;
+    corod_note *nhead, *ntail;
+    void *uv; /* corod_uv's attachment */
+};
+
+void *corod__uv_slot(corod_client *c);
+void *corod__uv_slot(corod_client *c) { return &c->uv; }
+
+/* ---- records ---- */
+
+static char *corod_strdup_obj(const msgpack_object *o)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR)
+        return NULL;
+    return strndup(o->via.str.ptr, o->via.str.size);
+}
+
+static double corod_time(const msgpack_object *o)
+{
+    if (!o)
+        return NAN;
+    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
+        return o->via.f64;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return (double)o->via.u64;
+    return NAN;
+}
+
+static int corod_repack(const msgpack_object *o, void **out, size_t *len)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, *o);
+    *len = sb.size;
+    *out = msgpack_sbuffer_release(&sb);
+    return *out ? 0 : -ENOMEM;
+}
+
+static corod_task *corod_task_decode(const msgpack_object *m)
+{
+    if (!m || m->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    corod_task *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    const msgpack_object *o;
+    if ((o = cp_get(m, "id")) && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        t->id = o->via.u64;
+    if ((o = cp_get(m, "owner_uid")) && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        t->owner_uid = (uint32_t)o->via.u64;
+    if ((o = cp_get(m, "attempts")) && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        t->attempts = (uint32_t)o->via.u64;
+    t->kind = corod_strdup_obj(cp_get(m, "kind"));
+    t->name = corod_strdup_obj(cp_get(m, "name"));
+    t->group = corod_strdup_obj(cp_get(m, "group"));
+    t->state = corod_strdup_obj(cp_get(m, "state"));
+    t->created_at = corod_time(cp_get(m, "created_at"));
+    t->started_at = corod_time(cp_get(m, "started_at"));
+    t->finished_at = corod_time(cp_get(m, "finished_at"));
+    /* result may legitimately be nil: look at the key, not at cp_get's nil-as-absent. */
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object_kv *kv = &m->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 6 &&
+            !memcmp(kv->key.via.str.ptr, "result", 6))
+            corod_repack(&kv->val, &t->result, &t->result_len);
+    }
+    if ((o = cp_get(m, "error"))) {
+        corod_repack(o, &t->error, &t->error_len);
+        t->error_code = corod_strdup_obj(cp_get(o, "code"));
+        t->error_message = corod_strdup_obj(cp_get(o, "message"));
+    }
+    if (!t->kind || !t->state) {
+        corod_task_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void corod_task_free(corod_task *t)
+{
+    if (!t)
+        return;
+    free(t->kind), free(t->name), free(t->group), free(t->state);
+    free(t->result), free(t->error), free(t->error_code), free(t->error_message);
+    free(t);
+}
+
+void corod_tasks_free(corod_task **tasks, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        corod_task_free(tasks[i]);
+    free(tasks);
+}
+
+/* ---- connection ---- */
+
+int corod_default_socket(char *buf, size_t len)
+{
+    const char *env = getenv("CORO_SOCKET");
+    int n;
+    if (env && *env)
+        n = snprintf(buf, len, "%s", env);
+    else if (geteuid() == 0)
+        n = snprintf(buf, len, "/run/corod/corod.sock");
+    else {
+        const char *rt = getenv("XDG_RUNTIME_DIR");
+        if (!rt || !*rt)
+            return -ENOENT;
+        n = snprintf(buf, len, "%s/corod/corod.sock", rt);
+    }
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int corod_connect(const char *path, corod_client **out)
+{
+    char def[256];
+    if (!path) {
+        int rc = corod_default_socket(def, sizeof def);
+        if (rc < 0)
+            return rc;
+        path = def;
+    }
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof a.sun_path)
+        return -ENAMETOOLONG;
+    strcpy(a.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    corod_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return -ENOMEM;
+    }
+    c->fd = fd;
+    c->next_msgid = 1;
+    cp_frame_init(&c->frame, COROD_MAX_MESSAGE);
+    *out = c;
+    return 0;
+}
+
+void corod_close(corod_client *c)
+{
+    if (!c)
+        return;
+    while (c->nhead) {
+        corod_note *n = c->nhead;
+        c->nhead = n->next;
+        corod_task_free(n->task);
+        free(n);
+    }
+    close(c->fd);
+    free(c->in);
+    free(c);
+}
+
+const char *corod_error_code(const corod_client *c) { return c->code; }
+const char *corod_error_message(const corod_client *c) { return c->message; }
+int corod_fd(const corod_client *c) { return c->fd; }
+
+void corod_on_done(corod_client *c, corod_done_fn fn, void *arg)
+{
+    c->on_done = fn;
+    c->on_done_arg = arg;
+}
+
+static int corod_write_all(corod_client *c, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) { /* non-blocking since a libuv poll took the fd */
+                struct pollfd pf = { .fd = c->fd, .events = POLLOUT };
+                poll(&pf, 1, -1);
+                continue;
+            }
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Read more bytes: blocking, or not (then -EAGAIN when there are none). */
+static int corod_fill(corod_client *c, bool block)
+{
+    if (c->in_off) {
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
+    if (c->in_cap - c->in_len < COROD_READ_CHUNK) {
+        size_t ncap = c->in_cap ? c->in_cap * 2 : COROD_READ_CHUNK * 2;
+        uint8_t *n = realloc(c->in, ncap);
+        if (!n)
+            return -ENOMEM;
+        c->in = n;
+        c->in_cap = ncap;
+    }
+    for (;;) {
+        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, block ? 0 : MSG_DONTWAIT);
+        if (n > 0) {
+            c->in_len += (size_t)n;
+            return 0;
+        }
+        if (n == 0)
+            return -ECONNRESET;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN && block) {
+            struct pollfd pf = { .fd = c->fd, .events = POLLIN };
+            poll(&pf, 1, -1);
+            continue;
+        }
+        return errno == EAGAIN ? -EAGAIN : -errno;
+    }
+}
+
+/* The next complete message, unpacked into *u; 0 when none is buffered; < 0 on a stream
+ * error. */
+static int corod_next(corod_client *c, msgpack_unpacked *u)
+{
+    if (c->in_off == c->in_len)
+        return 0;
+    ssize_t r = cp_frame_scan(&c->frame, c->in + c->in_off, c->in_len - c->in_off);
+    if (r == 0)
+        return 0;
+    if (r < 0)
+        return -EPROTO;
+    size_t off = 0;
+    int rc = msgpack_unpack_next(u, (const char *)c->in + c->in_off, (size_t)r, &off);
+    c->in_off += (size_t)r;
+    cp_frame_reset(&c->frame);
+    return rc == MSGPACK_UNPACK_SUCCESS ? 1 : -ENOMEM;
+}
+
+static void corod_queue_note(corod_client *c, const cp_incoming *in)
+{
+    if (!cp_str_eq(in->method, "task.done"))
+        return;
+    const msgpack_object *sub = cp_get(in->params, "sub");
+    corod_note *n = calloc(1, sizeof *n);
+    if (!n)
+        return;
+    n->sub = sub && sub->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (uint32_t)sub->via.u64 : 0;
+    n->task = corod_task_decode(cp_get(in->params, "task"));
+    if (!n->task) {
+        free(n);
+        return;
+    }
+    if (c->ntail)
+        c->ntail->next = n;
+    else
+        c->nhead = n;
+    c->ntail = n;
+}
+
+/* Send a request and wait for its response. On success *u holds the response and
+ * *result points at its result inside *u (the caller destroys *u). */
+static int corod_rpc(corod_client *c, const char *method, const void *params, size_t plen,
+                     msgpack_unpacked *u, const msgpack_object **result)
+{
+    c->code[0] = c->message[0] = '\0';
+    uint32_t msgid = c->next_msgid++;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_uint32(&pk, msgid);
+    cp_pack_str(&pk, method);
+    if (params) {
+        msgpack_pack_array(&pk, 1);
+        cp_pack_raw(&pk, params, plen);
+    } else {
+        msgpack_pack_array(&pk, 0);
+    }
+    int rc = corod_write_all(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc < 0)
+        return rc;
+    msgpack_unpacked_init(u);
+    for (;;) {
+        while ((rc = corod_next(c, u)) == 1) {
+            cp_incoming in;
+            cp_error err;
+            if (cp_incoming_parse(&u->data, &in, &err) < 0)
+                continue;
+            if (in.type == CP_NOTIFICATION) {
+                corod_queue_note(c, &in);
+                continue;
+            }
+            if (in.msgid != msgid)
+                continue;
+            if (in.error->type != MSGPACK_OBJECT_NIL) {
+                const msgpack_object *code = cp_get(in.error, "code"), *m = cp_get(in.error, "message");
+                snprintf(c->code, sizeof c->code, "%.*s", code && code->type == MSGPACK_OBJECT_STR ? (int)code->via.str.size : 8,
+                         code && code->type == MSGPACK_OBJECT_STR ? code->via.str.ptr : "internal");
+                snprintf(c->message, sizeof c->message, "%.*s", m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0,
+                         m && m->type == MSGPACK_OBJECT_STR ? m->via.str.ptr : "");
+                msgpack_unpacked_destroy(u);
+                return COROD_EREMOTE;
+            }
+            *result = in.result;
+            return 0;
+        }
+        if (rc < 0 || (rc = corod_fill(c, true)) < 0) {
+            msgpack_unpacked_destroy(u);
+            return rc;
+        }
+    }
+}
+
+int corod_call(corod_client *c, const char *method, const void *params, size_t params_len, void **result,
+               size_t *result_len)
+{
+    msgpack_unpacked u;
+    const msgpack_object *res;
+    int rc = corod_rpc(c, method, params, params_len, &u, &res);
+    if (rc < 0)
+        return rc;
+    rc = result ? corod_repack(res, result, result_len) : 0;
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+int corod_dispatch(corod_client *c)
+{
+    int ran = 0, rc;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    for (;;) {
+        while ((rc = corod_next(c, &u)) == 1) {
+            cp_incoming in;
+            cp_error err;
+            if (cp_incoming_parse(&u.data, &in, &err) == 0 && in.type == CP_NOTIFICATION)
+                corod_queue_note(c, &in);
+        }
+        if (rc < 0)
+            break;
+        rc = corod_fill(c, false);
+        if (rc == -EAGAIN) {
+            rc = 0;
+            break;
+        }
+        if (rc < 0)
+            break;
+    }
+    msgpack_unpacked_destroy(&u);
+    while (c->nhead) {
+        corod_note *n = c->nhead;
+        c->nhead = n->next;
+        if (!c->nhead)
+            c->ntail = NULL;
+        if (c->on_done)
+            c->on_done(c, n->sub, n->task, c->on_done_arg);
+        corod_task_free(n->task);
+        free(n);
+        ran++;
+    }
+    return rc < 0 ? rc : ran;
+}
+
+/* ---- typed calls ---- */
+
+typedef struct corod_params {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} corod_params;
+
+static void corod_params_begin(corod_params *p, uint32_t nfields)
+{
+    msgpack_sbuffer_init(&p->sb);
+    msgpack_packer_init(&p->pk, &p->sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&p->pk, nfields);
+}
+
+static void corod_pack_ids(msgpack_packer *pk, const char *key, const uint64_t *ids, size_t n)
+{
+    cp_pack_str(pk, key);
+    msgpack_pack_array(pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_uint64(pk, ids[i]);
+}
+
+/* Call with the packed params, then let `take` read the result. */
+static int corod_do(corod_client *c, const char *method, corod_params *p,
+                    int (*take)(const msgpack_object *res, void *ctx), void *ctx)
+{
+    msgpack_unpacked u;
+    const msgpack_object *res;
+    int rc = corod_rpc(c, method, p ? p->sb.data : NULL, p ? p->sb.size : 0, &u, &res);
+    if (p)
+        msgpack_sbuffer_destroy(&p->sb);
+    if (rc < 0)
+        return rc;
+    rc = take ? take(res, ctx) : 0;
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+static int take_uint(const msgpack_object *res, const char *key, uint64_t *out)
+{
+    const msgpack_object *o = cp_get(res, key);
+    if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return -EPROTO;
+    *out = o->via.u64;
+    return 0;
+}
+
+typedef struct hello_ctx {
+    uint32_t *protocol, *pid;
+} hello_ctx;
+
+static int take_hello(const msgpack_object *res, void *ctx)
+{
+    hello_ctx *h = ctx;
+    uint64_t proto, pid;
+    if (take_uint(res, "protocol", &proto) < 0 || take_uint(res, "pid", &pid) < 0)
+        return -EPROTO;
+    if (h->protocol)
+        *h->protocol = (uint32_t)proto;
+    if (h->pid)
+        *h->pid = (uint32_t)pid;
+    return 0;
+}
+
+int corod_hello(corod_client *c, const char *client_name, uint32_t *protocol, uint32_t *pid)
+{
+    corod_params p;
+    corod_params_begin(&p, client_name ? 1 : 0);
+    if (client_name)
+        cp_pack_str(&p.pk, "client"), cp_pack_str(&p.pk, client_name);
+    hello_ctx h = { protocol, pid };
+    return corod_do(c, "hello", &p, take_hello, &h);
+}
+
+static int take_id(const msgpack_object *res, void *ctx)
+{
+    return take_uint(res, "id", ctx);
+}
+
+int corod_submit(corod_client *c, const corod_spec *s, uint64_t *id)
+{
+    if (!s || !s->kind)
+        return -EINVAL;
+    uint32_t n = 1 + (s->args != NULL) + (s->name != NULL) + (s->group != NULL) + (s->priority != 0) +
+                 (s->n_after > 0) + (s->delay > 0) + (s->timeout > 0) + (s->retries > 0) +
+                 (s->retry_delay > 0) + s->shield;
+    corod_params p;
+    corod_params_begin(&p, n);
+    msgpack_packer *pk = &p.pk;
+    cp_pack_str(pk, "kind"), cp_pack_str(pk, s->kind);
+    if (s->args)
+        cp_pack_str(pk, "args"), cp_pack_raw(pk, s->args, s->args_len);
+    if (s->name)
+        cp_pack_str(pk, "name"), cp_pack_str(pk, s->name);
+    if (s->group)
+        cp_pack_str(pk, "group"), cp_pack_str(pk, s->group);
+    if (s->priority)
+        cp_pack_str(pk, "priority"), msgpack_pack_int64(pk, s->priority);
+    if (s->n_after)
+        corod_pack_ids(pk, "after", s->after, s->n_after);
+    if (s->delay > 0)
+        cp_pack_str(pk, "delay"), msgpack_pack_double(pk, s->delay);
+    if (s->timeout > 0)
+        cp_pack_str(pk, "timeout"), msgpack_pack_double(pk, s->timeout);
+    if (s->retries)
+        cp_pack_str(pk, "retries"), msgpack_pack_uint32(pk, s->retries);
+    if (s->retry_delay > 0)
+        cp_pack_str(pk, "retry_delay"), msgpack_pack_double(pk, s->retry_delay);
+    if (s->shield)
+        cp_pack_str(pk, "shield"), msgpack_pack_true(pk);
+    return corod_do(c, "submit", &p, take_id, id);
+}
+
+static int corod_submit_args(corod_client *c, const char *kind, msgpack_sbuffer *args, const corod_spec *opts,
+                             uint64_t *id)
+{
+    corod_spec s = opts ? *opts : (corod_spec){ 0 };
+    s.kind = kind;
+    s.args = args->data;
+    s.args_len = args->size;
+    int rc = corod_submit(c, &s, id);
+    msgpack_sbuffer_destroy(args);
+    return rc;
+}
+
+int corod_submit_sleep(corod_client *c, double seconds, const void *result, size_t result_len,
+                       const corod_spec *opts, uint64_t *id)
+{
+    corod_params a;
+    corod_params_begin(&a, result ? 2 : 1);
+    cp_pack_str(&a.pk, "seconds"), msgpack_pack_double(&a.pk, seconds);
+    if (result)
+        cp_pack_str(&a.pk, "result"), cp_pack_raw(&a.pk, result, result_len);
+    return corod_submit_args(c, "sleep", &a.sb, opts, id);
+}
+
+int corod_submit_gather(corod_client *c, const uint64_t *ids, size_t n, bool return_exceptions,
+                        const corod_spec *opts, uint64_t *id)
+{
+    corod_params a;
+    corod_params_begin(&a, return_exceptions ? 2 : 1);
+    corod_pack_ids(&a.pk, "ids", ids, n);
+    if (return_exceptions)
+        cp_pack_str(&a.pk, "return_exceptions"), msgpack_pack_true(&a.pk);
+    return corod_submit_args(c, "gather", &a.sb, opts, id);
+}
+
+static int take_cancelled(const msgpack_object *res, void *ctx)
+{
+    const msgpack_object *o = cp_get(res, "cancelled");
+    if (!o || o->type != MSGPACK_OBJECT_BOOLEAN)
+        return -EPROTO;
+    if (ctx)
+        *(bool *)ctx = o->via.boolean;
+    return 0;
+}
+
+int corod_cancel(corod_client *c, uint64_t id, const char *message, bool *cancelled)
+{
+    corod_params p;
+    corod_params_begin(&p, message ? 2 : 1);
+    cp_pack_str(&p.pk, "id"), msgpack_pack_uint64(&p.pk, id);
+    if (message)
+        cp_pack_str(&p.pk, "message"), cp_pack_str(&p.pk, message);
+    return corod_do(c, "cancel", &p, take_cancelled, cancelled);
+}
+
+static int take_task(const msgpack_object *res, void *ctx)
+{
+    corod_task *t = corod_task_decode(res);
+    if (!t)
+        return -EPROTO;
+    *(corod_task **)ctx = t;
+    return 0;
+}
+
+int corod_get(corod_client *c, uint64_t id, corod_task **out)
+{
+    corod_params p;
+    corod_params_begin(&p, 1);
+    cp_pack_str(&p.pk, "id"), msgpack_pack_uint64(&p.pk, id);
+    return corod_do(c, "get", &p, take_task, out);
+}
+
+typedef struct list_ctx {
+    corod_task ***tasks;
+    size_t *n;
+    const char *key;
+} list_ctx;
+
+static int take_tasks(const msgpack_object *arr, corod_task ***tasks, size_t *n)
+{
+    *tasks = NULL;
+    *n = 0;
+    if (!arr || arr->type != MSGPACK_OBJECT_ARRAY)
+        return -EPROTO;
+    corod_task **v = calloc(arr->via.array.size ? arr->via.array.size : 1, sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < arr->via.array.size; i++) {
+        if (!(v[i] = corod_task_decode(&arr->via.array.ptr[i]))) {
+            corod_tasks_free(v, i);
+            return -EPROTO;
+        }
+    }
+    *tasks = v;
+    *n = arr->via.array.size;
+    return 0;
+}
+
+static int take_list(const msgpack_object *res, void *ctx)
+{
+    list_ctx *l = ctx;
+    return take_tasks(cp_get(res, l->key), l->tasks, l->n);
+}
+
+int corod_list(corod_client *c, const char *state, const char *group, uint32_t limit, corod_task ***tasks,
+               size_t *n)
+{
+    corod_params p;
+    corod_params_begin(&p, (state != NULL) + (group != NULL) + (limit > 0));
+    if (state)
+        cp_pack_str(&p.pk, "state"), cp_pack_str(&p.pk, state);
+    if (group)
+        cp_pack_str(&p.pk, "group"), cp_pack_str(&p.pk, group);
+    if (limit)
+        cp_pack_str(&p.pk, "limit"), msgpack_pack_uint32(&p.pk, limit);
+    list_ctx l = { tasks, n, "tasks" };
+    return corod_do(c, "list", &p, take_list, &l);
+}
+
+typedef struct wait_ctx {
+    corod_task ***done;
+    size_t *ndone;
+    uint64_t **pending;
+    size_t *npending;
+} wait_ctx;
+
+static int take_wait(const msgpack_object *res, void *ctx)
+{
+    wait_ctx *w = ctx;
+    int rc = take_tasks(cp_get(res, "done"), w->done, w->ndone);
+    if (rc < 0)
+        return rc;
+    const msgpack_object *p = cp_get(res, "pending");
+    *w->pending = NULL;
+    *w->npending = 0;
+    if (!p || p->type != MSGPACK_OBJECT_ARRAY)
+        return 0;
+    uint64_t *ids = calloc(p->via.array.size ? p->via.array.size : 1, sizeof *ids);
+    if (!ids)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < p->via.array.size; i++)
+        ids[i] = p->via.array.ptr[i].via.u64;
+    *w->pending = ids;
+    *w->npending = p->via.array.size;
+    return 0;
+}
+
+int corod_wait(corod_client *c, const uint64_t *ids, size_t n, const char *mode, double timeout,
+               corod_task ***done, size_t *ndone, uint64_t **pending, size_t *npending)
+{
+    corod_params p;
+    corod_params_begin(&p, 1 + (mode != NULL) + (timeout >= 0));
+    corod_pack_ids(&p.pk, "ids", ids, n);
+    if (mode)
+        cp_pack_str(&p.pk, "mode"), cp_pack_str(&p.pk, mode);
+    if (timeout >= 0)
+        cp_pack_str(&p.pk, "timeout"), msgpack_pack_double(&p.pk, timeout);
+    wait_ctx w = { done, ndone, pending, npending };
+    return corod_do(c, "wait", &p, take_wait, &w);
+}
+
+static int take_sub(const msgpack_object *res, void *ctx)
+{
+    uint64_t v;
+    int rc = take_uint(res, "sub", &v);
+    if (rc == 0)
+        *(uint32_t *)ctx = (uint32_t)v;
+    return rc;
+}
+
+int corod_subscribe(corod_client *c, const uint64_t *ids, size_t n, bool all, uint32_t *sub)
+{
+    corod_params p;
+    corod_params_begin(&p, (n > 0) + all);
+    if (n)
+        corod_pack_ids(&p.pk, "ids", ids, n);
+    if (all)
+        cp_pack_str(&p.pk, "all"), msgpack_pack_true(&p.pk);
+    return corod_do(c, "subscribe", &p, take_sub, sub);
+}
+
+int corod_unsubscribe(corod_client *c, uint32_t sub)
+{
+    corod_params p;
+    corod_params_begin(&p, 1);
+    cp_pack_str(&p.pk, "sub"), msgpack_pack_uint32(&p.pk, sub);
+    return corod_do(c, "unsubscribe", &p, NULL, NULL);
+}
+
+int corod_set_group(corod_client *c, const char *name, int64_t parallel, int paused)
+{
+    corod_params p;
+    corod_params_begin(&p, 1 + (parallel >= 0) + (paused >= 0));
+    cp_pack_str(&p.pk, "name"), cp_pack_str(&p.pk, name);
+    if (parallel >= 0)
+        cp_pack_str(&p.pk, "parallel"), msgpack_pack_int64(&p.pk, parallel);
+    if (paused >= 0)
+        cp_pack_str(&p.pk, "paused"), paused ? msgpack_pack_true(&p.pk) : msgpack_pack_false(&p.pk);
+    return corod_do(c, "set_group", &p, NULL, NULL);
+}
