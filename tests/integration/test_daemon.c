@@ -1,0 +1,474 @@
+/* test_daemon: a real corod, driven through libcorod — every method, every error code
+ * the daemon can be made to send, notifications for tasks already done, cancellation
+ * through a gather with a shielded member, `after` chains, delays and timeouts, the
+ * ownership rule (a second uid, `nobody`), retention, the connection limit, shutdown
+ * answering waiters, and done-callbacks on a libuv loop. */
+#include <math.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "corod/uv.h"
+#include "daemon_harness.h"
+
+static daemon_h shared;
+
+static int up(void **state)
+{
+    (void)state;
+    return daemon_start(&shared, NULL);
+}
+
+static int down(void **state)
+{
+    (void)state;
+    return daemon_stop(&shared) == 0 ? 0 : -1;
+}
+
+static corod_task *wait1(corod_client *c, uint64_t id)
+{
+    corod_task **done;
+    size_t nd, np;
+    uint64_t *pending;
+    assert_int_equal(corod_wait(c, &id, 1, NULL, 30, &done, &nd, &pending, &np), 0);
+    assert_int_equal(nd, 1);
+    assert_int_equal(np, 0);
+    corod_task *t = done[0];
+    free(done);
+    free(pending);
+    return t;
+}
+
+static void test_hello_submit_wait_get_list(void **state)
+{
+    (void)state;
+    corod_client *c = h_connect(&shared);
+    assert_non_null(c);
+    uint32_t proto, pid;
+    assert_int_equal(corod_hello(c, "test", &proto, &pid), 0);
+    assert_int_equal(proto, 1);
+    assert_int_equal(pid, (uint32_t)shared.pid);
+
+    const char result[] = "\x92\x01\xa1z"; /* [1, "z"] */
+    uint64_t id;
+    assert_int_equal(corod_submit_sleep(c, 0.05, result, 4, &(corod_spec){ .name = "nap", .group = "it" }, &id), 0);
+    corod_task *t = wait1(c, id);
+    assert_string_equal(t->state, "succeeded");
+    assert_string_equal(t->kind, "sleep");
+    assert_string_equal(t->name, "nap");
+    assert_string_equal(t->group, "it");
+    assert_int_equal(t->owner_uid, getuid());
+    assert_int_equal(t->attempts, 1);
+    assert_int_equal(t->result_len, 4);
+    assert_memory_equal(t->result, result, 4);
+    assert_true(t->finished_at - t->started_at >= 0.045);
+    corod_task_free(t);
+
+    assert_int_equal(corod_get(c, id, &t), 0);
+    assert_string_equal(t->state, "succeeded");
+    corod_task_free(t);
+
+    corod_task **tasks;
+    size_t n;
+    assert_int_equal(corod_list(c, "succeeded", "it", 0, &tasks, &n), 0);
+    assert_true(n >= 1);
+    assert_int_equal(tasks[n - 1]->id, id);
+    corod_tasks_free(tasks, n);
+    assert_int_equal(corod_list(c, "bogus", NULL, 0, &tasks, &n), COROD_EREMOTE);
+    assert_string_equal(corod_error_code(c), "bad_request");
+
+    /* groups: the default group is sized to the online CPUs; "it" was made on first use. */
+    void *res;
+    size_t len;
+    assert_int_equal(corod_call(c, "groups", NULL, 0, &res, &len), 0);
+    assert_true(len > 0);
+    free(res);
+    assert_int_equal(corod_set_group(c, "it", 3, 1), 0);
+    corod_close(c);
+}
+
+static void test_error_codes(void **state)
+{
+    (void)state;
+    corod_client *c = h_connect(&shared);
+    uint64_t id;
+    /* bad_request, naming the field */
+    assert_int_equal(corod_submit_sleep(c, NAN, NULL, 0, NULL, &id), COROD_EREMOTE);
+    assert_string_equal(corod_error_code(c), "bad_request");
+    assert_non_null(strstr(corod_error_message(c), "args.seconds"));
+    assert_int_equal(corod_submit_sleep(c, -1, NULL, 0, NULL, &id), COROD_EREMOTE);
+    assert_non_null(strstr(corod_error_message(c), "args.seconds"));
+    assert_int_equal(corod_submit_sleep(c, 1, NULL, 0, &(corod_spec){ .group = "no spaces" }, &id), COROD_EREMOTE);
+    assert_non_null(strstr(corod_error_message(c), "group"));
+    assert_int_equal(corod_submit(c, &(corod_spec){ .kind = "teleport" }, &id), COROD_EREMOTE);
+    assert_non_null(strstr(corod_error_message(c), "unknown kind"));
+    assert_int_equal(corod_submit(c, &(corod_spec){ .kind = "exec" }, &id), COROD_EREMOTE);
+    assert_non_null(strstr(corod_error_message(c), "exec"));
+    /* unknown_method */
+    assert_int_equal(corod_call(c, "frobnicate", NULL, 0, NULL, NULL), COROD_EREMOTE);
+    assert_string_equal(corod_error_code(c), "unknown_method");
+    /* not_found, also through gather members and dependencies */
+    corod_task *t;
+    assert_int_equal(corod_get(c, 987654, &t), COROD_EREMOTE);
+    assert_string_equal(corod_error_code(c), "not_found");
+    uint64_t missing = 987654;
+    assert_int_equal(corod_submit_gather(c, &missing, 1, false, NULL, &id), COROD_EREMOTE);
+    assert_string_equal(corod_error_code(c), "not_found");
+    assert_int_equal(corod_submit_sleep(c, 0, NULL, 0, &(corod_spec){ .after = &missing, .n_after = 1 }, &id),
+                     COROD_EREMOTE);
+    assert_string_equal(corod_error_code(c), "not_found");
+    assert_int_equal(corod_unsubscribe(c, 77), COROD_EREMOTE);
+    assert_string_equal(corod_error_code(c), "not_found");
+    /* invalid_state: only exec tasks have output */
+    assert_int_equal(corod_submit_sleep(c, 0, NULL, 0, NULL, &id), 0);
+    const char op[] = "\x81\xa2id"; /* {"id": <id>} */
+    char params[16];
+    memcpy(params, op, 4);
+    params[4] = (char)0xcf;
+    for (int i = 0; i < 8; i++)
+        params[5 + i] = (char)(id >> (56 - 8 * i));
+    assert_int_equal(corod_call(c, "output", params, 13, NULL, NULL), COROD_EREMOTE);
+    assert_string_equal(corod_error_code(c), "invalid_state");
+    /* quota_exceeded: subscriptions per connection */
+    uint32_t sub;
+    int rc = 0;
+    for (unsigned i = 0; i <= 1024 && rc == 0; i++)
+        rc = corod_subscribe(c, &id, 1, false, &sub);
+    assert_int_equal(rc, COROD_EREMOTE);
+    assert_string_equal(corod_error_code(c), "quota_exceeded");
+    corod_close(c);
+
+    /* too_large: the connection is told, then closed; the daemon serves the next one. */
+    c = h_connect(&shared);
+    size_t big = 17u * 1024 * 1024;
+    char *blob = malloc(big);
+    blob[0] = (char)0x81, blob[1] = (char)0xa1, blob[2] = 'x', blob[3] = (char)0xc6;
+    uint32_t bl = (uint32_t)(big - 8);
+    blob[4] = (char)(bl >> 24), blob[5] = (char)(bl >> 16), blob[6] = (char)(bl >> 8), blob[7] = (char)bl;
+    memset(blob + 8, 'a', big - 8);
+    rc = corod_call(c, "hello", blob, big, NULL, NULL);
+    free(blob);
+    assert_true(rc == COROD_EREMOTE || rc == -ECONNRESET || rc == -EPIPE);
+    if (rc == COROD_EREMOTE)
+        assert_string_equal(corod_error_code(c), "too_large");
+    corod_close(c);
+    c = h_connect(&shared);
+    assert_int_equal(corod_hello(c, NULL, NULL, NULL), 0);
+    corod_close(c);
+}
+
+typedef struct seen {
+    uint64_t ids[16];
+    uint32_t subs[16];
+    int n;
+} seen;
+
+static void record_done(corod_client *c, uint32_t sub, const corod_task *t, void *arg)
+{
+    (void)c;
+    seen *s = arg;
+    s->subs[s->n] = sub;
+    s->ids[s->n++] = t->id;
+}
+
+static void dispatch_until(corod_client *c, seen *s, int n, double secs)
+{
+    double end = h_now() + secs;
+    while (s->n < n && h_now() < end) {
+        usleep(5000);
+        assert_true(corod_dispatch(c) >= 0);
+    }
+}
+
+static void test_subscribe_exactly_once(void **state)
+{
+    (void)state;
+    corod_client *c = h_connect(&shared);
+    seen s = { .n = 0 };
+    corod_on_done(c, record_done, &s);
+    uint64_t done_id, later;
+    assert_int_equal(corod_submit_sleep(c, 0, NULL, 0, NULL, &done_id), 0);
+    corod_task_free(wait1(c, done_id));
+    assert_int_equal(corod_submit_sleep(c, 0.05, NULL, 0, NULL, &later), 0);
+    uint32_t sub1, sub2;
+    /* Already done at subscribe time: notified right after the response. */
+    assert_int_equal(corod_subscribe(c, &done_id, 1, false, &sub1), 0);
+    assert_int_equal(corod_subscribe(c, &later, 1, false, &sub2), 0);
+    dispatch_until(c, &s, 2, 5);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.ids[0], done_id);
+    assert_int_equal(s.subs[0], sub1);
+    assert_int_equal(s.ids[1], later);
+    assert_int_equal(s.subs[1], sub2);
+    usleep(100000);
+    assert_int_equal(corod_dispatch(c), 0); /* exactly once: nothing more */
+    assert_int_equal(corod_unsubscribe(c, sub1), 0);
+    corod_close(c);
+}
+
+static void test_cancel_through_gather_spares_shielded(void **state)
+{
+    (void)state;
+    corod_client *c = h_connect(&shared);
+    uint64_t a, b, g;
+    assert_int_equal(corod_submit_sleep(c, 30, NULL, 0, NULL, &a), 0);
+    assert_int_equal(corod_submit_sleep(c, 0.3, NULL, 0, &(corod_spec){ .shield = true }, &b), 0);
+    uint64_t m[2] = { a, b };
+    assert_int_equal(corod_submit_gather(c, m, 2, false, NULL, &g), 0);
+    bool cancelled;
+    assert_int_equal(corod_cancel(c, g, "stop the batch", &cancelled), 0);
+    assert_true(cancelled);
+    corod_task *t = wait1(c, g);
+    assert_string_equal(t->state, "cancelled");
+    assert_string_equal(t->error_code, "cancelled");
+    corod_task_free(t);
+    assert_int_equal(corod_get(c, a, &t), 0);
+    assert_string_equal(t->state, "cancelled");
+    corod_task_free(t);
+    assert_int_equal(corod_get(c, b, &t), 0);
+    assert_string_equal(t->state, "running"); /* shielded: untouched */
+    corod_task_free(t);
+    t = wait1(c, b);
+    assert_string_equal(t->state, "succeeded");
+    corod_task_free(t);
+    /* A direct cancel still reaches a shielded task. */
+    assert_int_equal(corod_submit_sleep(c, 30, NULL, 0, &(corod_spec){ .shield = true }, &b), 0);
+    assert_int_equal(corod_cancel(c, b, NULL, &cancelled), 0);
+    assert_true(cancelled);
+    assert_int_equal(corod_cancel(c, b, NULL, &cancelled), 0);
+    assert_false(cancelled); /* already terminal */
+    corod_close(c);
+}
+
+static void test_after_chains_delay_timeout(void **state)
+{
+    (void)state;
+    corod_client *c = h_connect(&shared);
+    uint64_t a, b, d;
+    assert_int_equal(corod_submit_sleep(c, 0.05, NULL, 0, NULL, &a), 0);
+    assert_int_equal(corod_submit_sleep(c, 0.05, NULL, 0, &(corod_spec){ .after = &a, .n_after = 1 }, &b), 0);
+    assert_int_equal(corod_submit_sleep(c, 0.05, NULL, 0, &(corod_spec){ .after = &b, .n_after = 1 }, &d), 0);
+    corod_task *ta = wait1(c, a), *tb = wait1(c, b), *td = wait1(c, d);
+    assert_string_equal(td->state, "succeeded");
+    assert_true(tb->started_at >= ta->finished_at);
+    assert_true(td->started_at >= tb->finished_at);
+    corod_task_free(ta), corod_task_free(tb), corod_task_free(td);
+
+    /* A dependency that fails ends the dependant failed, dependency_failed. */
+    uint64_t x, y;
+    assert_int_equal(corod_submit_sleep(c, 10, NULL, 0, &(corod_spec){ .timeout = 0.05 }, &x), 0);
+    assert_int_equal(corod_submit_sleep(c, 0, NULL, 0, &(corod_spec){ .after = &x, .n_after = 1 }, &y), 0);
+    corod_task *tx = wait1(c, x), *ty = wait1(c, y);
+    assert_string_equal(tx->state, "failed");
+    assert_string_equal(tx->error_code, "timeout");
+    assert_string_equal(ty->state, "failed");
+    assert_string_equal(ty->error_code, "dependency_failed");
+    assert_true(isnan(ty->started_at)); /* never ran */
+    corod_task_free(tx), corod_task_free(ty);
+
+    /* delay: started no earlier than asked */
+    uint64_t z;
+    assert_int_equal(corod_submit_sleep(c, 0, NULL, 0, &(corod_spec){ .delay = 0.2 }, &z), 0);
+    corod_task *tz = wait1(c, z);
+    assert_true(tz->started_at - tz->created_at >= 0.19);
+    corod_task_free(tz);
+
+    /* wait modes and timeout */
+    uint64_t slow, fast;
+    assert_int_equal(corod_submit_sleep(c, 5, NULL, 0, NULL, &slow), 0);
+    assert_int_equal(corod_submit_sleep(c, 0.02, NULL, 0, NULL, &fast), 0);
+    uint64_t both[2] = { slow, fast };
+    corod_task **done;
+    size_t nd, np;
+    uint64_t *pending;
+    assert_int_equal(corod_wait(c, both, 2, "first_completed", 10, &done, &nd, &pending, &np), 0);
+    assert_int_equal(nd, 1);
+    assert_int_equal(done[0]->id, fast);
+    assert_int_equal(np, 1);
+    assert_int_equal(pending[0], slow);
+    corod_tasks_free(done, nd);
+    free(pending);
+    double t0 = h_now();
+    assert_int_equal(corod_wait(c, both, 2, NULL, 0.1, &done, &nd, &pending, &np), 0);
+    assert_true(h_now() - t0 >= 0.09);
+    assert_int_equal(np, 1);
+    corod_tasks_free(done, nd);
+    free(pending);
+    corod_cancel(c, slow, NULL, NULL);
+    corod_close(c);
+}
+
+/* ---- ownership: a second uid, as nobody ---- */
+
+static void test_ownership(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    struct passwd *pw = getpwnam("nobody");
+    assert_non_null(pw);
+    corod_client *root = h_connect(&shared);
+    uint64_t mine;
+    assert_int_equal(corod_submit_sleep(root, 30, NULL, 0, NULL, &mine), 0);
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        if (setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+            _exit(10);
+        corod_client *c;
+        uint64_t theirs = 0;
+        corod_task *t;
+        bool cancelled;
+        int fails = 0;
+        if (corod_connect(shared.sock, &c) < 0)
+            _exit(11);
+        fails += corod_get(c, mine, &t) != COROD_EREMOTE || strcmp(corod_error_code(c), "not_found");
+        fails += corod_cancel(c, mine, NULL, &cancelled) != COROD_EREMOTE;
+        fails += corod_subscribe(c, &mine, 1, false, &(uint32_t){ 0 }) != COROD_EREMOTE;
+        fails += corod_submit_gather(c, &mine, 1, false, NULL, &theirs) != COROD_EREMOTE;
+        fails += corod_set_group(c, "default", 1, -1) != COROD_EREMOTE ||
+                 strcmp(corod_error_code(c), "permission_denied");
+        fails += corod_submit_sleep(c, 30, NULL, 0, NULL, &theirs) != 0;
+        corod_task **tasks;
+        size_t n;
+        fails += corod_list(c, NULL, NULL, 0, &tasks, &n) != 0;
+        for (size_t i = 0; i < n; i++)
+            fails += tasks[i]->owner_uid != pw->pw_uid; /* sees only its own */
+        corod_tasks_free(tasks, n);
+        if (write(pfd[1], &theirs, sizeof theirs) != sizeof theirs)
+            _exit(12);
+        corod_close(c);
+        _exit(fails ? 20 + fails : 0);
+    }
+    close(pfd[1]);
+    uint64_t theirs = 0;
+    assert_int_equal(read(pfd[0], &theirs, sizeof theirs), sizeof theirs);
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    /* Root sees everything, and the task is nobody's. */
+    corod_task *t;
+    assert_int_equal(corod_get(root, theirs, &t), 0);
+    assert_int_equal(t->owner_uid, pw->pw_uid);
+    corod_task_free(t);
+    assert_int_equal(corod_cancel(root, theirs, NULL, NULL), 0);
+    assert_int_equal(corod_cancel(root, mine, NULL, NULL), 0);
+    corod_close(root);
+}
+
+/* ---- daemons of their own ---- */
+
+static void test_retention_and_connection_limit(void **state)
+{
+    (void)state;
+    daemon_h d;
+    const char *extra[] = { "--retain", "2", "--max-connections", "2", NULL };
+    assert_int_equal(daemon_start(&d, extra), 0);
+    corod_client *c = h_connect(&d);
+    uint64_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(corod_submit_sleep(c, 0, NULL, 0, NULL, &ids[i]), 0);
+        corod_task_free(wait1(c, ids[i]));
+    }
+    corod_task *t;
+    assert_int_equal(corod_get(c, ids[0], &t), COROD_EREMOTE); /* evicted: only 2 kept */
+    assert_string_equal(corod_error_code(c), "not_found");
+    assert_int_equal(corod_get(c, ids[2], &t), 0);
+    corod_task_free(t);
+    /* A second connection is served; a third is closed at once. */
+    corod_client *c2 = h_connect(&d), *c3 = h_connect(&d);
+    assert_int_equal(corod_hello(c2, NULL, NULL, NULL), 0);
+    assert_true(c3 == NULL || corod_hello(c3, NULL, NULL, NULL) < 0);
+    corod_close(c3);
+    corod_close(c2);
+    corod_close(c);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
+static void test_shutdown_answers_waiters(void **state)
+{
+    (void)state;
+    daemon_h d;
+    assert_int_equal(daemon_start(&d, NULL), 0);
+    corod_client *c = h_connect(&d);
+    uint64_t id;
+    assert_int_equal(corod_submit_sleep(c, 60, NULL, 0, NULL, &id), 0);
+    pid_t killer = fork();
+    if (killer == 0) {
+        usleep(200000);
+        kill(d.pid, SIGTERM);
+        _exit(0);
+    }
+    corod_task **done;
+    size_t nd, np;
+    uint64_t *pending;
+    int rc = corod_wait(c, &id, 1, NULL, -1, &done, &nd, &pending, &np);
+    assert_int_equal(rc, COROD_EREMOTE);
+    assert_string_equal(corod_error_code(c), "shutting_down");
+    waitpid(killer, NULL, 0);
+    corod_close(c);
+    int st;
+    assert_int_equal(waitpid(d.pid, &st, 0), d.pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(access(d.sock, F_OK), -1); /* the socket file is gone */
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d.dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void on_uv_done(corod_client *c, uint32_t sub, const corod_task *t, void *arg)
+{
+    (void)c, (void)sub;
+    *(uint64_t *)arg = t->id;
+    uv_stop(uv_default_loop());
+}
+
+static void test_libuv_helper(void **state)
+{
+    (void)state;
+    corod_client *c = h_connect(&shared);
+    uint64_t id, got = 0;
+    assert_int_equal(corod_submit_sleep(c, 0.05, NULL, 0, NULL, &id), 0);
+    uint32_t sub;
+    assert_int_equal(corod_subscribe(c, &id, 1, false, &sub), 0);
+    corod_on_done(c, on_uv_done, &got);
+    uv_loop_t *loop = uv_default_loop();
+    assert_int_equal(corod_uv_attach(c, loop), 0);
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(got, id);
+    /* Blocking calls still work while attached. */
+    assert_int_equal(corod_hello(c, NULL, NULL, NULL), 0);
+    corod_uv_detach(c);
+    uv_run(loop, UV_RUN_NOWAIT);
+    corod_close(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest shared_tests[] = {
+        cmocka_unit_test(test_hello_submit_wait_get_list),
+        cmocka_unit_test(test_error_codes),
+        cmocka_unit_test(test_subscribe_exactly_once),
+        cmocka_unit_test(test_cancel_through_gather_spares_shielded),
+        cmocka_unit_test(test_after_chains_delay_timeout),
+        cmocka_unit_test(test_ownership),
+        cmocka_unit_test(test_libuv_helper),
+    };
+    const struct CMUnitTest own_tests[] = {
+        cmocka_unit_test(test_retention_and_connection_limit),
+        cmocka_unit_test(test_shutdown_answers_waiters),
+    };
+    int fails = cmocka_run_group_tests_name("daemon", shared_tests, up, down);
+    fails += cmocka_run_group_tests_name("daemon-own", own_tests, NULL, NULL);
+    return fails;
+}
