@@ -1,0 +1,304 @@
+#!/usr/bin/python3
+"""Cross-language and hostile-input tests of corod's wire protocol.
+
+Written from proto/PROTOCOL.md alone, with Debian's python3 and python3-msgpack: it
+starts a real corod on a private socket, speaks MessagePack-RPC to it directly, and
+checks pipelining with a deferred `wait` in front, notifications, and that random bytes,
+truncated and oversize messages, wrong shapes, a client that never reads while thousands
+of tasks finish, and a client that vanishes mid-wait all leave the daemon serving a
+fresh client.
+
+usage: test_protocol.py COROD_BINARY
+"""
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import msgpack
+
+COROD = None
+
+
+class Daemon:
+    def __init__(self, *extra):
+        self.dir = tempfile.mkdtemp(prefix="corod-py-")
+        self.sock = os.path.join(self.dir, "corod.sock")
+        self.proc = subprocess.Popen(
+            [COROD, "--socket", self.sock, "--state-dir", os.path.join(self.dir, "state"), *extra],
+            stderr=subprocess.DEVNULL)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            try:
+                with Client(self.sock) as c:
+                    c.call("hello")
+                return
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError("corod did not start")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return rc
+
+
+class RemoteError(Exception):
+    def __init__(self, err):
+        super().__init__(f"{err['code']}: {err['message']}")
+        self.code = err["code"]
+        self.message = err["message"]
+
+
+class Client:
+    """The whole client: a socket, a msgid counter and an unpacker."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(20)
+        try:
+            self.s.connect(path)
+        except OSError:
+            self.s.close()
+            raise
+        self.u = msgpack.Unpacker(raw=False)
+        self.msgid = 0
+        self.notes = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.s.close()
+
+    def send(self, method, params=None):
+        self.msgid += 1
+        self.s.sendall(msgpack.packb([0, self.msgid, method, [] if params is None else [params]]))
+        return self.msgid
+
+    def read(self):
+        """The next message, response or notification."""
+        while True:
+            for m in self.u:
+                return m
+            data = self.s.recv(1 << 16)
+            if not data:
+                raise ConnectionResetError("daemon closed the connection")
+            self.u.feed(data)
+
+    def response(self, msgid):
+        while True:
+            m = self.read()
+            if m[0] == 2:
+                self.notes.append(m)
+                continue
+            assert m[0] == 1, m
+            if m[1] == msgid:
+                if m[2] is not None:
+                    raise RemoteError(m[2])
+                return m[3]
+
+    def call(self, method, params=None):
+        return self.response(self.send(method, params))
+
+
+class Protocol(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon("--max-output", "65536")
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.d.stop() == 0
+
+    def client(self):
+        return Client(self.d.sock)
+
+    def assert_serving(self):
+        with self.client() as c:
+            self.assertEqual(c.call("hello", {"client": "py"})["protocol"], 1)
+
+    # ---- the contract, as a client in another language uses it ----
+
+    def test_submit_gather_wait(self):
+        with self.client() as c:
+            a = c.call("submit", {"kind": "sleep", "args": {"seconds": 0.05, "result": {"x": [1, 2]}}})["id"]
+            b = c.call("submit", {"kind": "sleep", "args": {"seconds": 0.02, "result": "b"}})["id"]
+            g = c.call("submit", {"kind": "gather", "args": {"ids": [a, b]}, "name": "py"})["id"]
+            r = c.call("wait", {"ids": [g]})
+            self.assertEqual(r["pending"], [])
+            rec = r["done"][0]
+            self.assertEqual(rec["state"], "succeeded")
+            self.assertEqual(rec["result"], [{"x": [1, 2]}, "b"])
+            for k in ("id", "kind", "name", "group", "state", "owner_uid", "created_at",
+                      "started_at", "finished_at", "attempts"):
+                self.assertIn(k, rec)
+            self.assertEqual(c.call("get", {"id": g})["name"], "py")
+
+    def test_pipelined_with_deferred_wait_in_front(self):
+        with self.client() as c:
+            slow = c.call("submit", {"kind": "sleep", "args": {"seconds": 0.3}})["id"]
+            # One write: a wait that cannot be answered yet, then three quick requests.
+            msgs = [[0, 100, "wait", [{"ids": [slow]}]], [0, 101, "get", [{"id": slow}]],
+                    [0, 102, "hello", []], [0, 103, "list", [{"limit": 1}]]]
+            c.s.sendall(b"".join(msgpack.packb(m) for m in msgs))
+            order = [c.read()[1] for _ in range(4)]
+            self.assertEqual(order, [101, 102, 103, 100])
+
+    def test_notification_for_task_already_done(self):
+        with self.client() as c:
+            t = c.call("submit", {"kind": "sleep", "args": {"seconds": 0}})["id"]
+            c.call("wait", {"ids": [t]})
+            mid = c.send("subscribe", {"ids": [t]})
+            first = c.read()
+            self.assertEqual(first[:3], [1, mid, None])  # the response comes first...
+            sub = first[3]["sub"]
+            note = c.read()                               # ...then the notification
+            self.assertEqual(note[0:2], [2, "task.done"])
+            self.assertEqual(note[2][0]["sub"], sub)
+            self.assertEqual(note[2][0]["task"]["id"], t)
+
+    def test_all_subscription_and_cancel(self):
+        with self.client() as c:
+            sub = c.call("subscribe", {"all": True})["sub"]
+            t = c.call("submit", {"kind": "sleep", "args": {"seconds": 30}})["id"]
+            self.assertEqual(c.call("cancel", {"id": t, "message": "bye"}), {"cancelled": True})
+            while not c.notes:
+                c.notes.append(c.read())
+            note = c.notes[0][2][0]
+            self.assertEqual((note["sub"], note["task"]["id"], note["task"]["state"]), (sub, t, "cancelled"))
+            self.assertEqual(note["task"]["error"]["message"], "bye")
+            self.assertEqual(c.call("unsubscribe", {"sub": sub}), {})
+
+    def test_field_errors_name_the_field(self):
+        with self.client() as c:
+            cases = [
+                ({"kind": "sleep", "args": {"seconds": float("nan")}}, "args.seconds"),
+                ({"kind": "sleep", "args": {"seconds": -3}}, "args.seconds"),
+                ({"kind": "sleep", "args": {"seconds": 1e300}}, "args.seconds"),
+                ({"kind": "sleep", "args": {"seconds": "1"}}, "args.seconds"),
+                ({"kind": "sleep", "args": {"seconds": 1}, "delay": -1}, "delay"),
+                ({"kind": "sleep", "args": {"seconds": 1}, "after": [0]}, "after[0]"),
+                ({"kind": "sleep", "args": {"seconds": 1}, "after": [2 ** 64 - 1]}, "after[0]"),
+                ({"kind": "sleep", "args": {"seconds": 1}, "name": 5}, "name"),
+                ({"kind": "gather", "args": {"ids": ["1"]}}, "args.ids[0]"),
+                ({"kind": 7}, "kind"),
+                ({}, "kind"),
+            ]
+            for params, field in cases:
+                with self.assertRaises(RemoteError) as e:
+                    c.call("submit", params)
+                self.assertEqual(e.exception.code, "bad_request", params)
+                self.assertIn(field, e.exception.message, params)
+            with self.assertRaises(RemoteError) as e:
+                c.call("get", {"id": -1})
+            self.assertEqual(e.exception.code, "bad_request")
+
+    # ---- hostile input: after each, a fresh client is still served ----
+
+    def test_wrong_shapes_keep_the_connection(self):
+        with self.client() as c:
+            for bad in ([1, 2, 3], [0, 5, "get"], [0, 6, "get", {"id": 1}], "hello", [0, 7, 8, []], {"a": 1}):
+                c.s.sendall(msgpack.packb(bad))
+                m = c.read()
+                self.assertEqual(m[0], 1)
+                self.assertEqual(m[2]["code"], "bad_request", bad)
+            self.assertEqual(c.call("hello")["protocol"], 1)  # same connection, still usable
+        self.assert_serving()
+
+    def test_not_messagepack_closes_with_bad_request(self):
+        with self.client() as c:
+            c.s.sendall(b"\xc1garbage")
+            m = c.read()
+            self.assertEqual((m[0], m[1], m[2]["code"]), (1, None, "bad_request"))
+            with self.assertRaises((ConnectionResetError, OSError)):
+                c.read()
+        self.assert_serving()
+
+    def test_random_bytes(self):
+        rng = random.Random(42)
+        for _ in range(20):
+            with self.client() as c:
+                c.s.sendall(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4096))))
+                c.s.shutdown(socket.SHUT_WR)
+                try:
+                    while c.s.recv(65536):
+                        pass
+                except OSError:
+                    pass
+        self.assert_serving()
+
+    def test_truncated_message_then_close(self):
+        whole = msgpack.packb([0, 1, "submit", [{"kind": "sleep", "args": {"seconds": 1}}]])
+        for cut in range(1, len(whole)):
+            with self.client() as c:
+                c.s.sendall(whole[:cut])
+        self.assert_serving()
+
+    def test_oversize_message(self):
+        with self.client() as c:
+            # A str32 header claiming 17 MiB: refused before it is read or allocated.
+            c.s.sendall(b"\x94\x00\x01\xa5hello\x91\xdb" + (17 << 20).to_bytes(4, "big"))
+            m = c.read()
+            self.assertEqual((m[0], m[1], m[2]["code"]), (1, None, "too_large"))
+        with self.client() as c:
+            # An array32 claiming four billion elements.
+            c.s.sendall(b"\xdd\xff\xff\xff\xff")
+            self.assertEqual(c.read()[2]["code"], "too_large")
+        self.assert_serving()
+
+    def test_deep_nesting(self):
+        with self.client() as c:
+            c.s.sendall(b"\x91" * 100 + b"\xc0")
+            self.assertEqual(c.read()[2]["code"], "bad_request")
+        self.assert_serving()
+
+    def test_client_that_never_reads_is_dropped(self):
+        lazy = self.client()
+        lazy.call("subscribe", {"all": True})
+        # Thousands of tasks end; their notifications pile up unread past --max-output.
+        with self.client() as c:
+            for start in range(0, 4000, 500):
+                for i in range(500):
+                    c.send("submit", {"kind": "sleep", "args": {"seconds": 0, "result": "x" * 200}})
+                last = None
+                for _ in range(500):
+                    last = c.read()
+                c.call("wait", {"ids": [last[3]["id"]]})
+        # The lazy client was disconnected: draining its socket ends in EOF.
+        lazy.s.settimeout(5)
+        got = 0
+        try:
+            while True:
+                data = lazy.s.recv(1 << 20)
+                if not data:
+                    break
+                got += len(data)
+        except OSError:
+            pass
+        self.assertLess(got, 4000 * 300)  # it never received them all: it was cut off
+        lazy.s.close()
+        self.assert_serving()
+
+    def test_client_vanishes_while_waiting(self):
+        c = self.client()
+        t = c.call("submit", {"kind": "sleep", "args": {"seconds": 0.2}})["id"]
+        c.send("wait", {"ids": [t]})
+        c.s.close()
+        time.sleep(0.4)  # the task ends with nobody left to tell
+        with self.client() as c2:
+            self.assertEqual(c2.call("get", {"id": t})["state"], "succeeded")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    COROD = sys.argv.pop(1)
+    unittest.main(verbosity=2)
