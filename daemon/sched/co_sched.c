@@ -1,8 +1,8 @@
 /* co_sched.c: the run queue on top of libuv, and the switch between the loop's stack and
  * a coroutine's. The queue is drained in a uv_check callback, right after poll, so that
- * I/O callbacks' wake-ups run in the same loop iteration; only the entries present when
- * the drain starts run in it (as asyncio's _run_once), so a coroutine that keeps yielding
- * cannot starve I/O and timers. */
+ * I/O callbacks' wake-ups run in the same loop iteration. Each round runs only the
+ * entries present when it starts (as asyncio's _run_once), and a drain runs at most
+ * CO_DRAIN_ROUNDS rounds, so a coroutine that keeps yielding cannot starve I/O and timers. */
 #include "co_internal.h"
 
 #include <errno.h>
@@ -22,14 +22,16 @@
 static void co__drain(uv_check_t *h)
 {
     co_sched *s = h->data;
-    co_runnable *r = s->head;
-    s->head = NULL;
-    s->tailp = &s->head;
-    while (r) {
-        co_runnable *next = r->next;
-        r->next = NULL;
-        r->run(r);
-        r = next;
+    for (unsigned round = 0; round < CO_DRAIN_ROUNDS && s->head; round++) {
+        co_runnable *r = s->head;
+        s->head = NULL;
+        s->tailp = &s->head;
+        while (r) {
+            co_runnable *next = r->next;
+            r->next = NULL;
+            r->run(r);
+            r = next;
+        }
     }
     if (!s->head)
         uv_idle_stop(&s->idle);

@@ -17,6 +17,12 @@ typedef struct co_future co_future;
 /* Status codes beyond errno, returned by awaits (libuv keeps its own below -4000 too). */
 #define CO_EFAILED (-5001) /* what was awaited ended `failed`; its error value says why */
 
+/* Snapshot rounds one drain of the run queue may run while work remains. More than one
+ * lets short chains (a task ends → its future's callbacks → their futures' callbacks)
+ * settle in the same loop turn, so their output leaves in one write; a bound keeps a
+ * coroutine that yields forever from starving timers and I/O. */
+#define CO_DRAIN_ROUNDS 8u
+
 /* Freed task records kept for reuse: a free list spares malloc and the page faults of a
  * heap trimmed and regrown between bursts. Bounded: at most this many records (~340 B
  * each) stay cached. */

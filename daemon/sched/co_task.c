@@ -353,12 +353,26 @@ int co__status_of(const co_future *f)
 
 /* ---- stackless sleep ------------------------------------------------------------------ */
 
-static void co__sleep_fired(uv_timer_t *h)
+static void co__sleep_end(co_task *t)
 {
-    co_task *t = h->data;
     co_value v = t->u.sleep.result;
     t->u.sleep.result = CO_VALUE_NIL;
     co__task_complete(t, CO_SUCCEEDED, &v);
+}
+
+static void co__sleep_fired(uv_timer_t *h)
+{
+    co__sleep_end(h->data);
+}
+
+/* A zero sleep ends on the run queue: no timer, and no waiting for the next loop turn. */
+static void co__sleep_zero(co_runnable *r)
+{
+    co_task *t = co_container_of(r, co_task, step);
+    t->flags &= ~CO_TF_STEP_QUEUED;
+    if (t->fut.state == CO_PENDING)
+        co__sleep_end(t);
+    co_task_unref(t); /* the queued step's reference */
 }
 
 int co_sleep_task(co_sched *s, double seconds, co_value *result, const co_task_opts *opts,
@@ -370,7 +384,7 @@ int co_sleep_task(co_sched *s, double seconds, co_value *result, const co_task_o
     int rc = co__task_alloc(s, CO_BODY_SLEEP, opts, &t);
     if (rc < 0)
         return rc;
-    if ((rc = co__timer_init(t)) < 0 || (rc = co__run_timer_start(t)) < 0) {
+    if ((seconds > 0 && (rc = co__timer_init(t)) < 0) || (rc = co__run_timer_start(t)) < 0) {
         co_task_unref(t);
         return rc;
     }
@@ -378,8 +392,13 @@ int co_sleep_task(co_sched *s, double seconds, co_value *result, const co_task_o
         t->u.sleep.result = *result;
         *result = CO_VALUE_NIL;
     }
-    uv_timer_start(&t->timer, co__sleep_fired, co__ms(seconds), 0);
     co__task_give(t, out);
+    if (seconds > 0) {
+        uv_timer_start(&t->timer, co__sleep_fired, co__ms(seconds), 0);
+    } else {
+        t->step.run = co__sleep_zero;
+        co__step_queue(t);
+    }
     return 0;
 }
 
@@ -576,8 +595,9 @@ bool co_task_cancel(co_task *t, const char *msg)
         }
         break;
     case CO_BODY_SLEEP:
-        uv_timer_stop(&t->timer);
-        co__task_complete(t, CO_CANCELLED, NULL);
+        if (t->flags & CO_TF_TIMER_INIT)
+            uv_timer_stop(&t->timer);
+        co__task_complete(t, CO_CANCELLED, NULL); /* a queued zero-sleep step then skips */
         break;
     case CO_BODY_GATHER:
         co__gather_cancel(t);

@@ -1,7 +1,9 @@
 /* srv.c: the listening socket and the connections. Input is framed by cp_frame (bounded
  * by the message limit) and dispatched in order, so requests pipeline freely; output is
- * packed into a per-connection buffer and written once per loop turn (a uv_check after
- * the run queue), so a burst of pipelined requests costs one write. A connection whose
+ * packed into a per-connection buffer and written once per loop turn, from a uv_prepare
+ * (after the timers and the previous turn's run queue, just before poll blocks), so a
+ * burst of pipelined requests costs one write and a reply leaves with the notifications
+ * its task produced at once. A connection whose
  * unsent output passes its bound is dropped: nobody else waits on a slow reader. */
 #include "srv_internal.h"
 
@@ -26,11 +28,6 @@ typedef struct srv_write {
     size_t len;
 } srv_write;
 
-static void srv_pending_noop(uv_idle_t *h)
-{
-    (void)h;
-}
-
 void srv_conn_mark(srv_conn *c)
 {
     if (c->is_dirty || c->closing)
@@ -38,8 +35,6 @@ void srv_conn_mark(srv_conn *c)
     c->is_dirty = true;
     c->dirty_next = c->srv->dirty;
     c->srv->dirty = c;
-    if (!uv_is_active((uv_handle_t *)&c->srv->pending))
-        uv_idle_start(&c->srv->pending, srv_pending_noop);
 }
 
 static void srv_written(uv_write_t *req, int status)
@@ -55,6 +50,23 @@ static void srv_conn_flush(srv_conn *c)
 {
     if (!c->out.size || c->closing)
         return;
+    /* Straight into the socket when nothing is queued: no request, no callback, and none
+     * of the epoll_ctl libuv makes after a completed uv_write. */
+    if (c->out_pending == 0) {
+        uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.size);
+        int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+        if (n == (int)c->out.size) {
+            msgpack_sbuffer_clear(&c->out);
+            return;
+        }
+        if (n > 0) { /* the rest waits for uv_write */
+            memmove(c->out.data, c->out.data + n, c->out.size - (size_t)n);
+            c->out.size -= (size_t)n;
+        } else if (n != UV_EAGAIN) {
+            srv_conn_close(c);
+            return;
+        }
+    }
     srv_write *w = malloc(sizeof *w);
     if (!w) {
         srv_conn_close(c);
@@ -80,7 +92,7 @@ static void srv_conn_flush(srv_conn *c)
     }
 }
 
-static void srv_flush_all(uv_check_t *h)
+static void srv_flush_all(uv_prepare_t *h)
 {
     srv *v = h->data;
     while (v->dirty) {
@@ -89,7 +101,6 @@ static void srv_flush_all(uv_check_t *h)
         c->is_dirty = false;
         srv_conn_flush(c);
     }
-    uv_idle_stop(&v->pending);
 }
 
 void srv_reply_error(srv_conn *c, const cp_request *rq, const cp_error *err)
@@ -360,10 +371,9 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
         uv_close((uv_handle_t *)&v->listener, NULL);
         goto fail;
     }
-    uv_check_init(loop, &v->flush);
-    uv_idle_init(loop, &v->pending);
-    v->flush.data = v->pending.data = v;
-    uv_check_start(&v->flush, srv_flush_all);
+    uv_prepare_init(loop, &v->flush);
+    v->flush.data = v;
+    uv_prepare_start(&v->flush, srv_flush_all);
     uv_unref((uv_handle_t *)&v->flush);
     *out = v;
     return 0;
@@ -399,7 +409,6 @@ void srv_shutdown(srv *v)
     while (v->conns)
         srv_conn_close(v->conns);
     v->dirty = NULL;
-    v->closing = 2;
+    v->closing = 1;
     uv_close((uv_handle_t *)&v->flush, srv_handle_closed);
-    uv_close((uv_handle_t *)&v->pending, srv_handle_closed);
 }

@@ -20,8 +20,7 @@ struct srv {
     srv_config cfg;
     char *path;
     uv_pipe_t listener;
-    uv_check_t flush;  /* writes what the loop turn produced, after the run queue */
-    uv_idle_t pending; /* keeps poll from blocking while output waits for the flush */
+    uv_prepare_t flush; /* writes what the loop produced, just before poll would block */
     srv_conn *conns;
     srv_conn *dirty;   /* connections with unflushed output */
     srv_sub *all_subs; /* subscriptions with all: true */

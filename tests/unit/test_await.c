@@ -405,14 +405,16 @@ static void test_wait_for(void **state)
 
 /* ---- cancel delivery ---- */
 
+#define SPINS 100 /* more yields than one loop turn's drain rounds can run */
+
 typedef struct spinner {
-    int statuses[4];
+    int statuses[SPINS];
 } spinner;
 
 static int spinner_body(void *arg)
 {
     spinner *s = arg;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < SPINS; i++)
         s->statuses[i] = co_sleep(0);
     return 0;
 }
@@ -423,12 +425,12 @@ static void test_cancel_while_queued_is_delivered_once(void **state)
     spinner s;
     co_task *t;
     co_spawn(e->s, spinner_body, &s, NULL, &t);
-    uv_run(&e->loop, UV_RUN_NOWAIT); /* first yield: the task is queued to resume */
+    uv_run(&e->loop, UV_RUN_NOWAIT); /* some yields: the task is queued to resume */
     co_task_cancel(t, NULL);
     co_sched_run_until(e->s, co_task_future(t));
     /* The yield it was queued from reports the cancel; later ones run normally. */
     int cancels = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < SPINS; i++)
         cancels += s.statuses[i] == -ECANCELED;
     assert_int_equal(cancels, 1);
     assert_true(co_cancel_requested() == false); /* outside a coroutine */

@@ -1,0 +1,425 @@
+/* bench_ipc: corod over its socket, against a bare C Unix-socket ping-pong and a small
+ * asyncio msgpack-RPC server (peers/asyncio_rpc_server.py), in one command.
+ *   ipc.*.pipelined_1conn_per_s   submits of sleep-0 tasks, pipelined on one connection
+ *                                 (a writer thread sends, the reader counts answers)
+ *   ipc.*.pipelined_Kconn_per_s   the same over K connections at once
+ *   ipc.*.done_p50_us / p99_us    submit → task.done, one task in flight (subscribe all)
+ *   ipc.pingpong_p50_us / p99_us  a 64-byte echo over a Unix socket between two
+ *                                 processes, as client and daemon are: the floor
+ *   ipc.pingpong_threads_p50_us   the same between two threads of one process (shown
+ *                                 for scale)
+ *   ipc.pingpong_epoll_p50_us     the same, the echo side waiting in epoll_wait as an
+ *                                 event-loop server does (shown for scale)
+ * Usage: bench_ipc --corod PATH [--peer SCRIPT] [--n N] [--conns K] [--lat N] [--runs R] [--json] */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <msgpack.h>
+
+#include "bench_util.h"
+#include "cp_frame.h"
+#include "cp_msg.h"
+
+static int connect_to(const char *path)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            perror("bench_ipc: write");
+            exit(1);
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* A message reader: frames with cp_frame, decodes with msgpack-c. */
+typedef struct reader {
+    int fd;
+    char *buf;
+    size_t len, off, cap;
+    cp_frame f;
+    msgpack_unpacked u;
+} reader;
+
+static void reader_init(reader *r, int fd)
+{
+    memset(r, 0, sizeof *r);
+    r->fd = fd;
+    r->cap = 1 << 20;
+    r->buf = malloc(r->cap);
+    cp_frame_init(&r->f, 0);
+    msgpack_unpacked_init(&r->u);
+}
+
+static void reader_free(reader *r)
+{
+    free(r->buf);
+    msgpack_unpacked_destroy(&r->u);
+}
+
+static const msgpack_object *reader_next(reader *r)
+{
+    for (;;) {
+        if (r->off < r->len) {
+            ssize_t n = cp_frame_scan(&r->f, (const uint8_t *)r->buf + r->off, r->len - r->off);
+            if (n > 0) {
+                size_t o = 0;
+                msgpack_unpack_next(&r->u, r->buf + r->off, (size_t)n, &o);
+                r->off += (size_t)n;
+                cp_frame_reset(&r->f);
+                return &r->u.data;
+            }
+            if (n < 0) {
+                fprintf(stderr, "bench_ipc: bad stream from the server\n");
+                exit(1);
+            }
+        }
+        memmove(r->buf, r->buf + r->off, r->len - r->off);
+        r->len -= r->off;
+        r->off = 0;
+        ssize_t n = read(r->fd, r->buf + r->len, r->cap - r->len);
+        if (n <= 0) {
+            fprintf(stderr, "bench_ipc: server closed the connection\n");
+            exit(1);
+        }
+        r->len += (size_t)n;
+    }
+}
+
+static void pack_submit(msgpack_packer *pk, uint32_t msgid)
+{
+    cp_pack_request(pk, msgid, "submit");
+    msgpack_pack_map(pk, 2);
+    cp_pack_str(pk, "kind"), cp_pack_str(pk, "sleep");
+    cp_pack_str(pk, "args"), msgpack_pack_map(pk, 1), cp_pack_str(pk, "seconds"), msgpack_pack_double(pk, 0);
+}
+
+/* ---- pipelined submits ---- */
+
+typedef struct pipe_job {
+    const char *path;
+    long n;
+    int fd;
+} pipe_job;
+
+static void *pipe_writer(void *arg)
+{
+    pipe_job *j = arg;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    for (long i = 0; i < j->n; i++) {
+        pack_submit(&pk, (uint32_t)(i + 1));
+        if (sb.size >= 64 * 1024 || i == j->n - 1) {
+            write_all(j->fd, sb.data, sb.size);
+            msgpack_sbuffer_clear(&sb);
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return NULL;
+}
+
+static void *pipe_reader(void *arg)
+{
+    pipe_job *j = arg;
+    reader r;
+    reader_init(&r, j->fd);
+    for (long got = 0; got < j->n;) {
+        const msgpack_object *m = reader_next(&r);
+        if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.ptr[0].via.u64 != 1)
+            continue;
+        if (m->via.array.ptr[2].type != MSGPACK_OBJECT_NIL) {
+            fprintf(stderr, "bench_ipc: submit refused\n");
+            exit(1);
+        }
+        got++;
+    }
+    reader_free(&r);
+    return NULL;
+}
+
+static double run_pipelined(const char *path, long n, int conns)
+{
+    pipe_job jobs[64];
+    pthread_t w[64], rd[64];
+    for (int k = 0; k < conns; k++) {
+        jobs[k] = (pipe_job){ path, n / conns, connect_to(path) };
+        if (jobs[k].fd < 0) {
+            fprintf(stderr, "bench_ipc: cannot connect to %s\n", path);
+            exit(1);
+        }
+    }
+    double t0 = bench_now();
+    for (int k = 0; k < conns; k++) {
+        pthread_create(&w[k], NULL, pipe_writer, &jobs[k]);
+        pthread_create(&rd[k], NULL, pipe_reader, &jobs[k]);
+    }
+    for (int k = 0; k < conns; k++) {
+        pthread_join(w[k], NULL);
+        pthread_join(rd[k], NULL);
+    }
+    double rate = (double)(n / conns * conns) / (bench_now() - t0);
+    for (int k = 0; k < conns; k++)
+        close(jobs[k].fd);
+    return rate;
+}
+
+/* ---- latency ---- */
+
+static void percentiles(double *v, int n, double *p50, double *p99)
+{
+    qsort(v, (size_t)n, sizeof *v, bench_cmp);
+    *p50 = v[n / 2];
+    *p99 = v[(int)(n * 0.99)];
+}
+
+static void run_done_latency(const char *path, int n, double *p50, double *p99)
+{
+    int fd = connect_to(path);
+    reader r;
+    reader_init(&r, fd);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    cp_pack_request(&pk, 1, "subscribe");
+    msgpack_pack_map(&pk, 1), cp_pack_str(&pk, "all"), msgpack_pack_true(&pk);
+    write_all(fd, sb.data, sb.size);
+    reader_next(&r);
+    double *lat = malloc((size_t)n * sizeof *lat);
+    for (int i = 0; i < n; i++) {
+        msgpack_sbuffer_clear(&sb);
+        pack_submit(&pk, (uint32_t)(i + 2));
+        double t0 = bench_now();
+        write_all(fd, sb.data, sb.size);
+        /* The response names the task; then its notification. Notifications of earlier
+         * tasks (a previous run's, still ending) must not count. */
+        uint64_t id = 0;
+        for (;;) {
+            const msgpack_object *m = reader_next(&r);
+            const msgpack_object *a = m->via.array.ptr;
+            if (a[0].via.u64 == 1 && a[3].type == MSGPACK_OBJECT_MAP) {
+                id = cp_get(&a[3], "id")->via.u64;
+            } else if (a[0].via.u64 == 2 && id) {
+                const msgpack_object *task = cp_get(&a[2].via.array.ptr[0], "task");
+                if (cp_get(task, "id")->via.u64 == id)
+                    break;
+            }
+        }
+        lat[i] = (bench_now() - t0) * 1e6;
+    }
+    percentiles(lat, n, p50, p99);
+    free(lat);
+    msgpack_sbuffer_destroy(&sb);
+    reader_free(&r);
+    close(fd);
+}
+
+/* ---- the floor: a bare Unix-socket ping-pong ---- */
+
+static void *echo_thread(void *arg)
+{
+    int fd = *(int *)arg;
+    char b[64];
+    for (;;) {
+        ssize_t n = read(fd, b, sizeof b);
+        if (n <= 0)
+            return NULL;
+        write_all(fd, b, (size_t)n);
+    }
+}
+
+/* The echo of an event-loop server: wait in epoll, then read and write. */
+static void *echo_epoll(void *arg)
+{
+    int fd = *(int *)arg, ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    char b[64];
+    for (;;) {
+        if (epoll_wait(ep, &ev, 1, -1) < 1)
+            continue;
+        ssize_t n = read(fd, b, sizeof b);
+        if (n <= 0)
+            break;
+        write_all(fd, b, (size_t)n);
+    }
+    close(ep);
+    return NULL;
+}
+
+/* processes: 0 threads, 1 processes, 2 processes with an epoll echo. */
+static void run_pingpong(int n, int processes, double *p50, double *p99)
+{
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    pthread_t t;
+    pid_t child = -1;
+    if (processes) {
+        if ((child = fork()) == 0) {
+            close(sv[0]);
+            (processes == 2 ? echo_epoll : echo_thread)(&sv[1]);
+            _exit(0);
+        }
+    } else {
+        pthread_create(&t, NULL, echo_thread, &sv[1]);
+    }
+    char b[64] = { 0 };
+    double *lat = malloc((size_t)n * sizeof *lat);
+    for (int i = 0; i < n; i++) {
+        double t0 = bench_now();
+        write_all(sv[0], b, sizeof b);
+        size_t got = 0;
+        while (got < sizeof b) {
+            ssize_t k = read(sv[0], b + got, sizeof b - got);
+            if (k <= 0)
+                exit(1);
+            got += (size_t)k;
+        }
+        lat[i] = (bench_now() - t0) * 1e6;
+    }
+    close(sv[0]);
+    if (processes)
+        waitpid(child, NULL, 0);
+    else
+        pthread_join(t, NULL);
+    close(sv[1]);
+    percentiles(lat, n, p50, p99);
+    free(lat);
+}
+
+/* ---- servers ---- */
+
+static pid_t start_server(char *const argv[], const char *sock)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDERR_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 500; i++) {
+        int fd = connect_to(sock);
+        if (fd >= 0) {
+            close(fd);
+            return pid;
+        }
+        usleep(10000);
+    }
+    fprintf(stderr, "bench_ipc: %s did not start\n", argv[0]);
+    exit(1);
+}
+
+static void stop_server(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
+static void bench_server(const char *label, char *const argv[], const char *sock, long n, int conns, int lat,
+                         int runs)
+{
+    pid_t pid = start_server(argv, sock);
+    double one[32], many[32], p50s[32], p99s[32];
+    run_pipelined(sock, n / 10, 1); /* warm up */
+    for (int r = 0; r < runs; r++) {
+        one[r] = run_pipelined(sock, n, 1);
+        many[r] = run_pipelined(sock, n, conns);
+        run_done_latency(sock, lat, &p50s[r], &p99s[r]);
+    }
+    stop_server(pid);
+    char name[96];
+    snprintf(name, sizeof name, "ipc.%s.pipelined_1conn_per_s", label);
+    bench_report(name, bench_median(one, runs), "submits/s");
+    snprintf(name, sizeof name, "ipc.%s.pipelined_%dconn_per_s", label, conns);
+    bench_report(name, bench_median(many, runs), "submits/s");
+    snprintf(name, sizeof name, "ipc.%s.done_p50_us", label);
+    bench_report(name, bench_median(p50s, runs), "us (submit -> task.done)");
+    snprintf(name, sizeof name, "ipc.%s.done_p99_us", label);
+    bench_report(name, bench_median(p99s, runs), "us");
+}
+
+int main(int argc, char **argv)
+{
+    bench_parse_common(argc, argv);
+    const char *corod = NULL, *peer = NULL;
+    long n = 200000;
+    int conns = 4, lat = 5000, runs = 3;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--corod") && i + 1 < argc)
+            corod = argv[++i];
+        else if (!strcmp(argv[i], "--peer") && i + 1 < argc)
+            peer = argv[++i];
+        else if (!strcmp(argv[i], "--n") && i + 1 < argc)
+            n = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--conns") && i + 1 < argc)
+            conns = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--lat") && i + 1 < argc)
+            lat = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--json")) {
+            fprintf(stderr, "usage: bench_ipc --corod PATH [--peer SCRIPT] [--n N] [--conns K] [--lat N] [--runs R] [--json]\n");
+            return 2;
+        }
+    }
+    if (!corod || n < 100 || conns < 1 || conns > 64 || lat < 100 || runs < 1 || runs > 31) {
+        fprintf(stderr, "bench_ipc: need --corod PATH; --n >= 100, --conns 1..64, --lat >= 100, --runs 1..31\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char dir[] = "/tmp/corod-bench-XXXXXX";
+    if (!mkdtemp(dir))
+        return 1;
+    char sock[128], state[128], psock[128];
+    snprintf(sock, sizeof sock, "%s/corod.sock", dir);
+    snprintf(state, sizeof state, "%s/state", dir);
+    snprintf(psock, sizeof psock, "%s/peer.sock", dir);
+
+    printf("# ipc: %ld pipelined submits per run (%d connections for the multi figure), %d latency samples, median of %d runs\n",
+           n, conns, lat, runs);
+    double pp50[32], pp99[32], tp50[32], tp99[32], ep50[32], ep99[32];
+    for (int r = 0; r < runs; r++) {
+        run_pingpong(lat, 1, &pp50[r], &pp99[r]);
+        run_pingpong(lat, 0, &tp50[r], &tp99[r]);
+        run_pingpong(lat, 2, &ep50[r], &ep99[r]);
+    }
+    bench_report("ipc.pingpong_p50_us", bench_median(pp50, runs), "us (64-byte echo, bare C, two processes)");
+    bench_report("ipc.pingpong_p99_us", bench_median(pp99, runs), "us");
+    bench_report("ipc.pingpong_threads_p50_us", bench_median(tp50, runs), "us (the same, two threads)");
+    bench_report("ipc.pingpong_epoll_p50_us", bench_median(ep50, runs), "us (the same, echo waits in epoll)");
+
+    char *cargv[] = { (char *)corod, "--socket", sock, "--state-dir", state, NULL };
+    bench_server("corod", cargv, sock, n, conns, lat, runs);
+    if (peer) {
+        char *pargv[] = { "/usr/bin/python3", (char *)peer, psock, NULL };
+        /* asyncio is an order of magnitude slower: a tenth of the work keeps runs short. */
+        bench_server("asyncio", pargv, psock, n / 10, conns, lat / 5, runs);
+    }
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : 1;
+}
