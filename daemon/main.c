@@ -188,9 +188,12 @@ int main(int argc, char **argv)
     char lockpath[PATH_MAX];
     snprintf(lockpath, sizeof lockpath, "%s/lock", state);
     int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
-        fprintf(stderr, "corod: state directory %s is in use by another corod (%s)\n", state,
-                strerror(errno));
+    if (lockfd < 0) {
+        fprintf(stderr, "corod: cannot open %s: %s\n", lockpath, strerror(errno));
+        return 1;
+    }
+    if (flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+        fprintf(stderr, "corod: state directory %s is in use by another corod\n", state);
         return 1;
     }
 
@@ -205,6 +208,7 @@ int main(int argc, char **argv)
     char err[512] = "";
     if ((rc = srv_new(loop, sched, &cfg, &server, err, sizeof err)) < 0) {
         fprintf(stderr, "corod: %s\n", err[0] ? err : co_strerror(rc));
+        uv_run(loop, UV_RUN_NOWAIT); /* let what srv_new opened close */
         return 1;
     }
     uv_signal_init(loop, &sig_term);

@@ -325,6 +325,8 @@ static int srv_clear_stale(const char *path, char *errbuf, size_t errlen)
     return 0;
 }
 
+static void srv_handle_closed(uv_handle_t *h);
+
 int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char *errbuf, size_t errlen)
 {
     srv *v = calloc(1, sizeof *v);
@@ -368,8 +370,10 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
         rc = uv_listen((uv_stream_t *)&v->listener, 511, srv_on_connection);
     if (rc < 0) {
         snprintf(errbuf, errlen, "cannot listen on %s: %s", v->path, uv_strerror(rc));
-        uv_close((uv_handle_t *)&v->listener, NULL);
-        goto fail;
+        /* The listener lives inside *v: free it all once libuv lets go of the handle. */
+        v->closing = 1;
+        uv_close((uv_handle_t *)&v->listener, srv_handle_closed);
+        return rc;
     }
     uv_prepare_init(loop, &v->flush);
     v->flush.data = v;
@@ -399,7 +403,6 @@ void srv_shutdown(srv *v)
     if (v->stopping)
         return;
     v->stopping = true;
-    uv_close((uv_handle_t *)&v->listener, NULL);
     unlink(v->path);
     /* Last words first: pending waits are told, and whatever is packed goes out before the
      * connections close. */
@@ -409,6 +412,8 @@ void srv_shutdown(srv *v)
     while (v->conns)
         srv_conn_close(v->conns);
     v->dirty = NULL;
-    v->closing = 1;
+    /* Both handles live inside *v: it is freed when the last of them has closed. */
+    v->closing = 2;
+    uv_close((uv_handle_t *)&v->listener, srv_handle_closed);
     uv_close((uv_handle_t *)&v->flush, srv_handle_closed);
 }

@@ -9,9 +9,12 @@ of tasks finish, and a client that vanishes mid-wait all leave the daemon servin
 fresh client.
 
 usage: test_protocol.py COROD_BINARY
+With COROD_WRAPPER set (e.g. "valgrind -q --error-exitcode=99 --leak-check=full"), every
+corod runs under it, and its exit status must still be 0.
 """
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -30,10 +33,11 @@ class Daemon:
     def __init__(self, *extra):
         self.dir = tempfile.mkdtemp(prefix="corod-py-")
         self.sock = os.path.join(self.dir, "corod.sock")
+        wrapper = shlex.split(os.environ.get("COROD_WRAPPER", ""))
         self.proc = subprocess.Popen(
-            [COROD, "--socket", self.sock, "--state-dir", os.path.join(self.dir, "state"), *extra],
-            stderr=subprocess.DEVNULL)
-        deadline = time.time() + 5
+            [*wrapper, COROD, "--socket", self.sock, "--state-dir", os.path.join(self.dir, "state"), *extra],
+            stderr=None if wrapper else subprocess.DEVNULL)
+        deadline = time.time() + (60 if wrapper else 5)
         while time.time() < deadline:
             try:
                 with Client(self.sock) as c:
@@ -45,7 +49,7 @@ class Daemon:
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=10)
+        rc = self.proc.wait(timeout=120)
         shutil.rmtree(self.dir, ignore_errors=True)
         return rc
 
