@@ -320,6 +320,7 @@ static void test_ownership(void **state)
     pid_t pid = fork();
     if (pid == 0) {
         close(pfd[0]);
+        corod_close(root); /* the parent's: this process neither uses nor leaks it */
         if (setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
             _exit(10);
         corod_client *c;
@@ -404,6 +405,7 @@ static void test_shutdown_answers_waiters(void **state)
     assert_int_equal(corod_submit_sleep(c, 60, NULL, 0, NULL, &id), 0);
     pid_t killer = fork();
     if (killer == 0) {
+        corod_close(c); /* the parent's connection stays open: only this copy goes */
         usleep(200000);
         kill(d.pid, SIGTERM);
         _exit(0);
