@@ -164,24 +164,23 @@ static void srv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void srv_handle_message(srv_conn *c, const uint8_t *msg, size_t len)
 {
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
+    msgpack_zone *z = &c->srv->zone;
+    msgpack_object obj;
     size_t off = 0;
     cp_error err;
-    if (msgpack_unpack_next(&u, (const char *)msg, len, &off) != MSGPACK_UNPACK_SUCCESS) {
+    if (msgpack_unpack((const char *)msg, len, &off, z, &obj) != MSGPACK_UNPACK_SUCCESS) {
         cp_fail(&err, CP_INTERNAL, "out of memory decoding the message");
         srv_reply_error(c, NULL, &err);
-        msgpack_unpacked_destroy(&u);
-        return;
+    } else {
+        cp_request rq;
+        if (cp_request_parse(&obj, &rq, &err) < 0)
+            srv_reply_error(c, &rq, &err); /* well-formed MessagePack: the stream goes on */
+        else if (c->srv->stopping)
+            srv_reply_error(c, &rq, &(cp_error){ CP_SHUTTING_DOWN, "corod is shutting down" });
+        else
+            srv_dispatch(c, &rq);
     }
-    cp_request rq;
-    if (cp_request_parse(&u.data, &rq, &err) < 0)
-        srv_reply_error(c, &rq, &err); /* well-formed MessagePack: the stream goes on */
-    else if (c->srv->stopping)
-        srv_reply_error(c, &rq, &(cp_error){ CP_SHUTTING_DOWN, "corod is shutting down" });
-    else
-        srv_dispatch(c, &rq);
-    msgpack_unpacked_destroy(&u);
+    msgpack_zone_clear(z); /* handlers copy what they keep */
 }
 
 static void srv_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -355,6 +354,7 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
         return -ENOMEM;
     }
     srv_table_on_finish(v->table, srv_watch_on_finish, v);
+    msgpack_zone_init(&v->zone, MSGPACK_ZONE_CHUNK_SIZE);
     if ((rc = srv_mkdir_parent(v->path, v->self_uid == 0 ? 0755 : 0700, errbuf, errlen)) < 0 ||
         (rc = srv_clear_stale(v->path, errbuf, errlen)) < 0)
         goto fail;
@@ -382,6 +382,7 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     *out = v;
     return 0;
 fail:
+    msgpack_zone_destroy(&v->zone);
     srv_table_free(v->table);
     free(v->path);
     free(v);
@@ -392,6 +393,7 @@ static void srv_handle_closed(uv_handle_t *h)
 {
     srv *v = h->data;
     if (--v->closing == 0) {
+        msgpack_zone_destroy(&v->zone);
         srv_table_free(v->table);
         free(v->path);
         free(v);

@@ -21,6 +21,7 @@ struct srv {
     char *path;
     uv_pipe_t listener;
     uv_prepare_t flush; /* writes what the loop produced, just before poll would block */
+    msgpack_zone zone;  /* decoded messages live here, cleared after each (no malloc each) */
     srv_conn *conns;
     srv_conn *dirty;   /* connections with unflushed output */
     srv_sub *all_subs; /* subscriptions with all: true */
