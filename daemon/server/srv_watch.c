@@ -26,6 +26,39 @@ struct srv_wait {
     srv_wait *prev, *next;
 };
 
+/* The records `ids` name, each referenced, in a malloc'd array; or NULL after replying
+ * not_found (an unknown or invisible id: nothing is registered) or internal. */
+static srv_rec **srv_watch_resolve(srv_conn *c, const cp_request *rq, const uint64_t *ids, size_t n)
+{
+    srv_rec **recs = calloc(n ? n : 1, sizeof *recs);
+    if (!recs) {
+        srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        srv_rec *r = srv_table_get(c->srv->table, ids[i], c->uid);
+        if (!r) {
+            for (size_t j = 0; j < i; j++)
+                srv_rec_unref(recs[j]);
+            free(recs);
+            cp_error err;
+            cp_fail(&err, CP_NOT_FOUND, "task %llu not found", (unsigned long long)ids[i]);
+            srv_reply_error(c, rq, &err);
+            return NULL;
+        }
+        srv_rec_ref(r);
+        recs[i] = r;
+    }
+    return recs;
+}
+
+static void srv_watch_release(srv_rec **recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        srv_rec_unref(recs[i]);
+    free(recs);
+}
+
 static void srv_timer_closed(uv_handle_t *h)
 {
     free(h);
@@ -134,28 +167,21 @@ void srv_wait_start(srv_conn *c, const cp_request *rq)
         srv_reply_error(c, rq, &err);
         return;
     }
+    srv_rec **recs = srv_watch_resolve(c, rq, ids, n);
+    free(ids);
+    if (!recs)
+        return;
     srv_wait *w = calloc(1, sizeof *w);
     srv_wait_item *items = calloc(n, sizeof *items);
     if (!w || !items) {
-        free(w), free(items), free(ids);
+        free(w), free(items);
+        srv_watch_release(recs, n);
         srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        srv_rec *r = srv_table_get(c->srv->table, ids[i], c->uid);
-        if (!r) {
-            for (size_t j = 0; j < i; j++)
-                srv_rec_unref(items[j].rec);
-            cp_fail(&err, CP_NOT_FOUND, "task %llu not found", (unsigned long long)ids[i]);
-            free(w), free(items), free(ids);
-            srv_reply_error(c, rq, &err);
-            return;
-        }
-        srv_rec_ref(r);
-        items[i].rec = r;
-        items[i].w = w;
-    }
-    free(ids);
+    for (size_t i = 0; i < n; i++)
+        items[i] = (srv_wait_item){ .rec = recs[i], .w = w };
+    free(recs);
     w->c = c;
     w->msgid = rq->msgid;
     w->mode = m;
@@ -287,27 +313,21 @@ void srv_subscribe(srv_conn *c, const cp_request *rq)
     }
     if (all)
         n = 0; /* every task of the owner from now on; naming some as well adds nothing */
+    srv_rec **recs = srv_watch_resolve(c, rq, ids, n);
+    free(ids);
+    if (!recs)
+        return;
     srv_sub *s = calloc(1, sizeof *s);
     srv_sub_item *items = n ? calloc(n, sizeof *items) : NULL;
     if (!s || (n && !items)) {
-        free(s), free(items), free(ids);
+        free(s), free(items);
+        srv_watch_release(recs, n);
         srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        srv_rec *r = srv_table_get(c->srv->table, ids[i], c->uid);
-        if (!r) {
-            for (size_t j = 0; j < i; j++)
-                srv_rec_unref(items[j].rec);
-            cp_fail(&err, CP_NOT_FOUND, "task %llu not found", (unsigned long long)ids[i]);
-            free(s), free(items), free(ids);
-            srv_reply_error(c, rq, &err);
-            return;
-        }
-        srv_rec_ref(r);
-        items[i] = (srv_sub_item){ .rec = r, .sub = s };
-    }
-    free(ids);
+    for (size_t i = 0; i < n; i++)
+        items[i] = (srv_sub_item){ .rec = recs[i], .sub = s };
+    free(recs);
     s->id = ++c->next_sub;
     s->all = all;
     s->c = c;
