@@ -428,6 +428,57 @@ static void test_shutdown_answers_waiters(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static int socket_mode(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int)(st.st_mode & 0777) : -1;
+}
+
+static void test_socket_modes(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    /* A root daemon: every local user may connect (access is decided per request). */
+    assert_int_equal(socket_mode(shared.sock), 0666);
+    daemon_h d;
+    const char *extra[] = { "--socket-mode", "0660", NULL };
+    assert_int_equal(daemon_start(&d, extra), 0);
+    assert_int_equal(socket_mode(d.sock), 0660);
+    assert_int_equal(daemon_stop(&d), 0);
+
+    /* A daemon run as another user serves that uid: 0600. */
+    struct passwd *pw = getpwnam("nobody");
+    assert_non_null(pw);
+    char dir[] = "/tmp/corod-nobody-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chown(dir, pw->pw_uid, pw->pw_gid), 0);
+    char sock[96], st[96];
+    snprintf(sock, sizeof sock, "%s/corod.sock", dir);
+    snprintf(st, sizeof st, "%s/state", dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+            _exit(10);
+        execl(COROD_BIN, COROD_BIN, "--socket", sock, "--state-dir", st, (char *)NULL);
+        _exit(127);
+    }
+    int mode = -1;
+    for (int i = 0; i < 500 && mode < 0; i++) {
+        usleep(10000);
+        mode = socket_mode(sock);
+    }
+    assert_int_equal(mode, 0600);
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void on_uv_done(corod_client *c, uint32_t sub, const corod_task *t, void *arg)
 {
     (void)c, (void)sub;
@@ -464,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_cancel_through_gather_spares_shielded),
         cmocka_unit_test(test_after_chains_delay_timeout),
         cmocka_unit_test(test_ownership),
+        cmocka_unit_test(test_socket_modes),
         cmocka_unit_test(test_libuv_helper),
     };
     const struct CMUnitTest own_tests[] = {
