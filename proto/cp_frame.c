@@ -104,13 +104,14 @@ ssize_t cp_frame_scan(cp_frame *f, const uint8_t *msg, size_t avail)
         f->pos += need;
         if (f->pos > f->max)
             return -E2BIG;
+        /* An empty container nests too: msgpack-c's decoder counts every level. */
+        if (container && f->depth >= CP_MAX_DEPTH)
+            return -EPROTO;
         if (container && count) {
             /* Every element takes at least one byte: a claim the limit cannot hold is
              * refused before anything is allocated for it. */
             if (count > f->max - f->pos)
                 return -E2BIG;
-            if (f->depth >= CP_MAX_DEPTH)
-                return -EPROTO;
             f->left[f->depth++] = count;
             continue;
         }

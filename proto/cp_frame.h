@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #define CP_MAX_MESSAGE_DEFAULT (16u * 1024u * 1024u) /* the contract's default limit */
-#define CP_MAX_DEPTH 32u                             /* nested arrays/maps in one message */
+#define CP_MAX_DEPTH 32u /* nested arrays/maps in one message (msgpack-c decodes no deeper) */
 
 typedef struct cp_frame {
     size_t max;   /* largest message accepted, in bytes */

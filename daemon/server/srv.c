@@ -168,8 +168,14 @@ static void srv_handle_message(srv_conn *c, const uint8_t *msg, size_t len)
     msgpack_object obj;
     size_t off = 0;
     cp_error err;
-    if (msgpack_unpack((const char *)msg, len, &off, z, &obj) != MSGPACK_UNPACK_SUCCESS) {
-        cp_fail(&err, CP_INTERNAL, "out of memory decoding the message");
+    int rc = msgpack_unpack((const char *)msg, len, &off, z, &obj);
+    if (rc != MSGPACK_UNPACK_SUCCESS) {
+        /* cp_frame vouched for the message, so only memory should fail here (the fuzz
+         * target checks the two agree); say which it was either way. */
+        if (rc == MSGPACK_UNPACK_NOMEM_ERROR)
+            cp_fail(&err, CP_INTERNAL, "out of memory decoding the message");
+        else
+            cp_fail(&err, CP_BAD_REQUEST, "the message could not be decoded");
         srv_reply_error(c, NULL, &err);
     } else {
         cp_request rq;

@@ -128,6 +128,19 @@ static void test_frame_limits(void **state)
     memset(ok, 0x91, CP_MAX_DEPTH);
     ok[CP_MAX_DEPTH] = 0xc0;
     assert_int_equal(cp_frame_scan(&f, ok, sizeof ok), (ssize_t)sizeof ok);
+    /* An empty container nests too (found by fuzz_proto): 32 levels ending in [] are 33. */
+    cp_frame_init(&f, 0);
+    uint8_t deep_empty[CP_MAX_DEPTH + 1];
+    memset(deep_empty, 0x91, CP_MAX_DEPTH);
+    deep_empty[CP_MAX_DEPTH] = 0x90;
+    assert_int_equal(cp_frame_scan(&f, deep_empty, sizeof deep_empty), -EPROTO);
+    /* What the scanner accepts, msgpack-c decodes in exactly as many bytes. */
+    msgpack_unpacked mu;
+    msgpack_unpacked_init(&mu);
+    size_t used = 0;
+    assert_int_equal(msgpack_unpack_next(&mu, (const char *)ok, sizeof ok, &used), MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(used, sizeof ok);
+    msgpack_unpacked_destroy(&mu);
     /* The never-used byte. */
     cp_frame_init(&f, 0);
     uint8_t bad = 0xc1;
