@@ -19,6 +19,33 @@
 
 #define SRV_READ_CHUNK (64u * 1024u)
 
+static void srv_process(srv_conn *c);
+static void srv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void srv_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Backpressure: requests are dispatched only while the connection's unsent output is
+ * under half its bound; dispatch resumes once it has drained to a quarter. Meanwhile
+ * input is still read into the connection's buffer until that is full (the message limit
+ * plus one read), and only then is reading stopped. A client that pipelines without
+ * reading its answers thus costs at most its input buffer and its output bound; one that
+ * stops reading while notifications keep coming is dropped. */
+static bool srv_backed_up(const srv_conn *c)
+{
+    return c->out.size + c->out_pending >= c->srv->cfg.max_output / 2;
+}
+
+static void srv_maybe_resume(srv_conn *c)
+{
+    if (!c->paused || c->closing || c->out.size + c->out_pending > c->srv->cfg.max_output / 4)
+        return;
+    c->paused = false;
+    srv_process(c);
+    if (!c->paused && !c->closing && c->read_stopped) {
+        c->read_stopped = false;
+        uv_read_start((uv_stream_t *)&c->pipe, srv_alloc, srv_read);
+    }
+}
+
 /* ---- output ------------------------------------------------------------------------- */
 
 typedef struct srv_write {
@@ -40,10 +67,12 @@ void srv_conn_mark(srv_conn *c)
 static void srv_written(uv_write_t *req, int status)
 {
     srv_write *w = (srv_write *)req;
-    w->c->out_pending -= w->len;
+    srv_conn *c = w->c;
+    c->out_pending -= w->len;
     free(w->data);
     free(w);
     (void)status; /* a failed write is followed by a read error or EOF: handled there */
+    srv_maybe_resume(c);
 }
 
 static void srv_conn_flush(srv_conn *c)
@@ -100,6 +129,7 @@ static void srv_flush_all(uv_prepare_t *h)
         v->dirty = c->dirty_next;
         c->is_dirty = false;
         srv_conn_flush(c);
+        srv_maybe_resume(c); /* may dispatch more and mark it dirty again: flushed next */
     }
 }
 
@@ -189,17 +219,16 @@ static void srv_handle_message(srv_conn *c, const uint8_t *msg, size_t len)
     msgpack_zone_clear(z); /* handlers copy what they keep */
 }
 
-static void srv_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Dispatch the complete messages buffered, in order, until input runs out or the
+ * connection's output backs up. */
+static void srv_process(srv_conn *c)
 {
-    (void)buf;
-    srv_conn *c = s->data;
-    if (nread < 0) {
-        srv_conn_close(c); /* EOF or error: whatever was pending is moot */
-        return;
-    }
-    c->in_len += (size_t)nread;
     size_t off = 0;
     while (off < c->in_len && !c->closing) {
+        if (srv_backed_up(c)) {
+            c->paused = true;
+            break;
+        }
         ssize_t r = cp_frame_scan(&c->frame, c->in + off, c->in_len - off);
         if (r == 0)
             break;
@@ -225,6 +254,36 @@ static void srv_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
     }
+}
+
+static void srv_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    srv_conn *c = s->data;
+    if (nread == UV_ENOBUFS) { /* input buffer full while dispatch is paused */
+        uv_read_stop(s);
+        c->read_stopped = true;
+        return;
+    }
+    if (nread < 0) {
+        srv_conn_close(c); /* EOF or error: whatever was pending is moot */
+        return;
+    }
+    c->in_len += (size_t)nread;
+    srv_process(c);
+}
+
+bool srv_conn_watch(srv_conn *c, const cp_request *rq, size_t n)
+{
+    if (c->watched + n > SRV_MAX_WATCHED_PER_CONN) {
+        cp_error err;
+        cp_fail(&err, CP_QUOTA_EXCEEDED, "this connection already watches %zu ids; at most %u at once",
+                c->watched, SRV_MAX_WATCHED_PER_CONN);
+        srv_reply_error(c, rq, &err);
+        return false;
+    }
+    c->watched += n;
+    return true;
 }
 
 static void srv_reject_closed(uv_handle_t *h)

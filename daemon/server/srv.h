@@ -15,6 +15,7 @@
 #define SRV_MAX_WAITS_PER_CONN 1024u       /* deferred `wait`s in flight on a connection */
 #define SRV_MAX_SUBS_PER_CONN 1024u        /* subscriptions of a connection */
 #define SRV_MAX_WAIT_IDS 65536u            /* ids in one wait or subscribe */
+#define SRV_MAX_WATCHED_PER_CONN 262144u   /* ids watched at once by a connection's waits and subscriptions */
 #define SRV_LIST_DEFAULT 1000u             /* records `list` returns without a limit */
 #define SRV_LIST_MAX 100000u
 

@@ -46,14 +46,19 @@ struct srv_conn {
     size_t nwaits;
     srv_sub *subs;
     size_t nsubs;
+    size_t watched; /* ids registered by its waits and subscriptions */
     uint32_t next_sub;
     srv_conn *prev, *next;
     srv_conn *dirty_next;
     bool is_dirty, closing;
+    bool paused;       /* backpressure: not dispatching while its output is backed up */
+    bool read_stopped; /* ... and its input buffer filled up meanwhile */
 };
 
 /* srv.c */
 void srv_conn_mark(srv_conn *c); /* output was packed: flush it this turn */
+/* Reserve room to watch n more ids; false (after a quota_exceeded reply) past the cap. */
+bool srv_conn_watch(srv_conn *c, const cp_request *rq, size_t n);
 void srv_conn_close(srv_conn *c);
 void srv_reply_error(srv_conn *c, const cp_request *rq, const cp_error *err);
 

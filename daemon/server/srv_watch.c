@@ -74,6 +74,7 @@ static void srv_wait_free(srv_wait *w)
     if (w->next)
         w->next->prev = w->prev;
     c->nwaits--;
+    c->watched -= w->n;
     for (size_t i = 0; i < w->n; i++) {
         co_future_remove_cb(&w->items[i].cb);
         srv_rec_unref(w->items[i].rec);
@@ -167,14 +168,21 @@ void srv_wait_start(srv_conn *c, const cp_request *rq)
         srv_reply_error(c, rq, &err);
         return;
     }
+    if (!srv_conn_watch(c, rq, n)) {
+        free(ids);
+        return;
+    }
     srv_rec **recs = srv_watch_resolve(c, rq, ids, n);
     free(ids);
-    if (!recs)
+    if (!recs) {
+        c->watched -= n;
         return;
+    }
     srv_wait *w = calloc(1, sizeof *w);
     srv_wait_item *items = calloc(n, sizeof *items);
     if (!w || !items) {
         free(w), free(items);
+        c->watched -= n;
         srv_watch_release(recs, n);
         srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
         return;
@@ -271,6 +279,7 @@ static void srv_sub_free(srv_sub *s)
     if (s->next)
         s->next->prev = s->prev;
     c->nsubs--;
+    c->watched -= s->n;
     if (s->all) {
         srv *v = c->srv;
         if (s->all_prev)
@@ -313,14 +322,21 @@ void srv_subscribe(srv_conn *c, const cp_request *rq)
     }
     if (all)
         n = 0; /* every task of the owner from now on; naming some as well adds nothing */
+    if (!srv_conn_watch(c, rq, n)) {
+        free(ids);
+        return;
+    }
     srv_rec **recs = srv_watch_resolve(c, rq, ids, n);
     free(ids);
-    if (!recs)
+    if (!recs) {
+        c->watched -= n;
         return;
+    }
     srv_sub *s = calloc(1, sizeof *s);
     srv_sub_item *items = n ? calloc(n, sizeof *items) : NULL;
     if (!s || (n && !items)) {
         free(s), free(items);
+        c->watched -= n;
         srv_watch_release(recs, n);
         srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
         return;

@@ -113,6 +113,12 @@ class Client:
         return self.response(self.send(method, params))
 
 
+def fill(c, n=10):
+    """Submit n finished tasks, so that `list` answers are not trivially small."""
+    ids = [c.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": "r" * 100}})["id"] for _ in range(n)]
+    c.call("wait", {"ids": ids})
+
+
 class Protocol(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -290,6 +296,49 @@ class Protocol(unittest.TestCase):
         self.assertLess(got, 4000 * 300)  # it never received them all: it was cut off
         lazy.s.close()
         self.assert_serving()
+
+    def test_pipelining_without_reading_is_paced_not_dropped(self):
+        # 20,000 requests in one write, answers read only afterwards: the daemon stops
+        # taking requests while the answers back up (here past 32 KiB of its 64 KiB
+        # bound) instead of building them all in memory, and nothing is lost.
+        with self.client() as c:
+            fill(c)  # each answer below then carries five records (~1.5 KB)
+            n = 20000
+            c.s.sendall(b"".join(msgpack.packb([0, i, "list", [{"limit": 5}]]) for i in range(n)))
+            time.sleep(0.5)
+            got = [c.read()[1] for _ in range(n)]
+            self.assertEqual(got, list(range(n)))
+        self.assert_serving()
+
+    def test_input_buffer_full_stops_reading_until_answers_drain(self):
+        # A daemon with the smallest input buffer: a pipeline bigger than it, from a
+        # writer that does not wait, while the answers are read slowly. Reading stops
+        # when the buffer is full and resumes as answers drain; nothing is lost.
+        import threading
+        d = Daemon("--max-message", "1024", "--max-output", "65536")
+        try:
+            with Client(d.sock) as c:
+                fill(c)
+                n = 20000
+                payload = b"".join(msgpack.packb([0, i, "list", [{"limit": 5}]]) for i in range(n))
+                writer = threading.Thread(target=c.s.sendall, args=(payload,))
+                writer.start()
+                time.sleep(0.3)  # let the daemon's input buffer fill up first
+                got = [c.read()[1] for _ in range(n)]
+                writer.join()
+                self.assertEqual(got, list(range(n)))
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+    def test_watched_ids_are_bounded(self):
+        with self.client() as c:
+            t = c.call("submit", {"kind": "sleep", "args": {"seconds": 30}})["id"]
+            for _ in range(4):  # 4 x 65,536 = the per-connection cap of 262,144
+                c.call("subscribe", {"ids": [t] * 65536})
+            with self.assertRaises(RemoteError) as e:
+                c.call("wait", {"ids": [t], "timeout": 0})
+            self.assertEqual(e.exception.code, "quota_exceeded")
+            c.call("cancel", {"id": t})
 
     def test_client_vanishes_while_waiting(self):
         c = self.client()
