@@ -187,6 +187,27 @@ class Protocol(unittest.TestCase):
             self.assertEqual(note["task"]["error"]["message"], "bye")
             self.assertEqual(c.call("unsubscribe", {"sub": sub}), {})
 
+    def test_group_counters_follow_every_stage(self):
+        def counts(c):
+            g = [g for g in c.call("groups")["groups"] if g["name"] == "gc"][0]
+            return g["pending"], g["running"]
+        with self.client() as c:
+            run = c.call("submit", {"kind": "sleep", "args": {"seconds": 30}, "group": "gc"})["id"]
+            later = c.call("submit", {"kind": "sleep", "args": {"seconds": 1}, "group": "gc", "delay": 30})["id"]
+            dep = c.call("submit", {"kind": "sleep", "args": {"seconds": 1}, "group": "gc", "after": [run]})["id"]
+            self.assertEqual(counts(c), (2, 1))
+            self.assertEqual(c.call("get", {"id": later})["state"], "pending")
+            c.call("cancel", {"id": later})
+            self.assertEqual(counts(c), (1, 1))
+            c.call("cancel", {"id": run})       # its dependant ends failed, dependency_failed
+            c.call("wait", {"ids": [run, dep]})
+            self.assertEqual(counts(c), (0, 0))
+            self.assertEqual(c.call("get", {"id": dep})["error"]["code"], "dependency_failed")
+            # set_group changes the settings a group reports
+            c.call("set_group", {"name": "gc", "parallel": 3, "paused": True})
+            g = [g for g in c.call("groups")["groups"] if g["name"] == "gc"][0]
+            self.assertEqual((g["parallel"], g["paused"]), (3, True))
+
     def test_field_errors_name_the_field(self):
         with self.client() as c:
             cases = [
