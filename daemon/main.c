@@ -36,6 +36,7 @@ static const char usage[] =
     "  --max-output BYTES    unsent output a client may leave unread before it is\n"
     "                        disconnected (default 33554432)\n"
     "  --retain N            finished task records kept (default 10000)\n"
+    "  --max-active N        pending+running tasks one uid may have (default 100000)\n"
     "  -h, --help            this help\n"
     "  -V, --version         print the version\n"
     "\n"
@@ -122,7 +123,7 @@ int main(int argc, char **argv)
         { "socket", required_argument, 0, 's' },    { "state-dir", required_argument, 0, 'd' },
         { "socket-mode", required_argument, 0, 'm' }, { "max-connections", required_argument, 0, 'c' },
         { "max-message", required_argument, 0, 'M' }, { "retain", required_argument, 0, 'r' },
-        { "max-output", required_argument, 0, 'o' },
+        { "max-output", required_argument, 0, 'o' }, { "max-active", required_argument, 0, 'a' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
@@ -155,6 +156,11 @@ int main(int argc, char **argv)
         case 'o':
             if (parse_size("--max-output", optarg, 4096, (size_t)1 << 34, &cfg.max_output) < 0)
                 return 2;
+            break;
+        case 'a':
+            if (parse_size("--max-active", optarg, 1, 100000000, &v) < 0)
+                return 2;
+            cfg.limits.max_active_per_uid = v;
             break;
         case 'r':
             if (parse_size("--retain", optarg, 1, 100000000, &v) < 0)

@@ -223,11 +223,31 @@ class Protocol(unittest.TestCase):
                 ({"kind": 7}, "kind"),
                 ({}, "kind"),
             ]
+            sleep1 = {"kind": "sleep", "args": {"seconds": 1}}
+            cases += [  # every length and range limit, crossed by one
+                ({**sleep1, "name": "n" * 257}, "name is 257 bytes"),
+                ({**sleep1, "group": "g" * 65}, "group"),
+                ({"kind": "k" * 33}, "kind is 33 bytes"),
+                ({**sleep1, "after": [1] * 1025}, "after has 1025 ids"),
+                ({**sleep1, "retries": 1001}, "retries must be between 0 and 1000"),
+                ({**sleep1, "priority": 1000001}, "priority must be between"),
+                ({**sleep1, "priority": -1000001}, "priority must be between"),
+                ({**sleep1, "timeout": 0}, "timeout must be more than 0"),
+                ({"kind": "gather", "args": {"ids": [1] * 65537}}, "args.ids has 65537 ids"),
+            ]
             for params, field in cases:
                 with self.assertRaises(RemoteError) as e:
                     c.call("submit", params)
-                self.assertEqual(e.exception.code, "bad_request", params)
-                self.assertIn(field, e.exception.message, params)
+                self.assertEqual(e.exception.code, "bad_request", params if len(str(params)) < 200 else field)
+                self.assertIn(field, e.exception.message, field)
+            for method, params, field in (("wait", {"ids": [1] * 65537}, "ids has 65537 ids"),
+                                          ("subscribe", {"ids": [1] * 65537}, "ids has 65537 ids"),
+                                          ("list", {"limit": 100001}, "limit must be between 1 and 100000"),
+                                          ("set_group", {"name": "x", "parallel": 65537}, "parallel")):
+                with self.assertRaises(RemoteError) as e:
+                    c.call(method, params)
+                self.assertEqual(e.exception.code, "bad_request", method)
+                self.assertIn(field, e.exception.message, method)
             with self.assertRaises(RemoteError) as e:
                 c.call("get", {"id": -1})
             self.assertEqual(e.exception.code, "bad_request")
@@ -348,6 +368,50 @@ class Protocol(unittest.TestCase):
                 got = [c.read()[1] for _ in range(n)]
                 writer.join()
                 self.assertEqual(got, list(range(n)))
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+    def test_waits_in_flight_are_bounded(self):
+        with self.client() as c:
+            t = c.call("submit", {"kind": "sleep", "args": {"seconds": 30}})["id"]
+            for i in range(1024):  # the per-connection limit, all deferred
+                c.send("wait", {"ids": [t]})
+            with self.assertRaises(RemoteError) as e:
+                c.call("wait", {"ids": [t]})
+            self.assertEqual(e.exception.code, "quota_exceeded")
+            c.call("cancel", {"id": t})  # answers all 1024
+            answered = 0
+            while answered < 1024:
+                m = c.read()
+                answered += m[0] == 1
+
+    def test_groups_are_bounded(self):
+        d = Daemon()  # its own: it fills the group table
+        try:
+            with Client(d.sock) as c:
+                existing = len(c.call("groups")["groups"])
+                for i in range(1024 - existing):
+                    c.call("set_group", {"name": f"bulk{i}"})
+                with self.assertRaises(RemoteError) as e:
+                    c.call("set_group", {"name": "one-too-many"})
+                self.assertEqual(e.exception.code, "quota_exceeded")
+                with self.assertRaises(RemoteError) as e:  # nor by naming a new one in a submit
+                    c.call("submit", {"kind": "sleep", "args": {"seconds": 0}, "group": "another-new"})
+                self.assertEqual(e.exception.code, "quota_exceeded")
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+    def test_active_tasks_per_uid_are_bounded(self):
+        d = Daemon("--max-active", "5")
+        try:
+            with Client(d.sock) as c:
+                ids = [c.call("submit", {"kind": "sleep", "args": {"seconds": 30}})["id"] for _ in range(5)]
+                with self.assertRaises(RemoteError) as e:
+                    c.call("submit", {"kind": "sleep", "args": {"seconds": 30}})
+                self.assertEqual(e.exception.code, "quota_exceeded")
+                c.call("cancel", {"id": ids[0]})  # an ended task frees its place
+                c.call("wait", {"ids": [ids[0]]})
+                c.call("submit", {"kind": "sleep", "args": {"seconds": 0}})
         finally:
             self.assertEqual(d.stop(), 0)
 
