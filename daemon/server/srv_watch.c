@@ -10,18 +10,19 @@
 
 enum { WAIT_ALL, WAIT_FIRST_COMPLETED, WAIT_FIRST_EXCEPTION };
 
-typedef struct srv_wait_item {
+/* One watched record of a wait or a subscription. */
+typedef struct srv_item {
     co_cb cb;
     srv_rec *rec;
-    srv_wait *w;
-} srv_wait_item;
+    void *owner; /* the srv_wait or srv_sub */
+} srv_item;
 
 struct srv_wait {
     srv_conn *c;
     uint32_t msgid;
     int mode;
     size_t n, done, failed;
-    srv_wait_item *items;
+    srv_item *items;
     uv_timer_t *timer;
     srv_wait *prev, *next;
 };
@@ -59,6 +60,17 @@ static void srv_watch_release(srv_rec **recs, size_t n)
     free(recs);
 }
 
+/* Unhook and release a wait's or subscription's items. */
+static void srv_items_release(srv_conn *c, srv_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        co_future_remove_cb(&items[i].cb);
+        srv_rec_unref(items[i].rec);
+    }
+    c->watched -= n;
+    free(items);
+}
+
 static void srv_timer_closed(uv_handle_t *h)
 {
     free(h);
@@ -74,14 +86,9 @@ static void srv_wait_free(srv_wait *w)
     if (w->next)
         w->next->prev = w->prev;
     c->nwaits--;
-    c->watched -= w->n;
-    for (size_t i = 0; i < w->n; i++) {
-        co_future_remove_cb(&w->items[i].cb);
-        srv_rec_unref(w->items[i].rec);
-    }
+    srv_items_release(c, w->items, w->n);
     if (w->timer)
         uv_close((uv_handle_t *)w->timer, srv_timer_closed);
-    free(w->items);
     free(w);
 }
 
@@ -118,8 +125,8 @@ static bool srv_wait_satisfied(const srv_wait *w)
 
 static void srv_wait_item_done(co_future *f, void *arg)
 {
-    srv_wait_item *it = arg;
-    srv_wait *w = it->w;
+    srv_item *it = arg;
+    srv_wait *w = it->owner;
     w->done++;
     if (co_future_state(f) == CO_FAILED)
         w->failed++;
@@ -179,7 +186,7 @@ void srv_wait_start(srv_conn *c, const cp_request *rq)
         return;
     }
     srv_wait *w = calloc(1, sizeof *w);
-    srv_wait_item *items = calloc(n, sizeof *items);
+    srv_item *items = calloc(n, sizeof *items);
     if (!w || !items) {
         free(w), free(items);
         c->watched -= n;
@@ -188,7 +195,7 @@ void srv_wait_start(srv_conn *c, const cp_request *rq)
         return;
     }
     for (size_t i = 0; i < n; i++)
-        items[i] = (srv_wait_item){ .rec = recs[i], .w = w };
+        items[i] = (srv_item){ .rec = recs[i], .owner = w };
     free(recs);
     w->c = c;
     w->msgid = rq->msgid;
@@ -226,17 +233,11 @@ void srv_wait_start(srv_conn *c, const cp_request *rq)
 
 /* ---- subscriptions ------------------------------------------------------------------- */
 
-typedef struct srv_sub_item {
-    co_cb cb;
-    srv_rec *rec;
-    srv_sub *sub;
-} srv_sub_item;
-
 struct srv_sub {
     uint32_t id;
     bool all;
     srv_conn *c;
-    srv_sub_item *items;
+    srv_item *items;
     size_t n;
     srv_sub *prev, *next;         /* the connection's */
     srv_sub *all_prev, *all_next; /* the server's all: true list */
@@ -257,8 +258,8 @@ static void srv_notify(srv_sub *s, srv_rec *r)
 static void srv_sub_item_done(co_future *f, void *arg)
 {
     (void)f;
-    srv_sub_item *it = arg;
-    srv_notify(it->sub, it->rec);
+    srv_item *it = arg;
+    srv_notify(it->owner, it->rec);
 }
 
 void srv_watch_on_finish(srv_rec *r, void *arg)
@@ -279,7 +280,6 @@ static void srv_sub_free(srv_sub *s)
     if (s->next)
         s->next->prev = s->prev;
     c->nsubs--;
-    c->watched -= s->n;
     if (s->all) {
         srv *v = c->srv;
         if (s->all_prev)
@@ -289,11 +289,7 @@ static void srv_sub_free(srv_sub *s)
         if (s->all_next)
             s->all_next->all_prev = s->all_prev;
     }
-    for (size_t i = 0; i < s->n; i++) {
-        co_future_remove_cb(&s->items[i].cb);
-        srv_rec_unref(s->items[i].rec);
-    }
-    free(s->items);
+    srv_items_release(c, s->items, s->n);
     free(s);
 }
 
@@ -333,7 +329,7 @@ void srv_subscribe(srv_conn *c, const cp_request *rq)
         return;
     }
     srv_sub *s = calloc(1, sizeof *s);
-    srv_sub_item *items = n ? calloc(n, sizeof *items) : NULL;
+    srv_item *items = n ? calloc(n, sizeof *items) : NULL;
     if (!s || (n && !items)) {
         free(s), free(items);
         c->watched -= n;
@@ -342,7 +338,7 @@ void srv_subscribe(srv_conn *c, const cp_request *rq)
         return;
     }
     for (size_t i = 0; i < n; i++)
-        items[i] = (srv_sub_item){ .rec = recs[i], .sub = s };
+        items[i] = (srv_item){ .rec = recs[i], .owner = s };
     free(recs);
     s->id = ++c->next_sub;
     s->all = all;
