@@ -22,8 +22,7 @@ typedef struct kind_start {
 
 typedef struct kind_ops {
     const char *name;
-    bool available;  /* false: defined by the contract, arrives in a later version */
-    bool takes_slot; /* does work (counts against a group's `parallel`) */
+    bool available; /* false: defined by the contract, arrives in a later version */
     /* Parse and check args (may be NULL when absent). Returns 0 or -EINVAL with err. */
     int (*validate)(const msgpack_object *args, void **parsed, cp_error *err);
     /* Task ids the parsed args refer to (may be none). */

@@ -50,6 +50,6 @@ static void gather_free(void *parsed)
     free(a);
 }
 
-const kind_ops kind_gather = { .name = "gather", .available = true, .takes_slot = false,
+const kind_ops kind_gather = { .name = "gather", .available = true,
                                .validate = gather_validate, .refs = gather_refs,
                                .start = gather_start, .free = gather_free };

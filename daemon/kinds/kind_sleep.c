@@ -63,6 +63,6 @@ static void sleep_free(void *parsed)
     free(a);
 }
 
-const kind_ops kind_sleep = { .name = "sleep", .available = true, .takes_slot = false,
+const kind_ops kind_sleep = { .name = "sleep", .available = true,
                               .validate = sleep_validate, .refs = sleep_refs,
                               .start = sleep_start, .free = sleep_free };

@@ -1,5 +1,5 @@
 /* kinds.c: the table of task kinds. `exec` is in the contract and arrives with the next
- * issue; until then it is known, and refused with a message that says so. */
+ * issue; until then it is known but not available, and submit says so. */
 #include "kind.h"
 
 #include <errno.h>
@@ -12,15 +12,7 @@ int kind_args_error(cp_error *err)
     return cp_fail(err, err->code, "args.%s", field);
 }
 
-static int kind_unavailable(const msgpack_object *args, void **parsed, cp_error *err)
-{
-    (void)args;
-    (void)parsed;
-    return cp_fail(err, CP_BAD_REQUEST, "kind \"exec\" is not available in this version of corod");
-}
-
-static const kind_ops kind_exec = { .name = "exec", .available = false, .takes_slot = true,
-                                    .validate = kind_unavailable };
+static const kind_ops kind_exec = { .name = "exec", .available = false };
 
 static const kind_ops *const kind_table[] = { &kind_sleep, &kind_gather, &kind_exec };
 

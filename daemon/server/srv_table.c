@@ -575,10 +575,12 @@ int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, s
         return rc;
     }
     const kind_ops *kind = kind_find(sp.kind);
-    if (!kind) {
+    if (!kind || !kind->available) {
+        rc = kind ? cp_fail(err, CP_BAD_REQUEST, "kind \"%s\" is not available in this version of corod", kind->name)
+                  : cp_fail(err, CP_BAD_REQUEST, "unknown kind \"%.*s\" (known: sleep, gather, exec)",
+                            (int)sp.kind.len, sp.kind.ptr);
         cp_spec_free(&sp);
-        return cp_fail(err, CP_BAD_REQUEST, "unknown kind \"%.*s\" (known: sleep, gather, exec)",
-                       (int)sp.kind.len, sp.kind.ptr);
+        return rc;
     }
     srv_rec *r = calloc(1, sizeof *r);
     co_task **deps = NULL;

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (cp_spec_parse(rq.params, &sp, &err) == 0) {
                 const kind_ops *k = kind_find(sp.kind);
                 void *parsed = NULL;
-                if (k && k->validate(sp.args, &parsed, &err) == 0 && k->free)
+                if (k && k->available && k->validate(sp.args, &parsed, &err) == 0 && k->free)
                     k->free(parsed);
             }
             cp_spec_free(&sp);
