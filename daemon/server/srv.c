@@ -337,11 +337,6 @@ static void srv_on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&c->pipe, srv_alloc, srv_read);
 }
 
-size_t srv_connections(const srv *v)
-{
-    return v->nconns;
-}
-
 /* ---- listening ------------------------------------------------------------------------ */
 
 static int srv_mkdir_parent(const char *path, mode_t mode, char *errbuf, size_t errlen)

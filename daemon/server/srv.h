@@ -14,6 +14,7 @@
 #define SRV_MAX_OUTPUT (32u * 1024u * 1024u) /* unsent bytes before a client is dropped */
 #define SRV_MAX_WAITS_PER_CONN 1024u       /* deferred `wait`s in flight on a connection */
 #define SRV_MAX_SUBS_PER_CONN 1024u        /* subscriptions of a connection */
+#define SRV_MAX_ALL_SUBS_PER_CONN 8u       /* of them, with all: true (walked at every task end) */
 #define SRV_MAX_WAIT_IDS 65536u            /* ids in one wait or subscribe */
 #define SRV_MAX_WATCHED_PER_CONN 262144u   /* ids watched at once by a connection's waits and subscriptions */
 #define SRV_LIST_DEFAULT 1000u             /* records `list` returns without a limit */
@@ -37,6 +38,5 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
  * every connection after its pending output, ends every task, and frees the server once
  * its handles are closed. */
 void srv_shutdown(srv *v);
-size_t srv_connections(const srv *v);
 
 #endif

@@ -47,6 +47,7 @@ struct srv_conn {
     srv_sub *subs;
     size_t nsubs;
     size_t watched; /* ids registered by its waits and subscriptions */
+    size_t nall;    /* of its subscriptions, those with all: true */
     uint32_t next_sub;
     srv_conn *prev, *next;
     srv_conn *dirty_next;

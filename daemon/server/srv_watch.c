@@ -27,39 +27,6 @@ struct srv_wait {
     srv_wait *prev, *next;
 };
 
-/* The records `ids` name, each referenced, in a malloc'd array; or NULL after replying
- * not_found (an unknown or invisible id: nothing is registered) or internal. */
-static srv_rec **srv_watch_resolve(srv_conn *c, const cp_request *rq, const uint64_t *ids, size_t n)
-{
-    srv_rec **recs = calloc(n ? n : 1, sizeof *recs);
-    if (!recs) {
-        srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        srv_rec *r = srv_table_get(c->srv->table, ids[i], c->uid);
-        if (!r) {
-            for (size_t j = 0; j < i; j++)
-                srv_rec_unref(recs[j]);
-            free(recs);
-            cp_error err;
-            cp_fail(&err, CP_NOT_FOUND, "task %llu not found", (unsigned long long)ids[i]);
-            srv_reply_error(c, rq, &err);
-            return NULL;
-        }
-        srv_rec_ref(r);
-        recs[i] = r;
-    }
-    return recs;
-}
-
-static void srv_watch_release(srv_rec **recs, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        srv_rec_unref(recs[i]);
-    free(recs);
-}
-
 /* Unhook and release a wait's or subscription's items. */
 static void srv_items_release(srv_conn *c, srv_item *items, size_t n)
 {
@@ -69,6 +36,39 @@ static void srv_items_release(srv_conn *c, srv_item *items, size_t n)
     }
     c->watched -= n;
     free(items);
+}
+
+/* Items for the records `ids` name (each referenced, `owner` still unset), with room
+ * reserved in the connection's watch budget; frees ids. NULL after an error reply:
+ * quota_exceeded, not_found (an unknown or invisible id: nothing is registered) or
+ * internal. */
+static srv_item *srv_items_new(srv_conn *c, const cp_request *rq, uint64_t *ids, size_t n)
+{
+    srv_item *items = NULL;
+    if (!srv_conn_watch(c, rq, n))
+        goto out;
+    if (!(items = calloc(n ? n : 1, sizeof *items))) {
+        c->watched -= n;
+        srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        srv_rec *r = srv_table_get(c->srv->table, ids[i], c->uid);
+        if (!r) {
+            cp_error err;
+            cp_fail(&err, CP_NOT_FOUND, "task %llu not found", (unsigned long long)ids[i]);
+            srv_items_release(c, items, i); /* gives back i of the n reserved */
+            c->watched -= n - i;
+            items = NULL;
+            srv_reply_error(c, rq, &err);
+            goto out;
+        }
+        srv_rec_ref(r);
+        items[i].rec = r;
+    }
+out:
+    free(ids);
+    return items;
 }
 
 static void srv_timer_closed(uv_handle_t *h)
@@ -175,28 +175,17 @@ void srv_wait_start(srv_conn *c, const cp_request *rq)
         srv_reply_error(c, rq, &err);
         return;
     }
-    if (!srv_conn_watch(c, rq, n)) {
-        free(ids);
+    srv_item *items = srv_items_new(c, rq, ids, n);
+    if (!items)
         return;
-    }
-    srv_rec **recs = srv_watch_resolve(c, rq, ids, n);
-    free(ids);
-    if (!recs) {
-        c->watched -= n;
-        return;
-    }
     srv_wait *w = calloc(1, sizeof *w);
-    srv_item *items = calloc(n, sizeof *items);
-    if (!w || !items) {
-        free(w), free(items);
-        c->watched -= n;
-        srv_watch_release(recs, n);
+    if (!w) {
+        srv_items_release(c, items, n);
         srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
         return;
     }
     for (size_t i = 0; i < n; i++)
-        items[i] = (srv_item){ .rec = recs[i], .owner = w };
-    free(recs);
+        items[i].owner = w;
     w->c = c;
     w->msgid = rq->msgid;
     w->mode = m;
@@ -282,6 +271,7 @@ static void srv_sub_free(srv_sub *s)
     c->nsubs--;
     if (s->all) {
         srv *v = c->srv;
+        c->nall--;
         if (s->all_prev)
             s->all_prev->all_next = s->all_next;
         else
@@ -316,30 +306,27 @@ void srv_subscribe(srv_conn *c, const cp_request *rq)
         srv_reply_error(c, rq, &err);
         return;
     }
+    if (all && c->nall >= SRV_MAX_ALL_SUBS_PER_CONN) {
+        /* Every task that ends walks every all: true subscription: keep that walk short. */
+        free(ids);
+        cp_fail(&err, CP_QUOTA_EXCEEDED, "this connection already has %u subscriptions with all: true",
+                SRV_MAX_ALL_SUBS_PER_CONN);
+        srv_reply_error(c, rq, &err);
+        return;
+    }
     if (all)
         n = 0; /* every task of the owner from now on; naming some as well adds nothing */
-    if (!srv_conn_watch(c, rq, n)) {
-        free(ids);
+    srv_item *items = srv_items_new(c, rq, ids, n);
+    if (!items)
         return;
-    }
-    srv_rec **recs = srv_watch_resolve(c, rq, ids, n);
-    free(ids);
-    if (!recs) {
-        c->watched -= n;
-        return;
-    }
     srv_sub *s = calloc(1, sizeof *s);
-    srv_item *items = n ? calloc(n, sizeof *items) : NULL;
-    if (!s || (n && !items)) {
-        free(s), free(items);
-        c->watched -= n;
-        srv_watch_release(recs, n);
+    if (!s) {
+        srv_items_release(c, items, n);
         srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
         return;
     }
     for (size_t i = 0; i < n; i++)
-        items[i] = (srv_item){ .rec = recs[i], .owner = s };
-    free(recs);
+        items[i].owner = s;
     s->id = ++c->next_sub;
     s->all = all;
     s->c = c;
@@ -352,6 +339,7 @@ void srv_subscribe(srv_conn *c, const cp_request *rq)
     c->nsubs++;
     if (all) {
         srv *v = c->srv;
+        c->nall++;
         s->all_next = v->all_subs;
         if (v->all_subs)
             v->all_subs->all_prev = s;

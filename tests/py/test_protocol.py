@@ -415,6 +415,15 @@ class Protocol(unittest.TestCase):
         finally:
             self.assertEqual(d.stop(), 0)
 
+    def test_all_subscriptions_are_bounded(self):
+        with self.client() as c:
+            subs = [c.call("subscribe", {"all": True})["sub"] for _ in range(8)]
+            with self.assertRaises(RemoteError) as e:
+                c.call("subscribe", {"all": True})
+            self.assertEqual(e.exception.code, "quota_exceeded")
+            c.call("unsubscribe", {"sub": subs[0]})  # one place freed
+            c.call("subscribe", {"all": True})
+
     def test_watched_ids_are_bounded(self):
         with self.client() as c:
             t = c.call("submit", {"kind": "sleep", "args": {"seconds": 30}})["id"]
