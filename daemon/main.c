@@ -192,7 +192,10 @@ int main(int argc, char **argv)
         return 1;
     }
     char lockpath[PATH_MAX];
-    snprintf(lockpath, sizeof lockpath, "%s/lock", state);
+    if (snprintf(lockpath, sizeof lockpath, "%s/lock", state) >= (int)sizeof lockpath) {
+        fprintf(stderr, "corod: state directory path too long: %s\n", state);
+        return 1;
+    }
     int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lockfd < 0) {
         fprintf(stderr, "corod: cannot open %s: %s\n", lockpath, strerror(errno));

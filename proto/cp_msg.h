@@ -22,8 +22,6 @@ enum { CP_REQUEST = 0, CP_RESPONSE = 1, CP_NOTIFICATION = 2 };
 #define CP_SHUTTING_DOWN "shutting_down"
 #define CP_INTERNAL "internal"
 
-#define CP_MAX_STR 4096u /* any string field not given its own limit */
-
 typedef struct cp_error {
     const char *code;  /* one of the codes above */
     char message[256];
