@@ -18,7 +18,9 @@
 #include "cp_msg.h"
 
 #define COROD_READ_CHUNK (64u * 1024u)
-#define COROD_MAX_MESSAGE (64u * 1024u * 1024u) /* what a client accepts from the daemon */
+/* What a client accepts from the daemon: a reply over this (or not MessagePack) is a
+ * stream error, -EPROTO, not an allocation on the daemon's say-so. */
+#define COROD_MAX_MESSAGE (64u * 1024u * 1024u)
 
 typedef struct corod_note {
     uint32_t sub;

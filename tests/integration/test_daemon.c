@@ -4,7 +4,10 @@
  * ownership rule (a second uid, `nobody`), retention, the connection limit, shutdown
  * answering waiters, and done-callbacks on a libuv loop. */
 #include <math.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -479,6 +482,47 @@ static void test_socket_modes(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A "daemon" that answers any request with a header claiming 65 MiB: the client must
+ * refuse it as a stream error, not try to buffer it. */
+static void *liar(void *arg)
+{
+    int lfd = *(int *)arg, fd = accept(lfd, NULL, NULL);
+    char buf[256];
+    if (fd >= 0 && read(fd, buf, sizeof buf) > 0) {
+        const unsigned char huge[] = { 0x94, 0x01, 0x01, 0xc0, 0xdb, 0x04, 0x10, 0x00, 0x00 };
+        if (write(fd, huge, sizeof huge) != (ssize_t)sizeof huge)
+            perror("liar");
+        usleep(200000);
+    }
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static void test_client_refuses_oversize_replies(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/corod-liar-XXXXXX";
+    assert_non_null(mkdtemp(path));
+    char sock[64];
+    snprintf(sock, sizeof sock, "%s/s", path);
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    strcpy(a.sun_path, sock);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, liar, &lfd);
+    corod_client *c;
+    assert_int_equal(corod_connect(sock, &c), 0);
+    assert_int_equal(corod_hello(c, NULL, NULL, NULL), -EPROTO);
+    corod_close(c);
+    pthread_join(t, NULL);
+    close(lfd);
+    unlink(sock);
+    rmdir(path);
+}
+
 static void on_uv_done(corod_client *c, uint32_t sub, const corod_task *t, void *arg)
 {
     (void)c, (void)sub;
@@ -521,6 +565,7 @@ int main(void)
     const struct CMUnitTest own_tests[] = {
         cmocka_unit_test(test_retention_and_connection_limit),
         cmocka_unit_test(test_shutdown_answers_waiters),
+        cmocka_unit_test(test_client_refuses_oversize_replies),
     };
     int fails = cmocka_run_group_tests_name("daemon", shared_tests, up, down);
     fails += cmocka_run_group_tests_name("daemon-own", own_tests, NULL, NULL);
