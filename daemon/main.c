@@ -1,6 +1,7 @@
 /* main.c: corod's entry point — options and their defaults, the state directory and its
  * lock, signals, systemd readiness, and the wiring of runtime, table and server. Runs in
  * the foreground; systemd or the caller supervises it. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -16,6 +17,7 @@
 
 #include "co.h"
 #include "cp_frame.h"
+#include "ex_ident.h"
 #include "srv.h"
 
 #ifndef COROD_VERSION
@@ -37,6 +39,13 @@ static const char usage[] =
     "                        disconnected (default 33554432)\n"
     "  --retain N            finished task records kept (default 10000)\n"
     "  --max-active N        pending+running tasks one uid may have (default 100000)\n"
+    "  --parallel N          slots of the default group, and of groups created from it\n"
+    "                        (default: the number of online CPUs; 0: no bound)\n"
+    "  --grace SECONDS       from SIGTERM to SIGKILL when a job is cancelled or times out\n"
+    "                        (default 5; a task's args.grace overrides it)\n"
+    "  --output-limit BYTES  keep at most this much of each job's stdout and stderr; the\n"
+    "                        rest is discarded after a marker line (default 0: no cap;\n"
+    "                        a task's args.output_limit overrides it)\n"
     "  -h, --help            this help\n"
     "  -V, --version         print the version\n"
     "\n"
@@ -87,6 +96,20 @@ static int mkdirs(const char *path, mode_t mode)
     return 0;
 }
 
+/* Remove the regular files in `dir` (before the loop starts: blocking is fine here). */
+static int clear_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_type == DT_REG || e->d_type == DT_UNKNOWN)
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+    return 0;
+}
+
 static char *default_socket(void)
 {
     const char *env = getenv("CORO_SOCKET");
@@ -124,6 +147,8 @@ int main(int argc, char **argv)
         { "socket-mode", required_argument, 0, 'm' }, { "max-connections", required_argument, 0, 'c' },
         { "max-message", required_argument, 0, 'M' }, { "retain", required_argument, 0, 'r' },
         { "max-output", required_argument, 0, 'o' }, { "max-active", required_argument, 0, 'a' },
+        { "parallel", required_argument, 0, 'p' },  { "grace", required_argument, 0, 'g' },
+        { "output-limit", required_argument, 0, 'L' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
@@ -167,6 +192,29 @@ int main(int argc, char **argv)
                 return 2;
             cfg.limits.retain = v;
             break;
+        case 'p':
+            if (parse_size("--parallel", optarg, 0, 65536, &v) < 0)
+                return 2;
+            /* 0 here means "no bound"; the table reads 0 as "the CPU count". */
+            cfg.limits.default_parallel = v ? (uint32_t)v : SRV_PARALLEL_UNBOUNDED;
+            break;
+        case 'g': {
+            char *end;
+            errno = 0;
+            double g = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(g >= 0 && g <= 86400)) {
+                fprintf(stderr, "corod: --grace must be seconds from 0 to 86400, not \"%s\"\n", optarg);
+                return 2;
+            }
+            cfg.limits.has_grace = true;
+            cfg.limits.grace = g;
+            break;
+        }
+        case 'L':
+            if (parse_size("--output-limit", optarg, 0, (size_t)1 << 62, &v) < 0)
+                return 2;
+            cfg.limits.output_limit = v;
+            break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("corod %s\n", COROD_VERSION); return 0;
         default: fputs(usage, stderr); return 2;
@@ -206,6 +254,16 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* Jobs' output files. Records are not kept across restarts yet, so what an earlier
+     * run left there belongs to no task: clear it. */
+    char outdir[PATH_MAX];
+    if (snprintf(outdir, sizeof outdir, "%s/output", state) >= (int)sizeof outdir ||
+        (rc = mkdirs(outdir, 0700)) < 0 || (rc = clear_dir(outdir)) < 0) {
+        fprintf(stderr, "corod: cannot prepare %s/output: %s\n", state, strerror(rc < 0 ? -rc : ENAMETOOLONG));
+        return 1;
+    }
+    cfg.limits.output_dir = outdir;
+
     signal(SIGPIPE, SIG_IGN); /* a vanished client is a write error, not a death */
     uv_loop_t *loop = uv_default_loop();
     co_sched *sched;
@@ -231,6 +289,7 @@ int main(int argc, char **argv)
 
     co_sched_free(sched);
     uv_run(loop, UV_RUN_DEFAULT);
+    ex_ident_cache_clear();
     uv_loop_close(loop);
     close(lockfd);
     free(sock);

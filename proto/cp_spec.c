@@ -71,7 +71,7 @@ static void cp_pack_time(msgpack_packer *pk, const char *key, double t)
 
 void cp_pack_record(msgpack_packer *pk, const cp_record *r)
 {
-    msgpack_pack_map(pk, 10 + (r->result != NULL) + (r->error != NULL));
+    msgpack_pack_map(pk, 10 + (r->result != NULL) + (r->error != NULL) + (r->command != NULL));
     cp_pack_str(pk, "id");
     msgpack_pack_uint64(pk, r->id);
     cp_pack_str(pk, "kind");
@@ -92,6 +92,10 @@ void cp_pack_record(msgpack_packer *pk, const cp_record *r)
     cp_pack_time(pk, "finished_at", r->finished_at);
     cp_pack_str(pk, "attempts");
     msgpack_pack_uint32(pk, r->attempts);
+    if (r->command) {
+        cp_pack_str(pk, "command");
+        cp_pack_str(pk, r->command);
+    }
     if (r->result) {
         cp_pack_str(pk, "result");
         cp_pack_raw(pk, r->result, r->result_len);

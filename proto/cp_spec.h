@@ -40,6 +40,7 @@ typedef struct cp_record {
     uint32_t owner_uid;
     double created_at, started_at, finished_at;
     uint32_t attempts;
+    const char *command; /* exec: its command line (an extension field), NULL: absent */
     const uint8_t *result;
     size_t result_len;
     const uint8_t *error;

@@ -12,24 +12,44 @@
 #include "co.h"
 #include "cp_msg.h"
 
+/* Daemon-wide settings the kinds read. Copied by a body that needs them: a job may
+ * still be ending after the table that started it is gone (shutdown). */
+typedef struct kind_env {
+    const char *output_dir; /* exec output files: <output_dir>/<id>.out and .err */
+    bool as_root;           /* the daemon runs as root: jobs run as their owners */
+    double grace;           /* seconds between SIGTERM and SIGKILL (KIND_GRACE_DEFAULT) */
+    uint64_t output_limit;  /* bytes kept per output stream, 0: no cap */
+} kind_env;
+
+#define KIND_GRACE_DEFAULT 5.0
+
 typedef struct kind_start {
     co_sched *sched;
     co_task_opts opts;         /* id, name, timeout of the record */
     void *args;                /* what validate produced */
     co_future *const *refs;    /* the futures of the ids `refs` named, in order */
     size_t nrefs;
+    uint32_t owner;            /* the record's owner uid */
+    uint32_t attempt;          /* 1 for the first run, then one more per retry */
+    const kind_env *env;
 } kind_start;
 
 typedef struct kind_ops {
     const char *name;
-    bool available; /* false: defined by the contract, arrives in a later version */
+    bool available;  /* false: defined by the contract, arrives in a later version */
+    bool takes_slot; /* does work (runs a program): counts against its group's `parallel` */
+    bool has_output; /* has stdout/stderr files the `output` method reads */
     /* Parse and check args (may be NULL when absent). Returns 0 or -EINVAL with err. */
     int (*validate)(const msgpack_object *args, void **parsed, cp_error *err);
     /* Task ids the parsed args refer to (may be none). */
     void (*refs)(const void *parsed, const uint64_t **ids, size_t *n);
     int (*start)(const kind_start *ks, co_task **body);
     void (*free)(void *parsed);
+    /* Optional: the command line for records (exec), shortened to fit KIND_COMMAND_MAX. */
+    const char *(*command)(const void *parsed);
 } kind_ops;
+
+#define KIND_COMMAND_MAX 256u
 
 /* Prefix an error from a field getter with "args." so it says where the field lives. */
 int kind_args_error(cp_error *err);
@@ -39,6 +59,11 @@ const kind_ops *kind_find(cp_str name);
 
 extern const kind_ops kind_sleep;
 extern const kind_ops kind_gather;
+extern const kind_ops kind_exec;
+
+/* The path of task `id`'s output file for `stream` (1 stdout, 2 stderr). 0, or
+ * -ENAMETOOLONG. */
+int kind_output_path(const char *output_dir, uint64_t id, int stream, char *buf, size_t len);
 
 #define KIND_MAX_GATHER 65536u /* members of one gather */
 

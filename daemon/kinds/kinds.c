@@ -1,8 +1,8 @@
-/* kinds.c: the table of task kinds. `exec` is in the contract and arrives with the next
- * issue; until then it is known but not available, and submit says so. */
+/* kinds.c: the table of task kinds, and helpers they share. */
 #include "kind.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 int kind_args_error(cp_error *err)
@@ -12,8 +12,6 @@ int kind_args_error(cp_error *err)
     return cp_fail(err, err->code, "args.%s", field);
 }
 
-static const kind_ops kind_exec = { .name = "exec", .available = false };
-
 static const kind_ops *const kind_table[] = { &kind_sleep, &kind_gather, &kind_exec };
 
 const kind_ops *kind_find(cp_str name)
@@ -22,4 +20,10 @@ const kind_ops *kind_find(cp_str name)
         if (cp_str_eq(name, kind_table[i]->name))
             return kind_table[i];
     return NULL;
+}
+
+int kind_output_path(const char *output_dir, uint64_t id, int stream, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/%llu.%s", output_dir, (unsigned long long)id, stream == 2 ? "err" : "out");
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }

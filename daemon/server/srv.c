@@ -31,12 +31,14 @@ static void srv_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
  * stops reading while notifications keep coming is dropped. */
 static bool srv_backed_up(const srv_conn *c)
 {
-    return c->out.size + c->out_pending >= c->srv->cfg.max_output / 2;
+    return c->out.size + c->out_pending >= c->srv->cfg.max_output / 2 ||
+           c->nreads >= SRV_MAX_READS_PER_CONN;
 }
 
-static void srv_maybe_resume(srv_conn *c)
+void srv_maybe_resume(srv_conn *c)
 {
-    if (!c->paused || c->closing || c->out.size + c->out_pending > c->srv->cfg.max_output / 4)
+    if (!c->paused || c->closing || c->out.size + c->out_pending > c->srv->cfg.max_output / 4 ||
+        c->nreads >= SRV_MAX_READS_PER_CONN)
         return;
     c->paused = false;
     srv_process(c);
@@ -156,6 +158,7 @@ void srv_conn_close(srv_conn *c)
     c->closing = true;
     srv *v = c->srv;
     srv_watch_conn_closed(c);
+    srv_output_conn_closed(c);
     if (c->prev)
         c->prev->next = c->next;
     else

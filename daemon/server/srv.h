@@ -17,6 +17,9 @@
 #define SRV_MAX_ALL_SUBS_PER_CONN 8u       /* of them, with all: true (walked at every task end) */
 #define SRV_MAX_WAIT_IDS 65536u            /* ids in one wait or subscribe */
 #define SRV_MAX_WATCHED_PER_CONN 262144u   /* ids watched at once by a connection's waits and subscriptions */
+#define SRV_MAX_READS_PER_CONN 4u          /* `output` reads in flight on a connection */
+#define SRV_OUTPUT_DEFAULT 65536u          /* bytes `output` returns without a max */
+#define SRV_OUTPUT_MAX (4u * 1024u * 1024u) /* bytes one `output` call returns at most */
 #define SRV_LIST_DEFAULT 1000u             /* records `list` returns without a limit */
 #define SRV_LIST_MAX 100000u
 

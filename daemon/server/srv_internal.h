@@ -12,6 +12,7 @@
 typedef struct srv_conn srv_conn;
 typedef struct srv_wait srv_wait;
 typedef struct srv_sub srv_sub;
+typedef struct srv_outread srv_outread;
 
 struct srv {
     uv_loop_t *loop;
@@ -48,6 +49,8 @@ struct srv_conn {
     size_t nsubs;
     size_t watched; /* ids registered by its waits and subscriptions */
     size_t nall;    /* of its subscriptions, those with all: true */
+    srv_outread *reads; /* `output` reads on the thread pool */
+    size_t nreads;
     uint32_t next_sub;
     srv_conn *prev, *next;
     srv_conn *dirty_next;
@@ -61,10 +64,18 @@ void srv_conn_mark(srv_conn *c); /* output was packed: flush it this turn */
 /* Reserve room to watch n more ids; false (after a quota_exceeded reply) past the cap. */
 bool srv_conn_watch(srv_conn *c, const cp_request *rq, size_t n);
 void srv_conn_close(srv_conn *c);
+/* Dispatch again if it was paused and is no longer backed up. */
+void srv_maybe_resume(srv_conn *c);
 void srv_reply_error(srv_conn *c, const cp_request *rq, const cp_error *err);
 
 /* srv_methods.c */
+/* The record named by params.id as the connection may see it, or an error reply and NULL. */
+srv_rec *srv_lookup(srv_conn *c, const cp_request *rq);
 void srv_dispatch(srv_conn *c, const cp_request *rq);
+
+/* srv_output.c */
+void srv_output(srv_conn *c, const cp_request *rq);
+void srv_output_conn_closed(srv_conn *c);
 
 /* srv_watch.c */
 void srv_wait_start(srv_conn *c, const cp_request *rq);

@@ -30,8 +30,7 @@ static void srv_fail(srv_conn *c, const cp_request *rq, const char *code, const 
     srv_reply_error(c, rq, &err);
 }
 
-/* The record named by params.id, or an error reply and NULL. */
-static srv_rec *srv_lookup(srv_conn *c, const cp_request *rq)
+srv_rec *srv_lookup(srv_conn *c, const cp_request *rq)
 {
     cp_error err;
     uint64_t id;
@@ -165,25 +164,6 @@ static void m_list(srv_conn *c, const cp_request *rq)
     }
 }
 
-static void m_output(srv_conn *c, const cp_request *rq)
-{
-    cp_error err;
-    cp_str stream;
-    uint64_t off, max;
-    if (cp_get_str(rq->params, "stream", false, 16, &stream, &err) < 0 ||
-        cp_get_uint(rq->params, "offset", false, 0, UINT64_MAX, &off, &err) < 0 ||
-        cp_get_uint(rq->params, "max", false, 0, UINT64_MAX, &max, &err) < 0) {
-        srv_reply_error(c, rq, &err);
-        return;
-    }
-    srv_rec *r = srv_lookup(c, rq);
-    if (!r)
-        return;
-    /* Only exec tasks have output, and exec arrives with the next version. */
-    srv_fail(c, rq, CP_INVALID_STATE, "task %llu is a %s task: only exec tasks have output",
-             (unsigned long long)srv_rec_id(r), srv_rec_kind_name(r));
-}
-
 static void m_set_group(srv_conn *c, const cp_request *rq)
 {
     if (c->uid != 0 && c->uid != c->srv->self_uid) {
@@ -212,7 +192,7 @@ static void m_set_group(srv_conn *c, const cp_request *rq)
         return;
     }
     uint32_t p32 = (uint32_t)parallel;
-    srv_group_set(g, hp ? &p32 : NULL, hz ? &paused : NULL);
+    srv_table_set_group(c->srv->table, g, hp ? &p32 : NULL, hz ? &paused : NULL);
     srv_ok(c, rq);
     msgpack_pack_map(&c->pk, 0);
 }
@@ -236,7 +216,7 @@ static const struct {
 } srv_methods[] = {
     { "hello", m_hello },         { "submit", m_submit },     { "cancel", m_cancel },
     { "get", m_get },             { "list", m_list },         { "wait", srv_wait_start },
-    { "subscribe", srv_subscribe }, { "unsubscribe", srv_unsubscribe }, { "output", m_output },
+    { "subscribe", srv_subscribe }, { "unsubscribe", srv_unsubscribe }, { "output", srv_output },
     { "set_group", m_set_group }, { "groups", m_groups },
 };
 

@@ -1,6 +1,8 @@
 /* srv_table.c: records, their lifecycle and bookkeeping.
  * Stages: ARMING (created, submit not yet durable) → DEPS (waiting for `after`) → DELAY
- * → RUNNING (the kind's body) → DONE. Each stage's wait is a callback on a runtime future;
+ * → READY (queued in its group until the group lets it start) → RUNNING (the kind's
+ * body) → DONE; a failed attempt with retries left goes back through DELAY (its
+ * retry_delay) and READY. Each stage's wait is a callback on a runtime future;
  * a cancel tears down the stage it finds (a running body is cancelled and the record ends
  * as the body does). Records are reference counted: the table holds one until retention
  * evicts the record, and so does every wait or subscription that will still read it. */
@@ -8,23 +10,21 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "kind.h"
+#include "srv_group.h"
 
-enum srv_stage { ST_ARMING, ST_DEPS, ST_DELAY, ST_RUNNING, ST_DONE };
+#define srv_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
-struct srv_group {
-    char name[CP_MAX_GROUP + 1];
-    uint32_t parallel;
-    bool paused;
-    size_t running, pending;
-    srv_group *next;
-};
+enum srv_stage { ST_ARMING, ST_DEPS, ST_DELAY, ST_READY, ST_RUNNING, ST_DONE };
 
 typedef struct srv_dep {
     co_cb cb;
@@ -36,15 +36,19 @@ typedef struct srv_dep {
 struct srv_rec {
     uint64_t id;
     uint32_t owner, nuse, attempts; /* nuse: references to this record */
+    uint32_t retries;               /* extra attempts allowed after a failure */
     uint8_t stage;
     bool shield, in_table;
+    bool cancelling; /* a cancel reached it: a failing body is not retried */
+    srv_ready ready; /* its place in its group's ready queue */
     const kind_ops *kind;
     void *args;
     char *name;
+    char *command; /* exec: its command line, kept after the args are freed */
     srv_group *group;
     int64_t priority;
     double created_at, started_at, finished_at;
-    double delay, timeout;
+    double delay, timeout, retry_delay;
     co_task *task;       /* the record's outward future */
     co_task *body;       /* while running */
     co_task *delay_task; /* while in DELAY */
@@ -66,6 +70,7 @@ typedef struct srv_uid_count {
 struct srv_table {
     co_sched *sched;
     srv_limits lim;
+    kind_env env;
     uint64_t next_id;
     srv_rec **slots; /* open addressing by id; NULL = empty */
     size_t cap, count;
@@ -189,14 +194,10 @@ srv_group *srv_table_group(srv_table *t, cp_str name, bool create)
             return g;
     if (!create || t->ngroups >= SRV_MAX_GROUPS || !cp_group_name_ok(name))
         return NULL;
-    srv_group *g = calloc(1, sizeof *g);
+    /* A group named in a submit starts with the default group's settings. */
+    srv_group *g = srv_group_new(name, t->groups, t->lim.default_parallel);
     if (!g)
         return NULL;
-    memcpy(g->name, name.ptr, name.len);
-    /* A group named in a submit starts with the default group's settings. */
-    srv_group *def = t->groups;
-    g->parallel = def ? def->parallel : t->lim.default_parallel;
-    g->paused = def ? def->paused : false;
     /* Keep "default" first; append the rest in creation order. */
     srv_group **pp = &t->groups;
     while (*pp)
@@ -210,17 +211,20 @@ srv_group *srv_table_groups(srv_table *t) { return t->groups; }
 srv_group *srv_group_next(const srv_group *g) { return g->next; }
 const char *srv_group_name(const srv_group *g) { return g->name; }
 
-void srv_group_set(srv_group *g, const uint32_t *parallel, const bool *paused)
+static void srv_group_pump(srv_table *t, srv_group *g);
+
+void srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, const bool *paused)
 {
     if (parallel)
         g->parallel = *parallel;
     if (paused)
         g->paused = *paused;
+    srv_group_pump(t, g); /* more slots, or resumed: start what may start now */
 }
 
 void srv_group_pack(msgpack_packer *pk, const srv_group *g)
 {
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
     cp_pack_str(pk, "name");
     cp_pack_str(pk, g->name);
     cp_pack_str(pk, "parallel");
@@ -231,6 +235,8 @@ void srv_group_pack(msgpack_packer *pk, const srv_group *g)
     msgpack_pack_uint64(pk, g->running);
     cp_pack_str(pk, "pending");
     msgpack_pack_uint64(pk, g->pending);
+    cp_pack_str(pk, "slots_used"); /* running tasks that take a slot (exec) */
+    msgpack_pack_uint64(pk, g->busy);
 }
 
 /* ---- table ---- */
@@ -249,7 +255,15 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
     if (!t->lim.default_parallel) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         t->lim.default_parallel = n > 0 ? (uint32_t)n : 1;
+    } else if (t->lim.default_parallel == SRV_PARALLEL_UNBOUNDED) {
+        t->lim.default_parallel = 0;
     }
+    t->env = (kind_env){
+        .output_dir = t->lim.output_dir ? t->lim.output_dir : "/tmp",
+        .as_root = geteuid() == 0,
+        .grace = t->lim.has_grace ? t->lim.grace : KIND_GRACE_DEFAULT,
+        .output_limit = t->lim.output_limit,
+    };
     t->next_id = 1;
     if (!srv_table_group(t, (cp_str){ "default", 7 }, true)) {
         free(t);
@@ -312,6 +326,7 @@ void srv_rec_unref(srv_rec *r)
     co_future_remove_cb(&r->done_cb);
     co_task_unref(r->task);
     free(r->name);
+    free(r->command);
     free(r);
 }
 
@@ -319,6 +334,9 @@ uint64_t srv_rec_id(const srv_rec *r) { return r->id; }
 uint32_t srv_rec_owner(const srv_rec *r) { return r->owner; }
 const char *srv_rec_group_name(const srv_rec *r) { return r->group->name; }
 const char *srv_rec_kind_name(const srv_rec *r) { return r->kind->name; }
+bool srv_rec_has_output(const srv_rec *r) { return r->kind->has_output; }
+bool srv_rec_terminal(const srv_rec *r) { return r->stage == ST_DONE; }
+const char *srv_table_output_dir(const srv_table *t) { return t->env.output_dir; }
 co_future *srv_rec_future(srv_rec *r) { return co_task_future(r->task); }
 srv_rec *srv_table_first(srv_table *t) { return t->head; }
 srv_rec *srv_rec_next(const srv_rec *r) { return r->next; }
@@ -341,6 +359,7 @@ void srv_rec_pack(msgpack_packer *pk, const srv_rec *r)
         .id = r->id, .kind = r->kind->name, .name = r->name, .group = r->group->name,
         .state = srv_rec_state(r), .owner_uid = r->owner, .created_at = r->created_at,
         .started_at = r->started_at, .finished_at = r->finished_at, .attempts = r->attempts,
+        .command = r->command,
     };
     if (st == CO_SUCCEEDED)
         c.result = v, c.result_len = vlen;
@@ -357,14 +376,43 @@ srv_rec *srv_table_get(srv_table *t, uint64_t id, uint32_t uid)
     return r;
 }
 
+/* The group's queued records that may start now, started. Re-entry (a start that fails
+ * ends its record, which pumps again) is folded into the running loop. */
+static void srv_rec_start(srv_rec *r);
+
+static void srv_group_pump(srv_table *t, srv_group *g)
+{
+    (void)t;
+    if (g->pumping)
+        return;
+    g->pumping = true;
+    srv_ready *it;
+    while ((it = srv_group_pop(g)))
+        srv_rec_start(srv_container_of(it, srv_rec, ready));
+    g->pumping = false;
+}
+
+/* Leave the RUNNING stage (the attempt ended) or a waiting one, for the counters. */
+static void srv_rec_leave_stage(srv_rec *r)
+{
+    srv_group *g = r->group;
+    if (r->stage == ST_RUNNING) {
+        g->running--;
+        if (r->ready.work)
+            g->busy--;
+    } else {
+        g->pending--;
+        if (r->stage == ST_READY)
+            srv_group_dequeue(g, &r->ready);
+    }
+}
+
 /* Bookkeeping as the record ends, then the outcome. Consumes *v. */
 static void srv_rec_finish(srv_rec *r, co_state st, co_value *v)
 {
     srv_table *t = r->table;
-    if (r->stage == ST_RUNNING)
-        r->group->running--;
-    else
-        r->group->pending--;
+    bool freed_slot = r->stage == ST_RUNNING && r->ready.work;
+    srv_rec_leave_stage(r);
     srv_uid_count *u = srv_uid(t, r->owner, false);
     if (u && u->active)
         u->active--;
@@ -373,6 +421,8 @@ static void srv_rec_finish(srv_rec *r, co_state st, co_value *v)
     srv_rec_ref(r); /* releasing the stage may drop the last task reference elsewhere */
     srv_rec_release_stage(r);
     co_task_finish(r->task, st, v);
+    if (freed_slot)
+        srv_group_pump(t, r->group);
     srv_rec_unref(r);
 }
 
@@ -381,6 +431,26 @@ static void srv_rec_fail(srv_rec *r, const char *code, const char *msg)
     co_value e;
     co_value_error(&e, code, msg);
     srv_rec_finish(r, CO_FAILED, &e);
+}
+
+/* The output files of an evicted record go too (off the loop; nobody waits for it). */
+static void srv_unlinked(uv_fs_t *req)
+{
+    uv_fs_req_cleanup(req);
+    free(req);
+}
+
+static void srv_rec_drop_output(srv_table *t, srv_rec *r)
+{
+    if (!r->kind->has_output)
+        return;
+    for (int s = 1; s <= 2; s++) {
+        char path[4096];
+        uv_fs_t *req = malloc(sizeof *req);
+        if (!req || kind_output_path(t->env.output_dir, r->id, s, path, sizeof path) < 0 ||
+            uv_fs_unlink(co_sched_loop(t->sched), req, path, srv_unlinked) < 0)
+            free(req);
+    }
 }
 
 /* Runs from the loop after the record ended: retention and all-subscriptions. */
@@ -418,30 +488,52 @@ static void srv_rec_done(co_future *f, void *arg)
         else
             t->tail = old->prev;
         old->in_table = false;
+        srv_rec_drop_output(t, old);
         srv_rec_unref(old);
     }
     srv_rec_unref(r); /* this callback's reference */
 }
 
+static void srv_rec_wait(srv_rec *r, double seconds);
+
 static void srv_body_done(co_future *f, void *arg)
 {
     srv_rec *r = arg;
+    co_state st = co_future_state(f);
+    if (st == CO_FAILED && !r->cancelling && r->attempts <= r->retries) {
+        /* Another attempt (a timeout is a failure too; a cancel is not): free the slot,
+         * wait retry_delay, queue again. */
+        co_future_remove_cb(&r->body_cb);
+        co_task_unref(r->body);
+        r->body = NULL;
+        srv_rec_leave_stage(r);
+        bool freed_slot = r->ready.work;
+        r->group->pending++;
+        srv_rec_wait(r, r->retry_delay);
+        if (freed_slot)
+            srv_group_pump(r->table, r->group);
+        return;
+    }
     co_value v;
     if (co_value_copy(&v, co_future_value(f)->data, co_future_value(f)->len) < 0) {
         srv_rec_fail(r, "internal", "out of memory copying the result");
         return;
     }
-    srv_rec_finish(r, co_future_state(f), &v);
+    srv_rec_finish(r, st, &v);
 }
 
 static void srv_rec_start(srv_rec *r)
 {
+    srv_table *t = r->table;
     kind_start ks = {
-        .sched = r->table->sched,
+        .sched = t->sched,
         .opts = { .id = r->id, .name = r->name, .timeout = r->timeout },
         .args = r->args,
         .refs = r->refs,
         .nrefs = r->nrefs,
+        .owner = r->owner,
+        .attempt = r->attempts + 1,
+        .env = &t->env,
     };
     co_task *body;
     int rc = r->kind->start(&ks, &body);
@@ -454,10 +546,25 @@ static void srv_rec_start(srv_rec *r)
     r->stage = ST_RUNNING;
     r->group->pending--;
     r->group->running++;
+    if (r->ready.work)
+        r->group->busy++;
     r->started_at = srv_now();
-    r->attempts = 1;
+    r->attempts++;
     r->body = body;
     co_future_add_cb(co_task_future(body), &r->body_cb, srv_body_done, r);
+}
+
+/* Dependencies and delay are behind it: queue it in its group. */
+static void srv_rec_ready(srv_rec *r)
+{
+    r->stage = ST_READY;
+    r->ready.priority = r->priority;
+    r->ready.id = r->id;
+    if (srv_group_queue(r->group, &r->ready) < 0) {
+        srv_rec_fail(r, "internal", "out of memory queueing the task");
+        return;
+    }
+    srv_group_pump(r->table, r->group);
 }
 
 static void srv_delay_done(co_future *f, void *arg)
@@ -466,21 +573,22 @@ static void srv_delay_done(co_future *f, void *arg)
     (void)f;
     co_task_unref(r->delay_task);
     r->delay_task = NULL;
-    srv_rec_start(r);
+    srv_rec_ready(r);
 }
 
-static void srv_rec_after_deps(srv_rec *r)
+/* DELAY for `seconds` (the first start's delay, or a retry's), then READY. */
+static void srv_rec_wait(srv_rec *r, double seconds)
 {
-    if (r->delay > 0) {
-        r->stage = ST_DELAY;
-        if (co_sleep_task(r->table->sched, r->delay, NULL, NULL, &r->delay_task) < 0) {
-            srv_rec_fail(r, "internal", "out of memory arming the delay");
-            return;
-        }
-        co_future_add_cb(co_task_future(r->delay_task), &r->delay_cb, srv_delay_done, r);
+    if (seconds <= 0) {
+        srv_rec_ready(r);
         return;
     }
-    srv_rec_start(r);
+    r->stage = ST_DELAY;
+    if (co_sleep_task(r->table->sched, seconds, NULL, NULL, &r->delay_task) < 0) {
+        srv_rec_fail(r, "internal", "out of memory arming the delay");
+        return;
+    }
+    co_future_add_cb(co_task_future(r->delay_task), &r->delay_cb, srv_delay_done, r);
 }
 
 static void srv_dep_done(co_future *f, void *arg)
@@ -513,13 +621,14 @@ static void srv_dep_done(co_future *f, void *arg)
         return;
     }
     if (--r->deps_left == 0)
-        srv_rec_after_deps(r);
+        srv_rec_wait(r, r->delay);
 }
 
 static void srv_rec_cancel_hook(co_task *t, void *data)
 {
     srv_rec *r = data;
     (void)t;
+    r->cancelling = true;
     if (r->stage == ST_RUNNING)
         co_task_cancel(r->body, "cancelled"); /* the record ends when the body has */
     else if (r->stage != ST_DONE)
@@ -545,7 +654,7 @@ void srv_table_arm(srv_table *t, srv_rec *r)
             co_future_add_cb(co_task_future(r->deps[i].task), &r->deps[i].cb, srv_dep_done, &r->deps[i]);
         return;
     }
-    srv_rec_after_deps(r);
+    srv_rec_wait(r, r->delay);
 }
 
 /* Resolve ids to the tasks of records `uid` may see, taking a reference on each. */
@@ -653,6 +762,10 @@ int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, s
         free(tasks);
         r->nrefs = nids;
     }
+    if (kind->command && !(r->command = strdup(kind->command(r->args)))) {
+        rc = cp_fail(err, CP_INTERNAL, "out of memory");
+        goto fail;
+    }
     if (sp.has_name && !(r->name = strndup(sp.name.ptr, sp.name.len))) {
         rc = cp_fail(err, CP_INTERNAL, "out of memory");
         goto fail;
@@ -674,6 +787,10 @@ int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, s
     r->priority = sp.priority;
     r->delay = sp.delay;
     r->timeout = sp.timeout;
+    r->retries = (uint32_t)sp.retries;
+    r->retry_delay = sp.retry_delay;
+    r->ready.idx = SRV_NOT_QUEUED;
+    r->ready.work = kind->takes_slot;
     r->shield = sp.shield;
     r->created_at = srv_now();
     r->stage = ST_ARMING;
@@ -696,6 +813,7 @@ fail:
     cp_spec_free(&sp);
     srv_rec_release_stage(r);
     free(r->name);
+    free(r->command);
     free(r);
     return rc;
 }
@@ -724,7 +842,7 @@ void srv_table_free(srv_table *t)
     while (t->groups) {
         srv_group *g = t->groups;
         t->groups = g->next;
-        free(g);
+        srv_group_free(g);
     }
     free(t->slots);
     free(t->uids);

@@ -16,6 +16,8 @@
 #define SRV_MAX_ACTIVE_PER_UID 100000u     /* pending + running tasks of one uid */
 #define SRV_MAX_GROUPS 1024u
 
+#define SRV_PARALLEL_UNBOUNDED UINT32_MAX
+
 typedef struct srv_table srv_table;
 typedef struct srv_rec srv_rec;
 typedef struct srv_group srv_group;
@@ -23,7 +25,11 @@ typedef struct srv_group srv_group;
 typedef struct srv_limits {
     size_t retain;             /* 0: SRV_RETAIN_DEFAULT */
     size_t max_active_per_uid; /* 0: SRV_MAX_ACTIVE_PER_UID */
-    uint32_t default_parallel; /* 0: the number of online CPUs */
+    uint32_t default_parallel; /* 0: the number of online CPUs; SRV_PARALLEL_UNBOUNDED: none */
+    const char *output_dir;    /* exec output files (NULL: /tmp, for tests) */
+    bool has_grace;            /* else KIND_GRACE_DEFAULT */
+    double grace;              /* seconds from SIGTERM to SIGKILL when a job is stopped */
+    uint64_t output_limit;     /* bytes kept per output stream of a job, 0: no cap */
 } srv_limits;
 
 int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out);
@@ -48,6 +54,10 @@ uint32_t srv_rec_owner(const srv_rec *r);
 const char *srv_rec_state(const srv_rec *r);
 const char *srv_rec_group_name(const srv_rec *r);
 const char *srv_rec_kind_name(const srv_rec *r);
+bool srv_rec_has_output(const srv_rec *r);
+bool srv_rec_terminal(const srv_rec *r);
+/* Where exec output files live. */
+const char *srv_table_output_dir(const srv_table *t);
 co_future *srv_rec_future(srv_rec *r);
 void srv_rec_pack(msgpack_packer *pk, const srv_rec *r);
 
@@ -63,7 +73,7 @@ srv_group *srv_table_group(srv_table *t, cp_str name, bool create);
 srv_group *srv_table_groups(srv_table *t);
 srv_group *srv_group_next(const srv_group *g);
 const char *srv_group_name(const srv_group *g);
-void srv_group_set(srv_group *g, const uint32_t *parallel, const bool *paused);
+void srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, const bool *paused);
 void srv_group_pack(msgpack_packer *pk, const srv_group *g);
 
 /* Unix time now, in seconds. */

@@ -1,0 +1,42 @@
+/* ex_pump: a job's standard streams on the loop. An output pump copies one pipe into
+ * its output file through one bounded buffer — reading stops while a write is on the
+ * thread pool, so a job that writes faster than the disk simply blocks on its pipe and
+ * the daemon's memory stays flat. Past an optional cap the rest is read and discarded
+ * (the job keeps running) after a marker line. An input pump writes a job's stdin bytes
+ * and closes the pipe.
+ *
+ * Each pump calls `done` exactly once, when it has nothing in flight and its handle is
+ * closed — after EOF, an error, or ex_pump_stop — and is then freed with ex_pump_free. */
+#ifndef EX_PUMP_H
+#define EX_PUMP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define EX_PUMP_BUF (64u * 1024u) /* bytes in flight per output stream */
+
+typedef struct ex_pump ex_pump;
+typedef void (*ex_pump_done)(ex_pump *p, void *arg);
+
+/* Copy pipe_fd (read end, taken over) to file_fd (not taken over) from file offset
+ * `offset`; `limit` caps the file's size (0: none). */
+int ex_pump_output(uv_loop_t *loop, int pipe_fd, int file_fd, uint64_t offset, uint64_t limit,
+                   ex_pump_done done, void *arg, ex_pump **out);
+/* Write data (borrowed: keep it alive until done) into pipe_fd (write end, taken over),
+ * then close it. */
+int ex_pump_input(uv_loop_t *loop, int pipe_fd, const void *data, size_t len, ex_pump_done done,
+                  void *arg, ex_pump **out);
+
+/* Stop early: no more reads (what is being written still lands), the pipe is closed. */
+void ex_pump_stop(ex_pump *p);
+void ex_pump_free(ex_pump *p);
+
+uint64_t ex_pump_bytes(const ex_pump *p);   /* bytes read from the job (output) or written to it (input) */
+bool ex_pump_truncated(const ex_pump *p);   /* the cap was reached */
+int ex_pump_error(const ex_pump *p);        /* the first write error (negative errno), 0 */
+
+/* The line appended when an output's cap is reached. */
+#define EX_PUMP_MARKER "\n[corod: output limit of %llu bytes reached; the rest was discarded]\n"
+
+#endif

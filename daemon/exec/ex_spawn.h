@@ -1,0 +1,54 @@
+/* ex_spawn: start a job's process — in a new session (so it leads its own process group),
+ * with the given stdio, environment, directory and credentials — and hand back its pid
+ * and a pidfd to wait on.
+ *
+ * Why not uv_spawn: its setuid path calls setgroups(0, NULL), so a job would lose its
+ * owner's supplementary groups; and it fork()s, copying the daemon's page tables (many
+ * coroutine stacks) for every job. This uses clone(CLONE_VM | CLONE_VFORK) as
+ * posix_spawn does: the child shares memory until it execs, runs only system calls, and
+ * the caller's thread is suspended meanwhile. Safe from any thread; the daemon calls it
+ * on the thread pool so the loop never waits for an exec.
+ *
+ * Children are not reaped by libuv (it waits only for its own pids): the caller waits on
+ * the pidfd and reaps with ex_reap. */
+#ifndef EX_SPAWN_H
+#define EX_SPAWN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#define EX_MAX_GROUPS 65536u /* supplementary groups (NGROUPS_MAX on Linux) */
+
+typedef struct ex_spawn_req {
+    char *const *argv;  /* argv[0] is looked up in envp's PATH unless it has a '/' */
+    char *const *envp;  /* the whole environment */
+    const char *cwd;    /* NULL: stay in the caller's directory */
+    int stdin_fd;       /* -1: /dev/null */
+    int stdout_fd, stderr_fd;
+    bool set_ids;       /* change to uid/gid/groups (the caller must be root) */
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    size_t ngroups;
+} ex_spawn_req;
+
+typedef struct ex_spawned {
+    pid_t pid;
+    int pidfd; /* readable once the process has exited; the caller closes it */
+} ex_spawned;
+
+/* 0, or a negative errno with a sentence for the user in errbuf ("cannot execute
+ * \"foo\": No such file or directory"). On failure no process is left behind. */
+int ex_spawn(const ex_spawn_req *rq, ex_spawned *out, char *errbuf, size_t errlen);
+
+/* Reaps an exited child without blocking: 0 with its wait status and resource usage,
+ * -EAGAIN if it has not exited yet, or a negative errno. */
+int ex_reap(pid_t pid, int *status, struct rusage *ru);
+
+/* The PATH to use when an environment has none. */
+#define EX_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+#define EX_DEFAULT_ROOT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#endif

@@ -1,0 +1,610 @@
+/* kind_exec: {argv, env?, cwd?, stdin?, grace?, output_limit?} — run a program.
+ *
+ * A coroutine per job: on the thread pool it looks up the owner, opens the output files,
+ * makes the pipes and spawns (ex_spawn: a new session, the owner's credentials); back on
+ * the loop it pumps stdout/stderr into the files and stdin from the args, awaits the
+ * process's pidfd, reaps it and maps the status. A cancel (or the task's timeout) sends
+ * SIGTERM (and SIGCONT, for a stopped job) to the job's process group, SIGKILL after the
+ * grace period, and the body ends only once the leader is reaped; whatever is left of the
+ * group is then killed, so a job leaves no processes behind. */
+#include "kind.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cp_spec.h"
+#include "ex_ident.h"
+#include "ex_pump.h"
+#include "ex_spawn.h"
+
+#define EXEC_MAX_ARG_STRLEN 131072u        /* one argv or env string, with its NUL (MAX_ARG_STRLEN) */
+#define EXEC_MAX_ARG_TOTAL (2u * 1024 * 1024) /* argv and env together, as execve takes them */
+#define EXEC_DRAIN_TIMEOUT 2.0             /* seconds to read what is left after the leader exits */
+
+/* ---- args ---- */
+
+typedef struct exec_args {
+    unsigned refs; /* the record and each running attempt */
+    char **argv;   /* NULL-terminated */
+    char **env;    /* "K=V", NULL-terminated; NULL: the owner's minimal environment */
+    char *cwd;     /* NULL: the owner's home */
+    uint8_t *in;   /* stdin bytes */
+    size_t in_len;
+    bool has_in;
+    double grace;          /* < 0: the daemon's */
+    uint64_t output_limit; /* UINT64_MAX: the daemon's; 0: none */
+    char command[KIND_COMMAND_MAX];
+} exec_args;
+
+static void exec_args_unref(exec_args *a)
+{
+    if (!a || --a->refs)
+        return;
+    if (a->argv)
+        for (char **p = a->argv; *p; p++)
+            free(*p);
+    free(a->argv);
+    if (a->env)
+        for (char **p = a->env; *p; p++)
+            free(*p);
+    free(a->env);
+    free(a->cwd);
+    free(a->in);
+    free(a);
+}
+
+/* A C string from a msgpack str: NUL bytes cannot reach execve. */
+static int exec_cstr(const msgpack_object *o, const char *what, size_t idx, bool indexed, char **out,
+                     cp_error *err)
+{
+    char field[64];
+    if (indexed)
+        snprintf(field, sizeof field, "args.%s[%zu]", what, idx);
+    else
+        snprintf(field, sizeof field, "args.%s", what);
+    if (o->type != MSGPACK_OBJECT_STR)
+        return cp_fail(err, CP_BAD_REQUEST, "%s must be a string", field);
+    uint32_t n = o->via.str.size;
+    if (memchr(o->via.str.ptr, 0, n))
+        return cp_fail(err, CP_BAD_REQUEST, "%s contains a NUL byte", field);
+    if (n + 1 > EXEC_MAX_ARG_STRLEN)
+        return cp_fail(err, CP_BAD_REQUEST, "%s is %u bytes, more than the %u a program accepts", field, n,
+                       EXEC_MAX_ARG_STRLEN - 1);
+    if (!(*out = strndup(o->via.str.ptr, n)))
+        return cp_fail(err, CP_INTERNAL, "out of memory");
+    return 0;
+}
+
+/* The command line for records: argv joined by spaces, shortened with "...". */
+static void exec_describe(exec_args *a)
+{
+    size_t o = 0, cap = sizeof a->command;
+    for (char **p = a->argv; *p && o < cap - 1; p++) {
+        int n = snprintf(a->command + o, cap - o, "%s%s", p == a->argv ? "" : " ", *p);
+        if (n < 0)
+            break;
+        o += (size_t)n;
+    }
+    if (o >= cap - 1)
+        memcpy(a->command + cap - 4, "...", 4);
+}
+
+static int exec_validate(const msgpack_object *args, void **parsed, cp_error *err)
+{
+    if (!args)
+        return cp_fail(err, CP_BAD_REQUEST, "args.argv is required for an exec");
+    exec_args *a = calloc(1, sizeof *a);
+    if (!a)
+        return cp_fail(err, CP_INTERNAL, "out of memory");
+    a->refs = 1;
+    a->grace = -1;
+    a->output_limit = UINT64_MAX;
+    int rc = -EINVAL;
+    size_t total = 0;
+
+    const msgpack_object *av = cp_get(args, "argv");
+    if (!av) {
+        cp_fail(err, CP_BAD_REQUEST, "args.argv is required for an exec");
+        goto fail;
+    }
+    if (av->type != MSGPACK_OBJECT_ARRAY || av->via.array.size == 0) {
+        cp_fail(err, CP_BAD_REQUEST, "args.argv must be a non-empty array of strings");
+        goto fail;
+    }
+    uint32_t argc = av->via.array.size;
+    if (!(a->argv = calloc((size_t)argc + 1, sizeof *a->argv))) {
+        cp_fail(err, CP_INTERNAL, "out of memory");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < argc; i++) {
+        if (exec_cstr(&av->via.array.ptr[i], "argv", i, true, &a->argv[i], err) < 0)
+            goto fail;
+        total += strlen(a->argv[i]) + 1 + sizeof(char *);
+    }
+    if (!a->argv[0][0]) {
+        cp_fail(err, CP_BAD_REQUEST, "args.argv[0] must name a program");
+        goto fail;
+    }
+
+    const msgpack_object *ev = cp_get(args, "env");
+    if (ev && ev->type != MSGPACK_OBJECT_NIL) {
+        if (ev->type != MSGPACK_OBJECT_MAP) {
+            cp_fail(err, CP_BAD_REQUEST, "args.env must be a map of strings to strings");
+            goto fail;
+        }
+        uint32_t n = ev->via.map.size;
+        if (!(a->env = calloc((size_t)n + 1, sizeof *a->env))) {
+            cp_fail(err, CP_INTERNAL, "out of memory");
+            goto fail;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            const msgpack_object_kv *kv = &ev->via.map.ptr[i];
+            char *k = NULL, *v = NULL;
+            if (exec_cstr(&kv->key, "env key", i, true, &k, err) < 0)
+                goto fail;
+            if (!k[0] || strchr(k, '=')) {
+                cp_fail(err, CP_BAD_REQUEST, "args.env: the name \"%.64s\" is empty or contains '='", k);
+                free(k);
+                goto fail;
+            }
+            if (exec_cstr(&kv->val, "env value", i, true, &v, err) < 0) {
+                free(k);
+                goto fail;
+            }
+            size_t kl = strlen(k), vl = strlen(v);
+            char *kvs = malloc(kl + vl + 2);
+            if (!kvs || kl + vl + 2 > EXEC_MAX_ARG_STRLEN) {
+                if (kvs)
+                    cp_fail(err, CP_BAD_REQUEST, "args.env: %s=... is more than %u bytes", k,
+                            EXEC_MAX_ARG_STRLEN - 1);
+                else
+                    cp_fail(err, CP_INTERNAL, "out of memory");
+                free(kvs);
+                free(k);
+                free(v);
+                goto fail;
+            }
+            memcpy(kvs, k, kl);
+            kvs[kl] = '=';
+            memcpy(kvs + kl + 1, v, vl + 1);
+            free(k);
+            free(v);
+            a->env[i] = kvs;
+            total += kl + vl + 2 + sizeof(char *);
+        }
+    }
+    if (total > EXEC_MAX_ARG_TOTAL) {
+        cp_fail(err, CP_BAD_REQUEST, "args.argv and args.env take %zu bytes, more than the %u an exec may pass",
+                total, EXEC_MAX_ARG_TOTAL);
+        goto fail;
+    }
+
+    const msgpack_object *cv = cp_get(args, "cwd");
+    if (cv && cv->type != MSGPACK_OBJECT_NIL) {
+        if (exec_cstr(cv, "cwd", 0, false, &a->cwd, err) < 0)
+            goto fail;
+        if (a->cwd[0] != '/' || strlen(a->cwd) >= PATH_MAX) {
+            cp_fail(err, CP_BAD_REQUEST, "args.cwd must be an absolute path shorter than %d bytes", PATH_MAX);
+            goto fail;
+        }
+    }
+
+    const msgpack_object *iv = cp_get(args, "stdin");
+    if (iv && iv->type != MSGPACK_OBJECT_NIL) {
+        const char *p;
+        uint32_t n;
+        if (iv->type == MSGPACK_OBJECT_BIN)
+            p = iv->via.bin.ptr, n = iv->via.bin.size;
+        else if (iv->type == MSGPACK_OBJECT_STR)
+            p = iv->via.str.ptr, n = iv->via.str.size;
+        else {
+            cp_fail(err, CP_BAD_REQUEST, "args.stdin must be bytes or a string");
+            goto fail;
+        }
+        if (n && !(a->in = malloc(n))) {
+            cp_fail(err, CP_INTERNAL, "out of memory");
+            goto fail;
+        }
+        if (n)
+            memcpy(a->in, p, n);
+        a->in_len = n;
+        a->has_in = true;
+    }
+
+    int got = cp_get_seconds(args, "grace", false, 0, CP_MAX_SECONDS, &a->grace, err);
+    if (got < 0) {
+        kind_args_error(err);
+        goto fail;
+    }
+    if (!got)
+        a->grace = -1;
+    uint64_t lim;
+    if ((got = cp_get_uint(args, "output_limit", false, 0, UINT64_MAX - 1, &lim, err)) < 0) {
+        kind_args_error(err);
+        goto fail;
+    }
+    if (got)
+        a->output_limit = lim;
+    exec_describe(a);
+    *parsed = a;
+    return 0;
+fail:
+    exec_args_unref(a);
+    return rc;
+}
+
+static void exec_refs(const void *parsed, const uint64_t **ids, size_t *n)
+{
+    (void)parsed;
+    *ids = NULL;
+    *n = 0;
+}
+
+static void exec_free(void *parsed)
+{
+    exec_args_unref(parsed);
+}
+
+static const char *exec_command(const void *parsed)
+{
+    return ((const exec_args *)parsed)->command;
+}
+
+/* ---- the job ---- */
+
+enum { EX_IN, EX_OUT, EX_ERR };
+
+typedef struct exec_job {
+    exec_args *a;
+    co_sched *sched;
+    uint64_t id;
+    uid_t owner;
+    bool as_root;
+    double grace;
+    uint64_t limit;
+    char path[2][PATH_MAX]; /* stdout, stderr files */
+
+    /* Set on the thread pool. */
+    int spawn_rc;
+    char err[512];
+    ex_spawned sp;
+    int file[2];       /* output files */
+    uint64_t off[2];   /* their sizes before this attempt (earlier attempts' output stays) */
+    int rd[2];         /* read ends of the stdout/stderr pipes */
+    int in_w;          /* write end of the stdin pipe, or -1 */
+
+    /* On the loop. */
+    ex_pump *pump[3];
+    int live;          /* pumps not yet done */
+    co_future *io_done; /* completed when `live` reaches 0 */
+    double t0;
+} exec_job;
+
+static double exec_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void exec_close(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Thread pool: everything that may block on a file, a user database or an exec. */
+static void exec_prepare(void *arg)
+{
+    exec_job *j = arg;
+    exec_args *a = j->a;
+    ex_ident *id = NULL;
+    char **min_env = NULL;
+    int child[3] = { -1, -1, -1 }; /* the child's stdin, stdout, stderr ends */
+    int p[2];
+    int rc = ex_ident_get(j->owner, &id);
+    if (rc < 0) {
+        snprintf(j->err, sizeof j->err, "cannot look up uid %u: %s", (unsigned)j->owner, strerror(-rc));
+        goto out;
+    }
+    bool set_ids = j->as_root && j->owner != 0;
+    if (set_ids && !id->known) {
+        rc = -ENOENT;
+        snprintf(j->err, sizeof j->err,
+                 "uid %u has no entry in the user database: a root corod runs jobs only as known users",
+                 (unsigned)j->owner);
+        goto out;
+    }
+    char **envp = a->env;
+    if (!envp && !(envp = min_env = ex_ident_min_env(id))) {
+        rc = -ENOMEM;
+        snprintf(j->err, sizeof j->err, "out of memory");
+        goto out;
+    }
+    for (int s = 0; s < 2; s++) {
+        j->file[s] = open(j->path[s], O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        struct stat st;
+        if (j->file[s] < 0 || fstat(j->file[s], &st) < 0) {
+            rc = -errno;
+            snprintf(j->err, sizeof j->err, "cannot open the output file %s: %s", j->path[s], strerror(errno));
+            goto out;
+        }
+        j->off[s] = (uint64_t)st.st_size;
+        if (pipe2(p, O_CLOEXEC) < 0) {
+            rc = -errno;
+            snprintf(j->err, sizeof j->err, "cannot make a pipe: %s", strerror(errno));
+            goto out;
+        }
+        j->rd[s] = p[0];
+        child[s + 1] = p[1];
+    }
+    if (a->has_in) {
+        if (pipe2(p, O_CLOEXEC) < 0) {
+            rc = -errno;
+            snprintf(j->err, sizeof j->err, "cannot make a pipe: %s", strerror(errno));
+            goto out;
+        }
+        child[0] = p[0];
+        j->in_w = p[1];
+    }
+    ex_spawn_req rq = {
+        .argv = a->argv, .envp = envp, .cwd = a->cwd ? a->cwd : id->home,
+        .stdin_fd = child[0], .stdout_fd = child[1], .stderr_fd = child[2],
+        .set_ids = set_ids, .uid = j->owner, .gid = id->gid, .groups = id->groups, .ngroups = id->ngroups,
+    };
+    rc = ex_spawn(&rq, &j->sp, j->err, sizeof j->err);
+out:
+    for (int i = 0; i < 3; i++)
+        exec_close(&child[i]);
+    free(min_env);
+    ex_ident_put(id);
+    j->spawn_rc = rc;
+}
+
+static void exec_pump_done(ex_pump *p, void *arg)
+{
+    exec_job *j = arg;
+    (void)p;
+    if (--j->live == 0)
+        co_future_set_result(j->io_done, NULL);
+}
+
+static int exec_start_pumps(exec_job *j)
+{
+    uv_loop_t *loop = co_sched_loop(j->sched);
+    int rc;
+    for (int s = 0; s < 2; s++) {
+        if ((rc = ex_pump_output(loop, j->rd[s], j->file[s], j->off[s], j->limit, exec_pump_done, j,
+                                 &j->pump[s + 1])) < 0)
+            return rc;
+        j->rd[s] = -1; /* the pump owns it */
+        j->live++;
+    }
+    if (j->in_w >= 0) {
+        if ((rc = ex_pump_input(loop, j->in_w, j->a->in, j->a->in_len, exec_pump_done, j, &j->pump[EX_IN])) < 0)
+            return rc;
+        j->in_w = -1;
+        j->live++;
+    }
+    return 0;
+}
+
+/* Wait for the leader's exit; a cancel turns into SIGTERM, the grace period, SIGKILL.
+ * Returns true when the job was told to stop. */
+static bool exec_await_exit(exec_job *j)
+{
+    pid_t pg = j->sp.pid; /* it leads its own session and group */
+    int rc = co_wait_fd(j->sp.pidfd, UV_READABLE, -1);
+    if (rc != -ECANCELED)
+        return false;
+    kill(-pg, SIGTERM);
+    kill(-pg, SIGCONT);
+    rc = co_wait_fd(j->sp.pidfd, UV_READABLE, j->grace);
+    while (rc == -ETIMEDOUT || rc == -ECANCELED) {
+        /* Out of patience (or cancelled again): nothing outlives SIGKILL. */
+        kill(-pg, SIGKILL);
+        rc = co_wait_fd(j->sp.pidfd, UV_READABLE, -1);
+    }
+    return true;
+}
+
+/* Give the pumps EXEC_DRAIN_TIMEOUT to reach EOF (an escaped grandchild may hold a pipe
+ * open), then stop them; either way wait until nothing is in flight. */
+static void exec_drain(exec_job *j)
+{
+    if (!j->live)
+        return;
+    double until = exec_mono() + EXEC_DRAIN_TIMEOUT;
+    while (!co_future_done(j->io_done)) {
+        double left = until - exec_mono();
+        if (left <= 0 || co_wait(&j->io_done, 1, CO_ALL_COMPLETED, left) == -ECANCELED) {
+            for (int i = 0; i < 3; i++)
+                if (j->pump[i])
+                    ex_pump_stop(j->pump[i]);
+            while (!co_future_done(j->io_done))
+                co_wait(&j->io_done, 1, CO_ALL_COMPLETED, -1);
+        }
+    }
+}
+
+static double exec_tv(struct timeval tv)
+{
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* The fields every outcome carries, after `extra` more of the caller's. */
+static void exec_pack_outcome(msgpack_packer *pk, exec_job *j, int extra, const struct rusage *ru, double dur)
+{
+    bool trunc = (j->pump[1] && ex_pump_truncated(j->pump[1])) || (j->pump[2] && ex_pump_truncated(j->pump[2]));
+    int werr = 0;
+    for (int s = 1; s < 3; s++)
+        if (j->pump[s] && ex_pump_error(j->pump[s]) && !werr)
+            werr = ex_pump_error(j->pump[s]);
+    msgpack_pack_map(pk, (uint32_t)(extra + 7 + (trunc ? 1 : 0) + (werr ? 1 : 0)));
+    cp_pack_str(pk, "pid");
+    msgpack_pack_int64(pk, j->sp.pid);
+    cp_pack_str(pk, "duration");
+    msgpack_pack_double(pk, dur);
+    cp_pack_str(pk, "user_time");
+    msgpack_pack_double(pk, exec_tv(ru->ru_utime));
+    cp_pack_str(pk, "system_time");
+    msgpack_pack_double(pk, exec_tv(ru->ru_stime));
+    cp_pack_str(pk, "max_rss_kib");
+    msgpack_pack_int64(pk, ru->ru_maxrss);
+    cp_pack_str(pk, "stdout_bytes");
+    msgpack_pack_uint64(pk, j->pump[1] ? ex_pump_bytes(j->pump[1]) : 0);
+    cp_pack_str(pk, "stderr_bytes");
+    msgpack_pack_uint64(pk, j->pump[2] ? ex_pump_bytes(j->pump[2]) : 0);
+    if (trunc) {
+        cp_pack_str(pk, "output_truncated");
+        msgpack_pack_true(pk);
+    }
+    if (werr) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "output could not be written: %s", strerror(-werr));
+        cp_pack_str(pk, "output_error");
+        cp_pack_str(pk, msg);
+    }
+}
+
+static int exec_body(void *arg)
+{
+    exec_job *j = arg;
+    j->t0 = exec_mono();
+    int rc = co_to_thread(exec_prepare, j);
+    if (rc < 0)
+        return rc; /* cancelled before it ran: nothing was opened */
+    if (j->spawn_rc < 0)
+        return co_fail("spawn_failed", "%s", j->err);
+    if ((rc = co_future_new(j->sched, &j->io_done)) < 0 || (rc = exec_start_pumps(j)) < 0) {
+        /* Without its pumps the job would block on a full pipe: stop it now. */
+        kill(-j->sp.pid, SIGKILL);
+        snprintf(j->err, sizeof j->err, "cannot watch the job's output: %s", co_strerror(rc));
+    }
+    bool stopped = exec_await_exit(j);
+    int status = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    while ((rc = ex_reap(j->sp.pid, &status, &ru)) == -EAGAIN) /* pidfd was readable: it has exited */
+        co_wait_fd(j->sp.pidfd, UV_READABLE, 0.01);
+    double dur = exec_mono() - j->t0;
+    /* The rest of its group goes with it. */
+    kill(-j->sp.pid, SIGKILL);
+    exec_drain(j);
+
+    if (stopped)
+        return -ECANCELED; /* the task ends cancelled (or failed "timeout") */
+    if (j->err[0])
+        return co_fail("error", "%s", j->err);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    bool ok = false;
+    if (WIFEXITED(status)) {
+        int code = WEXITSTATUS(status);
+        ok = code == 0;
+        char msg[64];
+        snprintf(msg, sizeof msg, "exited with status %d", code);
+        exec_pack_outcome(&pk, j, ok ? 1 : 3, &ru, dur);
+        if (!ok) {
+            cp_pack_str(&pk, "code");
+            cp_pack_str(&pk, "exit_status");
+            cp_pack_str(&pk, "message");
+            cp_pack_str(&pk, msg);
+        }
+        cp_pack_str(&pk, "exit_code");
+        msgpack_pack_int(&pk, code);
+    } else {
+        int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        char msg[96];
+        snprintf(msg, sizeof msg, "killed by signal %d (%s)%s", sig, strsignal(sig),
+                 WIFSIGNALED(status) && WCOREDUMP(status) ? ", core dumped" : "");
+        exec_pack_outcome(&pk, j, 3, &ru, dur);
+        cp_pack_str(&pk, "code");
+        cp_pack_str(&pk, "signal");
+        cp_pack_str(&pk, "message");
+        cp_pack_str(&pk, msg);
+        cp_pack_str(&pk, "signal");
+        msgpack_pack_int(&pk, sig);
+    }
+    co_value v;
+    rc = co_value_copy(&v, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc < 0)
+        return -ENOMEM;
+    co_return(&v);
+    return ok ? 0 : CO_EFAILED;
+}
+
+/* Runs once the body is done, whether or not it ever ran. */
+static void exec_job_free(co_future *f, void *arg)
+{
+    exec_job *j = arg;
+    (void)f;
+    for (int i = 0; i < 3; i++)
+        ex_pump_free(j->pump[i]);
+    for (int s = 0; s < 2; s++) {
+        exec_close(&j->file[s]); /* nothing is writing: the pumps are done */
+        exec_close(&j->rd[s]);
+    }
+    exec_close(&j->in_w);
+    if (j->sp.pidfd >= 0)
+        close(j->sp.pidfd);
+    if (j->io_done)
+        co_future_unref(j->io_done);
+    exec_args_unref(j->a);
+    free(j);
+}
+
+static int exec_start(const kind_start *ks, co_task **body)
+{
+    exec_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return -ENOMEM;
+    exec_args *a = ks->args;
+    j->a = a;
+    a->refs++;
+    j->sched = ks->sched;
+    j->id = ks->opts.id;
+    j->owner = ks->owner;
+    j->as_root = ks->env->as_root;
+    j->grace = a->grace >= 0 ? a->grace : ks->env->grace;
+    j->limit = a->output_limit != UINT64_MAX ? a->output_limit : ks->env->output_limit;
+    j->file[0] = j->file[1] = j->rd[0] = j->rd[1] = j->in_w = -1;
+    j->sp.pidfd = -1;
+    int rc = 0;
+    for (int s = 0; s < 2 && rc == 0; s++)
+        rc = kind_output_path(ks->env->output_dir, j->id, s + 1, j->path[s], sizeof j->path[s]);
+    co_task *t = NULL;
+    if (rc == 0)
+        rc = co_spawn(ks->sched, exec_body, j, &ks->opts, &t);
+    if (rc == 0)
+        rc = co_future_on_done(co_task_future(t), exec_job_free, j);
+    if (rc < 0) {
+        if (t) { /* spawned, but its cleanup could not be registered: it must not run */
+            co_task_cancel(t, NULL);
+            co_task_unref(t);
+        }
+        exec_args_unref(a);
+        free(j);
+        return rc;
+    }
+    *body = t;
+    return 0;
+}
+
+const kind_ops kind_exec = { .name = "exec", .available = true, .takes_slot = true, .has_output = true,
+                             .validate = exec_validate, .refs = exec_refs, .start = exec_start,
+                             .free = exec_free, .command = exec_command };
