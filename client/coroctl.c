@@ -13,49 +13,66 @@
 
 #include <msgpack.h>
 
-#include "corod/client.h"
-
-enum { EX_OK = 0, EX_TASK = 1, EX_USAGE = 2, EX_DAEMON = 3, EX_CONN = 4, EX_TIMEOUT = 5 };
+#include "coroctl.h"
 
 static const char usage[] =
     "usage: coroctl [--socket PATH] [--json] COMMAND [ARGS]\n"
     "Talk to the corod task daemon.\n"
     "\n"
-    "commands:\n"
+    "jobs:\n"
+    "  add [OPTS] [JOB OPTS] [--wait] -- CMD [ARGS...]\n"
+    "                                queue a command; print its id. It runs in your current\n"
+    "                                directory with your environment. --wait: wait for it and\n"
+    "                                exit with its exit code\n"
+    "  run [OPTS] [JOB OPTS] -- CMD [ARGS...]\n"
+    "                                queue a command, stream its output as it comes, exit\n"
+    "                                with its exit code (Ctrl-C cancels it)\n"
+    "  logs ID [--stderr|--all] [-f|--follow]\n"
+    "                                print a job's stdout (or stderr, or both); --follow\n"
+    "                                keeps printing until it ends\n"
+    "  group set NAME [--parallel N] [--pause|--resume]\n"
+    "                                change a group (root or the daemon's user); --parallel 0\n"
+    "                                means no bound\n"
+    "  pause GROUP / resume GROUP    stop / restart starting the group's queued tasks\n"
+    "  groups                        show the groups: slots, paused, running, pending\n"
+    "\n"
+    "tasks:\n"
     "  ping                          check the daemon answers; print its version and pid\n"
     "  sleep SECONDS [OPTS]          submit a sleep; print its id\n"
     "  gather ID... [OPTS] [--return-exceptions]\n"
     "                                submit a gather of other tasks; print its id\n"
-    "  cancel ID [--message TEXT]    cancel a task (and, for a gather, its members)\n"
+    "  cancel ID [--message TEXT]    cancel a task (a job: SIGTERM to its process group,\n"
+    "                                SIGKILL after its grace period; a gather: its members)\n"
     "  wait ID... [--mode all|first_completed|first_exception] [--timeout SECONDS]\n"
     "                                wait for tasks; fail if one failed or was cancelled\n"
-    "  status ID                     show one task\n"
+    "  status ID                     show one task (a job: its command, exit code, duration)\n"
     "  list [--state S] [--group G] [--limit N]\n"
     "                                show tasks (yours; all of them for root)\n"
     "  watch [ID...]                 print tasks as they end (no ids: every task of yours)\n"
-    "  groups                        show the groups\n"
     "\n"
-    "submit options (sleep, gather): --name NAME --group GROUP --after ID[,ID...]\n"
-    "  --delay SECONDS --timeout SECONDS --priority N --shield --wait (wait for it;\n"
-    "  exit as it ends)\n"
+    "OPTS (add, run, sleep, gather): --name NAME --group GROUP --after ID[,ID...]\n"
+    "  --delay SECONDS --timeout SECONDS (per attempt) --priority N (higher starts first)\n"
+    "  --retries N --retry-delay SECONDS --shield --wait (wait for it; exit as it ends)\n"
+    "JOB OPTS (add, run): --env NAME=VALUE (repeatable; overrides yours) --default-env (the\n"
+    "  daemon's minimal PATH/HOME/USER/LOGNAME/SHELL instead of yours) --cwd DIR\n"
+    "  --stdin-file FILE|- --grace SECONDS --output-limit BYTES\n"
     "\n"
     "--socket PATH (or CORO_SOCKET): the daemon's socket; default /run/corod/corod.sock for\n"
     "root, else $XDG_RUNTIME_DIR/corod/corod.sock.\n"
     "exit codes: 0 ok, 1 task failed or cancelled, 2 usage, 3 daemon refused, 4 no\n"
-    "connection, 5 wait timed out.\n";
+    "connection, 5 wait timed out. add --wait and run exit with the job's own code (128+N\n"
+    "when killed by signal N, 127 when it could not start, 1 for other failures).\n";
 
-static int json_out;
-static corod_client *cli;
-
-static int usage_error(const char *fmt, const char *arg);
+int json_out;
+corod_client *cli;
 
 /* getopt's own complaint names the subcommand as the program: say it our way instead. */
-static int bad_option(char **argv)
+int bad_option(char **argv)
 {
     return usage_error("unknown option or missing value: \"%s\"", argv[optind - 1]);
 }
 
-static int usage_error(const char *fmt, const char *arg)
+int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "coroctl: ");
     fprintf(stderr, fmt, arg);
@@ -63,7 +80,7 @@ static int usage_error(const char *fmt, const char *arg)
     return EX_USAGE;
 }
 
-static int daemon_error(int rc)
+int daemon_error(int rc)
 {
     if (rc == COROD_EREMOTE) {
         fprintf(stderr, "coroctl: %s: %s\n", corod_error_code(cli), corod_error_message(cli));
@@ -75,7 +92,7 @@ static int daemon_error(int rc)
 
 /* ---- JSON from MessagePack ---- */
 
-static void json_str(FILE *f, const char *s, size_t n)
+void json_str(FILE *f, const char *s, size_t n)
 {
     fputc('"', f);
     for (size_t i = 0; i < n; i++) {
@@ -94,7 +111,7 @@ static void json_str(FILE *f, const char *s, size_t n)
     fputc('"', f);
 }
 
-static void json_obj(FILE *f, const msgpack_object *o)
+void json_obj(FILE *f, const msgpack_object *o)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL: fputs("null", f); break;
@@ -141,7 +158,7 @@ static void json_obj(FILE *f, const msgpack_object *o)
     }
 }
 
-static void json_packed(FILE *f, const void *p, size_t n)
+void json_packed(FILE *f, const void *p, size_t n)
 {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
@@ -177,7 +194,7 @@ static void fmt_time(char *buf, size_t len, double t)
     snprintf(buf + n, len - n, ".%03d", (int)((t - (double)s) * 1000));
 }
 
-static void print_task(const corod_task *t, int sub)
+void print_task(const corod_task *t, int sub)
 {
     if (json_out) {
         fputc('{', stdout);
@@ -197,6 +214,8 @@ static void print_task(const corod_task *t, int sub)
         json_time(stdout, "created_at", t->created_at);
         json_time(stdout, "started_at", t->started_at);
         json_time(stdout, "finished_at", t->finished_at);
+        if (t->command)
+            fputs(", \"command\": ", stdout), json_str(stdout, t->command, strlen(t->command));
         if (t->result)
             fputs(", \"result\": ", stdout), json_packed(stdout, t->result, t->result_len);
         if (t->error)
@@ -211,6 +230,8 @@ static void print_task(const corod_task *t, int sub)
     fmt_time(f, sizeof f, t->finished_at);
     printf("task %llu%s%s%s  %s  %s  group %s  uid %u\n", (unsigned long long)t->id, t->name ? " (" : "",
            t->name ? t->name : "", t->name ? ")" : "", t->kind, t->state, t->group ? t->group : "-", t->owner_uid);
+    if (t->command)
+        printf("  command: %s\n", t->command);
     printf("  created %s  started %s  finished %s", c, s, f);
     if (!isnan(t->started_at) && !isnan(t->finished_at))
         printf("  (ran %.3f s)", t->finished_at - t->started_at);
@@ -232,7 +253,7 @@ static int task_exit(const corod_task *t)
 
 /* ---- argument helpers ---- */
 
-static int parse_id(const char *s, uint64_t *id)
+int parse_id(const char *s, uint64_t *id)
 {
     char *end;
     errno = 0;
@@ -243,7 +264,7 @@ static int parse_id(const char *s, uint64_t *id)
     return 0;
 }
 
-static int parse_seconds(const char *s, double *out)
+int parse_seconds(const char *s, double *out)
 {
     char *end;
     errno = 0;
@@ -263,27 +284,27 @@ static int parse_ids(char **argv, int n, uint64_t **ids)
     return 0;
 }
 
-static int wait_one(uint64_t id);
-
-/* Options every submitting command takes. */
-typedef struct submit_opts {
-    corod_spec spec;
-    uint64_t after[1024];
-    int wait, return_exceptions;
-} submit_opts;
-
-static int parse_submit(int argc, char **argv, submit_opts *o, int *first_positional)
+int parse_submit(int argc, char **argv, submit_opts *o, int *first_positional)
 {
-    static const struct option lo[] = {
+    static const struct option common[] = {
         { "name", required_argument, 0, 'n' },     { "group", required_argument, 0, 'g' },
         { "after", required_argument, 0, 'a' },    { "delay", required_argument, 0, 'd' },
         { "timeout", required_argument, 0, 't' },  { "priority", required_argument, 0, 'p' },
         { "shield", no_argument, 0, 's' },         { "wait", no_argument, 0, 'w' },
-        { "return-exceptions", no_argument, 0, 'r' }, { 0, 0, 0, 0 },
+        { "retries", required_argument, 0, 'R' },  { "retry-delay", required_argument, 0, 'D' },
     };
+    enum { NCOMMON = sizeof common / sizeof *common };
+    struct option lo[NCOMMON + 32];
+    size_t n = 0;
+    memcpy(lo, common, sizeof common);
+    n = NCOMMON;
+    for (const struct option *e = o->extra; e && e->name && n < NCOMMON + 31; e++)
+        lo[n++] = *e;
+    memset(&lo[n], 0, sizeof lo[n]);
     optind = 0; /* 0, not 1: glibc re-reads the optstring (main stopped at the command with "+") */
     int c;
-    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    /* A command line to run ends the options at its first word ("+"). */
+    while ((c = getopt_long(argc, argv, o->stop_at_command ? "+" : "", lo, NULL)) != -1) {
         switch (c) {
         case 'n': o->spec.name = optarg; break;
         case 'g': o->spec.group = optarg; break;
@@ -317,15 +338,34 @@ static int parse_submit(int argc, char **argv, submit_opts *o, int *first_positi
         }
         case 's': o->spec.shield = true; break;
         case 'w': o->wait = 1; break;
-        case 'r': o->return_exceptions = 1; break;
-        default: return bad_option(argv);
+        case 'R': {
+            uint64_t r;
+            if (strcmp(optarg, "0") == 0)
+                r = 0;
+            else if (parse_id(optarg, &r) < 0 || r > 1000)
+                return usage_error("--retries: not a number from 0 to 1000: \"%s\"", optarg);
+            o->spec.retries = (uint32_t)r;
+            break;
+        }
+        case 'D':
+            if (parse_seconds(optarg, &o->spec.retry_delay) < 0)
+                return usage_error("--retry-delay: not a number of seconds: \"%s\"", optarg);
+            break;
+        default:
+            if (c != '?' && o->on_extra) {
+                int rc = o->on_extra(c, optarg, o);
+                if (rc)
+                    return rc;
+                break;
+            }
+            return bad_option(argv);
         }
     }
     *first_positional = optind;
     return 0;
 }
 
-static int after_submit(int rc, uint64_t id, int wait)
+int after_submit(int rc, uint64_t id, int wait)
 {
     if (rc < 0)
         return daemon_error(rc);
@@ -377,9 +417,19 @@ static int cmd_sleep(int argc, char **argv)
     return after_submit(rc, id, o.wait);
 }
 
+static int gather_extra(int c, const char *arg, submit_opts *o)
+{
+    (void)arg;
+    if (c != 'r')
+        return EX_USAGE;
+    o->return_exceptions = 1;
+    return 0;
+}
+
 static int cmd_gather(int argc, char **argv)
 {
-    submit_opts o = { 0 };
+    static const struct option extra[] = { { "return-exceptions", no_argument, 0, 'r' }, { 0, 0, 0, 0 } };
+    submit_opts o = { .extra = extra, .on_extra = gather_extra };
     int first, rc;
     if ((rc = parse_submit(argc, argv, &o, &first)) != 0)
         return rc;
@@ -418,7 +468,7 @@ static int cmd_cancel(int argc, char **argv)
     return EX_OK;
 }
 
-static int do_wait(uint64_t *ids, size_t n, const char *mode, double timeout)
+int do_wait(uint64_t *ids, size_t n, const char *mode, double timeout)
 {
     corod_task **done;
     size_t nd, np;
@@ -443,7 +493,7 @@ static int do_wait(uint64_t *ids, size_t n, const char *mode, double timeout)
     return ex;
 }
 
-static int wait_one(uint64_t id)
+int wait_one(uint64_t id)
 {
     return do_wait(&id, 1, NULL, -1);
 }
@@ -615,7 +665,8 @@ static const struct {
 } commands[] = {
     { "ping", cmd_ping },     { "sleep", cmd_sleep },   { "gather", cmd_gather }, { "cancel", cmd_cancel },
     { "wait", cmd_wait },     { "status", cmd_status }, { "list", cmd_list },     { "watch", cmd_watch },
-    { "groups", cmd_groups },
+    { "groups", cmd_groups }, { "add", cmd_add },       { "run", cmd_run },       { "logs", cmd_logs },
+    { "group", cmd_group },   { "pause", cmd_pause },   { "resume", cmd_resume },
 };
 
 int main(int argc, char **argv)

@@ -95,6 +95,7 @@ static corod_task *corod_task_decode(const msgpack_object *m)
     t->name = corod_strdup_obj(cp_get(m, "name"));
     t->group = corod_strdup_obj(cp_get(m, "group"));
     t->state = corod_strdup_obj(cp_get(m, "state"));
+    t->command = corod_strdup_obj(cp_get(m, "command"));
     t->created_at = corod_time(cp_get(m, "created_at"));
     t->started_at = corod_time(cp_get(m, "started_at"));
     t->finished_at = corod_time(cp_get(m, "finished_at"));
@@ -123,6 +124,7 @@ void corod_task_free(corod_task *t)
         return;
     free(t->kind), free(t->name), free(t->group), free(t->state);
     free(t->result), free(t->error), free(t->error_code), free(t->error_message);
+    free(t->command);
     free(t);
 }
 
@@ -556,6 +558,88 @@ int corod_submit_gather(corod_client *c, const uint64_t *ids, size_t n, bool ret
     if (return_exceptions)
         cp_pack_str(&a.pk, "return_exceptions"), msgpack_pack_true(&a.pk);
     return corod_submit_args(c, "gather", &a.sb, opts, id);
+}
+
+int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *opts, uint64_t *id)
+{
+    if (!ex || !ex->argv || !ex->argv[0])
+        return -EINVAL;
+    size_t argc = 0;
+    while (ex->argv[argc])
+        argc++;
+    corod_params a;
+    corod_params_begin(&a, 1 + (ex->env != NULL) + (ex->cwd != NULL) + (ex->stdin_data != NULL) +
+                               (ex->grace > 0) + (ex->output_limit > 0));
+    cp_pack_str(&a.pk, "argv");
+    msgpack_pack_array(&a.pk, (uint32_t)argc);
+    for (size_t i = 0; i < argc; i++)
+        cp_pack_str(&a.pk, ex->argv[i]);
+    if (ex->env) {
+        size_t n = 0;
+        for (char *const *e = ex->env; *e; e++)
+            n += strchr(*e, '=') != NULL;
+        cp_pack_str(&a.pk, "env");
+        msgpack_pack_map(&a.pk, (uint32_t)n);
+        for (char *const *e = ex->env; *e; e++) {
+            const char *eq = strchr(*e, '=');
+            if (!eq)
+                continue;
+            cp_pack_strn(&a.pk, *e, (size_t)(eq - *e));
+            cp_pack_str(&a.pk, eq + 1);
+        }
+    }
+    if (ex->cwd)
+        cp_pack_str(&a.pk, "cwd"), cp_pack_str(&a.pk, ex->cwd);
+    if (ex->stdin_data) {
+        cp_pack_str(&a.pk, "stdin");
+        msgpack_pack_bin(&a.pk, ex->stdin_len);
+        msgpack_pack_bin_body(&a.pk, ex->stdin_data, ex->stdin_len);
+    }
+    if (ex->grace > 0)
+        cp_pack_str(&a.pk, "grace"), msgpack_pack_double(&a.pk, ex->grace);
+    if (ex->output_limit > 0)
+        cp_pack_str(&a.pk, "output_limit"), msgpack_pack_uint64(&a.pk, ex->output_limit);
+    return corod_submit_args(c, "exec", &a.sb, opts, id);
+}
+
+typedef struct output_ctx {
+    void **data;
+    size_t *len;
+    uint64_t *next;
+    bool *eof;
+} output_ctx;
+
+static int take_output(const msgpack_object *res, void *ctx)
+{
+    output_ctx *o = ctx;
+    const msgpack_object *d = cp_get(res, "data"), *e = cp_get(res, "eof");
+    uint64_t next;
+    if (!d || d->type != MSGPACK_OBJECT_BIN || !e || e->type != MSGPACK_OBJECT_BOOLEAN ||
+        take_uint(res, "next", &next) < 0)
+        return -EPROTO;
+    void *copy = malloc(d->via.bin.size ? d->via.bin.size : 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, d->via.bin.ptr, d->via.bin.size);
+    *o->data = copy;
+    *o->len = d->via.bin.size;
+    *o->next = next;
+    *o->eof = e->via.boolean;
+    return 0;
+}
+
+int corod_output(corod_client *c, uint64_t id, int stream, uint64_t offset, uint32_t max, void **data,
+                 size_t *len, uint64_t *next, bool *eof)
+{
+    corod_params p;
+    corod_params_begin(&p, 3 + (max > 0));
+    cp_pack_str(&p.pk, "id"), msgpack_pack_uint64(&p.pk, id);
+    cp_pack_str(&p.pk, "stream"), cp_pack_str(&p.pk, stream == 2 ? "stderr" : "stdout");
+    cp_pack_str(&p.pk, "offset"), msgpack_pack_uint64(&p.pk, offset);
+    if (max)
+        cp_pack_str(&p.pk, "max"), msgpack_pack_uint32(&p.pk, max);
+    output_ctx o = { data, len, next, eof };
+    return corod_do(c, "output", &p, take_output, &o);
 }
 
 static int take_cancelled(const msgpack_object *res, void *ctx)

@@ -36,7 +36,8 @@ typedef struct ex_spawn_req {
 
 typedef struct ex_spawned {
     pid_t pid;
-    int pidfd; /* readable once the process has exited; the caller closes it */
+    int pidfd; /* readable once the process has exited; the caller closes it. -1 where
+                  the kernel has no pidfd_open (before 5.3; valgrind): poll ex_exited */
 } ex_spawned;
 
 /* 0, or a negative errno with a sentence for the user in errbuf ("cannot execute
@@ -46,6 +47,9 @@ int ex_spawn(const ex_spawn_req *rq, ex_spawned *out, char *errbuf, size_t errle
 /* Reaps an exited child without blocking: 0 with its wait status and resource usage,
  * -EAGAIN if it has not exited yet, or a negative errno. */
 int ex_reap(pid_t pid, int *status, struct rusage *ru);
+
+/* True once the child has exited (it is not reaped). */
+bool ex_exited(pid_t pid);
 
 /* The PATH to use when an environment has none. */
 #define EX_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"

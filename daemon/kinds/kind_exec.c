@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "co_await.h"
+#include "co_io.h"
 #include "cp_spec.h"
 #include "ex_ident.h"
 #include "ex_pump.h"
@@ -400,21 +402,45 @@ static int exec_start_pumps(exec_job *j)
     return 0;
 }
 
+/* Until the leader exits: 0, -ETIMEDOUT after `timeout` seconds (< 0: none), -ECANCELED.
+ * Through its pidfd; where there is none, by polling every few milliseconds. */
+static int exec_wait_leader(exec_job *j, double timeout)
+{
+    if (j->sp.pidfd >= 0) {
+        int rc = co_wait_fd(j->sp.pidfd, UV_READABLE, timeout);
+        return rc > 0 ? 0 : rc;
+    }
+    double until = timeout >= 0 ? exec_mono() + timeout : INFINITY, step = 0.001;
+    while (!ex_exited(j->sp.pid)) {
+        double left = until - exec_mono();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        int rc = co_sleep(step < left ? step : left);
+        if (rc < 0)
+            return rc;
+        if (step < 0.05)
+            step *= 2;
+    }
+    return 0;
+}
+
 /* Wait for the leader's exit; a cancel turns into SIGTERM, the grace period, SIGKILL.
  * Returns true when the job was told to stop. */
 static bool exec_await_exit(exec_job *j)
 {
     pid_t pg = j->sp.pid; /* it leads its own session and group */
-    int rc = co_wait_fd(j->sp.pidfd, UV_READABLE, -1);
+    int rc;
+    while ((rc = exec_wait_leader(j, -1)) < 0 && rc != -ECANCELED) {
+    }
     if (rc != -ECANCELED)
         return false;
     kill(-pg, SIGTERM);
     kill(-pg, SIGCONT);
-    rc = co_wait_fd(j->sp.pidfd, UV_READABLE, j->grace);
+    rc = exec_wait_leader(j, j->grace);
     while (rc == -ETIMEDOUT || rc == -ECANCELED) {
         /* Out of patience (or cancelled again): nothing outlives SIGKILL. */
         kill(-pg, SIGKILL);
-        rc = co_wait_fd(j->sp.pidfd, UV_READABLE, -1);
+        rc = exec_wait_leader(j, -1);
     }
     return true;
 }
@@ -496,8 +522,8 @@ static int exec_body(void *arg)
     int status = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
-    while ((rc = ex_reap(j->sp.pid, &status, &ru)) == -EAGAIN) /* pidfd was readable: it has exited */
-        co_wait_fd(j->sp.pidfd, UV_READABLE, 0.01);
+    while ((rc = ex_reap(j->sp.pid, &status, &ru)) == -EAGAIN) /* it has exited: cannot last */
+        co_sleep(0.001);
     double dur = exec_mono() - j->t0;
     /* The rest of its group goes with it. */
     kill(-j->sp.pid, SIGKILL);

@@ -119,9 +119,106 @@ class Coroctl(unittest.TestCase):
         rc, out = self.ctl_json("groups")
         self.assertIn("batch", [g["name"] for g in out])
 
+    # ---- jobs ----
+
+    def run_in(self, cwd, *args, env=None, stdin=None):
+        e = dict(os.environ, CORO_SOCKET=self.sock, **(env or {}))
+        return subprocess.run([COROCTL, *args], capture_output=True, env=e, cwd=cwd, timeout=60, input=stdin)
+
+    def test_add_captures_cwd_and_env_and_wait_exits_with_its_code(self):
+        r = self.run_in(self.dir, "add", "--wait", "--", "sh", "-c", 'echo "$PWD $COROCTL_T"; exit 7',
+                        env={"COROCTL_T": "inherited"})
+        self.assertEqual(r.returncode, 7, r.stderr)
+        tid = int(r.stdout.split()[0])
+        r = self.run_ctl("logs", str(tid))
+        self.assertEqual((r.returncode, r.stdout), (0, f"{self.dir} inherited\n"))
+        rc, out = self.ctl_json("status", str(tid))
+        self.assertEqual((out[0]["command"], out[0]["error"]["exit_code"]), ('sh -c echo "$PWD $COROCTL_T"; exit 7', 7))
+        self.assertIn("duration", out[0]["error"])
+        # --env overrides, --default-env gives the daemon's minimal environment.
+        r = self.run_in(self.dir, "run", "--env", "COROCTL_T=over", "--", "sh", "-c", "echo $COROCTL_T",
+                        env={"COROCTL_T": "inherited"})
+        self.assertEqual((r.returncode, r.stdout), (0, b"over\n"))
+        r = self.run_in(self.dir, "run", "--default-env", "--cwd", "/", "--", "sh", "-c", "echo ${COROCTL_T:-none} $PWD",
+                        env={"COROCTL_T": "inherited"})
+        self.assertEqual(r.stdout, b"none /\n")
+        # Without --wait, add prints the id and returns at once.
+        r = self.run_ctl("add", "--", "sleep", "0.3")
+        self.assertEqual(r.returncode, 0)
+        self.assertTrue(r.stdout.strip().isdigit())
+
+    def test_run_streams_output_and_exit_codes(self):
+        t = time.time()
+        p = subprocess.Popen([COROCTL, "run", "--", "sh", "-c", "echo first; sleep 1; echo second >&2; exit 3"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, CORO_SOCKET=self.sock))
+        first = p.stdout.readline()
+        self.assertEqual(first, b"first\n")
+        self.assertLess(time.time() - t, 0.9)  # streamed, not at the end
+        out, err = p.communicate(timeout=30)
+        self.assertEqual((p.returncode, err), (3, b"second\n"))
+        r = self.run_in(self.dir, "run", "--stdin-file", "-", "--", "tr", "a-z", "A-Z", stdin=b"shout\n")
+        self.assertEqual((r.returncode, r.stdout), (0, b"SHOUT\n"))
+        r = self.run_ctl("run", "--", "no-such-program-coroctl")
+        self.assertEqual(r.returncode, 127)
+        self.assertIn("spawn_failed", r.stderr)
+        r = self.run_ctl("run", "--", "sh", "-c", "kill -TERM $$")
+        self.assertEqual(r.returncode, 128 + 15)
+        r = self.run_ctl("run", "--retries", "2", "--", "false")
+        self.assertEqual(r.returncode, 1)
+        rc, out = self.ctl_json("list", "--limit", "100000")
+        self.assertEqual([t for t in out if t.get("command") == "false"][-1]["attempts"], 3)
+        # Ctrl-C cancels the job.
+        p = subprocess.Popen([COROCTL, "run", "--", "sleep", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(os.environ, CORO_SOCKET=self.sock))
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"cancelled", err)
+        # --json: output chunks, then the record.
+        rc, out = self.ctl_json("run", "--", "printf", "x")
+        self.assertEqual((rc, out[1], out[2]["state"]), (0, {"stream": "stdout", "offset": 0, "data": "x"}, "succeeded"))
+
+    def test_logs_follow_and_stderr(self):
+        r = self.run_ctl("add", "--", "sh", "-c", "echo o1; echo e1 >&2; sleep 0.5; echo o2")
+        tid = r.stdout.strip()
+        r = self.run_ctl("logs", "--follow", tid)
+        self.assertEqual((r.returncode, r.stdout), (0, "o1\no2\n"))
+        r = self.run_ctl("logs", "--stderr", tid)
+        self.assertEqual(r.stdout, "e1\n")
+        rc, out = self.ctl_json("logs", "--all", tid)
+        self.assertEqual(sorted(o["data"] for o in out), ["e1\n", "o1\no2\n"])
+        self.assertEqual(self.run_ctl("logs").returncode, 2)
+        self.assertEqual(self.run_ctl("logs", "999999").returncode, 3)
+
+    def test_group_pause_resume(self):
+        self.assertEqual(self.run_ctl("group", "set", "ctlg", "--parallel", "1", "--pause").returncode, 0)
+        lo = self.run_ctl("add", "--group", "ctlg", "--", "true").stdout.strip()
+        hi = self.run_ctl("add", "--group", "ctlg", "--priority", "5", "--", "true").stdout.strip()
+        time.sleep(0.3)
+        rc, out = self.ctl_json("status", lo)
+        self.assertEqual(out[0]["state"], "pending")
+        rc, gs = self.ctl_json("groups")
+        g = [g for g in gs if g["name"] == "ctlg"][0]
+        self.assertEqual((g["parallel"], g["paused"], g["pending"]), (1, True, 2))
+        self.assertEqual(self.run_ctl("resume", "ctlg").returncode, 0)
+        rc, out = self.ctl_json("wait", lo, hi)
+        self.assertEqual(rc, 0)
+        byid = {t["id"]: t for t in out}
+        self.assertLess(byid[int(hi)]["started_at"], byid[int(lo)]["started_at"])
+        self.assertEqual(self.run_ctl("pause", "ctlg").returncode, 0)
+        rc, gs = self.ctl_json("groups")
+        self.assertTrue([g for g in gs if g["name"] == "ctlg"][0]["paused"])
+        self.run_ctl("resume", "ctlg")
+        for bad in (["group"], ["group", "set", "x"], ["group", "set", "x", "--parallel", "-1"], ["pause"],
+                    ["add"], ["add", "--cwd", "rel", "--", "true"], ["add", "--env", "NOEQ", "--", "true"],
+                    ["run", "--output-limit", "0", "--", "true"], ["add", "--retries", "x", "--", "true"]):
+            self.assertEqual(self.run_ctl(*bad).returncode, 2, bad)
+        self.assertEqual(self.run_ctl("group", "set", "bad name!", "--parallel", "1").returncode, 3)
+
 
 if __name__ == "__main__":
     if len(sys.argv) < 3:
         sys.exit(__doc__)
-    COROD, COROCTL = sys.argv.pop(1), sys.argv.pop(1)
+    COROD, COROCTL = os.path.abspath(sys.argv.pop(1)), os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)

@@ -38,6 +38,7 @@ typedef struct corod_task {
     void *error;
     size_t error_len;
     char *error_code, *error_message;
+    char *command; /* exec: its command line as the daemon shows it, else NULL */
 } corod_task;
 
 void corod_task_free(corod_task *t);
@@ -77,6 +78,24 @@ int corod_submit_sleep(corod_client *c, double seconds, const void *result, size
                        const corod_spec *opts, uint64_t *id);
 int corod_submit_gather(corod_client *c, const uint64_t *ids, size_t n, bool return_exceptions,
                         const corod_spec *opts, uint64_t *id);
+/* An exec task. argv and env are NULL-terminated; env holds "NAME=value" strings (NULL:
+ * the daemon gives the owner's minimal environment); cwd NULL: the owner's home; stdin_data
+ * NULL: /dev/null. grace and output_limit 0: the daemon's defaults. */
+typedef struct corod_exec {
+    char *const *argv;
+    char *const *env;
+    const char *cwd;
+    const void *stdin_data;
+    size_t stdin_len;
+    double grace;
+    uint64_t output_limit;
+} corod_exec;
+int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *opts, uint64_t *id);
+/* Bytes of an exec task's output (stream 1 stdout, 2 stderr) from `offset`, at most `max`
+ * (0: the daemon's default). *data is malloc'd (the caller frees); *next is the offset to
+ * ask for next; *eof once the task has ended and everything was read. */
+int corod_output(corod_client *c, uint64_t id, int stream, uint64_t offset, uint32_t max, void **data,
+                 size_t *len, uint64_t *next, bool *eof);
 int corod_cancel(corod_client *c, uint64_t id, const char *message, bool *cancelled);
 int corod_get(corod_client *c, uint64_t id, corod_task **out);
 /* state, group: NULL for any; limit 0: the daemon's default. */

@@ -1,0 +1,55 @@
+/* coroctl.h: what coroctl's command files share — the connection, output mode, error
+ * reporting, task printing and the options every submitting command takes. */
+#ifndef COROCTL_H
+#define COROCTL_H
+
+#include <getopt.h>
+#include <msgpack.h>
+#include <stdio.h>
+
+#include "corod/client.h"
+
+enum { EX_OK = 0, EX_TASK = 1, EX_USAGE = 2, EX_DAEMON = 3, EX_CONN = 4, EX_TIMEOUT = 5 };
+
+extern int json_out;
+extern corod_client *cli;
+
+int usage_error(const char *fmt, const char *arg);
+int bad_option(char **argv);
+int daemon_error(int rc); /* EX_DAEMON (it said no) or EX_CONN, after saying why */
+
+void json_str(FILE *f, const char *s, size_t n);
+void json_obj(FILE *f, const msgpack_object *o);
+void json_packed(FILE *f, const void *p, size_t n);
+void print_task(const corod_task *t, int sub);
+
+int parse_id(const char *s, uint64_t *id);
+int parse_seconds(const char *s, double *out);
+
+/* Options every submitting command takes, plus a command's own (`extra`, handled by
+ * on_extra: 0, or an exit code). */
+typedef struct submit_opts submit_opts;
+struct submit_opts {
+    corod_spec spec;
+    uint64_t after[1024];
+    int wait, return_exceptions;
+    int stop_at_command; /* options end at the first non-option (a command line follows) */
+    const struct option *extra;
+    int (*on_extra)(int c, const char *arg, submit_opts *o);
+    void *ctx;
+};
+int parse_submit(int argc, char **argv, submit_opts *o, int *first_positional);
+/* Prints the new id (or the error), then waits for it when asked. */
+int after_submit(int rc, uint64_t id, int wait);
+int do_wait(uint64_t *ids, size_t n, const char *mode, double timeout);
+int wait_one(uint64_t id);
+
+/* coroctl_exec.c */
+int cmd_add(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_group(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+
+#endif

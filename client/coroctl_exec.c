@@ -1,0 +1,450 @@
+/* coroctl_exec.c: commands for jobs — add, run, logs — and for groups: group set, pause,
+ * resume. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coroctl.h"
+#include "cp_msg.h"
+
+extern char **environ;
+
+#define STDIN_MAX (15u * 1024u * 1024u) /* fits the daemon's 16 MiB message limit */
+#define ENV_MAX 4096u                   /* --env options */
+
+typedef struct exec_opts {
+    corod_exec ex;
+    char *env_extra[ENV_MAX + 1];
+    size_t n_extra;
+    int default_env;
+    const char *stdin_file;
+    char cwd[PATH_MAX];
+} exec_opts;
+
+static int exec_extra(int c, const char *arg, submit_opts *o)
+{
+    exec_opts *x = o->ctx;
+    switch (c) {
+    case 'e':
+        if (!strchr(arg, '=') || arg[0] == '=')
+            return usage_error("--env takes NAME=VALUE, not \"%s\"", arg);
+        if (x->n_extra >= ENV_MAX)
+            return usage_error("at most 4096 --env options%s", "");
+        x->env_extra[x->n_extra++] = (char *)arg;
+        return 0;
+    case 'E': x->default_env = 1; return 0;
+    case 'c':
+        if (arg[0] != '/')
+            return usage_error("--cwd takes an absolute path, not \"%s\"", arg);
+        snprintf(x->cwd, sizeof x->cwd, "%s", arg);
+        return 0;
+    case 'i': x->stdin_file = arg; return 0;
+    case 'G':
+        if (parse_seconds(arg, &x->ex.grace) < 0)
+            return usage_error("--grace: not a number of seconds: \"%s\"", arg);
+        return 0;
+    case 'L': {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(arg, &end, 10);
+        if (errno || end == arg || *end || arg[0] == '-' || v == 0)
+            return usage_error("--output-limit: not a positive number of bytes: \"%s\"", arg);
+        x->ex.output_limit = v;
+        return 0;
+    }
+    }
+    return EX_USAGE;
+}
+
+static const struct option exec_long[] = {
+    { "env", required_argument, 0, 'e' },        { "default-env", no_argument, 0, 'E' },
+    { "cwd", required_argument, 0, 'c' },        { "stdin-file", required_argument, 0, 'i' },
+    { "grace", required_argument, 0, 'G' },      { "output-limit", required_argument, 0, 'L' },
+    { 0, 0, 0, 0 },
+};
+
+static int read_stdin_file(const char *path, void **data, size_t *len)
+{
+    int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "coroctl: cannot open %s: %s\n", path, strerror(errno));
+        return EX_USAGE;
+    }
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf)
+            break;
+        if (n == cap) {
+            if (cap > STDIN_MAX)
+                break;
+            char *nb = realloc(buf, cap * 2);
+            if (!nb)
+                break;
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            fprintf(stderr, "coroctl: cannot read %s: %s\n", path, strerror(errno));
+            free(buf);
+            if (fd)
+                close(fd);
+            return EX_USAGE;
+        }
+        if (r == 0) {
+            if (fd)
+                close(fd);
+            *data = buf;
+            *len = n;
+            return EX_OK;
+        }
+        n += (size_t)r;
+    }
+    free(buf);
+    if (fd)
+        close(fd);
+    fprintf(stderr, "coroctl: %s: a job's stdin may be at most %u bytes\n", path, STDIN_MAX);
+    return EX_USAGE;
+}
+
+/* Parse `add`/`run` and submit the job. */
+static int submit_exec(int argc, char **argv, const char *cmd, submit_opts *o, uint64_t *id, int *rc_out)
+{
+    exec_opts *x = calloc(1, sizeof *x);
+    void *in = NULL;
+    char **env = NULL;
+    int first, rc;
+    *rc_out = EX_OK;
+    o->stop_at_command = 1;
+    o->extra = exec_long;
+    o->on_extra = exec_extra;
+    o->ctx = x;
+    if (!x)
+        return *rc_out = EX_USAGE, -ENOMEM;
+    if ((rc = parse_submit(argc, argv, o, &first)) != 0) {
+        free(x);
+        *rc_out = rc;
+        return -EINVAL;
+    }
+    if (first >= argc) {
+        free(x);
+        *rc_out = usage_error("%s needs a command: coroctl add [OPTIONS] -- CMD [ARGS...]", cmd);
+        return -EINVAL;
+    }
+    x->ex.argv = argv + first; /* argv is NULL-terminated, as main's is */
+    /* The caller's cwd and environment, as pueue does: the job runs where and as you would. */
+    if (!x->cwd[0] && !getcwd(x->cwd, sizeof x->cwd)) {
+        free(x);
+        *rc_out = EX_USAGE;
+        fprintf(stderr, "coroctl: cannot read the current directory: %s (pass --cwd)\n", strerror(errno));
+        return -EINVAL;
+    }
+    x->ex.cwd = x->cwd;
+    if (!x->default_env || x->n_extra) {
+        size_t n = 0;
+        if (!x->default_env)
+            for (char **e = environ; *e; e++)
+                n++;
+        env = calloc(n + x->n_extra + 1, sizeof *env);
+        size_t k = 0;
+        if (!env) {
+            free(x);
+            return *rc_out = EX_USAGE, -ENOMEM;
+        }
+        if (!x->default_env)
+            for (char **e = environ; *e; e++) {
+                /* --env overrides what is inherited. */
+                size_t kl = strcspn(*e, "=");
+                int overridden = 0;
+                for (size_t i = 0; i < x->n_extra; i++)
+                    if (strncmp(x->env_extra[i], *e, kl + 1) == 0)
+                        overridden = 1;
+                if (!overridden && (*e)[kl] == '=')
+                    env[k++] = *e;
+            }
+        for (size_t i = 0; i < x->n_extra; i++)
+            env[k++] = x->env_extra[i];
+        x->ex.env = env;
+    }
+    if (x->stdin_file) {
+        if ((rc = read_stdin_file(x->stdin_file, &in, &x->ex.stdin_len)) != EX_OK) {
+            free(env);
+            free(x);
+            *rc_out = rc;
+            return -EINVAL;
+        }
+        x->ex.stdin_data = in;
+    }
+    rc = corod_submit_exec(cli, &x->ex, &o->spec, id);
+    free(in);
+    free(env);
+    free(x);
+    return rc;
+}
+
+/* A job's outcome as an exit code: its own; 128 + the signal that killed it; 127 when it
+ * could not start; 1 for any other failure or a cancel. */
+static int job_exit(const corod_task *t)
+{
+    if (strcmp(t->state, "succeeded") == 0)
+        return EX_OK;
+    int code = 1;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    if (t->error && msgpack_unpack_next(&u, t->error, t->error_len, &off) == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *e = cp_get(&u.data, "exit_code"), *s = cp_get(&u.data, "signal");
+        if (t->error_code && !strcmp(t->error_code, "exit_status") && e && e->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            code = (int)e->via.u64;
+        else if (t->error_code && !strcmp(t->error_code, "signal") && s && s->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            code = 128 + (int)s->via.u64;
+        else if (t->error_code && !strcmp(t->error_code, "spawn_failed"))
+            code = 127;
+    }
+    msgpack_unpacked_destroy(&u);
+    return code;
+}
+
+static int finish_job(uint64_t id, int quiet)
+{
+    corod_task *t;
+    int rc = corod_get(cli, id, &t);
+    if (rc < 0)
+        return daemon_error(rc);
+    if (json_out || !quiet)
+        print_task(t, -1);
+    else if (strcmp(t->state, "succeeded") && (!t->error_code || strcmp(t->error_code, "exit_status")))
+        fprintf(stderr, "coroctl: task %llu %s: %s: %s\n", (unsigned long long)id, t->state,
+                t->error_code ? t->error_code : "?", t->error_message ? t->error_message : "");
+    rc = job_exit(t);
+    corod_task_free(t);
+    return rc;
+}
+
+int cmd_add(int argc, char **argv)
+{
+    submit_opts o = { 0 };
+    uint64_t id;
+    int ex;
+    int rc = submit_exec(argc, argv, "add", &o, &id, &ex);
+    if (ex != EX_OK)
+        return ex;
+    if (rc < 0)
+        return daemon_error(rc);
+    if (json_out)
+        printf("{\"id\": %llu}\n", (unsigned long long)id);
+    else
+        printf("%llu\n", (unsigned long long)id);
+    fflush(stdout);
+    if (!o.wait)
+        return EX_OK;
+    corod_task **done;
+    size_t nd, np;
+    uint64_t *pending;
+    if ((rc = corod_wait(cli, &id, 1, NULL, -1, &done, &nd, &pending, &np)) < 0)
+        return daemon_error(rc);
+    corod_tasks_free(done, nd);
+    free(pending);
+    return finish_job(id, 0);
+}
+
+/* ---- streaming output ---- */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int split_streams; /* run: the job's stderr to ours; logs: everything to stdout */
+
+static void emit(int stream, uint64_t offset, const char *data, size_t len)
+{
+    if (json_out) {
+        printf("{\"stream\": \"%s\", \"offset\": %llu, \"data\": ", stream == 2 ? "stderr" : "stdout",
+               (unsigned long long)offset);
+        json_str(stdout, data, len);
+        fputs("}\n", stdout);
+        fflush(stdout);
+    } else {
+        write_all(stream == 2 && split_streams ? 2 : 1, data, len);
+    }
+}
+
+/* Copy the streams (mask: 1 stdout, 2 stderr, 3 both) from the start until the task ends
+ * (follow) or until nothing more is there now. On SIGINT/SIGTERM, cancel `cancel_id`
+ * once (0: just stop). */
+static int stream_output(uint64_t id, int mask, int follow, uint64_t cancel_id)
+{
+    uint64_t off[3] = { 0, 0, 0 };
+    int eof[3] = { 1, !(mask & 1), !(mask & 2) };
+    int delay = 5, cancelled = 0;
+    while (!(eof[1] && eof[2])) {
+        int got = 0;
+        for (int s = 1; s <= 2; s++) {
+            if (eof[s])
+                continue;
+            void *data;
+            size_t len;
+            uint64_t next;
+            bool e;
+            int rc = corod_output(cli, id, s, off[s], 1u << 20, &data, &len, &next, &e);
+            if (rc < 0)
+                return daemon_error(rc);
+            if (len)
+                emit(s, off[s], data, len);
+            free(data);
+            off[s] = next;
+            eof[s] = e;
+            got |= len > 0;
+        }
+        if (interrupted) {
+            if (!cancel_id)
+                return EX_OK;
+            if (!cancelled) {
+                cancelled = 1;
+                corod_cancel(cli, cancel_id, "interrupted from coroctl", NULL);
+            }
+        }
+        if (!follow && !got)
+            break;
+        if (!got && !(eof[1] && eof[2])) {
+            /* Nothing new: back off, up to 200 ms, and start quick again once data flows. */
+            poll(NULL, 0, delay);
+            if (delay < 200)
+                delay *= 2;
+        } else {
+            delay = 5;
+        }
+    }
+    return EX_OK;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    submit_opts o = { 0 };
+    uint64_t id;
+    int ex;
+    int rc = submit_exec(argc, argv, "run", &o, &id, &ex);
+    if (ex != EX_OK)
+        return ex;
+    if (rc < 0)
+        return daemon_error(rc);
+    if (json_out)
+        printf("{\"id\": %llu}\n", (unsigned long long)id), fflush(stdout);
+    /* Ctrl-C stops the job (SIGTERM to its group, as a cancel does) and shows how it ended. */
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
+    split_streams = 1;
+    if ((rc = stream_output(id, 3, 1, id)) != EX_OK)
+        return rc;
+    return finish_job(id, 1);
+}
+
+int cmd_logs(int argc, char **argv)
+{
+    static const struct option lo[] = { { "stderr", no_argument, 0, 'e' }, { "follow", no_argument, 0, 'f' },
+                                        { "all", no_argument, 0, 'a' }, { 0, 0, 0, 0 } };
+    int mask = 1, follow = 0, c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "f", lo, NULL)) != -1) {
+        if (c == 'e')
+            mask = 2;
+        else if (c == 'a')
+            mask = 3;
+        else if (c == 'f')
+            follow = 1;
+        else
+            return bad_option(argv);
+    }
+    uint64_t id;
+    if (argc - optind != 1 || parse_id(argv[optind], &id) < 0)
+        return usage_error("logs takes one task id%s", "");
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
+    return stream_output(id, mask, follow, 0);
+}
+
+/* ---- groups ---- */
+
+static int set_group(const char *name, int64_t parallel, int paused)
+{
+    int rc = corod_set_group(cli, name, parallel, paused);
+    if (rc < 0)
+        return daemon_error(rc);
+    if (json_out)
+        puts("{}");
+    return EX_OK;
+}
+
+int cmd_group(int argc, char **argv)
+{
+    static const struct option lo[] = { { "parallel", required_argument, 0, 'p' },
+                                        { "pause", no_argument, 0, 'P' },
+                                        { "resume", no_argument, 0, 'R' }, { 0, 0, 0, 0 } };
+    if (argc < 2 || strcmp(argv[1], "set"))
+        return usage_error("usage: coroctl group set NAME [--parallel N] [--pause|--resume]%s", "");
+    int64_t parallel = -1;
+    int paused = -1, c;
+    optind = 0;
+    while ((c = getopt_long(argc - 1, argv + 1, "", lo, NULL)) != -1) {
+        if (c == 'p') {
+            uint64_t v;
+            if (strcmp(optarg, "0") == 0)
+                v = 0;
+            else if (parse_id(optarg, &v) < 0 || v > 65536)
+                return usage_error("--parallel: not a number from 0 (no bound) to 65536: \"%s\"", optarg);
+            parallel = (int64_t)v;
+        } else if (c == 'P') {
+            paused = 1;
+        } else if (c == 'R') {
+            paused = 0;
+        } else {
+            return bad_option(argv + 1);
+        }
+    }
+    if (argc - 1 - optind != 1)
+        return usage_error("group set takes one group name%s", "");
+    if (parallel < 0 && paused < 0)
+        return usage_error("group set: say what to change (--parallel N, --pause or --resume)%s", "");
+    return set_group(argv[1 + optind], parallel, paused);
+}
+
+int cmd_pause(int argc, char **argv)
+{
+    if (argc != 2)
+        return usage_error("pause takes one group name%s", "");
+    return set_group(argv[1], -1, 1);
+}
+
+int cmd_resume(int argc, char **argv)
+{
+    if (argc != 2)
+        return usage_error("resume takes one group name%s", "");
+    return set_group(argv[1], -1, 0);
+}

@@ -1,0 +1,486 @@
+#!/usr/bin/python3
+"""exec tasks, groups, priorities, pause, retries and output, against a real corod.
+
+usage: test_exec.py COROD_BINARY
+Runs as root for the ownership tests (they fork and drop to `nobody`); skipped otherwise.
+With COROD_WRAPPER set (valgrind...), every corod runs under it.
+"""
+import grp
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_protocol as tp  # noqa: E402
+from test_protocol import Client, Daemon, RemoteError  # noqa: E402
+
+SLOW = 4 if os.environ.get("COROD_WRAPPER") else 1  # timing bounds under valgrind
+
+
+def run(c, argv, args=None, **spec):
+    """Submit an exec and wait for its record."""
+    a = {"argv": argv}
+    a.update(args or {})
+    i = c.call("submit", {"kind": "exec", "args": a, **spec})["id"]
+    return c.call("wait", {"ids": [i]})["done"][0]
+
+
+def output(c, i, stream="stdout"):
+    """The whole output of a finished task, read in pieces by offset."""
+    data, off = b"", 0
+    while True:
+        r = c.call("output", {"id": i, "stream": stream, "offset": off, "max": 1 << 20})
+        data += r["data"]
+        assert r["next"] == off + len(r["data"])
+        off = r["next"]
+        if r["eof"]:
+            return data
+
+
+def alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(pred, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+class Exec(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon("--grace", "5")
+        cls.tmp = tempfile.mkdtemp(prefix="corod-exec-")
+        os.chmod(cls.tmp, 0o755)
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.d.stop() == 0
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def client(self):
+        return Client(self.d.sock)
+
+    # ---- outcomes ----
+
+    def test_exit_status_signal_spawn_failed(self):
+        with self.client() as c:
+            r = run(c, ["true"])
+            self.assertEqual(r["state"], "succeeded")
+            self.assertEqual(r["result"]["exit_code"], 0)
+            self.assertEqual(r["command"], "true")
+            for k in ("pid", "duration", "user_time", "system_time", "max_rss_kib", "stdout_bytes"):
+                self.assertIn(k, r["result"])
+            r = run(c, ["sh", "-c", "exit 3"])
+            self.assertEqual((r["state"], r["error"]["code"], r["error"]["exit_code"]), ("failed", "exit_status", 3))
+            r = run(c, ["sh", "-c", "kill -9 $$"])
+            self.assertEqual((r["state"], r["error"]["code"], r["error"]["signal"]), ("failed", "signal", 9))
+            r = run(c, ["no-such-program-corod"])
+            self.assertEqual((r["state"], r["error"]["code"]), ("failed", "spawn_failed"))
+            self.assertIn("not found in PATH", r["error"]["message"])
+            r = run(c, ["/nonexistent/prog"])
+            self.assertEqual(r["error"]["code"], "spawn_failed")
+            r = run(c, ["true"], {"cwd": "/nonexistent-dir"})
+            self.assertEqual(r["error"]["code"], "spawn_failed")
+            self.assertIn("/nonexistent-dir", r["error"]["message"])
+            # PATH is the task's own: with an env whose PATH lacks /bin, `true` is not found.
+            r = run(c, ["true"], {"env": {"PATH": "/nonexistent"}})
+            self.assertEqual(r["error"]["code"], "spawn_failed")
+
+    def test_stdin_fed(self):
+        data = bytes(range(256)) * 4096  # 1 MiB, more than a pipe holds
+        with self.client() as c:
+            r = run(c, ["cat"], {"stdin": data})
+            self.assertEqual(r["state"], "succeeded")
+            self.assertEqual(output(c, r["id"]), data)
+            r = run(c, ["sh", "-c", "read x; echo got:$x"], {"stdin": "a line\n"})
+            self.assertEqual(output(c, r["id"]), b"got:a line\n")
+            # Without stdin the job reads /dev/null.
+            r = run(c, ["cat"])
+            self.assertEqual((r["state"], output(c, r["id"])), ("succeeded", b""))
+            # A job that never reads its (large) stdin still ends.
+            r = run(c, ["true"], {"stdin": data * 4})
+            self.assertEqual(r["state"], "succeeded")
+
+    def test_env_and_cwd(self):
+        with self.client() as c:
+            r = run(c, ["/usr/bin/env"], {"env": {"A": "1", "B": "two words"}})
+            self.assertEqual(sorted(output(c, r["id"]).decode().split("\n")[:-1]), ["A=1", "B=two words"])
+            r = run(c, ["/usr/bin/env"])
+            keys = sorted(line.split("=", 1)[0] for line in output(c, r["id"]).decode().split("\n")[:-1])
+            self.assertEqual(keys, ["HOME", "LOGNAME", "PATH", "SHELL", "USER"])
+            r = run(c, ["pwd"], {"cwd": self.tmp})
+            self.assertEqual(output(c, r["id"]).decode().strip(), self.tmp)
+            home = pwd.getpwuid(os.getuid()).pw_dir
+            r = run(c, ["pwd"])
+            self.assertEqual(os.path.realpath(output(c, r["id"]).decode().strip()), os.path.realpath(home))
+
+    def test_large_output_read_back_exactly(self):
+        script = ("import sys\nfor i in range(6000):\n"
+                  "    sys.stdout.buffer.write(i.to_bytes(4, 'big') * 256)\n"
+                  "    if i % 1000 == 0: sys.stderr.write('e%d\\n' % i)\n")
+        with self.client() as c:
+            r = run(c, ["/usr/bin/python3", "-c", script])
+            self.assertEqual(r["state"], "succeeded", r)
+            want = b"".join(i.to_bytes(4, "big") * 256 for i in range(6000))  # 6,144,000 bytes
+            got = output(c, r["id"])
+            self.assertEqual(len(got), len(want))
+            self.assertTrue(got == want)
+            self.assertEqual(r["result"]["stdout_bytes"], len(want))
+            self.assertEqual(output(c, r["id"], "stderr"), b"".join(b"e%d\n" % i for i in range(0, 6000, 1000)))
+            # Offsets past the end: nothing, eof.
+            r2 = c.call("output", {"id": r["id"], "offset": len(want) + 10})
+            self.assertEqual((r2["data"], r2["next"], r2["eof"]), (b"", len(want) + 10, True))
+
+    def test_output_limit_marker(self):
+        with self.client() as c:
+            r = run(c, ["head", "-c", "1000000", "/dev/zero"], {"output_limit": 1000})
+            self.assertEqual(r["state"], "succeeded")  # the job is not stopped by the cap
+            self.assertTrue(r["result"]["output_truncated"])
+            self.assertEqual(r["result"]["stdout_bytes"], 1000000)
+            out = output(c, r["id"])
+            self.assertEqual(out[:1000], b"\0" * 1000)
+            self.assertIn(b"[corod: output limit of 1000 bytes reached", out[1000:])
+            self.assertLess(len(out), 1200)
+
+    def test_output_method_errors(self):
+        with self.client() as c:
+            s = c.call("submit", {"kind": "sleep", "args": {"seconds": 0}})["id"]
+            with self.assertRaises(RemoteError) as e:
+                c.call("output", {"id": s})
+            self.assertEqual(e.exception.code, "invalid_state")
+            r = run(c, ["true"])
+            for bad in ({"stream": "stdin"}, {"max": (4 << 20) + 1}, {"offset": -1}, {"max": "x"}):
+                with self.assertRaises(RemoteError) as e:
+                    c.call("output", {"id": r["id"], **bad})
+                self.assertEqual(e.exception.code, "bad_request", bad)
+            with self.assertRaises(RemoteError) as e:
+                c.call("output", {"id": 10 ** 12})
+            self.assertEqual(e.exception.code, "not_found")
+
+    def test_bad_args(self):
+        cases = [
+            ({}, "args.argv"), ({"argv": []}, "args.argv"), ({"argv": "ls"}, "args.argv"),
+            ({"argv": ["ls", 3]}, "args.argv[1]"), ({"argv": ["ls", "a\0b"]}, "NUL"),
+            ({"argv": [""]}, "args.argv[0]"), ({"argv": ["ls", "x" * 140000]}, "args.argv[1]"),
+            ({"argv": ["ls"], "env": {"A=B": "1"}}, "args.env"), ({"argv": ["ls"], "env": ["A"]}, "args.env"),
+            ({"argv": ["ls"], "env": {"A": 1}}, "args.env"), ({"argv": ["ls"], "cwd": "relative"}, "args.cwd"),
+            ({"argv": ["ls"], "stdin": 5}, "args.stdin"), ({"argv": ["ls"], "grace": -1}, "args.grace"),
+            ({"argv": ["ls"], "output_limit": -5}, "args.output_limit"),
+            ({"argv": ["ls"] + ["y" * 100000] * 25}, "2097152"),
+        ]
+        with self.client() as c:
+            for args, word in cases:
+                with self.assertRaises(RemoteError) as e:
+                    c.call("submit", {"kind": "exec", "args": args})
+                self.assertEqual(e.exception.code, "bad_request", args)
+                self.assertIn(word, e.exception.message, args)
+            c.call("hello")
+
+    # ---- stopping ----
+
+    def test_cancel_kills_the_process_group(self):
+        pidfile = os.path.join(self.tmp, "grandchild.pid")
+        with self.client() as c:
+            i = c.call("submit", {"kind": "exec", "args": {
+                "argv": ["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"]}})["id"]
+            self.assertTrue(wait_until(lambda: os.path.exists(pidfile) and os.path.getsize(pidfile) > 0, 5 * SLOW))
+            with open(pidfile) as f:
+                gc = int(f.read())
+            self.assertTrue(alive(gc))
+            self.assertEqual(c.call("get", {"id": i})["state"], "running")
+            self.assertTrue(c.call("cancel", {"id": i})["cancelled"])
+            r = c.call("wait", {"ids": [i]})["done"][0]
+            self.assertEqual(r["state"], "cancelled")
+            self.assertTrue(wait_until(lambda: not alive(gc), 2), "the grandchild outlived its job")
+
+    def test_sigterm_ignored_then_sigkill_after_grace(self):
+        with self.client() as c:
+            marker = os.path.join(self.tmp, "trap-ready")
+            i = c.call("submit", {"kind": "exec", "args": {
+                "argv": ["sh", "-c", f"trap '' TERM; touch {marker}; while :; do sleep 0.05; done"],
+                "grace": 0.6}})["id"]
+            self.assertTrue(wait_until(lambda: os.path.exists(marker), 5 * SLOW))
+            t = time.time()
+            c.call("cancel", {"id": i})
+            r = c.call("wait", {"ids": [i]})["done"][0]
+            took = time.time() - t
+            self.assertEqual(r["state"], "cancelled")
+            self.assertGreaterEqual(took, 0.55)
+            self.assertLess(took, 4 * SLOW)
+            # A job that honours SIGTERM ends at once.
+            i = c.call("submit", {"kind": "exec", "args": {"argv": ["sleep", "300"], "grace": 30}})["id"]
+            self.assertTrue(wait_until(lambda: c.call("get", {"id": i})["state"] == "running", 5))
+            time.sleep(0.1)
+            t = time.time()
+            c.call("cancel", {"id": i})
+            c.call("wait", {"ids": [i]})
+            self.assertLess(time.time() - t, 3 * SLOW)
+
+    def test_timeout_each_attempt_and_retries(self):
+        with self.client() as c:
+            r = run(c, ["sh", "-c", "exit 1"], retries=2)
+            self.assertEqual((r["state"], r["attempts"]), ("failed", 3))
+            r = run(c, ["sleep", "30"], {"grace": 0.2}, timeout=0.3, retries=1)
+            self.assertEqual((r["state"], r["error"]["code"], r["attempts"]), ("failed", "timeout", 2))
+            counter = os.path.join(self.tmp, "count")
+            t = time.time()
+            r = run(c, ["sh", "-c", f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter};"
+                                    f" echo attempt $n; [ $n -ge 3 ]"], retries=5, retry_delay=0.2)
+            self.assertEqual((r["state"], r["attempts"]), ("succeeded", 3))
+            self.assertGreaterEqual(time.time() - t, 0.4)
+            # Output accumulates over attempts.
+            self.assertEqual(output(c, r["id"]), b"attempt 1\nattempt 2\nattempt 3\n")
+            # A cancel is not retried.
+            i = c.call("submit", {"kind": "exec", "args": {"argv": ["sleep", "30"]}, "retries": 5})["id"]
+            self.assertTrue(wait_until(lambda: c.call("get", {"id": i})["state"] == "running", 5))
+            c.call("cancel", {"id": i})
+            r = c.call("wait", {"ids": [i]})["done"][0]
+            self.assertEqual((r["state"], r["attempts"]), ("cancelled", 1))
+            # Cancelled while waiting for its retry_delay.
+            i = c.call("submit", {"kind": "exec", "args": {"argv": ["false"]}, "retries": 5, "retry_delay": 30})["id"]
+            self.assertTrue(wait_until(lambda: c.call("get", {"id": i})["attempts"] == 1 and
+                                       c.call("get", {"id": i})["state"] == "pending", 5))
+            c.call("cancel", {"id": i})
+            self.assertEqual(c.call("wait", {"ids": [i]})["done"][0]["state"], "cancelled")
+
+    # ---- scheduling ----
+
+    def test_two_slots_run_four_half_second_jobs_in_about_a_second(self):
+        with self.client() as c:
+            c.call("set_group", {"name": "two", "parallel": 2})
+            t = time.time()
+            ids = [c.call("submit", {"kind": "exec", "group": "two", "args": {"argv": ["sleep", "0.5"]}})["id"]
+                   for _ in range(4)]
+            done = c.call("wait", {"ids": ids})["done"]
+            took = time.time() - t
+            self.assertTrue(all(r["state"] == "succeeded" for r in done))
+            self.assertGreaterEqual(took, 0.95)
+            self.assertLess(took, 1.6 * SLOW)
+            # Never more than two at once.
+            events = sorted([(r["started_at"], 1) for r in done] + [(r["finished_at"], -1) for r in done])
+            running = peak = 0
+            for _, d in events:
+                running += d
+                peak = max(peak, running)
+            self.assertEqual(peak, 2)
+            g = [g for g in c.call("groups")["groups"] if g["name"] == "two"][0]
+            self.assertEqual((g["parallel"], g["running"], g["pending"], g["slots_used"]), (2, 0, 0, 0))
+
+    def test_paused_group_holds_then_starts_higher_priority_first(self):
+        with self.client() as c:
+            c.call("set_group", {"name": "held", "parallel": 1, "paused": True})
+            spec = {"kind": "exec", "group": "held", "args": {"argv": ["sleep", "0.1"]}}
+            low = c.call("submit", {**spec, "priority": -1})["id"]
+            mid = c.call("submit", spec)["id"]
+            high = c.call("submit", {**spec, "priority": 10})["id"]
+            also_high = c.call("submit", {**spec, "priority": 10})["id"]
+            # Waits are held too while paused.
+            nap = c.call("submit", {"kind": "sleep", "group": "held", "args": {"seconds": 0}})["id"]
+            time.sleep(0.4)
+            for i in (low, mid, high, also_high, nap):
+                self.assertEqual(c.call("get", {"id": i})["state"], "pending")
+            g = [g for g in c.call("groups")["groups"] if g["name"] == "held"][0]
+            self.assertEqual((g["paused"], g["pending"], g["running"]), (True, 5, 0))
+            # A pending exec has no output yet.
+            r = c.call("output", {"id": low})
+            self.assertEqual((r["data"], r["eof"]), (b"", False))
+            c.call("set_group", {"name": "held", "paused": False})
+            done = c.call("wait", {"ids": [low, mid, high, also_high, nap]})["done"]
+            order = [r["id"] for r in sorted(done, key=lambda r: r["started_at"]) if r["kind"] == "exec"]
+            self.assertEqual(order, [high, also_high, mid, low])
+
+    def test_waits_take_no_slot_and_after_crosses_kinds(self):
+        with self.client() as c:
+            c.call("set_group", {"name": "one", "parallel": 1})
+            busy = c.call("submit", {"kind": "exec", "group": "one", "args": {"argv": ["sleep", "1"]}})["id"]
+            t = time.time()
+            nap = c.call("submit", {"kind": "sleep", "group": "one", "args": {"seconds": 0.1}})["id"]
+            g = c.call("submit", {"kind": "gather", "group": "one", "args": {"ids": [nap]}})["id"]
+            c.call("wait", {"ids": [g]})
+            self.assertLess(time.time() - t, 0.8)  # not behind the running exec
+            self.assertEqual(c.call("get", {"id": busy})["state"], "running")
+            # An exec after a gather, and a gather of execs.
+            e1 = c.call("submit", {"kind": "exec", "args": {"argv": ["echo", "one"]}})["id"]
+            e2 = c.call("submit", {"kind": "exec", "args": {"argv": ["echo", "two"]}})["id"]
+            ga = c.call("submit", {"kind": "gather", "args": {"ids": [e1, e2]}})["id"]
+            e3 = c.call("submit", {"kind": "exec", "after": [ga], "args": {"argv": ["echo", "three"]}})["id"]
+            r = c.call("wait", {"ids": [e3]})["done"][0]
+            self.assertEqual(r["state"], "succeeded")
+            gr = c.call("get", {"id": ga})
+            self.assertEqual([m["exit_code"] for m in gr["result"]], [0, 0])
+            # An exec after a failing exec: dependency_failed, never run.
+            bad = c.call("submit", {"kind": "exec", "args": {"argv": ["false"]}})["id"]
+            dep = c.call("submit", {"kind": "exec", "after": [bad], "args": {"argv": ["true"]}})["id"]
+            r = c.call("wait", {"ids": [dep]})["done"][0]
+            self.assertEqual((r["error"]["code"], r["attempts"]), ("dependency_failed", 0))
+            c.call("cancel", {"id": busy})
+
+    def test_busy_output_keeps_daemon_responsive(self):
+        """A job writing hundreds of MiB: pings stay quick, the daemon's memory flat."""
+        with self.client() as c:
+            i = c.call("submit", {"kind": "exec", "args": {"argv": ["head", "-c", "300000000", "/dev/zero"]}})["id"]
+            worst = 0.0
+            rss = []
+            while c.call("get", {"id": i})["state"] in ("pending", "running"):
+                t = time.time()
+                c.call("hello")
+                worst = max(worst, time.time() - t)
+                with open(f"/proc/{self.d.proc.pid}/status") as f:
+                    rss += [int(line.split()[1]) for line in f if line.startswith("VmRSS")]
+                time.sleep(0.01)
+            r = c.call("get", {"id": i})
+            self.assertEqual(r["result"]["stdout_bytes"], 300000000)
+            self.assertLess(worst, 0.5 * SLOW)
+            if not os.environ.get("COROD_WRAPPER"):
+                self.assertLess(max(rss), 64 * 1024, "daemon RSS in KiB")
+            n = c.call("output", {"id": i, "offset": 299999990})
+            self.assertEqual((n["data"], n["eof"]), (b"\0" * 10, True))
+
+    def test_pipelined_output_reads_are_paced(self):
+        with self.client() as c:
+            r = run(c, ["head", "-c", str(4 << 20), "/dev/zero"])
+            ids = {c.send("output", {"id": r["id"], "max": 4 << 20}) for _ in range(24)}
+            while ids:  # answers may come in any order
+                m = c.read()
+                self.assertEqual((m[0], m[2]), (1, None))
+                self.assertEqual(len(m[3]["data"]), 4 << 20)
+                ids.remove(m[1])
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: the daemon runs jobs as their owners")
+class Ownership(unittest.TestCase):
+    """A job submitted by nobody to a root daemon runs as nobody with nobody's groups."""
+
+    def setUp(self):
+        self.group = None
+        self.tmp = tempfile.mkdtemp(prefix="corod-own-")
+        os.chmod(self.tmp, 0o777)
+        # A supplementary group for nobody, so "its groups" is more than its primary one.
+        if shutil.which("groupadd") and shutil.which("gpasswd"):
+            name = f"corodt{os.getpid() % 100000}"
+            if subprocess.run(["groupadd", name], capture_output=True).returncode == 0:
+                self.group = name
+                subprocess.run(["gpasswd", "-a", "nobody", name], capture_output=True, check=True)
+        self.d = Daemon()  # after the group exists: lookups are cached
+        os.chmod(self.d.dir, 0o755)  # nobody must reach the socket inside it
+
+    def tearDown(self):
+        self.assertEqual(self.d.stop(), 0)
+        if self.group:
+            subprocess.run(["groupdel", self.group], capture_output=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def as_nobody(self, fn):
+        """Run fn() in a child that has dropped to nobody; return what it wrote."""
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                nb = pwd.getpwnam("nobody")
+                os.setgroups([])
+                os.setgid(nb.pw_gid)
+                os.setuid(nb.pw_uid)
+                out = repr(fn()).encode()
+                os.write(w, out)
+                os._exit(0)
+            except BaseException as e:  # noqa: BLE001
+                os.write(w, ("ERR " + repr(e)).encode())
+                os._exit(1)
+        os.close(w)
+        data = b""
+        while True:
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            data += chunk
+        os.close(r)
+        _, st = os.waitpid(pid, 0)
+        self.assertEqual(st, 0, data)
+        return eval(data.decode())  # noqa: S307 -- our own child's repr
+
+    def test_runs_as_nobody_with_its_groups_and_cannot_read_roots(self):
+        nb = pwd.getpwnam("nobody")
+        want_groups = sorted(set(os.getgrouplist("nobody", nb.pw_gid)))
+        if self.group:
+            self.assertIn(grp.getgrnam(self.group).gr_gid, want_groups)
+        with Client(self.d.sock) as c:
+            root_task = run(c, ["echo", "root secret"])
+        sock = self.d.sock
+
+        def nobody():
+            with Client(sock) as c:
+                r = run(c, ["sh", "-c", "id -u; id -g; id -G; echo $HOME; echo $USER"], {"cwd": "/"})
+                out = output(c, r["id"]).decode().split("\n")
+                errs = []
+                for m, p in (("output", {"id": root_task["id"]}), ("get", {"id": root_task["id"]}),
+                             ("cancel", {"id": root_task["id"]})):
+                    try:
+                        c.call(m, p)
+                        errs.append(None)
+                    except RemoteError as e:
+                        errs.append(e.code)
+                return r["owner_uid"], out, errs
+
+        owner, out, errs = self.as_nobody(nobody)
+        self.assertEqual(owner, nb.pw_uid)
+        self.assertEqual(int(out[0]), nb.pw_uid)
+        self.assertEqual(int(out[1]), nb.pw_gid)
+        self.assertEqual(sorted(int(g) for g in out[2].split()), want_groups)
+        self.assertEqual(out[3], nb.pw_dir)
+        self.assertEqual(out[4], "nobody")
+        self.assertEqual(errs, ["not_found"] * 3)
+        # Root can read nobody's output; nobody cannot change groups.
+        with Client(self.d.sock) as c:
+            c.call("output", {"id": root_task["id"] + 1})
+
+        def set_group():
+            with Client(sock) as c:
+                try:
+                    c.call("set_group", {"name": "x", "parallel": 1})
+                except RemoteError as e:
+                    return e.code
+
+        self.assertEqual(self.as_nobody(set_group), "permission_denied")
+
+
+class Shutdown(unittest.TestCase):
+    def test_sigterm_ends_running_jobs_and_exits_0(self):
+        d = Daemon("--grace", "0.5")
+        pidfile = os.path.join(d.dir, "job.pid")
+        with Client(d.sock) as c:
+            i = c.call("submit", {"kind": "exec", "args": {
+                "argv": ["sh", "-c", f"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 0.05; done"]}})["id"]
+            self.assertTrue(wait_until(lambda: os.path.exists(pidfile) and os.path.getsize(pidfile) > 0, 5 * SLOW))
+            with open(pidfile) as f:
+                job = int(f.read())
+            self.assertEqual(c.call("get", {"id": i})["state"], "running")
+        t = time.time()
+        d.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(d.proc.wait(timeout=30), 0)
+        self.assertLess(time.time() - t, 5 * SLOW)
+        self.assertFalse(alive(job))
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    tp.COROD = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
