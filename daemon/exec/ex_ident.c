@@ -107,7 +107,7 @@ static int ex_ident_lookup(uid_t uid, ex_ident **out)
     return 0;
 }
 
-int ex_ident_get(uid_t uid, ex_ident **out)
+ex_ident *ex_ident_cached(uid_t uid)
 {
     double now = ex_mono();
     pthread_mutex_lock(&ex_ident_lock);
@@ -116,11 +116,17 @@ int ex_ident_get(uid_t uid, ex_ident **out)
         if (c && c->uid == uid && now - c->looked_up < EX_IDENT_TTL) {
             c->refs++;
             pthread_mutex_unlock(&ex_ident_lock);
-            *out = c;
-            return 0;
+            return c;
         }
     }
     pthread_mutex_unlock(&ex_ident_lock);
+    return NULL;
+}
+
+int ex_ident_get(uid_t uid, ex_ident **out)
+{
+    if ((*out = ex_ident_cached(uid)))
+        return 0;
 
     ex_ident *id;
     int rc = ex_ident_lookup(uid, &id);

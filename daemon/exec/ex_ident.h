@@ -29,6 +29,9 @@ typedef struct ex_ident {
  * error: the entry says known = false and carries placeholders (name = the number,
  * home "/", shell /bin/sh). */
 int ex_ident_get(uid_t uid, ex_ident **out);
+/* The cached entry for uid if it is fresh, else NULL: never blocks (the loop calls it and
+ * goes to the thread pool only on a miss). */
+ex_ident *ex_ident_cached(uid_t uid);
 void ex_ident_put(ex_ident *id);
 /* Drops every cached entry (tests; and at exit, for leak checkers). */
 void ex_ident_cache_clear(void);

@@ -2,15 +2,20 @@
 #include "ex_pump.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct ex_pump {
     uv_pipe_t pipe;
     uv_fs_t fs;
+    uv_work_t open_req;
     uv_write_t wr;
+    char *path;
+    size_t chunk; /* bytes read, waiting for the file to open */
     uv_loop_t *loop;
     bool output;
     bool writing;   /* a write (file or pipe) is in flight */
@@ -26,10 +31,24 @@ struct ex_pump {
     void *arg;
 };
 
+static void ex_fs_closed(uv_fs_t *req)
+{
+    uv_fs_req_cleanup(req);
+    free(req);
+}
+
 static void ex_pump_maybe_done(ex_pump *p)
 {
     if (p->closed && !p->writing && !p->done_called) {
         p->done_called = true;
+        if (p->file_fd >= 0) { /* closing may flush (NFS): off the loop, nobody waits */
+            uv_fs_t *req = malloc(sizeof *req);
+            if (!req || uv_fs_close(p->loop, req, p->file_fd, ex_fs_closed) < 0) {
+                free(req);
+                close(p->file_fd);
+            }
+            p->file_fd = -1;
+        }
         p->done(p, p->arg);
     }
 }
@@ -111,6 +130,57 @@ static void ex_out_write_next(ex_pump *p)
     p->writing = true;
 }
 
+/* A chunk of n bytes in buf, with the file open: apply the cap, write what is kept. */
+static void ex_out_chunk(ex_pump *p, size_t n)
+{
+    if (p->truncated || p->error) { /* discard: the job must not block on a full pipe */
+        ex_out_resume(p);
+        return;
+    }
+    size_t keep = n;
+    if (p->limit && p->offset + keep > p->limit) {
+        keep = p->offset < p->limit ? (size_t)(p->limit - p->offset) : 0;
+        /* The marker goes after the kept bytes, in the same write. */
+        char marker[128];
+        int m = snprintf(marker, sizeof marker, EX_PUMP_MARKER, (unsigned long long)p->limit);
+        if (keep + (size_t)m > EX_PUMP_BUF)
+            keep = EX_PUMP_BUF - (size_t)m;
+        memcpy(p->buf + keep, marker, (size_t)m);
+        keep += (size_t)m;
+        p->truncated = true;
+    }
+    p->pending = keep;
+    p->sent = 0;
+    ex_out_write_next(p);
+}
+
+/* Thread pool: create the file, find its end (earlier attempts' output stays). */
+static void ex_out_open_work(uv_work_t *req)
+{
+    ex_pump *p = req->data;
+    int fd = open(p->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        p->error = -errno;
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    p->file_fd = fd;
+    p->offset = (uint64_t)st.st_size;
+}
+
+static void ex_out_opened(uv_work_t *req, int status)
+{
+    ex_pump *p = req->data;
+    p->writing = false;
+    if (status < 0 && !p->error)
+        p->error = status;
+    if (p->limit && p->offset >= p->limit && p->file_fd >= 0)
+        p->truncated = true; /* an earlier attempt filled it */
+    ex_out_chunk(p, p->chunk);
+}
+
 static void ex_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     ex_pump *p = s->data;
@@ -123,25 +193,21 @@ static void ex_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     }
     p->bytes += (uint64_t)n;
     if (p->truncated || p->error)
-        return; /* discard: the job must not block on a full pipe */
-    size_t keep = (size_t)n;
-    if (p->limit && p->offset + keep > p->limit) {
-        keep = p->offset < p->limit ? (size_t)(p->limit - p->offset) : 0;
-        /* The marker goes after the kept bytes, in the same write. */
-        char marker[128];
-        int m = snprintf(marker, sizeof marker, EX_PUMP_MARKER, (unsigned long long)p->limit);
-        if (keep + (size_t)m > EX_PUMP_BUF)
-            keep = EX_PUMP_BUF - (size_t)m;
-        memcpy(p->buf + keep, marker, (size_t)m);
-        keep += (size_t)m;
-        p->truncated = true;
-    }
-    if (!keep)
-        return;
+        return; /* discard without stopping */
     uv_read_stop(s);
-    p->pending = keep;
-    p->sent = 0;
-    ex_out_write_next(p);
+    if (p->file_fd < 0) {
+        p->chunk = (size_t)n;
+        p->open_req.data = p;
+        int rc = uv_queue_work(p->loop, &p->open_req, ex_out_open_work, ex_out_opened);
+        if (rc < 0) {
+            p->error = rc;
+            ex_out_resume(p);
+            return;
+        }
+        p->writing = true;
+        return;
+    }
+    ex_out_chunk(p, (size_t)n);
 }
 
 static int ex_pump_new(uv_loop_t *loop, int pipe_fd, ex_pump_done done, void *arg, ex_pump **out)
@@ -169,25 +235,27 @@ static int ex_pump_new(uv_loop_t *loop, int pipe_fd, ex_pump_done done, void *ar
     return 0;
 }
 
-int ex_pump_output(uv_loop_t *loop, int pipe_fd, int file_fd, uint64_t offset, uint64_t limit,
-                   ex_pump_done done, void *arg, ex_pump **out)
+int ex_pump_output(uv_loop_t *loop, int pipe_fd, const char *path, uint64_t limit, ex_pump_done done,
+                   void *arg, ex_pump **out)
 {
     char *buf = malloc(EX_PUMP_BUF);
-    if (!buf)
+    char *pathc = strdup(path);
+    if (!buf || !pathc) {
+        free(buf);
+        free(pathc);
         return -ENOMEM;
+    }
     ex_pump *p;
     int rc = ex_pump_new(loop, pipe_fd, done, arg, &p);
     if (rc < 0) {
         free(buf);
+        free(pathc);
         return rc;
     }
     p->output = true;
     p->buf = buf;
-    p->file_fd = file_fd;
-    p->offset = offset;
+    p->path = pathc;
     p->limit = limit;
-    if (limit && offset >= limit)
-        p->truncated = true; /* an earlier attempt filled it: discard from the start */
     *out = p;
     ex_out_resume(p);
     return 0;
@@ -245,6 +313,7 @@ void ex_pump_free(ex_pump *p)
     if (!p)
         return;
     free(p->buf);
+    free(p->path);
     free(p);
 }
 

@@ -19,10 +19,11 @@
 typedef struct ex_pump ex_pump;
 typedef void (*ex_pump_done)(ex_pump *p, void *arg);
 
-/* Copy pipe_fd (read end, taken over) to file_fd (not taken over) from file offset
- * `offset`; `limit` caps the file's size (0: none). */
-int ex_pump_output(uv_loop_t *loop, int pipe_fd, int file_fd, uint64_t offset, uint64_t limit,
-                   ex_pump_done done, void *arg, ex_pump **out);
+/* Copy pipe_fd (read end, taken over) to the end of the file at `path` (copied), which
+ * is created — on the thread pool — only when the job first writes, so a silent job
+ * costs no file and no thread-pool trip. `limit` caps the file's size (0: none). */
+int ex_pump_output(uv_loop_t *loop, int pipe_fd, const char *path, uint64_t limit, ex_pump_done done,
+                   void *arg, ex_pump **out);
 /* Write data (borrowed: keep it alive until done) into pipe_fd (write end, taken over),
  * then close it. */
 int ex_pump_input(uv_loop_t *loop, int pipe_fd, const void *data, size_t len, ex_pump_done done,

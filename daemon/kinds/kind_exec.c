@@ -1,8 +1,8 @@
 /* kind_exec: {argv, env?, cwd?, stdin?, grace?, output_limit?} — run a program.
  *
- * A coroutine per job: on the thread pool it looks up the owner, opens the output files,
- * makes the pipes and spawns (ex_spawn: a new session, the owner's credentials); back on
- * the loop it pumps stdout/stderr into the files and stdin from the args, awaits the
+ * A coroutine per job: it looks up the owner (cached; the thread pool on a miss), makes
+ * the pipes and spawns (ex_spawn: a new session, the owner's credentials), pumps
+ * stdout/stderr into the files and stdin from the args, awaits the
  * process's pidfd, reaps it and maps the status. A cancel (or the task's timeout) sends
  * SIGTERM (and SIGCONT, for a stopped job) to the job's process group, SIGKILL after the
  * grace period, and the body ends only once the leader is reaped; whatever is left of the
@@ -276,16 +276,13 @@ typedef struct exec_job {
     uint64_t limit;
     char path[2][PATH_MAX]; /* stdout, stderr files */
 
-    /* Set on the thread pool. */
-    int spawn_rc;
+    ex_ident *ident;
+    int ident_rc;      /* of a lookup on the thread pool */
     char err[512];
     ex_spawned sp;
-    int file[2];       /* output files */
-    uint64_t off[2];   /* their sizes before this attempt (earlier attempts' output stays) */
     int rd[2];         /* read ends of the stdout/stderr pipes */
     int in_w;          /* write end of the stdin pipe, or -1 */
 
-    /* On the loop. */
     ex_pump *pump[3];
     int live;          /* pumps not yet done */
     co_future *io_done; /* completed when `live` reaches 0 */
@@ -306,72 +303,66 @@ static void exec_close(int *fd)
     *fd = -1;
 }
 
-/* Thread pool: everything that may block on a file, a user database or an exec. */
-static void exec_prepare(void *arg)
+/* Thread pool: the user database, when the cache has no fresh entry. */
+static void exec_lookup(void *arg)
 {
     exec_job *j = arg;
+    j->ident_rc = ex_ident_get(j->owner, &j->ident);
+}
+
+/* On the loop: pipes and the spawn. The loop waits for the execve to complete, as
+ * uv_spawn does (typically 0.1–0.3 ms); a thread-pool trip here measured slower, since
+ * under load the worker thread waits for a CPU. Nothing here touches the disk but the
+ * exec itself; output files are created by the pumps, off the loop, on first output. */
+static int exec_spawn(exec_job *j)
+{
     exec_args *a = j->a;
-    ex_ident *id = NULL;
+    ex_ident *id = j->ident;
     char **min_env = NULL;
     int child[3] = { -1, -1, -1 }; /* the child's stdin, stdout, stderr ends */
-    int p[2];
-    int rc = ex_ident_get(j->owner, &id);
-    if (rc < 0) {
-        snprintf(j->err, sizeof j->err, "cannot look up uid %u: %s", (unsigned)j->owner, strerror(-rc));
-        goto out;
-    }
+    int p[2], rc = 0;
     bool set_ids = j->as_root && j->owner != 0;
     if (set_ids && !id->known) {
-        rc = -ENOENT;
         snprintf(j->err, sizeof j->err,
                  "uid %u has no entry in the user database: a root corod runs jobs only as known users",
                  (unsigned)j->owner);
-        goto out;
+        return -ENOENT;
     }
     char **envp = a->env;
     if (!envp && !(envp = min_env = ex_ident_min_env(id))) {
-        rc = -ENOMEM;
         snprintf(j->err, sizeof j->err, "out of memory");
-        goto out;
+        return -ENOMEM;
     }
-    for (int s = 0; s < 2; s++) {
-        j->file[s] = open(j->path[s], O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        struct stat st;
-        if (j->file[s] < 0 || fstat(j->file[s], &st) < 0) {
-            rc = -errno;
-            snprintf(j->err, sizeof j->err, "cannot open the output file %s: %s", j->path[s], strerror(errno));
-            goto out;
-        }
-        j->off[s] = (uint64_t)st.st_size;
+    for (int s = 0; s < 2 && rc == 0; s++) {
         if (pipe2(p, O_CLOEXEC) < 0) {
             rc = -errno;
-            snprintf(j->err, sizeof j->err, "cannot make a pipe: %s", strerror(errno));
-            goto out;
+            break;
         }
         j->rd[s] = p[0];
         child[s + 1] = p[1];
     }
-    if (a->has_in) {
+    if (rc == 0 && a->has_in) {
         if (pipe2(p, O_CLOEXEC) < 0) {
             rc = -errno;
-            snprintf(j->err, sizeof j->err, "cannot make a pipe: %s", strerror(errno));
-            goto out;
+        } else {
+            child[0] = p[0];
+            j->in_w = p[1];
         }
-        child[0] = p[0];
-        j->in_w = p[1];
     }
-    ex_spawn_req rq = {
-        .argv = a->argv, .envp = envp, .cwd = a->cwd ? a->cwd : id->home,
-        .stdin_fd = child[0], .stdout_fd = child[1], .stderr_fd = child[2],
-        .set_ids = set_ids, .uid = j->owner, .gid = id->gid, .groups = id->groups, .ngroups = id->ngroups,
-    };
-    rc = ex_spawn(&rq, &j->sp, j->err, sizeof j->err);
-out:
+    if (rc < 0) {
+        snprintf(j->err, sizeof j->err, "cannot make a pipe: %s", strerror(-rc));
+    } else {
+        ex_spawn_req rq = {
+            .argv = a->argv, .envp = envp, .cwd = a->cwd ? a->cwd : id->home,
+            .stdin_fd = child[0], .stdout_fd = child[1], .stderr_fd = child[2],
+            .set_ids = set_ids, .uid = j->owner, .gid = id->gid, .groups = id->groups, .ngroups = id->ngroups,
+        };
+        rc = ex_spawn(&rq, &j->sp, j->err, sizeof j->err);
+    }
     for (int i = 0; i < 3; i++)
         exec_close(&child[i]);
     free(min_env);
-    ex_ident_put(id);
-    j->spawn_rc = rc;
+    return rc;
 }
 
 static void exec_pump_done(ex_pump *p, void *arg)
@@ -387,8 +378,7 @@ static int exec_start_pumps(exec_job *j)
     uv_loop_t *loop = co_sched_loop(j->sched);
     int rc;
     for (int s = 0; s < 2; s++) {
-        if ((rc = ex_pump_output(loop, j->rd[s], j->file[s], j->off[s], j->limit, exec_pump_done, j,
-                                 &j->pump[s + 1])) < 0)
+        if ((rc = ex_pump_output(loop, j->rd[s], j->path[s], j->limit, exec_pump_done, j, &j->pump[s + 1])) < 0)
             return rc;
         j->rd[s] = -1; /* the pump owns it */
         j->live++;
@@ -508,10 +498,16 @@ static int exec_body(void *arg)
 {
     exec_job *j = arg;
     j->t0 = exec_mono();
-    int rc = co_to_thread(exec_prepare, j);
-    if (rc < 0)
-        return rc; /* cancelled before it ran: nothing was opened */
-    if (j->spawn_rc < 0)
+    int rc;
+    if (!(j->ident = ex_ident_cached(j->owner))) {
+        if ((rc = co_to_thread(exec_lookup, j)) < 0)
+            return rc; /* cancelled before the lookup ran */
+        if (j->ident_rc < 0)
+            return co_fail("spawn_failed", "cannot look up uid %u: %s", (unsigned)j->owner, strerror(-j->ident_rc));
+    }
+    if (co_cancel_requested())
+        return -ECANCELED; /* cancelled during the lookup: do not start it */
+    if (exec_spawn(j) < 0)
         return co_fail("spawn_failed", "%s", j->err);
     if ((rc = co_future_new(j->sched, &j->io_done)) < 0 || (rc = exec_start_pumps(j)) < 0) {
         /* Without its pumps the job would block on a full pipe: stop it now. */
@@ -581,11 +577,10 @@ static void exec_job_free(co_future *f, void *arg)
     (void)f;
     for (int i = 0; i < 3; i++)
         ex_pump_free(j->pump[i]);
-    for (int s = 0; s < 2; s++) {
-        exec_close(&j->file[s]); /* nothing is writing: the pumps are done */
+    for (int s = 0; s < 2; s++)
         exec_close(&j->rd[s]);
-    }
     exec_close(&j->in_w);
+    ex_ident_put(j->ident);
     if (j->sp.pidfd >= 0)
         close(j->sp.pidfd);
     if (j->io_done)
@@ -608,7 +603,7 @@ static int exec_start(const kind_start *ks, co_task **body)
     j->as_root = ks->env->as_root;
     j->grace = a->grace >= 0 ? a->grace : ks->env->grace;
     j->limit = a->output_limit != UINT64_MAX ? a->output_limit : ks->env->output_limit;
-    j->file[0] = j->file[1] = j->rd[0] = j->rd[1] = j->in_w = -1;
+    j->rd[0] = j->rd[1] = j->in_w = -1;
     j->sp.pidfd = -1;
     int rc = 0;
     for (int s = 0; s < 2 && rc == 0; s++)
