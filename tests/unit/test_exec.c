@@ -76,7 +76,7 @@ static int spawn_capture(ex_spawn_req *rq, char *out, size_t outlen, char *err, 
 static void test_spawn_session_env_cwd(void **state)
 {
     (void)state;
-    char *argv[] = { "sh", "-c", "echo $FOO; pwd; ps -o sid= -o pgid= -p $$ | tr -s ' '; echo $$", NULL };
+    char *argv[] = { "sh", "-c", "echo $FOO; pwd; cut -d' ' -f5,6 /proc/$$/stat; echo $$", NULL };
     char *envp[] = { "FOO=bar", "PATH=/usr/bin:/bin", NULL };
     ex_spawn_req rq = { .argv = argv, .envp = envp, .cwd = tmpdir, .stdin_fd = -1 };
     char out[4096], err[256];
