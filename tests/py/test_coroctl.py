@@ -158,6 +158,12 @@ class Coroctl(unittest.TestCase):
         self.assertEqual((p.returncode, err), (3, b"second\n"))
         r = self.run_in(self.dir, "run", "--stdin-file", "-", "--", "tr", "a-z", "A-Z", stdin=b"shout\n")
         self.assertEqual((r.returncode, r.stdout), (0, b"SHOUT\n"))
+        big = os.path.join(self.dir, "big")
+        with open(big, "wb") as f:
+            f.truncate(16 << 20)
+        r = self.run_ctl("add", "--stdin-file", big, "--", "cat")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("at most", r.stderr)
         r = self.run_ctl("run", "--", "no-such-program-coroctl")
         self.assertEqual(r.returncode, 127)
         self.assertIn("spawn_failed", r.stderr)

@@ -209,6 +209,15 @@ class Exec(unittest.TestCase):
             self.assertEqual(r["state"], "cancelled")
             self.assertTrue(wait_until(lambda: not alive(gc), 2), "the grandchild outlived its job")
 
+    def test_a_job_leaves_no_processes_behind(self):
+        pidfile = os.path.join(self.tmp, "bg.pid")
+        with self.client() as c:
+            r = run(c, ["sh", "-c", f"sleep 300 & echo $! > {pidfile}"])
+            self.assertEqual(r["state"], "succeeded")
+            with open(pidfile) as f:
+                bg = int(f.read())
+            self.assertTrue(wait_until(lambda: not alive(bg), 2), "a background child outlived its job")
+
     def test_sigterm_ignored_then_sigkill_after_grace(self):
         with self.client() as c:
             marker = os.path.join(self.tmp, "trap-ready")
@@ -458,6 +467,42 @@ class Ownership(unittest.TestCase):
                     return e.code
 
         self.assertEqual(self.as_nobody(set_group), "permission_denied")
+
+
+class Options(unittest.TestCase):
+    def test_parallel_grace_output_limit_options(self):
+        d = Daemon("--parallel", "1", "--output-limit", "100", "--grace", "0.2")
+        try:
+            with Client(d.sock) as c:
+                gs = c.call("groups")["groups"]
+                self.assertEqual(gs[0]["parallel"], 1)
+                c.call("submit", {"kind": "sleep", "group": "fresh", "args": {"seconds": 0}})
+                fresh = [g for g in c.call("groups")["groups"] if g["name"] == "fresh"][0]
+                self.assertEqual(fresh["parallel"], 1)  # a new group copies the default's
+                r = run(c, ["head", "-c", "1000", "/dev/zero"])
+                self.assertTrue(r["result"]["output_truncated"])
+                self.assertEqual(output(c, r["id"])[:100], b"\0" * 100)
+                r = run(c, ["head", "-c", "1000", "/dev/zero"], {"output_limit": 0})  # 0: no cap for this one
+                self.assertEqual(len(output(c, r["id"])), 1000)
+                i = c.call("submit", {"kind": "exec", "args": {"argv": ["sh", "-c", "trap '' TERM; sleep 30"]}})["id"]
+                self.assertTrue(wait_until(lambda: c.call("get", {"id": i})["state"] == "running", 5))
+                time.sleep(0.2)
+                t = time.time()
+                c.call("cancel", {"id": i})
+                c.call("wait", {"ids": [i]})
+                self.assertLess(time.time() - t, 2 * SLOW)
+        finally:
+            self.assertEqual(d.stop(), 0)
+        d = Daemon("--parallel", "0")
+        try:
+            with Client(d.sock) as c:
+                self.assertEqual(c.call("groups")["groups"][0]["parallel"], 0)
+        finally:
+            d.stop()
+        for bad in (["--grace", "-1"], ["--grace", "x"], ["--output-limit", "-5"], ["--parallel", "70000"]):
+            r = subprocess.run([tp.COROD, "--socket", "/tmp/unused.sock", *bad], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn(bad[0], r.stderr)
 
 
 class Shutdown(unittest.TestCase):
