@@ -14,6 +14,7 @@
 #include <msgpack.h>
 
 #include "coroctl.h"
+#include "cp_msg.h"
 
 static const char usage[] =
     "usage: coroctl [--socket PATH] [--json] COMMAND [ARGS]\n"
@@ -194,6 +195,29 @@ static void fmt_time(char *buf, size_t len, double t)
     snprintf(buf + n, len - n, ".%03d", (int)((t - (double)s) * 1000));
 }
 
+/* A job's exit code or signal and how long it ran, from its result or error map. */
+static void print_job_outcome(const corod_task *t)
+{
+    const void *p = t->result ? t->result : t->error;
+    size_t n = t->result ? t->result_len : t->error_len;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    if (p && msgpack_unpack_next(&u, p, n, &off) == MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object *code = cp_get(&u.data, "exit_code"), *sig = cp_get(&u.data, "signal"),
+                             *dur = cp_get(&u.data, "duration");
+        if (code && code->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            printf("  exit code %llu", (unsigned long long)code->via.u64);
+        else if (sig && sig->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            printf("  killed by signal %llu", (unsigned long long)sig->via.u64);
+        if (dur && (dur->type == MSGPACK_OBJECT_FLOAT64 || dur->type == MSGPACK_OBJECT_FLOAT32))
+            printf("%s%.3f s", (code || sig) ? ", ran " : "  ran ", dur->via.f64);
+        if (code || sig || dur)
+            putchar('\n');
+    }
+    msgpack_unpacked_destroy(&u);
+}
+
 void print_task(const corod_task *t, int sub)
 {
     if (json_out) {
@@ -230,8 +254,10 @@ void print_task(const corod_task *t, int sub)
     fmt_time(f, sizeof f, t->finished_at);
     printf("task %llu%s%s%s  %s  %s  group %s  uid %u\n", (unsigned long long)t->id, t->name ? " (" : "",
            t->name ? t->name : "", t->name ? ")" : "", t->kind, t->state, t->group ? t->group : "-", t->owner_uid);
-    if (t->command)
+    if (t->command) {
         printf("  command: %s\n", t->command);
+        print_job_outcome(t);
+    }
     printf("  created %s  started %s  finished %s", c, s, f);
     if (!isnan(t->started_at) && !isnan(t->finished_at))
         printf("  (ran %.3f s)", t->finished_at - t->started_at);
