@@ -530,6 +530,61 @@ static void on_uv_done(corod_client *c, uint32_t sub, const corod_task *t, void 
     uv_stop(uv_default_loop());
 }
 
+/* exec through libcorod: env, cwd, stdin, output read back by offset, exit codes. */
+static void test_exec_through_libcorod(void **state)
+{
+    (void)state;
+    corod_client *c = h_connect(&shared);
+    char *argv[] = { "sh", "-c", "read x; echo \"$x $GREETING $(pwd)\"; echo oops >&2; exit 5", NULL };
+    char *env[] = { "GREETING=hello", "PATH=/usr/bin:/bin", NULL };
+    corod_exec ex = { .argv = argv, .env = env, .cwd = "/tmp", .stdin_data = "fed\n", .stdin_len = 4, .grace = 1 };
+    uint64_t id;
+    assert_int_equal(corod_submit_exec(c, &ex, &(corod_spec){ .name = "job", .retries = 1 }, &id), 0);
+    corod_task **done;
+    size_t nd, np;
+    uint64_t *pending;
+    assert_int_equal(corod_wait(c, &id, 1, NULL, 30, &done, &nd, &pending, &np), 0);
+    assert_int_equal(nd, 1);
+    assert_string_equal(done[0]->state, "failed");
+    assert_string_equal(done[0]->error_code, "exit_status");
+    assert_int_equal(done[0]->attempts, 2);
+    assert_non_null(done[0]->command);
+    assert_int_equal(strncmp(done[0]->command, "sh -c read x;", 13), 0);
+    corod_tasks_free(done, nd);
+    free(pending);
+    /* Two attempts, so the output is there twice; read it three bytes at a time. */
+    char got[256];
+    size_t n = 0;
+    uint64_t off = 0, next;
+    bool eof = false;
+    while (!eof) {
+        void *data;
+        size_t len;
+        assert_int_equal(corod_output(c, id, 1, off, 3, &data, &len, &next, &eof), 0);
+        assert_true(len <= 3 && n + len < sizeof got);
+        memcpy(got + n, data, len);
+        n += len;
+        off = next;
+        free(data);
+    }
+    got[n] = 0;
+    assert_string_equal(got, "fed hello /tmp\nfed hello /tmp\n");
+    void *data;
+    size_t len;
+    assert_int_equal(corod_output(c, id, 2, 0, 0, &data, &len, &next, &eof), 0);
+    assert_int_equal(len, 10);
+    assert_memory_equal(data, "oops\noops\n", 10);
+    assert_true(eof);
+    free(data);
+    /* Refused before it reaches the daemon, and by it. */
+    assert_int_equal(corod_submit_exec(c, &(corod_exec){ 0 }, NULL, &id), -EINVAL);
+    char *relative[] = { "true", NULL };
+    assert_int_equal(corod_submit_exec(c, &(corod_exec){ .argv = relative, .cwd = "tmp" }, NULL, &id), COROD_EREMOTE);
+    assert_string_equal(corod_error_code(c), "bad_request");
+    assert_non_null(strstr(corod_error_message(c), "args.cwd"));
+    corod_close(c);
+}
+
 static void test_libuv_helper(void **state)
 {
     (void)state;
@@ -561,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_ownership),
         cmocka_unit_test(test_socket_modes),
         cmocka_unit_test(test_libuv_helper),
+        cmocka_unit_test(test_exec_through_libcorod),
     };
     const struct CMUnitTest own_tests[] = {
         cmocka_unit_test(test_retention_and_connection_limit),
