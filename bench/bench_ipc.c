@@ -251,6 +251,19 @@ static void *echo_thread(void *arg)
     }
 }
 
+/* Nanoseconds of work the epoll echo does between its read and its write: how latency
+ * grows with a server's own time per request (on some VMs, far faster than the work). */
+static long echo_work_ns;
+
+static void echo_work(void)
+{
+    if (!echo_work_ns)
+        return;
+    double until = bench_now() + (double)echo_work_ns / 1e9;
+    while (bench_now() < until) {
+    }
+}
+
 /* The echo of an event-loop server: wait in epoll, then read and write. */
 static void *echo_epoll(void *arg)
 {
@@ -264,6 +277,7 @@ static void *echo_epoll(void *arg)
         ssize_t n = read(fd, b, sizeof b);
         if (n <= 0)
             break;
+        echo_work();
         write_all(fd, b, (size_t)n);
     }
     close(ep);
@@ -411,6 +425,18 @@ int main(int argc, char **argv)
     bench_report("ipc.pingpong_p99_us", bench_median(pp99, runs), "us");
     bench_report("ipc.pingpong_threads_p50_us", bench_median(tp50, runs), "us (the same, two threads)");
     bench_report("ipc.pingpong_epoll_p50_us", bench_median(ep50, runs), "us (the same, echo waits in epoll)");
+    /* The same epoll echo doing some work per message: what a server's own time costs. */
+    static const long work[] = { 500, 1000, 2500 };
+    for (size_t w = 0; w < sizeof work / sizeof *work; w++) {
+        double wp50[32], wp99[32];
+        echo_work_ns = work[w];
+        for (int r = 0; r < runs; r++)
+            run_pingpong(lat, 2, &wp50[r], &wp99[r]);
+        char name[96];
+        snprintf(name, sizeof name, "ipc.pingpong_epoll_work%ldns_p50_us", work[w]);
+        bench_report(name, bench_median(wp50, runs), "us (epoll echo spinning that long per message)");
+    }
+    echo_work_ns = 0;
 
     char *cargv[] = { (char *)corod, "--socket", sock, "--state-dir", state, NULL };
     bench_server("corod", cargv, sock, n, conns, lat, runs);
