@@ -165,36 +165,36 @@ int main(int argc, char **argv)
             long m = strtol(optarg, &end, 8);
             if (end == optarg || *end || m < 0 || m > 0777) {
                 fprintf(stderr, "corod: --socket-mode must be an octal mode such as 0660, not \"%s\"\n", optarg);
-                return 2;
+                goto bad_usage;
             }
             cfg.socket_mode = (int)m;
             break;
         }
         case 'c':
             if (parse_size("--max-connections", optarg, 1, 1000000, &cfg.max_connections) < 0)
-                return 2;
+                goto bad_usage;
             break;
         case 'M':
             if (parse_size("--max-message", optarg, 1024, (size_t)1 << 30, &cfg.max_message) < 0)
-                return 2;
+                goto bad_usage;
             break;
         case 'o':
             if (parse_size("--max-output", optarg, 4096, (size_t)1 << 34, &cfg.max_output) < 0)
-                return 2;
+                goto bad_usage;
             break;
         case 'a':
             if (parse_size("--max-active", optarg, 1, 100000000, &v) < 0)
-                return 2;
+                goto bad_usage;
             cfg.limits.max_active_per_uid = v;
             break;
         case 'r':
             if (parse_size("--retain", optarg, 1, 100000000, &v) < 0)
-                return 2;
+                goto bad_usage;
             cfg.limits.retain = v;
             break;
         case 'p':
             if (parse_size("--parallel", optarg, 0, 65536, &v) < 0)
-                return 2;
+                goto bad_usage;
             /* 0 here means "no bound"; the table reads 0 as "the CPU count". */
             cfg.limits.default_parallel = v ? (uint32_t)v : SRV_PARALLEL_UNBOUNDED;
             break;
@@ -204,7 +204,7 @@ int main(int argc, char **argv)
             double g = strtod(optarg, &end);
             if (errno || end == optarg || *end || !(g >= 0 && g <= 86400)) {
                 fprintf(stderr, "corod: --grace must be seconds from 0 to 86400, not \"%s\"\n", optarg);
-                return 2;
+                goto bad_usage;
             }
             cfg.limits.has_grace = true;
             cfg.limits.grace = g;
@@ -212,25 +212,25 @@ int main(int argc, char **argv)
         }
         case 'L':
             if (parse_size("--output-limit", optarg, 0, (size_t)1 << 62, &v) < 0)
-                return 2;
+                goto bad_usage;
             cfg.limits.output_limit = v;
             break;
-        case 'h': fputs(usage, stdout); return 0;
-        case 'V': printf("corod %s\n", COROD_VERSION); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'h': fputs(usage, stdout); free(sock); free(state); return 0;
+        case 'V': printf("corod %s\n", COROD_VERSION); free(sock); free(state); return 0;
+        default: fputs(usage, stderr); goto bad_usage;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "corod: unexpected argument \"%s\"\n%s", argv[optind], usage);
-        return 2;
+        goto bad_usage;
     }
     if (!sock && !(sock = default_socket())) {
         fprintf(stderr, "corod: no socket path: pass --socket PATH or set CORO_SOCKET or XDG_RUNTIME_DIR\n");
-        return 2;
+        goto bad_usage;
     }
     if (!state && !(state = default_state_dir())) {
         fprintf(stderr, "corod: no state directory: pass --state-dir DIR or set HOME\n");
-        return 2;
+        goto bad_usage;
     }
 
     /* One daemon per state directory: a second one would corrupt what the first keeps. */
@@ -295,4 +295,9 @@ int main(int argc, char **argv)
     free(sock);
     free(state);
     return 0;
+
+bad_usage:
+    free(sock); /* so that the sanitizers' leak check passes on every way out */
+    free(state);
+    return 2;
 }
