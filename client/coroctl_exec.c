@@ -238,15 +238,8 @@ int cmd_add(int argc, char **argv)
     int rc = submit_exec(argc, argv, "add", &o, &id, &ex);
     if (ex != EX_OK)
         return ex;
-    if (rc < 0)
-        return daemon_error(rc);
-    if (json_out)
-        printf("{\"id\": %llu}\n", (unsigned long long)id);
-    else
-        printf("%llu\n", (unsigned long long)id);
-    fflush(stdout);
-    if (!o.wait)
-        return EX_OK;
+    if ((rc = after_submit(rc, id, 0)) != EX_OK || !o.wait)
+        return rc;
     corod_task **done;
     size_t nd, np;
     uint64_t *pending;

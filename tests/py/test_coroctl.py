@@ -221,6 +221,10 @@ class Coroctl(unittest.TestCase):
                     ["run", "--output-limit", "0", "--", "true"], ["add", "--retries", "x", "--", "true"]):
             self.assertEqual(self.run_ctl(*bad).returncode, 2, bad)
         self.assertEqual(self.run_ctl("group", "set", "bad name!", "--parallel", "1").returncode, 3)
+        many = [a for i in range(4097) for a in ("--env", f"V{i}=1")]  # one past coroctl's 4096
+        r = self.run_ctl("add", *many, "--", "true")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("4096", r.stderr)
 
 
 if __name__ == "__main__":

@@ -199,6 +199,15 @@ static void test_ident_unknown_and_cache(void **state)
     ex_ident_put(a);
     ex_ident_cache_clear();
     assert_null(ex_ident_cached(0));
+    /* EX_IDENT_CACHE entries at most: one more evicts the oldest. */
+    for (unsigned i = 0; i <= EX_IDENT_CACHE; i++) {
+        assert_int_equal(ex_ident_get(3000000000u + i, &a), 0);
+        ex_ident_put(a);
+    }
+    assert_null(ex_ident_cached(3000000000u));
+    assert_non_null(a = ex_ident_cached(3000000000u + EX_IDENT_CACHE));
+    ex_ident_put(a);
+    ex_ident_cache_clear();
 }
 
 /* ---- pumps ---- */
