@@ -6,6 +6,7 @@
  * its task produced at once. A connection whose
  * unsent output passes its bound is dropped: nobody else waits on a slow reader. */
 #include "srv_internal.h"
+#include "srv_list.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -159,12 +160,7 @@ void srv_conn_close(srv_conn *c)
     srv *v = c->srv;
     srv_watch_conn_closed(c);
     srv_output_conn_closed(c);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        v->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    SRV_LIST_UNLINK(v->conns, c);
     v->nconns--;
     if (c->is_dirty) { /* the flush must never meet a freed connection */
         for (srv_conn **pp = &v->dirty; *pp; pp = &(*pp)->dirty_next)
@@ -332,10 +328,7 @@ static void srv_on_connection(uv_stream_t *server, int status)
     cp_frame_init(&c->frame, v->cfg.max_message);
     msgpack_sbuffer_init(&c->out);
     msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
-    c->next = v->conns;
-    if (v->conns)
-        v->conns->prev = c;
-    v->conns = c;
+    SRV_LIST_PUSH(v->conns, c);
     v->nconns++;
     uv_read_start((uv_stream_t *)&c->pipe, srv_alloc, srv_read);
 }

@@ -4,6 +4,7 @@
  * SRV_MAX_READS_PER_CONN reads in flight (its dispatch pauses at that many), each of at
  * most SRV_OUTPUT_MAX bytes. */
 #include "srv_internal.h"
+#include "srv_list.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,12 +73,7 @@ static void srv_read_work(uv_work_t *req)
 static void srv_read_unlink(srv_outread *rd)
 {
     srv_conn *c = rd->c;
-    if (rd->prev)
-        rd->prev->next = rd->next;
-    else
-        c->reads = rd->next;
-    if (rd->next)
-        rd->next->prev = rd->prev;
+    SRV_LIST_UNLINK(c->reads, rd);
     c->nreads--;
     rd->c = NULL;
 }
@@ -163,10 +159,7 @@ void srv_output(srv_conn *c, const cp_request *rq)
         return;
     }
     rd->c = c;
-    rd->next = c->reads;
-    if (c->reads)
-        c->reads->prev = rd;
-    c->reads = rd;
+    SRV_LIST_PUSH(c->reads, rd);
     c->nreads++;
 }
 

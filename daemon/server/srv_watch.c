@@ -3,6 +3,7 @@
  * records' futures and hold a reference on each record they will read; both are torn down
  * with their connection. */
 #include "srv_internal.h"
+#include "srv_list.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -79,12 +80,7 @@ static void srv_timer_closed(uv_handle_t *h)
 static void srv_wait_free(srv_wait *w)
 {
     srv_conn *c = w->c;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        c->waits = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    SRV_LIST_UNLINK(c->waits, w);
     c->nwaits--;
     srv_items_release(c, w->items, w->n);
     if (w->timer)
@@ -191,10 +187,7 @@ void srv_wait_start(srv_conn *c, const cp_request *rq)
     w->mode = m;
     w->n = n;
     w->items = items;
-    w->next = c->waits;
-    if (c->waits)
-        c->waits->prev = w;
-    c->waits = w;
+    SRV_LIST_PUSH(c->waits, w);
     c->nwaits++;
     /* Count what is already done, then listen to the rest. */
     for (size_t i = 0; i < n; i++) {
@@ -262,12 +255,7 @@ void srv_watch_on_finish(srv_rec *r, void *arg)
 static void srv_sub_free(srv_sub *s)
 {
     srv_conn *c = s->c;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->subs = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    SRV_LIST_UNLINK(c->subs, s);
     c->nsubs--;
     if (s->all) {
         srv *v = c->srv;
@@ -332,10 +320,7 @@ void srv_subscribe(srv_conn *c, const cp_request *rq)
     s->c = c;
     s->items = items;
     s->n = n;
-    s->next = c->subs;
-    if (c->subs)
-        c->subs->prev = s;
-    c->subs = s;
+    SRV_LIST_PUSH(c->subs, s);
     c->nsubs++;
     if (all) {
         srv *v = c->srv;
