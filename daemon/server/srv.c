@@ -404,10 +404,13 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
         free(v);
         return -ENAMETOOLONG;
     }
+    rc = -ENOMEM;
     if (!(v->path = strdup(cfg->socket_path)) || (rc = srv_table_new(s, &cfg->limits, &v->table)) < 0) {
+        if (rc == -EINVAL)
+            snprintf(errbuf, errlen, "no directory for jobs' output");
         free(v->path);
         free(v);
-        return -ENOMEM;
+        return rc;
     }
     srv_table_on_finish(v->table, srv_watch_on_finish, v);
     msgpack_zone_init(&v->zone, MSGPACK_ZONE_CHUNK_SIZE);

@@ -258,14 +258,23 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
     } else if (t->lim.default_parallel == SRV_PARALLEL_UNBOUNDED) {
         t->lim.default_parallel = 0;
     }
+    /* Required: a shared directory such as /tmp would let another user plant the files a
+     * root daemon then writes jobs' output into. */
+    char *outdir = t->lim.output_dir ? strdup(t->lim.output_dir) : NULL;
+    if (!outdir) {
+        int rc = t->lim.output_dir ? -ENOMEM : -EINVAL;
+        free(t);
+        return rc;
+    }
     t->env = (kind_env){
-        .output_dir = t->lim.output_dir ? t->lim.output_dir : "/tmp",
+        .output_dir = outdir,
         .as_root = geteuid() == 0,
         .grace = t->lim.has_grace ? t->lim.grace : KIND_GRACE_DEFAULT,
         .output_limit = t->lim.output_limit,
     };
     t->next_id = 1;
     if (!srv_table_group(t, (cp_str){ "default", 7 }, true)) {
+        free(outdir);
         free(t);
         return -ENOMEM;
     }
@@ -846,5 +855,6 @@ void srv_table_free(srv_table *t)
     }
     free(t->slots);
     free(t->uids);
+    free((char *)t->env.output_dir);
     free(t);
 }

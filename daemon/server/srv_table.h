@@ -26,12 +26,13 @@ typedef struct srv_limits {
     size_t retain;             /* 0: SRV_RETAIN_DEFAULT */
     size_t max_active_per_uid; /* 0: SRV_MAX_ACTIVE_PER_UID */
     uint32_t default_parallel; /* 0: the number of online CPUs; SRV_PARALLEL_UNBOUNDED: none */
-    const char *output_dir;    /* exec output files (NULL: /tmp, for tests) */
+    const char *output_dir;    /* exec output files (required; copied) */
     bool has_grace;            /* else KIND_GRACE_DEFAULT */
     double grace;              /* seconds from SIGTERM to SIGKILL when a job is stopped */
     uint64_t output_limit;     /* bytes kept per output stream of a job, 0: no cap */
 } srv_limits;
 
+/* -EINVAL without l->output_dir. */
 int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out);
 /* Cancels what is still pending or running and drops every record. */
 void srv_table_free(srv_table *t);
