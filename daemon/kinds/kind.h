@@ -30,7 +30,6 @@ typedef struct kind_start {
     co_future *const *refs;    /* the futures of the ids `refs` named, in order */
     size_t nrefs;
     uint32_t owner;            /* the record's owner uid */
-    uint32_t attempt;          /* 1 for the first run, then one more per retry */
     const kind_env *env;
 } kind_start;
 

@@ -264,12 +264,9 @@ static const char *exec_command(const void *parsed)
 
 /* ---- the job ---- */
 
-enum { EX_IN, EX_OUT, EX_ERR };
-
 typedef struct exec_job {
     exec_args *a;
     co_sched *sched;
-    uint64_t id;
     uid_t owner;
     bool as_root;
     double grace;
@@ -283,7 +280,7 @@ typedef struct exec_job {
     int rd[2];         /* read ends of the stdout/stderr pipes */
     int in_w;          /* write end of the stdin pipe, or -1 */
 
-    ex_pump *pump[3];
+    ex_pump *pump[3];  /* stdin, stdout, stderr */
     int live;          /* pumps not yet done */
     co_future *io_done; /* completed when `live` reaches 0 */
     double t0;
@@ -384,7 +381,7 @@ static int exec_start_pumps(exec_job *j)
         j->live++;
     }
     if (j->in_w >= 0) {
-        if ((rc = ex_pump_input(loop, j->in_w, j->a->in, j->a->in_len, exec_pump_done, j, &j->pump[EX_IN])) < 0)
+        if ((rc = ex_pump_input(loop, j->in_w, j->a->in, j->a->in_len, exec_pump_done, j, &j->pump[0])) < 0)
             return rc;
         j->in_w = -1;
         j->live++;
@@ -598,7 +595,6 @@ static int exec_start(const kind_start *ks, co_task **body)
     j->a = a;
     a->refs++;
     j->sched = ks->sched;
-    j->id = ks->opts.id;
     j->owner = ks->owner;
     j->as_root = ks->env->as_root;
     j->grace = a->grace >= 0 ? a->grace : ks->env->grace;
@@ -607,7 +603,7 @@ static int exec_start(const kind_start *ks, co_task **body)
     j->sp.pidfd = -1;
     int rc = 0;
     for (int s = 0; s < 2 && rc == 0; s++)
-        rc = kind_output_path(ks->env->output_dir, j->id, s + 1, j->path[s], sizeof j->path[s]);
+        rc = kind_output_path(ks->env->output_dir, ks->opts.id, s + 1, j->path[s], sizeof j->path[s]);
     co_task *t = NULL;
     if (rc == 0)
         rc = co_spawn(ks->sched, exec_body, j, &ks->opts, &t);

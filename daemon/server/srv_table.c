@@ -211,7 +211,7 @@ srv_group *srv_table_groups(srv_table *t) { return t->groups; }
 srv_group *srv_group_next(const srv_group *g) { return g->next; }
 const char *srv_group_name(const srv_group *g) { return g->name; }
 
-static void srv_group_pump(srv_table *t, srv_group *g);
+static void srv_group_pump(srv_group *g);
 
 void srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, const bool *paused)
 {
@@ -219,7 +219,8 @@ void srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, c
         g->parallel = *parallel;
     if (paused)
         g->paused = *paused;
-    srv_group_pump(t, g); /* more slots, or resumed: start what may start now */
+    (void)t;
+    srv_group_pump(g); /* more slots, or resumed: start what may start now */
 }
 
 void srv_group_pack(msgpack_packer *pk, const srv_group *g)
@@ -389,9 +390,8 @@ srv_rec *srv_table_get(srv_table *t, uint64_t id, uint32_t uid)
  * ends its record, which pumps again) is folded into the running loop. */
 static void srv_rec_start(srv_rec *r);
 
-static void srv_group_pump(srv_table *t, srv_group *g)
+static void srv_group_pump(srv_group *g)
 {
-    (void)t;
     if (g->pumping)
         return;
     g->pumping = true;
@@ -431,7 +431,7 @@ static void srv_rec_finish(srv_rec *r, co_state st, co_value *v)
     srv_rec_release_stage(r);
     co_task_finish(r->task, st, v);
     if (freed_slot)
-        srv_group_pump(t, r->group);
+        srv_group_pump(r->group);
     srv_rec_unref(r);
 }
 
@@ -520,7 +520,7 @@ static void srv_body_done(co_future *f, void *arg)
         r->group->pending++;
         srv_rec_wait(r, r->retry_delay);
         if (freed_slot)
-            srv_group_pump(r->table, r->group);
+            srv_group_pump(r->group);
         return;
     }
     co_value v;
@@ -541,7 +541,6 @@ static void srv_rec_start(srv_rec *r)
         .refs = r->refs,
         .nrefs = r->nrefs,
         .owner = r->owner,
-        .attempt = r->attempts + 1,
         .env = &t->env,
     };
     co_task *body;
@@ -573,7 +572,7 @@ static void srv_rec_ready(srv_rec *r)
         srv_rec_fail(r, "internal", "out of memory queueing the task");
         return;
     }
-    srv_group_pump(r->table, r->group);
+    srv_group_pump(r->group);
 }
 
 static void srv_delay_done(co_future *f, void *arg)
