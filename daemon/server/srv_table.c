@@ -442,24 +442,38 @@ static void srv_rec_fail(srv_rec *r, const char *code, const char *msg)
     srv_rec_finish(r, CO_FAILED, &e);
 }
 
-/* The output files of an evicted record go too (off the loop; nobody waits for it). */
-static void srv_unlinked(uv_fs_t *req)
+typedef struct srv_unlink {
+    uv_work_t req;
+    char path[2][4096];
+} srv_unlink;
+
+static void srv_unlink_work(uv_work_t *req)
 {
-    uv_fs_req_cleanup(req);
-    free(req);
+    srv_unlink *u = req->data;
+    for (int i = 0; i < 2; i++)
+        unlink(u->path[i]); /* ENOENT for a stream the job never wrote */
 }
 
+static void srv_unlink_done(uv_work_t *req, int status)
+{
+    (void)status;
+    free(req->data);
+}
+
+/* The output files of an evicted record go too: both in one trip to the thread pool,
+ * and nobody waits for it. */
 static void srv_rec_drop_output(srv_table *t, srv_rec *r)
 {
     if (!r->kind->has_output)
         return;
-    for (int s = 1; s <= 2; s++) {
-        char path[4096];
-        uv_fs_t *req = malloc(sizeof *req);
-        if (!req || kind_output_path(t->env.output_dir, r->id, s, path, sizeof path) < 0 ||
-            uv_fs_unlink(co_sched_loop(t->sched), req, path, srv_unlinked) < 0)
-            free(req);
-    }
+    srv_unlink *u = malloc(sizeof *u);
+    if (!u)
+        return;
+    u->req.data = u;
+    if (kind_output_path(t->env.output_dir, r->id, 1, u->path[0], sizeof u->path[0]) < 0 ||
+        kind_output_path(t->env.output_dir, r->id, 2, u->path[1], sizeof u->path[1]) < 0 ||
+        uv_queue_work(co_sched_loop(t->sched), &u->req, srv_unlink_work, srv_unlink_done) < 0)
+        free(u);
 }
 
 /* Runs from the loop after the record ended: retention and all-subscriptions. */

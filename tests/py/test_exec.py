@@ -505,6 +505,24 @@ class Options(unittest.TestCase):
             self.assertIn(bad[0], r.stderr)
 
 
+class Retention(unittest.TestCase):
+    def test_evicted_records_take_their_output_files(self):
+        d = Daemon("--retain", "2")
+        try:
+            out = os.path.join(d.dir, "state", "output")
+            with Client(d.sock) as c:
+                first = run(c, ["sh", "-c", "echo out; echo err >&2"])["id"]
+                self.assertEqual(sorted(os.listdir(out)), [f"{first}.err", f"{first}.out"])
+                for _ in range(2):
+                    run(c, ["echo", "later"])
+                with self.assertRaises(RemoteError):
+                    c.call("get", {"id": first})
+                self.assertTrue(wait_until(lambda: not any(f.startswith(f"{first}.") for f in os.listdir(out)), 5),
+                                os.listdir(out))
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+
 class Shutdown(unittest.TestCase):
     def test_sigterm_ends_running_jobs_and_exits_0(self):
         d = Daemon("--grace", "0.5")
