@@ -395,7 +395,11 @@ static int exec_wait_leader(exec_job *j, double timeout)
 {
     if (j->sp.pidfd >= 0) {
         int rc = co_wait_fd(j->sp.pidfd, UV_READABLE, timeout);
-        return rc > 0 ? 0 : rc;
+        if (rc > 0 || rc == -ETIMEDOUT || rc == -ECANCELED)
+            return rc > 0 ? 0 : rc;
+        /* The fd could not be watched (out of memory): poll instead of spinning. */
+        close(j->sp.pidfd);
+        j->sp.pidfd = -1;
     }
     double until = timeout >= 0 ? exec_mono() + timeout : INFINITY, step = 0.001;
     while (!ex_exited(j->sp.pid)) {
@@ -417,9 +421,7 @@ static bool exec_await_exit(exec_job *j)
 {
     pid_t pg = j->sp.pid; /* it leads its own session and group */
     int rc;
-    while ((rc = exec_wait_leader(j, -1)) < 0 && rc != -ECANCELED) {
-    }
-    if (rc != -ECANCELED)
+    if ((rc = exec_wait_leader(j, -1)) != -ECANCELED)
         return false;
     kill(-pg, SIGTERM);
     kill(-pg, SIGCONT);
@@ -517,6 +519,9 @@ static int exec_body(void *arg)
     memset(&ru, 0, sizeof ru);
     while ((rc = ex_reap(j->sp.pid, &status, &ru)) == -EAGAIN) /* it has exited: cannot last */
         co_sleep(0.001);
+    if (rc < 0 && !j->err[0]) /* its status is lost: do not report a success */
+        snprintf(j->err, sizeof j->err, "cannot collect the exit status of pid %d: %s", (int)j->sp.pid,
+                 strerror(-rc));
     double dur = exec_mono() - j->t0;
     /* The rest of its group goes with it. */
     kill(-j->sp.pid, SIGKILL);
