@@ -723,8 +723,10 @@ int main(int argc, char **argv)
             char def[256] = "";
             if (!sock)
                 corod_default_socket(def, sizeof def);
-            fprintf(stderr, "coroctl: cannot connect to corod at %s: %s\n", sock ? sock : def[0] ? def : "(no default: set CORO_SOCKET)",
-                    strerror(-rc));
+            const char *where = sock ? sock : def[0] ? def
+                                          : "(no default without XDG_RUNTIME_DIR: set CORO_SOCKET or pass "
+                                            "--socket; the system-wide daemon is /run/corod/corod.sock)";
+            fprintf(stderr, "coroctl: cannot connect to corod at %s: %s\n", where, strerror(-rc));
             return EX_CONN;
         }
         rc = commands[i].fn(argc - optind, argv + optind);
