@@ -100,15 +100,37 @@ const msgpack_object *cp_get(const msgpack_object *map, const char *key)
     return NULL;
 }
 
+void cp_get_fields(const msgpack_object *map, const char *const *keys, size_t n, const msgpack_object **out)
+{
+    uint32_t seen = 0;
+    for (size_t j = 0; j < n; j++)
+        out[j] = NULL;
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR || !kv->key.via.str.size)
+            continue;
+        const char *k = kv->key.via.str.ptr;
+        uint32_t kl = kv->key.via.str.size;
+        for (size_t j = 0; j < n; j++) {
+            if (keys[j][0] != k[0] || (seen & (1u << j)) || strlen(keys[j]) != kl || memcmp(keys[j], k, kl))
+                continue;
+            seen |= 1u << j; /* the first of a repeated key counts, as with cp_get */
+            out[j] = kv->val.type == MSGPACK_OBJECT_NIL ? NULL : &kv->val;
+            break;
+        }
+    }
+}
+
 static int cp_absent(const char *key, bool required, cp_error *err)
 {
     return required ? cp_fail(err, CP_BAD_REQUEST, "%s is required", key) : 0;
 }
 
-int cp_get_uint(const msgpack_object *map, const char *key, bool required, uint64_t min, uint64_t max,
+int cp_val_uint(const msgpack_object *o, const char *key, bool required, uint64_t min, uint64_t max,
                 uint64_t *out, cp_error *err)
 {
-    const msgpack_object *o = cp_get(map, key);
     if (!o)
         return cp_absent(key, required, err);
     if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
@@ -123,10 +145,9 @@ int cp_get_uint(const msgpack_object *map, const char *key, bool required, uint6
     return 1;
 }
 
-int cp_get_int(const msgpack_object *map, const char *key, bool required, int64_t min, int64_t max,
+int cp_val_int(const msgpack_object *o, const char *key, bool required, int64_t min, int64_t max,
                int64_t *out, cp_error *err)
 {
-    const msgpack_object *o = cp_get(map, key);
     if (!o)
         return cp_absent(key, required, err);
     int64_t v;
@@ -143,10 +164,9 @@ int cp_get_int(const msgpack_object *map, const char *key, bool required, int64_
     return 1;
 }
 
-int cp_get_seconds(const msgpack_object *map, const char *key, bool required, double min, double max,
+int cp_val_seconds(const msgpack_object *o, const char *key, bool required, double min, double max,
                    double *out, cp_error *err)
 {
-    const msgpack_object *o = cp_get(map, key);
     if (!o)
         return cp_absent(key, required, err);
     double v;
@@ -166,10 +186,9 @@ int cp_get_seconds(const msgpack_object *map, const char *key, bool required, do
     return 1;
 }
 
-int cp_get_str(const msgpack_object *map, const char *key, bool required, uint32_t maxlen, cp_str *out,
+int cp_val_str(const msgpack_object *o, const char *key, bool required, uint32_t maxlen, cp_str *out,
                cp_error *err)
 {
-    const msgpack_object *o = cp_get(map, key);
     if (!o)
         return cp_absent(key, required, err);
     if (o->type != MSGPACK_OBJECT_STR)
@@ -183,9 +202,8 @@ int cp_get_str(const msgpack_object *map, const char *key, bool required, uint32
     return 1;
 }
 
-int cp_get_bool(const msgpack_object *map, const char *key, bool required, bool *out, cp_error *err)
+int cp_val_bool(const msgpack_object *o, const char *key, bool required, bool *out, cp_error *err)
 {
-    const msgpack_object *o = cp_get(map, key);
     if (!o)
         return cp_absent(key, required, err);
     if (o->type != MSGPACK_OBJECT_BOOLEAN)
@@ -194,12 +212,11 @@ int cp_get_bool(const msgpack_object *map, const char *key, bool required, bool 
     return 1;
 }
 
-int cp_get_ids(const msgpack_object *map, const char *key, bool required, size_t max, uint64_t **out,
+int cp_val_ids(const msgpack_object *o, const char *key, bool required, size_t max, uint64_t **out,
                size_t *n, cp_error *err)
 {
     *out = NULL;
     *n = 0;
-    const msgpack_object *o = cp_get(map, key);
     if (!o)
         return cp_absent(key, required, err);
     if (o->type != MSGPACK_OBJECT_ARRAY)
@@ -240,29 +257,28 @@ void cp_pack_str(msgpack_packer *pk, const char *s)
     cp_pack_strn(pk, s, strlen(s));
 }
 
-void cp_pack_response_ok(msgpack_packer *pk, uint32_t msgid)
+void cp_pack_response_ok(cp_out *o, uint32_t msgid)
 {
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_uint8(pk, CP_RESPONSE);
-    msgpack_pack_uint32(pk, msgid);
-    msgpack_pack_nil(pk);
+    cp_out_array(o, 4);
+    cp_out_uint(o, CP_RESPONSE);
+    cp_out_uint(o, msgid);
+    cp_out_nil(o);
 }
 
-void cp_pack_response_error(msgpack_packer *pk, bool has_msgid, uint32_t msgid, const char *code,
-                            const char *message)
+void cp_pack_response_error(cp_out *o, bool has_msgid, uint32_t msgid, const char *code, const char *message)
 {
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_uint8(pk, CP_RESPONSE);
+    cp_out_array(o, 4);
+    cp_out_uint(o, CP_RESPONSE);
     if (has_msgid)
-        msgpack_pack_uint32(pk, msgid);
+        cp_out_uint(o, msgid);
     else
-        msgpack_pack_nil(pk);
-    msgpack_pack_map(pk, 2);
-    cp_pack_str(pk, "code");
-    cp_pack_str(pk, code);
-    cp_pack_str(pk, "message");
-    cp_pack_str(pk, message);
-    msgpack_pack_nil(pk);
+        cp_out_nil(o);
+    cp_out_map(o, 2);
+    cp_out_lit(o, "code");
+    cp_out_str(o, code);
+    cp_out_lit(o, "message");
+    cp_out_str(o, message);
+    cp_out_nil(o);
 }
 
 void cp_pack_request(msgpack_packer *pk, uint32_t msgid, const char *method)
@@ -274,10 +290,10 @@ void cp_pack_request(msgpack_packer *pk, uint32_t msgid, const char *method)
     msgpack_pack_array(pk, 1);
 }
 
-void cp_pack_notification(msgpack_packer *pk, const char *method)
+void cp_pack_notification(cp_out *o, const char *method)
 {
-    msgpack_pack_array(pk, 3);
-    msgpack_pack_uint8(pk, CP_NOTIFICATION);
-    cp_pack_str(pk, method);
-    msgpack_pack_array(pk, 1);
+    cp_out_array(o, 3);
+    cp_out_uint(o, CP_NOTIFICATION);
+    cp_out_str(o, method);
+    cp_out_array(o, 1);
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cp_out.h"
+
 enum { CP_REQUEST = 0, CP_RESPONSE = 1, CP_NOTIFICATION = 2 };
 
 /* Error codes of the contract. */
@@ -62,20 +64,58 @@ int cp_incoming_parse(const msgpack_object *o, cp_incoming *in, cp_error *err);
 /* ---- params: each getter returns 1 when present and valid, 0 when absent (or nil) and
  * not required, -EINVAL with err filled otherwise ---- */
 const msgpack_object *cp_get(const msgpack_object *map, const char *key);
-int cp_get_uint(const msgpack_object *map, const char *key, bool required, uint64_t min, uint64_t max,
+/* Several fields in one pass over the map: out[j] is keys[j]'s value, NULL when absent or
+ * nil (at most 32 keys). A request's handful of fields against a dozen known names is
+ * one walk instead of a dozen. */
+void cp_get_fields(const msgpack_object *map, const char *const *keys, size_t n, const msgpack_object **out);
+
+/* Validation of one field's value `o` (NULL: absent), named `key` in errors. */
+int cp_val_uint(const msgpack_object *o, const char *key, bool required, uint64_t min, uint64_t max,
                 uint64_t *out, cp_error *err);
-int cp_get_int(const msgpack_object *map, const char *key, bool required, int64_t min, int64_t max,
+int cp_val_int(const msgpack_object *o, const char *key, bool required, int64_t min, int64_t max,
                int64_t *out, cp_error *err);
 /* Seconds: a finite number (int or float) within [min, max]. */
-int cp_get_seconds(const msgpack_object *map, const char *key, bool required, double min, double max,
+int cp_val_seconds(const msgpack_object *o, const char *key, bool required, double min, double max,
                    double *out, cp_error *err);
-int cp_get_str(const msgpack_object *map, const char *key, bool required, uint32_t maxlen, cp_str *out,
+int cp_val_str(const msgpack_object *o, const char *key, bool required, uint32_t maxlen, cp_str *out,
                cp_error *err);
-int cp_get_bool(const msgpack_object *map, const char *key, bool required, bool *out, cp_error *err);
+int cp_val_bool(const msgpack_object *o, const char *key, bool required, bool *out, cp_error *err);
 /* An array of task ids (each 1..CP_MAX_ID), at most `max` of them. *out points into a
  * malloc'd array the caller frees. */
-int cp_get_ids(const msgpack_object *map, const char *key, bool required, size_t max, uint64_t **out,
-               size_t *n, cp_error *err);
+int cp_val_ids(const msgpack_object *o, const char *key, bool required, size_t max, uint64_t **out, size_t *n,
+               cp_error *err);
+
+/* The same, looking the field up in a map. */
+static inline int cp_get_uint(const msgpack_object *map, const char *key, bool required, uint64_t min,
+                              uint64_t max, uint64_t *out, cp_error *err)
+{
+    return cp_val_uint(cp_get(map, key), key, required, min, max, out, err);
+}
+static inline int cp_get_int(const msgpack_object *map, const char *key, bool required, int64_t min, int64_t max,
+                             int64_t *out, cp_error *err)
+{
+    return cp_val_int(cp_get(map, key), key, required, min, max, out, err);
+}
+static inline int cp_get_seconds(const msgpack_object *map, const char *key, bool required, double min,
+                                 double max, double *out, cp_error *err)
+{
+    return cp_val_seconds(cp_get(map, key), key, required, min, max, out, err);
+}
+static inline int cp_get_str(const msgpack_object *map, const char *key, bool required, uint32_t maxlen,
+                             cp_str *out, cp_error *err)
+{
+    return cp_val_str(cp_get(map, key), key, required, maxlen, out, err);
+}
+static inline int cp_get_bool(const msgpack_object *map, const char *key, bool required, bool *out,
+                              cp_error *err)
+{
+    return cp_val_bool(cp_get(map, key), key, required, out, err);
+}
+static inline int cp_get_ids(const msgpack_object *map, const char *key, bool required, size_t max,
+                             uint64_t **out, size_t *n, cp_error *err)
+{
+    return cp_val_ids(cp_get(map, key), key, required, max, out, n, err);
+}
 
 #define CP_MAX_ID ((uint64_t)INT64_MAX)
 
@@ -84,14 +124,15 @@ int cp_get_ids(const msgpack_object *map, const char *key, bool required, size_t
 void cp_pack_raw(msgpack_packer *pk, const void *bytes, size_t len);
 void cp_pack_str(msgpack_packer *pk, const char *s);
 void cp_pack_strn(msgpack_packer *pk, const char *s, size_t len);
-/* [1, msgid, nil, <the caller packs the result>] */
-void cp_pack_response_ok(msgpack_packer *pk, uint32_t msgid);
-/* [1, msgid|nil, {code, message}, nil] */
-void cp_pack_response_error(msgpack_packer *pk, bool has_msgid, uint32_t msgid, const char *code,
-                            const char *message);
 /* [0, msgid, method, [<the caller packs one map>]] */
 void cp_pack_request(msgpack_packer *pk, uint32_t msgid, const char *method);
+
+/* The server's side writes with cp_out (see cp_out.h for why). */
+/* [1, msgid, nil, <the caller packs the result>] */
+void cp_pack_response_ok(cp_out *o, uint32_t msgid);
+/* [1, msgid|nil, {code, message}, nil] */
+void cp_pack_response_error(cp_out *o, bool has_msgid, uint32_t msgid, const char *code, const char *message);
 /* [2, method, [<the caller packs one map>]] */
-void cp_pack_notification(msgpack_packer *pk, const char *method);
+void cp_pack_notification(cp_out *o, const char *method);
 
 #endif

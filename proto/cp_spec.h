@@ -47,6 +47,6 @@ typedef struct cp_record {
     size_t error_len;
 } cp_record;
 
-void cp_pack_record(msgpack_packer *pk, const cp_record *r);
+void cp_pack_record(cp_out *o, const cp_record *r);
 
 #endif

@@ -8,6 +8,8 @@
 #include "srv_internal.h"
 #include "srv_list.h"
 
+#include "cp_decode.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -82,18 +84,23 @@ static void srv_conn_flush(srv_conn *c)
 {
     if (!c->out.size || c->closing)
         return;
+    if (cp_out_failed(&c->out)) { /* an answer was cut short: the stream cannot go on */
+        fprintf(stderr, "corod: dropping a client (uid %u, pid %d): out of memory for its answers\n",
+                (unsigned)c->uid, (int)c->pid);
+        srv_conn_close(c);
+        return;
+    }
     /* Straight into the socket when nothing is queued: no request, no callback, and none
      * of the epoll_ctl libuv makes after a completed uv_write. */
     if (c->out_pending == 0) {
-        uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.size);
+        uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.size);
         int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
         if (n == (int)c->out.size) {
-            msgpack_sbuffer_clear(&c->out);
+            cp_out_clear(&c->out);
             return;
         }
         if (n > 0) { /* the rest waits for uv_write */
-            memmove(c->out.data, c->out.data + n, c->out.size - (size_t)n);
-            c->out.size -= (size_t)n;
+            cp_out_consume(&c->out, (size_t)n);
         } else if (n != UV_EAGAIN) {
             srv_conn_close(c);
             return;
@@ -106,7 +113,7 @@ static void srv_conn_flush(srv_conn *c)
     }
     w->c = c;
     w->len = c->out.size;
-    w->data = msgpack_sbuffer_release(&c->out);
+    w->data = (char *)cp_out_release(&c->out);
     uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
     c->out_pending += w->len;
     if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, srv_written) < 0) {
@@ -124,9 +131,8 @@ static void srv_conn_flush(srv_conn *c)
     }
 }
 
-static void srv_flush_all(uv_prepare_t *h)
+static void srv_flush_dirty(srv *v)
 {
-    srv *v = h->data;
     while (v->dirty) {
         srv_conn *c = v->dirty;
         v->dirty = c->dirty_next;
@@ -136,9 +142,14 @@ static void srv_flush_all(uv_prepare_t *h)
     }
 }
 
+static void srv_flush_all(uv_prepare_t *h)
+{
+    srv_flush_dirty(h->data);
+}
+
 void srv_reply_error(srv_conn *c, const cp_request *rq, const cp_error *err)
 {
-    cp_pack_response_error(&c->pk, rq && rq->has_msgid, rq ? rq->msgid : 0, err->code, err->message);
+    cp_pack_response_error(&c->out, rq && rq->has_msgid, rq ? rq->msgid : 0, err->code, err->message);
     srv_conn_mark(c);
 }
 
@@ -148,7 +159,7 @@ static void srv_conn_freed(uv_handle_t *h)
 {
     srv_conn *c = h->data;
     free(c->in);
-    msgpack_sbuffer_destroy(&c->out);
+    cp_out_free(&c->out);
     free(c);
 }
 
@@ -195,13 +206,12 @@ static void srv_handle_message(srv_conn *c, const uint8_t *msg, size_t len)
 {
     msgpack_zone *z = &c->srv->zone;
     msgpack_object obj;
-    size_t off = 0;
     cp_error err;
-    int rc = msgpack_unpack((const char *)msg, len, &off, z, &obj);
-    if (rc != MSGPACK_UNPACK_SUCCESS) {
+    int rc = cp_decode(msg, len, z, &obj);
+    if (rc < 0) {
         /* cp_frame vouched for the message, so only memory should fail here (the fuzz
          * target checks the two agree); say which it was either way. */
-        if (rc == MSGPACK_UNPACK_NOMEM_ERROR)
+        if (rc == -ENOMEM)
             cp_fail(&err, CP_INTERNAL, "out of memory decoding the message");
         else
             cp_fail(&err, CP_BAD_REQUEST, "the message could not be decoded");
@@ -326,8 +336,7 @@ static void srv_on_connection(uv_stream_t *server, int status)
     c->uid = cred.uid;
     c->pid = cred.pid;
     cp_frame_init(&c->frame, v->cfg.max_message);
-    msgpack_sbuffer_init(&c->out);
-    msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
+    cp_out_init(&c->out);
     SRV_LIST_PUSH(v->conns, c);
     v->nconns++;
     uv_read_start((uv_stream_t *)&c->pipe, srv_alloc, srv_read);

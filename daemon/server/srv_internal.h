@@ -40,8 +40,7 @@ struct srv_conn {
     uint8_t *in;
     size_t in_len, in_cap;
     cp_frame frame;
-    msgpack_sbuffer out;
-    msgpack_packer pk;
+    cp_out out; /* packed, not yet handed to the socket */
     size_t out_pending; /* bytes handed to uv_write, not yet written */
     srv_wait *waits;
     size_t nwaits;

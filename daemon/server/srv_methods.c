@@ -15,7 +15,7 @@
 
 static void srv_ok(srv_conn *c, const cp_request *rq)
 {
-    cp_pack_response_ok(&c->pk, rq->msgid);
+    cp_pack_response_ok(&c->out, rq->msgid);
 }
 
 static void srv_fail(srv_conn *c, const cp_request *rq, const char *code, const char *fmt, ...)
@@ -53,25 +53,25 @@ static void m_hello(srv_conn *c, const cp_request *rq)
         return;
     }
     srv_ok(c, rq);
-    msgpack_pack_map(&c->pk, 4);
-    cp_pack_str(&c->pk, "protocol");
-    msgpack_pack_uint8(&c->pk, 1);
-    cp_pack_str(&c->pk, "server");
-    cp_pack_str(&c->pk, "corod");
-    cp_pack_str(&c->pk, "version");
-    cp_pack_str(&c->pk, COROD_VERSION);
-    cp_pack_str(&c->pk, "pid");
-    msgpack_pack_uint32(&c->pk, (uint32_t)getpid());
+    cp_out_map(&c->out, 4);
+    cp_out_lit(&c->out, "protocol");
+    cp_out_uint(&c->out, 1);
+    cp_out_lit(&c->out, "server");
+    cp_out_lit(&c->out, "corod");
+    cp_out_lit(&c->out, "version");
+    cp_out_str(&c->out, COROD_VERSION);
+    cp_out_lit(&c->out, "pid");
+    cp_out_uint(&c->out, (uint32_t)getpid());
 }
 
 /* The answer to a submit, once the record is durable; then the record starts. The store
  * (a later issue) will call this from its group commit instead of at once. */
 static void srv_submit_committed(srv_conn *c, uint32_t msgid, srv_rec *r)
 {
-    cp_pack_response_ok(&c->pk, msgid);
-    msgpack_pack_map(&c->pk, 1);
-    cp_pack_str(&c->pk, "id");
-    msgpack_pack_uint64(&c->pk, srv_rec_id(r));
+    cp_pack_response_ok(&c->out, msgid);
+    cp_out_map(&c->out, 1);
+    cp_out_lit(&c->out, "id");
+    cp_out_uint(&c->out, srv_rec_id(r));
     srv_table_arm(c->srv->table, r);
 }
 
@@ -102,9 +102,9 @@ static void m_cancel(srv_conn *c, const cp_request *rq)
         memcpy(buf, msg.ptr, msg.len), buf[msg.len] = '\0';
     bool done = srv_rec_cancel(r, msg.ptr ? buf : "cancelled by request");
     srv_ok(c, rq);
-    msgpack_pack_map(&c->pk, 1);
-    cp_pack_str(&c->pk, "cancelled");
-    done ? msgpack_pack_true(&c->pk) : msgpack_pack_false(&c->pk);
+    cp_out_map(&c->out, 1);
+    cp_out_lit(&c->out, "cancelled");
+    cp_out_bool(&c->out, done);
 }
 
 static void m_get(srv_conn *c, const cp_request *rq)
@@ -113,7 +113,7 @@ static void m_get(srv_conn *c, const cp_request *rq)
     if (!r)
         return;
     srv_ok(c, rq);
-    srv_rec_pack(&c->pk, r);
+    srv_rec_pack(&c->out, r);
 }
 
 static const char *const srv_states[] = { "pending", "running", "succeeded", "failed", "cancelled" };
@@ -144,9 +144,9 @@ static void m_list(srv_conn *c, const cp_request *rq)
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             srv_ok(c, rq);
-            msgpack_pack_map(&c->pk, 1);
-            cp_pack_str(&c->pk, "tasks");
-            msgpack_pack_array(&c->pk, (uint32_t)n);
+            cp_out_map(&c->out, 1);
+            cp_out_lit(&c->out, "tasks");
+            cp_out_array(&c->out, (uint32_t)n);
         }
         size_t k = 0;
         for (srv_rec *r = srv_table_first(c->srv->table); r && k < limit; r = srv_rec_next(r)) {
@@ -157,7 +157,7 @@ static void m_list(srv_conn *c, const cp_request *rq)
             if (group.ptr && !cp_str_eq(group, srv_rec_group_name(r)))
                 continue;
             if (pass == 1)
-                srv_rec_pack(&c->pk, r);
+                srv_rec_pack(&c->out, r);
             k++;
         }
         n = k;
@@ -194,7 +194,7 @@ static void m_set_group(srv_conn *c, const cp_request *rq)
     uint32_t p32 = (uint32_t)parallel;
     srv_table_set_group(c->srv->table, g, hp ? &p32 : NULL, hz ? &paused : NULL);
     srv_ok(c, rq);
-    msgpack_pack_map(&c->pk, 0);
+    cp_out_map(&c->out, 0);
 }
 
 static void m_groups(srv_conn *c, const cp_request *rq)
@@ -203,11 +203,11 @@ static void m_groups(srv_conn *c, const cp_request *rq)
     for (srv_group *g = srv_table_groups(c->srv->table); g; g = srv_group_next(g))
         n++;
     srv_ok(c, rq);
-    msgpack_pack_map(&c->pk, 1);
-    cp_pack_str(&c->pk, "groups");
-    msgpack_pack_array(&c->pk, (uint32_t)n);
+    cp_out_map(&c->out, 1);
+    cp_out_lit(&c->out, "groups");
+    cp_out_array(&c->out, (uint32_t)n);
     for (srv_group *g = srv_table_groups(c->srv->table); g; g = srv_group_next(g))
-        srv_group_pack(&c->pk, g);
+        srv_group_pack(&c->out, g);
 }
 
 static const struct {

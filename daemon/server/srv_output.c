@@ -91,16 +91,14 @@ static void srv_read_done(uv_work_t *req, int status)
                     strerror(status < 0 ? -status : -rd->err));
             srv_reply_error(c, &rq, &err);
         } else {
-            cp_pack_response_ok(&c->pk, rd->msgid);
-            msgpack_pack_map(&c->pk, 3);
-            cp_pack_str(&c->pk, "data");
-            msgpack_pack_bin(&c->pk, rd->len);
-            msgpack_pack_bin_body(&c->pk, rd->data, rd->len);
-            cp_pack_str(&c->pk, "next");
-            msgpack_pack_uint64(&c->pk, rd->offset + rd->len);
-            cp_pack_str(&c->pk, "eof");
-            rd->terminal && rd->offset + rd->len >= rd->size ? msgpack_pack_true(&c->pk)
-                                                             : msgpack_pack_false(&c->pk);
+            cp_pack_response_ok(&c->out, rd->msgid);
+            cp_out_map(&c->out, 3);
+            cp_out_lit(&c->out, "data");
+            cp_out_bin(&c->out, rd->data, rd->len);
+            cp_out_lit(&c->out, "next");
+            cp_out_uint(&c->out, rd->offset + rd->len);
+            cp_out_lit(&c->out, "eof");
+            cp_out_bool(&c->out, rd->terminal && rd->offset + rd->len >= rd->size);
             srv_conn_mark(c);
         }
         srv_maybe_resume(c);

@@ -223,21 +223,21 @@ void srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, c
     srv_group_pump(g); /* more slots, or resumed: start what may start now */
 }
 
-void srv_group_pack(msgpack_packer *pk, const srv_group *g)
+void srv_group_pack(cp_out *o, const srv_group *g)
 {
-    msgpack_pack_map(pk, 6);
-    cp_pack_str(pk, "name");
-    cp_pack_str(pk, g->name);
-    cp_pack_str(pk, "parallel");
-    msgpack_pack_uint32(pk, g->parallel);
-    cp_pack_str(pk, "paused");
-    g->paused ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-    cp_pack_str(pk, "running");
-    msgpack_pack_uint64(pk, g->running);
-    cp_pack_str(pk, "pending");
-    msgpack_pack_uint64(pk, g->pending);
-    cp_pack_str(pk, "slots_used"); /* running tasks that take a slot (exec) */
-    msgpack_pack_uint64(pk, g->busy);
+    cp_out_map(o, 6);
+    cp_out_lit(o, "name");
+    cp_out_str(o, g->name);
+    cp_out_lit(o, "parallel");
+    cp_out_uint(o, g->parallel);
+    cp_out_lit(o, "paused");
+    cp_out_bool(o, g->paused);
+    cp_out_lit(o, "running");
+    cp_out_uint(o, g->running);
+    cp_out_lit(o, "pending");
+    cp_out_uint(o, g->pending);
+    cp_out_lit(o, "slots_used"); /* running tasks that take a slot (exec) */
+    cp_out_uint(o, g->busy);
 }
 
 /* ---- table ---- */
@@ -359,7 +359,7 @@ const char *srv_rec_state(const srv_rec *r)
     return r->stage == ST_RUNNING ? "running" : "pending";
 }
 
-void srv_rec_pack(msgpack_packer *pk, const srv_rec *r)
+void srv_rec_pack(cp_out *o, const srv_rec *r)
 {
     co_future *f = co_task_future(r->task);
     co_state st = co_future_state(f);
@@ -375,7 +375,7 @@ void srv_rec_pack(msgpack_packer *pk, const srv_rec *r)
         c.result = v, c.result_len = vlen;
     else if (st == CO_FAILED || st == CO_CANCELLED)
         c.error = v, c.error_len = vlen;
-    cp_pack_record(pk, &c);
+    cp_pack_record(o, &c);
 }
 
 srv_rec *srv_table_get(srv_table *t, uint64_t id, uint32_t uid)

@@ -60,7 +60,7 @@ bool srv_rec_terminal(const srv_rec *r);
 /* Where exec output files live. */
 const char *srv_table_output_dir(const srv_table *t);
 co_future *srv_rec_future(srv_rec *r);
-void srv_rec_pack(msgpack_packer *pk, const srv_rec *r);
+void srv_rec_pack(cp_out *o, const srv_rec *r);
 
 /* Records in id order, for `list`. */
 srv_rec *srv_table_first(srv_table *t);
@@ -75,7 +75,7 @@ srv_group *srv_table_groups(srv_table *t);
 srv_group *srv_group_next(const srv_group *g);
 const char *srv_group_name(const srv_group *g);
 void srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, const bool *paused);
-void srv_group_pack(msgpack_packer *pk, const srv_group *g);
+void srv_group_pack(cp_out *o, const srv_group *g);
 
 /* Unix time now, in seconds. */
 double srv_now(void);

@@ -94,18 +94,18 @@ static void srv_wait_answer(srv_wait *w)
     size_t ndone = 0;
     for (size_t i = 0; i < w->n; i++)
         ndone += co_future_done(srv_rec_future(w->items[i].rec));
-    cp_pack_response_ok(&c->pk, w->msgid);
-    msgpack_pack_map(&c->pk, 2);
-    cp_pack_str(&c->pk, "done");
-    msgpack_pack_array(&c->pk, (uint32_t)ndone);
+    cp_pack_response_ok(&c->out, w->msgid);
+    cp_out_map(&c->out, 2);
+    cp_out_lit(&c->out, "done");
+    cp_out_array(&c->out, (uint32_t)ndone);
     for (size_t i = 0; i < w->n; i++)
         if (co_future_done(srv_rec_future(w->items[i].rec)))
-            srv_rec_pack(&c->pk, w->items[i].rec);
-    cp_pack_str(&c->pk, "pending");
-    msgpack_pack_array(&c->pk, (uint32_t)(w->n - ndone));
+            srv_rec_pack(&c->out, w->items[i].rec);
+    cp_out_lit(&c->out, "pending");
+    cp_out_array(&c->out, (uint32_t)(w->n - ndone));
     for (size_t i = 0; i < w->n; i++)
         if (!co_future_done(srv_rec_future(w->items[i].rec)))
-            msgpack_pack_uint64(&c->pk, srv_rec_id(w->items[i].rec));
+            cp_out_uint(&c->out, srv_rec_id(w->items[i].rec));
     srv_conn_mark(c);
     srv_wait_free(w);
 }
@@ -228,12 +228,12 @@ struct srv_sub {
 static void srv_notify(srv_sub *s, srv_rec *r)
 {
     srv_conn *c = s->c;
-    cp_pack_notification(&c->pk, "task.done");
-    msgpack_pack_map(&c->pk, 2);
-    cp_pack_str(&c->pk, "sub");
-    msgpack_pack_uint32(&c->pk, s->id);
-    cp_pack_str(&c->pk, "task");
-    srv_rec_pack(&c->pk, r);
+    cp_pack_notification(&c->out, "task.done");
+    cp_out_map(&c->out, 2);
+    cp_out_lit(&c->out, "sub");
+    cp_out_uint(&c->out, s->id);
+    cp_out_lit(&c->out, "task");
+    srv_rec_pack(&c->out, r);
     srv_conn_mark(c);
 }
 
@@ -330,10 +330,10 @@ void srv_subscribe(srv_conn *c, const cp_request *rq)
             v->all_subs->all_prev = s;
         v->all_subs = s;
     }
-    cp_pack_response_ok(&c->pk, rq->msgid);
-    msgpack_pack_map(&c->pk, 1);
-    cp_pack_str(&c->pk, "sub");
-    msgpack_pack_uint32(&c->pk, s->id);
+    cp_pack_response_ok(&c->out, rq->msgid);
+    cp_out_map(&c->out, 1);
+    cp_out_lit(&c->out, "sub");
+    cp_out_uint(&c->out, s->id);
     /* Registered after the response is packed: a task already done is notified by its
      * callback on the next turn of the loop, so after the response. */
     for (size_t i = 0; i < n; i++)
@@ -351,8 +351,8 @@ void srv_unsubscribe(srv_conn *c, const cp_request *rq)
     for (srv_sub *s = c->subs; s; s = s->next) {
         if (s->id == id) {
             srv_sub_free(s);
-            cp_pack_response_ok(&c->pk, rq->msgid);
-            msgpack_pack_map(&c->pk, 0);
+            cp_pack_response_ok(&c->out, rq->msgid);
+            cp_out_map(&c->out, 0);
             return;
         }
     }

@@ -1,16 +1,62 @@
 /* fuzz_proto: libFuzzer over everything the daemon does with bytes from a socket before a
  * method runs — framing, decoding, request parsing, task spec and kind args validation.
- * Besides "no crash, no leak, no UB", it checks one invariant: a message the scanner
- * calls complete decodes with msgpack-c in exactly that many bytes. */
+ * Besides "no crash, no leak, no UB", it checks two invariants: a message the scanner
+ * calls complete decodes with msgpack-c in exactly that many bytes, and cp_decode (the
+ * daemon's decoder) makes the very same objects of it. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "cp_decode.h"
 #include "cp_frame.h"
 #include "cp_msg.h"
 #include "cp_spec.h"
 #include "kind.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* msgpack_object_equal, but floats compare by their bits (NaN is NaN); the pointer of
+ * an empty string is not compared (msgpack-c leaves it NULL). */
+static int same_object(const msgpack_object *a, const msgpack_object *b)
+{
+    if (a->type != b->type)
+        return 0;
+    switch (a->type) {
+    case MSGPACK_OBJECT_NIL:
+        return 1;
+    case MSGPACK_OBJECT_BOOLEAN:
+        return a->via.boolean == b->via.boolean;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return a->via.u64 == b->via.u64;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return memcmp(&a->via.f64, &b->via.f64, sizeof a->via.f64) == 0;
+    case MSGPACK_OBJECT_STR:
+    case MSGPACK_OBJECT_BIN:
+        return a->via.str.size == b->via.str.size &&
+               (!a->via.str.size || !memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size));
+    case MSGPACK_OBJECT_EXT:
+        return a->via.ext.type == b->via.ext.type && a->via.ext.size == b->via.ext.size &&
+               (!a->via.ext.size || !memcmp(a->via.ext.ptr, b->via.ext.ptr, a->via.ext.size));
+    case MSGPACK_OBJECT_ARRAY:
+        if (a->via.array.size != b->via.array.size)
+            return 0;
+        for (uint32_t i = 0; i < a->via.array.size; i++)
+            if (!same_object(&a->via.array.ptr[i], &b->via.array.ptr[i]))
+                return 0;
+        return 1;
+    case MSGPACK_OBJECT_MAP:
+        if (a->via.map.size != b->via.map.size)
+            return 0;
+        for (uint32_t i = 0; i < a->via.map.size; i++)
+            if (!same_object(&a->via.map.ptr[i].key, &b->via.map.ptr[i].key) ||
+                !same_object(&a->via.map.ptr[i].val, &b->via.map.ptr[i].val))
+                return 0;
+        return 1;
+    }
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -27,6 +73,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (msgpack_unpack_next(&u, (const char *)data + off, (size_t)n, &used) != MSGPACK_UNPACK_SUCCESS ||
             used != (size_t)n)
             abort(); /* the scanner and msgpack-c disagree about where the message ends */
+        msgpack_zone z;
+        msgpack_zone_init(&z, MSGPACK_ZONE_CHUNK_SIZE);
+        msgpack_object mine;
+        if (cp_decode(data + off, (size_t)n, &z, &mine) != 0 || !same_object(&mine, &u.data))
+            abort(); /* the daemon's decoder and msgpack-c disagree */
+        msgpack_zone_destroy(&z);
         cp_request rq;
         cp_error err;
         if (cp_request_parse(&u.data, &rq, &err) == 0 && rq.params) {

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "cp_decode.h"
 #include "cp_frame.h"
 #include "cp_msg.h"
 #include "cp_spec.h"
@@ -147,6 +148,58 @@ static void test_frame_limits(void **state)
     assert_int_equal(cp_frame_scan(&f, &bad, 1), -EPROTO);
 }
 
+/* cp_decode makes the objects msgpack-c makes, of every message in the corpus; refuses
+ * every truncation, trailing bytes, 0xc1, nesting past CP_MAX_DEPTH, and a count the
+ * message cannot hold (before allocating for it). */
+static void test_decode(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    size_t ends[64];
+    int n;
+    pack_corpus(&sb, ends, &n);
+    msgpack_zone z;
+    msgpack_zone_init(&z, MSGPACK_ZONE_CHUNK_SIZE);
+    size_t start = 0;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *m = (const uint8_t *)sb.data + start;
+        size_t len = ends[i] - start;
+        msgpack_object mine;
+        assert_int_equal(cp_decode(m, len, &z, &mine), 0);
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        assert_int_equal(msgpack_unpack_next(&u, (const char *)m, len, NULL), MSGPACK_UNPACK_SUCCESS);
+        assert_true(msgpack_object_equal(mine, u.data));
+        msgpack_unpacked_destroy(&u);
+        for (size_t cut = 0; cut < len; cut += len > 300 ? 97 : 1)
+            assert_int_equal(cp_decode(m, cut, &z, &mine), -EPROTO);
+        start = ends[i];
+    }
+    msgpack_object o;
+    const uint8_t trailing[] = { 0x01, 0x02 }, unused[] = { 0x91, 0xc1 };
+    assert_int_equal(cp_decode(trailing, sizeof trailing, &z, &o), -EPROTO);
+    assert_int_equal(cp_decode(unused, sizeof unused, &z, &o), -EPROTO);
+    /* CP_MAX_DEPTH containers are fine; one more (even empty) is refused, as cp_frame does. */
+    uint8_t deep[CP_MAX_DEPTH + 1];
+    memset(deep, 0x91, CP_MAX_DEPTH);
+    deep[CP_MAX_DEPTH] = 0xc0;
+    assert_int_equal(cp_decode(deep, sizeof deep, &z, &o), 0);
+    deep[CP_MAX_DEPTH] = 0x90;
+    assert_int_equal(cp_decode(deep, sizeof deep, &z, &o), -EPROTO);
+    /* array32 and map32 headers claiming 4 billion entries in a 6-byte message. */
+    const uint8_t huge_a[] = { 0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0 }, huge_m[] = { 0xdf, 0xff, 0xff, 0xff, 0xff, 0xc0 };
+    assert_int_equal(cp_decode(huge_a, sizeof huge_a, &z, &o), -EPROTO);
+    assert_int_equal(cp_decode(huge_m, sizeof huge_m, &z, &o), -EPROTO);
+    /* A signed integer holding a value >= 0 is a positive integer, as in msgpack-c. */
+    const uint8_t i8[] = { 0xd0, 0x05 };
+    assert_int_equal(cp_decode(i8, sizeof i8, &z, &o), 0);
+    assert_int_equal(o.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    assert_int_equal(o.via.u64, 5);
+    msgpack_zone_destroy(&z);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static msgpack_object unpack(msgpack_unpacked *u, msgpack_sbuffer *sb)
 {
     size_t off = 0;
@@ -243,6 +296,40 @@ static void expect_getter(int rc, cp_error *err, const char *needle)
     one_field_done();
 }
 
+/* One pass finds several fields: the first of a repeated key counts (as with cp_get),
+ * nil is absent, keys that are not strings and names not asked for are passed over. */
+static void test_get_fields(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 6);
+    cp_pack_str(&pk, "kind"), msgpack_pack_int(&pk, 1);
+    msgpack_pack_int(&pk, 5), cp_pack_str(&pk, "x");
+    cp_pack_str(&pk, "kind"), msgpack_pack_int(&pk, 2);
+    cp_pack_str(&pk, "args"), msgpack_pack_nil(&pk);
+    cp_pack_str(&pk, ""), msgpack_pack_int(&pk, 3);
+    cp_pack_str(&pk, "group"), msgpack_pack_int(&pk, 4);
+    msgpack_unpacked u;
+    msgpack_object m = unpack(&u, &sb);
+    static const char *const keys[] = { "kind", "args", "gro", "group", "absent" };
+    const msgpack_object *f[5];
+    cp_get_fields(&m, keys, 5, f);
+    assert_non_null(f[0]);
+    assert_int_equal(f[0]->via.u64, 1);
+    assert_null(f[1]);
+    assert_null(f[2]);
+    assert_non_null(f[3]);
+    assert_int_equal(f[3]->via.u64, 4);
+    assert_null(f[4]);
+    cp_get_fields(NULL, keys, 5, f);
+    assert_null(f[0]);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_field_validation(void **state)
 {
     (void)state;
@@ -313,15 +400,14 @@ static void test_spec(void **state)
 static void test_record_roundtrip(void **state)
 {
     (void)state;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    cp_out out;
+    cp_out_init(&out);
     uint8_t result[] = { 0x92, 0x01, 0xa1, 'z' }; /* [1, "z"] */
     cp_record r = { .id = 42, .kind = "sleep", .name = NULL, .group = "default", .state = "succeeded",
                     .owner_uid = 1000, .created_at = 1.5, .started_at = 2.5, .finished_at = NAN,
                     .attempts = 1, .result = result, .result_len = sizeof result };
-    cp_pack_record(&pk, &r);
+    cp_pack_record(&out, &r);
+    msgpack_sbuffer sb = { .size = out.size, .data = (char *)out.data, .alloc = out.cap };
     msgpack_unpacked u;
     msgpack_object o = unpack(&u, &sb);
     assert_int_equal(cp_get(&o, "id")->via.u64, 42);
@@ -333,7 +419,110 @@ static void test_record_roundtrip(void **state)
     assert_int_equal(res->via.array.size, 2);
     assert_null(cp_get(&o, "error"));
     msgpack_unpacked_destroy(&u);
+    cp_out_free(&out);
+}
+
+/* ---- cp_out: every item, at every boundary between its encodings, must come out byte
+ * for byte as msgpack-c's packer writes it (both choose the shortest form). ---- */
+
+static const uint64_t out_uints[] = { 0, 1, 127, 128, 255, 256, 65535, 65536, UINT32_MAX, (uint64_t)UINT32_MAX + 1,
+                                      UINT64_MAX };
+static const int64_t out_ints[] = { -1, -31, -32, -33, -127, -128, -129, -32767, -32768, -32769,
+                                    INT32_MIN + 1, INT32_MIN, (int64_t)INT32_MIN - 1, INT64_MIN, 0, 5, INT64_MAX };
+static const uint32_t out_lens[] = { 0, 1, 15, 16, 31, 32, 255, 256, 65535, 65536, 70000 };
+
+static void out_expect_same(const cp_out *o, const msgpack_sbuffer *sb)
+{
+    assert_false(cp_out_failed(o));
+    assert_int_equal(o->size, sb->size);
+    assert_memory_equal(o->data, sb->data, sb->size);
+}
+
+static void test_out_matches_msgpack(void **state)
+{
+    (void)state;
+    cp_out o;
+    cp_out_init(&o);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    char *bytes = malloc(70000);
+    assert_non_null(bytes);
+    memset(bytes, 'q', 70000);
+
+    for (size_t i = 0; i < sizeof out_uints / sizeof *out_uints; i++)
+        cp_out_uint(&o, out_uints[i]), msgpack_pack_uint64(&pk, out_uints[i]);
+    for (size_t i = 0; i < sizeof out_ints / sizeof *out_ints; i++)
+        cp_out_int(&o, out_ints[i]), msgpack_pack_int64(&pk, out_ints[i]);
+    const double ds[] = { 0.0, -0.0, 1.5, -1e300, NAN, INFINITY };
+    for (size_t i = 0; i < sizeof ds / sizeof *ds; i++)
+        cp_out_double(&o, ds[i]), msgpack_pack_double(&pk, ds[i]);
+    cp_out_nil(&o), msgpack_pack_nil(&pk);
+    cp_out_bool(&o, true), msgpack_pack_true(&pk);
+    cp_out_bool(&o, false), msgpack_pack_false(&pk);
+    for (size_t i = 0; i < sizeof out_lens / sizeof *out_lens; i++) {
+        uint32_t n = out_lens[i];
+        cp_out_map(&o, n), msgpack_pack_map(&pk, n);
+        cp_out_array(&o, n), msgpack_pack_array(&pk, n);
+        cp_out_strn(&o, bytes, n), msgpack_pack_str_with_body(&pk, bytes, n);
+        cp_out_bin(&o, bytes, n), msgpack_pack_bin_with_body(&pk, bytes, n);
+    }
+    cp_out_lit(&o, "state");
+    msgpack_pack_str_with_body(&pk, "state", 5);
+    cp_out_str(&o, "key"), msgpack_pack_str_with_body(&pk, "key", 3);
+    cp_out_raw(&o, "\x92\x01\x02", 3), msgpack_pack_array(&pk, 2), msgpack_pack_int(&pk, 1), msgpack_pack_int(&pk, 2);
+    out_expect_same(&o, &sb);
+
+    /* msgpack-c's packer writing into the same buffer, interleaved with cp_out. */
+    cp_out_clear(&o);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_packer opk;
+    msgpack_packer_init(&opk, &o, cp_out_write);
+    cp_out_array(&o, 2), msgpack_pack_array(&pk, 2);
+    msgpack_pack_str_with_body(&opk, bytes, 40000), msgpack_pack_str_with_body(&pk, bytes, 40000);
+    cp_out_uint(&o, 300), msgpack_pack_uint64(&pk, 300);
+    out_expect_same(&o, &sb);
+
+    /* Consumed from the front (a partial write), then released to the caller. */
+    size_t before = o.size;
+    cp_out_consume(&o, 10);
+    assert_int_equal(o.size, before - 10);
+    assert_memory_equal(o.data, sb.data + 10, o.size);
+    cp_out_consume(&o, (size_t)1 << 40); /* more than it holds: empty */
+    assert_int_equal(o.size, 0);
+    cp_out_uint(&o, 7);
+    uint8_t *rel = cp_out_release(&o);
+    assert_int_equal(rel[0], 7);
+    free(rel);
+    assert_null(o.data);
+    assert_int_equal(o.size, 0);
+
+    free(bytes);
     msgpack_sbuffer_destroy(&sb);
+    cp_out_free(&o);
+}
+
+/* A reservation that cannot be had marks the buffer failed: it takes nothing more (its
+ * contents are incomplete) until cleared, and the packer adapter reports the failure. */
+static void test_out_nomem(void **state)
+{
+    (void)state;
+    cp_out o;
+    cp_out_init(&o);
+    cp_out_uint(&o, 1);
+    assert_null(cp_out_reserve(&o, SIZE_MAX / 2));
+    assert_true(cp_out_failed(&o));
+    cp_out_lit(&o, "lost");
+    cp_out_uint(&o, 2);
+    assert_int_equal(o.size, 1);
+    assert_int_equal(cp_out_write(&o, "x", 1), -1);
+    cp_out_clear(&o);
+    assert_false(cp_out_failed(&o));
+    cp_out_uint(&o, 3);
+    assert_int_equal(o.size, 1);
+    assert_int_equal(o.data[0], 3);
+    cp_out_free(&o);
 }
 
 int main(void)
@@ -341,10 +530,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame_every_split),
         cmocka_unit_test(test_frame_limits),
+        cmocka_unit_test(test_decode),
         cmocka_unit_test(test_request_parse),
+        cmocka_unit_test(test_get_fields),
         cmocka_unit_test(test_field_validation),
         cmocka_unit_test(test_spec),
         cmocka_unit_test(test_record_roundtrip),
+        cmocka_unit_test(test_out_matches_msgpack),
+        cmocka_unit_test(test_out_nomem),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

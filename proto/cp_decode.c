@@ -1,0 +1,253 @@
+/* cp_decode.c: a recursive MessagePack decoder over a complete message. */
+#include "cp_decode.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "cp_frame.h"
+
+typedef struct cp_dec {
+    const uint8_t *p, *end;
+    msgpack_zone *z;
+} cp_dec;
+
+static inline int cp_dec_need(const cp_dec *d, size_t n)
+{
+    return (size_t)(d->end - d->p) >= n ? 0 : -EPROTO;
+}
+
+static inline uint16_t cp_rd16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return __builtin_bswap16(v);
+}
+
+static inline uint32_t cp_rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return __builtin_bswap32(v);
+}
+
+static inline uint64_t cp_rd64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
+
+/* A length of `width` bytes (1, 2 or 4) at the cursor. */
+static int cp_dec_len(cp_dec *d, int width, uint32_t *n)
+{
+    if (cp_dec_need(d, (size_t)width) < 0)
+        return -EPROTO;
+    *n = width == 1 ? d->p[0] : width == 2 ? cp_rd16(d->p) : cp_rd32(d->p);
+    d->p += width;
+    return 0;
+}
+
+/* str, bin: `n` payload bytes at the cursor. */
+static int cp_dec_bytes(cp_dec *d, msgpack_object *o, msgpack_object_type type, uint32_t n)
+{
+    if (cp_dec_need(d, n) < 0)
+        return -EPROTO;
+    o->type = type;
+    if (type == MSGPACK_OBJECT_STR)
+        o->via.str = (msgpack_object_str){ .size = n, .ptr = (const char *)d->p };
+    else
+        o->via.bin = (msgpack_object_bin){ .size = n, .ptr = (const char *)d->p };
+    d->p += n;
+    return 0;
+}
+
+/* ext: a type byte, then `n` payload bytes. */
+static int cp_dec_ext(cp_dec *d, msgpack_object *o, uint32_t n)
+{
+    if (cp_dec_need(d, (size_t)n + 1) < 0)
+        return -EPROTO;
+    o->type = MSGPACK_OBJECT_EXT;
+    o->via.ext = (msgpack_object_ext){ .type = (int8_t)d->p[0], .size = n, .ptr = (const char *)d->p + 1 };
+    d->p += (size_t)n + 1;
+    return 0;
+}
+
+static int cp_dec_value(cp_dec *d, msgpack_object *o, unsigned depth);
+
+/* Each element takes at least one byte (a pair two): a count the rest of the message
+ * cannot hold is refused before anything is allocated for it. */
+static int cp_dec_array(cp_dec *d, msgpack_object *o, uint32_t n, unsigned depth)
+{
+    if (depth >= CP_MAX_DEPTH || n > (size_t)(d->end - d->p))
+        return -EPROTO;
+    o->type = MSGPACK_OBJECT_ARRAY;
+    o->via.array.size = n;
+    o->via.array.ptr = NULL;
+    if (!n)
+        return 0;
+    msgpack_object *items = msgpack_zone_malloc(d->z, (size_t)n * sizeof *items);
+    if (!items)
+        return -ENOMEM;
+    o->via.array.ptr = items;
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = cp_dec_value(d, &items[i], depth + 1);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int cp_dec_map(cp_dec *d, msgpack_object *o, uint32_t n, unsigned depth)
+{
+    if (depth >= CP_MAX_DEPTH || n > (size_t)(d->end - d->p) / 2)
+        return -EPROTO;
+    o->type = MSGPACK_OBJECT_MAP;
+    o->via.map.size = n;
+    o->via.map.ptr = NULL;
+    if (!n)
+        return 0;
+    msgpack_object_kv *kv = msgpack_zone_malloc(d->z, (size_t)n * sizeof *kv);
+    if (!kv)
+        return -ENOMEM;
+    o->via.map.ptr = kv;
+    for (uint32_t i = 0; i < n; i++) {
+        int rc = cp_dec_value(d, &kv[i].key, depth + 1);
+        if (rc < 0 || (rc = cp_dec_value(d, &kv[i].val, depth + 1)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int cp_dec_value(cp_dec *d, msgpack_object *o, unsigned depth)
+{
+    if (d->p >= d->end)
+        return -EPROTO;
+    uint8_t b = *d->p++;
+    uint32_t n;
+    if (b <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = b;
+        return 0;
+    }
+    if (b >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t)b;
+        return 0;
+    }
+    switch (b & 0xf0) {
+    case 0x80:
+        return cp_dec_map(d, o, b & 0x0f, depth);
+    case 0x90:
+        return cp_dec_array(d, o, b & 0x0f, depth);
+    case 0xa0:
+    case 0xb0:
+        return cp_dec_bytes(d, o, MSGPACK_OBJECT_STR, b & 0x1f);
+    default:
+        break;
+    }
+    /* 0xc0-0xdf: one tag each. Integers of a signed type that hold a value >= 0 are
+     * positive integers, as msgpack-c has them. */
+    static const uint8_t width[32] = {
+        [0x04] = 1, [0x05] = 2, [0x06] = 4,             /* bin 8/16/32 */
+        [0x07] = 1, [0x08] = 2, [0x09] = 4,             /* ext 8/16/32 */
+        [0x0a] = 4, [0x0b] = 8,                         /* float 32/64 */
+        [0x0c] = 1, [0x0d] = 2, [0x0e] = 4, [0x0f] = 8, /* uint 8..64 */
+        [0x10] = 1, [0x11] = 2, [0x12] = 4, [0x13] = 8, /* int 8..64 */
+        [0x19] = 1, [0x1a] = 2, [0x1b] = 4,             /* str 8/16/32 */
+        [0x1c] = 2, [0x1d] = 4,                         /* array 16/32 */
+        [0x1e] = 2, [0x1f] = 4,                         /* map 16/32 */
+    };
+    switch (b) {
+    case 0xc0:
+        o->type = MSGPACK_OBJECT_NIL;
+        return 0;
+    case 0xc2:
+    case 0xc3:
+        o->type = MSGPACK_OBJECT_BOOLEAN;
+        o->via.boolean = b == 0xc3;
+        return 0;
+    case 0xd4: /* fixext 1, 2, 4, 8, 16 */
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+        return cp_dec_ext(d, o, 1u << (b - 0xd4));
+    case 0xc1:
+        return -EPROTO; /* never used */
+    default:
+        break;
+    }
+    int w = width[b - 0xc0];
+    if (cp_dec_need(d, (size_t)w) < 0)
+        return -EPROTO;
+    const uint8_t *p = d->p;
+    switch (b) {
+    case 0xca: {
+        uint32_t bits = cp_rd32(p);
+        float f;
+        memcpy(&f, &bits, 4);
+        o->type = MSGPACK_OBJECT_FLOAT32;
+        o->via.f64 = f;
+        d->p += 4;
+        return 0;
+    }
+    case 0xcb: {
+        uint64_t bits = cp_rd64(p);
+        o->type = MSGPACK_OBJECT_FLOAT64;
+        memcpy(&o->via.f64, &bits, 8);
+        d->p += 8;
+        return 0;
+    }
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = w == 1 ? p[0] : w == 2 ? cp_rd16(p) : w == 4 ? cp_rd32(p) : cp_rd64(p);
+        d->p += w;
+        return 0;
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        int64_t v = w == 1 ? (int8_t)p[0] : w == 2 ? (int16_t)cp_rd16(p) : w == 4 ? (int32_t)cp_rd32(p)
+                                                                               : (int64_t)cp_rd64(p);
+        o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.i64 = v; /* u64 for the positive ones: the same bits */
+        d->p += w;
+        return 0;
+    }
+    default:
+        break;
+    }
+    if (cp_dec_len(d, w, &n) < 0)
+        return -EPROTO;
+    switch (b) {
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+        return cp_dec_bytes(d, o, MSGPACK_OBJECT_BIN, n);
+    case 0xc7:
+    case 0xc8:
+    case 0xc9:
+        return cp_dec_ext(d, o, n);
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+        return cp_dec_bytes(d, o, MSGPACK_OBJECT_STR, n);
+    case 0xdc:
+    case 0xdd:
+        return cp_dec_array(d, o, n, depth);
+    default: /* 0xde, 0xdf */
+        return cp_dec_map(d, o, n, depth);
+    }
+}
+
+int cp_decode(const uint8_t *msg, size_t len, msgpack_zone *z, msgpack_object *out)
+{
+    cp_dec d = { .p = msg, .end = msg + len, .z = z };
+    int rc = cp_dec_value(&d, out, 0);
+    if (rc < 0)
+        return rc;
+    return d.p == d.end ? 0 : -EPROTO;
+}
