@@ -19,9 +19,11 @@
 #define CO_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-static void co__drain(uv_check_t *h)
+static __thread co_task *co__running;
+
+static void co__run(co_sched *s)
 {
-    co_sched *s = h->data;
+    s->draining = 1;
     for (unsigned round = 0; round < CO_DRAIN_ROUNDS && s->head; round++) {
         co_runnable *r = s->head;
         s->head = NULL;
@@ -35,6 +37,18 @@ static void co__drain(uv_check_t *h)
     }
     if (!s->head)
         uv_idle_stop(&s->idle);
+    s->draining = 0;
+}
+
+static void co__drain(uv_check_t *h)
+{
+    co__run(h->data);
+}
+
+void co_sched_run_ready(co_sched *s)
+{
+    if (s->head && !s->draining && !co__running)
+        co__run(s);
 }
 
 static void co__idle_noop(uv_idle_t *h)
@@ -51,7 +65,6 @@ void co__post(co_sched *s, co_runnable *r)
         uv_idle_start(&s->idle, co__idle_noop);
 }
 
-static __thread co_task *co__running;
 
 static const co_stack *co__running_stack(void)
 {

@@ -48,6 +48,13 @@ size_t co_sched_live(const co_sched *s);
 size_t co_sched_coroutines(const co_sched *s);
 size_t co_sched_task_cached(const co_sched *s); /* task records in the free list */
 
+/* Runs what is queued now, as the check phase after this poll would: for an I/O callback
+ * that wants the consequences of what it just did — a task that ends at once, the
+ * done-callbacks that follow — before it returns. The server answers a request from the
+ * callback that read it this way: a reply that leaves a microsecond sooner finds its
+ * client still awake (see bench/README.md). A no-op inside a coroutine or a drain. */
+void co_sched_run_ready(co_sched *s);
+
 /* Runs the loop until `f` is done. 0, or -EDEADLK when the loop ran out of work first
  * (nothing left that could complete it). Not for use inside a coroutine. */
 int co_sched_run_until(co_sched *s, co_future *f);

@@ -476,7 +476,8 @@ static void srv_rec_drop_output(srv_table *t, srv_rec *r)
         free(u);
 }
 
-/* Runs from the loop after the record ended: retention and all-subscriptions. */
+/* Runs from the loop after the record ended: all-subscriptions, then the retention queue
+ * (srv_table_trim evicts from it). */
 static void srv_rec_done(co_future *f, void *arg)
 {
     (void)f;
@@ -495,6 +496,11 @@ static void srv_rec_done(co_future *f, void *arg)
         t->fin_head = r;
     t->fin_tail = r;
     t->finished++;
+    srv_rec_unref(r); /* this callback's reference */
+}
+
+void srv_table_trim(srv_table *t)
+{
     while (t->finished > t->lim.retain) {
         srv_rec *old = t->fin_head;
         t->fin_head = old->fin_next;
@@ -514,7 +520,6 @@ static void srv_rec_done(co_future *f, void *arg)
         srv_rec_drop_output(t, old);
         srv_rec_unref(old);
     }
-    srv_rec_unref(r); /* this callback's reference */
 }
 
 static void srv_rec_wait(srv_rec *r, double seconds);

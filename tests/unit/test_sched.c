@@ -1,6 +1,7 @@
 /* test_sched: the scheduler itself — run-queue order, a drain that runs only what was
  * queued when it started (so a coroutine that keeps yielding cannot starve timers), the
- * deadlock report of co_sched_run_until, and refusing to close with live work. */
+ * deadlock report of co_sched_run_until, refusing to close with live work, and running
+ * the queue from an I/O callback (co_sched_run_ready). */
 #include <errno.h>
 
 #include "co_test.h"
@@ -35,6 +36,56 @@ static void test_fifo_order(void **state)
     int want[6] = { 1, 2, 3, 11, 12, 13 };
     assert_int_equal(o.n, 6);
     for (int i = 0; i < 6; i++)
+        assert_int_equal(o.seq[i], want[i]);
+}
+
+/* From outside the loop (as from an I/O callback): what is queued runs now, in order,
+ * with the follow-up rounds a drain would run. */
+static void test_run_ready_runs_the_queue(void **state)
+{
+    co_env *e = *state;
+    order o = { .n = 0 };
+    step_arg a[3] = { { &o, 1 }, { &o, 2 }, { &o, 3 } };
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(co_spawn(e->s, record_twice, &a[i], NULL, NULL), 0);
+    co_sched_run_ready(e->s);
+    int want[6] = { 1, 2, 3, 11, 12, 13 };
+    assert_int_equal(o.n, 6);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(o.seq[i], want[i]);
+    co_sched_run_ready(e->s); /* nothing queued: nothing happens */
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+}
+
+/* Inside a coroutine it does nothing: the queue must not run on a coroutine's stack, so
+ * what the caller queued just before has not run when the call returns. */
+typedef struct nested_arg {
+    co_sched *s;
+    step_arg step, spawned;
+} nested_arg;
+
+static int call_run_ready(void *arg)
+{
+    nested_arg *a = arg;
+    if (co_spawn(a->s, record_twice, &a->spawned, NULL, NULL) < 0)
+        return -1;
+    co_sched_run_ready(a->s); /* would run the spawned one here, on this stack */
+    a->step.o->seq[a->step.o->n++] = a->step.id;
+    return 0;
+}
+
+static void test_run_ready_is_a_noop_inside_a_coroutine(void **state)
+{
+    co_env *e = *state;
+    order o = { .n = 0 };
+    nested_arg first = { e->s, { &o, 1 }, { &o, 3 } };
+    step_arg second = { &o, 2 };
+    assert_int_equal(co_spawn(e->s, call_run_ready, &first, NULL, NULL), 0);
+    assert_int_equal(co_spawn(e->s, record_twice, &second, NULL, NULL), 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    int want[5] = { 1, 2, 3, 12, 13 };
+    assert_int_equal(o.n, 5);
+    for (int i = 0; i < 5; i++)
         assert_int_equal(o.seq[i], want[i]);
 }
 
@@ -115,6 +166,8 @@ int main(void)
         T(test_run_until_reports_deadlock),
         T(test_free_refuses_live_work),
         cmocka_unit_test(test_strerror),
+        T(test_run_ready_runs_the_queue),
+        T(test_run_ready_is_a_noop_inside_a_coroutine),
     };
     return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
 }
