@@ -19,6 +19,10 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The writers are forced inline: as calls (GCC would outline them), each item cost a call,
+ * a memcpy call of variable length and a strlen; inline, a key is two stores. */
+#define CP_OUT_INLINE static inline __attribute__((always_inline))
+
 typedef struct cp_out {
     uint8_t *data;
     size_t size, cap;
@@ -41,7 +45,7 @@ static inline bool cp_out_failed(const cp_out *o) { return o->nomem; }
 
 /* Room for n more bytes: NULL (and nomem set) when it cannot be had. */
 uint8_t *cp_out_grow(cp_out *o, size_t n);
-static inline uint8_t *cp_out_reserve(cp_out *o, size_t n)
+CP_OUT_INLINE uint8_t *cp_out_reserve(cp_out *o, size_t n)
 {
     if (__builtin_expect(o->cap - o->size >= n && !o->nomem, 1))
         return o->data + o->size;
@@ -53,33 +57,33 @@ int cp_out_write(void *data, const char *buf, size_t len);
 
 /* ---- items ---- */
 
-static inline void cp_out_be16(uint8_t *p, uint16_t v)
+CP_OUT_INLINE void cp_out_be16(uint8_t *p, uint16_t v)
 {
     v = __builtin_bswap16(v);
     memcpy(p, &v, 2);
 }
-static inline void cp_out_be32(uint8_t *p, uint32_t v)
+CP_OUT_INLINE void cp_out_be32(uint8_t *p, uint32_t v)
 {
     v = __builtin_bswap32(v);
     memcpy(p, &v, 4);
 }
-static inline void cp_out_be64(uint8_t *p, uint64_t v)
+CP_OUT_INLINE void cp_out_be64(uint8_t *p, uint64_t v)
 {
     v = __builtin_bswap64(v);
     memcpy(p, &v, 8);
 }
 
-static inline void cp_out_byte(cp_out *o, uint8_t b)
+CP_OUT_INLINE void cp_out_byte(cp_out *o, uint8_t b)
 {
     uint8_t *p = cp_out_reserve(o, 1);
     if (p)
         *p = b, o->size++;
 }
 
-static inline void cp_out_nil(cp_out *o) { cp_out_byte(o, 0xc0); }
-static inline void cp_out_bool(cp_out *o, bool b) { cp_out_byte(o, b ? 0xc3 : 0xc2); }
+CP_OUT_INLINE void cp_out_nil(cp_out *o) { cp_out_byte(o, 0xc0); }
+CP_OUT_INLINE void cp_out_bool(cp_out *o, bool b) { cp_out_byte(o, b ? 0xc3 : 0xc2); }
 
-static inline void cp_out_uint(cp_out *o, uint64_t v)
+CP_OUT_INLINE void cp_out_uint(cp_out *o, uint64_t v)
 {
     uint8_t *p = cp_out_reserve(o, 9);
     if (!p)
@@ -97,7 +101,7 @@ static inline void cp_out_uint(cp_out *o, uint64_t v)
     }
 }
 
-static inline void cp_out_int(cp_out *o, int64_t v)
+CP_OUT_INLINE void cp_out_int(cp_out *o, int64_t v)
 {
     if (v >= 0) {
         cp_out_uint(o, (uint64_t)v);
@@ -119,7 +123,7 @@ static inline void cp_out_int(cp_out *o, int64_t v)
     }
 }
 
-static inline void cp_out_double(cp_out *o, double d)
+CP_OUT_INLINE void cp_out_double(cp_out *o, double d)
 {
     uint8_t *p = cp_out_reserve(o, 9);
     if (!p)
@@ -131,7 +135,7 @@ static inline void cp_out_double(cp_out *o, double d)
 
 /* A header of a container or a string: fix form, then 8/16/32-bit lengths where the
  * format has them (fix_max: its largest fix length; fix_tag, tag8 (0: none), tag16). */
-static inline void cp_out_head(cp_out *o, uint32_t n, uint32_t fix_max, uint8_t fix_tag, uint8_t tag8,
+CP_OUT_INLINE void cp_out_head(cp_out *o, uint32_t n, uint32_t fix_max, uint8_t fix_tag, uint8_t tag8,
                                uint8_t tag16)
 {
     uint8_t *p = cp_out_reserve(o, 5);
@@ -148,11 +152,11 @@ static inline void cp_out_head(cp_out *o, uint32_t n, uint32_t fix_max, uint8_t 
     }
 }
 
-static inline void cp_out_map(cp_out *o, uint32_t n) { cp_out_head(o, n, 15, 0x80, 0, 0xde); }
-static inline void cp_out_array(cp_out *o, uint32_t n) { cp_out_head(o, n, 15, 0x90, 0, 0xdc); }
+CP_OUT_INLINE void cp_out_map(cp_out *o, uint32_t n) { cp_out_head(o, n, 15, 0x80, 0, 0xde); }
+CP_OUT_INLINE void cp_out_array(cp_out *o, uint32_t n) { cp_out_head(o, n, 15, 0x90, 0, 0xdc); }
 
 /* Bytes already packed as MessagePack. */
-static inline void cp_out_raw(cp_out *o, const void *bytes, size_t len)
+CP_OUT_INLINE void cp_out_raw(cp_out *o, const void *bytes, size_t len)
 {
     uint8_t *p = cp_out_reserve(o, len);
     if (p) {
@@ -162,7 +166,7 @@ static inline void cp_out_raw(cp_out *o, const void *bytes, size_t len)
 }
 
 /* Binary data: bin 8/16/32 and the bytes. */
-static inline void cp_out_bin(cp_out *o, const void *bytes, size_t len)
+CP_OUT_INLINE void cp_out_bin(cp_out *o, const void *bytes, size_t len)
 {
     uint8_t *p = cp_out_reserve(o, len + 5);
     if (!p)
@@ -178,7 +182,7 @@ static inline void cp_out_bin(cp_out *o, const void *bytes, size_t len)
     o->size += len;
 }
 
-static inline void cp_out_strn(cp_out *o, const char *s, size_t len)
+CP_OUT_INLINE void cp_out_strn(cp_out *o, const char *s, size_t len)
 {
     uint8_t *p = cp_out_reserve(o, len + 5);
     if (!p)
@@ -196,11 +200,11 @@ static inline void cp_out_strn(cp_out *o, const char *s, size_t len)
     o->size += len;
 }
 
-static inline void cp_out_str(cp_out *o, const char *s) { cp_out_strn(o, s, strlen(s)); }
+CP_OUT_INLINE void cp_out_str(cp_out *o, const char *s) { cp_out_strn(o, s, strlen(s)); }
 
 /* A short string known at compile time (a map key, mostly): one reservation, a constant
  * header byte and a copy of constant length, all inline. */
-static inline __attribute__((always_inline)) void cp_out_fixstr(cp_out *o, const char *s, size_t len)
+CP_OUT_INLINE void cp_out_fixstr(cp_out *o, const char *s, size_t len)
 {
     uint8_t *p = cp_out_reserve(o, len + 1);
     if (!p)
