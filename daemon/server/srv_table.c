@@ -62,6 +62,11 @@ struct srv_rec {
     srv_rec *fin_next;    /* finished records, oldest first */
 };
 
+typedef struct srv_slot {
+    uint64_t id; /* kept beside the pointer: probing never touches a record */
+    srv_rec *rec;
+} srv_slot;
+
 typedef struct srv_uid_count {
     uint32_t uid;
     size_t active;
@@ -72,7 +77,7 @@ struct srv_table {
     srv_limits lim;
     kind_env env;
     uint64_t next_id;
-    srv_rec **slots; /* open addressing by id; NULL = empty */
+    srv_slot *slots; /* the id index (below); rec NULL = empty */
     size_t cap, count;
     srv_rec *head, *tail;
     srv_rec *fin_head, *fin_tail;
@@ -92,31 +97,59 @@ double srv_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* ---- the id index: open addressing, linear probing, backward-shift deletion ---- */
+/* ---- the id index -------------------------------------------------------------------
+ * Open addressing with Robin Hood ordering and the identity hash. Ids are handed out in
+ * sequence, so consecutive records take consecutive slots: an insert writes next to the
+ * previous one (a scattering hash made it a cache miss, ~0.1 us on the path of every
+ * submit), and a table of live ids is collision-free until they span more than its
+ * capacity. Robin Hood ordering lets a deletion's backward shift stop at the first
+ * entry already in its home slot, so evicting in id order costs O(1); plain linear
+ * probing would shift through the whole run of consecutive ids. Ids come from the
+ * daemon, never from clients: nobody can choose colliding ones. */
 
-static size_t srv_slot(const srv_table *t, uint64_t id)
+static size_t srv_home(const srv_table *t, uint64_t id)
 {
-    return (size_t)(id * 0x9E3779B97F4A7C15ull) & (t->cap - 1);
+    return (size_t)id & (t->cap - 1);
+}
+
+/* How far slot j is from the home of the id in it. */
+static size_t srv_dist(const srv_table *t, size_t j, uint64_t id)
+{
+    return (j - srv_home(t, id)) & (t->cap - 1);
+}
+
+static void srv_index_insert(srv_table *t, srv_slot e)
+{
+    size_t j = srv_home(t, e.id);
+    for (size_t d = 0;; j = (j + 1) & (t->cap - 1), d++) {
+        srv_slot *s = &t->slots[j];
+        if (!s->rec) {
+            *s = e;
+            return;
+        }
+        size_t sd = srv_dist(t, j, s->id);
+        if (sd < d) { /* the richer entry moves on; this one takes its place */
+            srv_slot tmp = *s;
+            *s = e;
+            e = tmp;
+            d = sd;
+        }
+    }
 }
 
 static int srv_index_grow(srv_table *t)
 {
     size_t ncap = t->cap ? t->cap * 2 : 1024;
-    srv_rec **ns = calloc(ncap, sizeof *ns);
+    srv_slot *ns = calloc(ncap, sizeof *ns);
     if (!ns)
         return -ENOMEM;
-    srv_rec **old = t->slots;
+    srv_slot *old = t->slots;
     size_t ocap = t->cap;
     t->slots = ns;
     t->cap = ncap;
-    for (size_t i = 0; i < ocap; i++) {
-        if (!old[i])
-            continue;
-        size_t j = srv_slot(t, old[i]->id);
-        while (ns[j])
-            j = (j + 1) & (ncap - 1);
-        ns[j] = old[i];
-    }
+    for (size_t i = 0; i < ocap; i++)
+        if (old[i].rec)
+            srv_index_insert(t, old[i]);
     free(old);
     return 0;
 }
@@ -125,43 +158,48 @@ static int srv_index_put(srv_table *t, srv_rec *r)
 {
     if ((t->count + 1) * 2 > t->cap && srv_index_grow(t) < 0)
         return -ENOMEM;
-    size_t j = srv_slot(t, r->id);
-    while (t->slots[j])
-        j = (j + 1) & (t->cap - 1);
-    t->slots[j] = r;
+    srv_index_insert(t, (srv_slot){ r->id, r });
     t->count++;
     return 0;
 }
 
-static srv_rec *srv_index_get(const srv_table *t, uint64_t id)
+/* The slot holding id, or (size_t)-1. Stops at an empty slot or at an entry nearer its
+ * home than id would be: Robin Hood ordering puts id before it. */
+static size_t srv_index_find(const srv_table *t, uint64_t id)
 {
     if (!t->cap)
-        return NULL;
-    for (size_t j = srv_slot(t, id); t->slots[j]; j = (j + 1) & (t->cap - 1))
-        if (t->slots[j]->id == id)
-            return t->slots[j];
-    return NULL;
+        return (size_t)-1;
+    size_t j = srv_home(t, id);
+    for (size_t d = 0;; j = (j + 1) & (t->cap - 1), d++) {
+        const srv_slot *s = &t->slots[j];
+        if (!s->rec || srv_dist(t, j, s->id) < d)
+            return (size_t)-1;
+        if (s->id == id)
+            return j;
+    }
+}
+
+static srv_rec *srv_index_get(const srv_table *t, uint64_t id)
+{
+    size_t j = srv_index_find(t, id);
+    return j == (size_t)-1 ? NULL : t->slots[j].rec;
 }
 
 static void srv_index_del(srv_table *t, uint64_t id)
 {
-    size_t j = srv_slot(t, id);
-    while (t->slots[j] && t->slots[j]->id != id)
-        j = (j + 1) & (t->cap - 1);
-    if (!t->slots[j])
+    size_t j = srv_index_find(t, id);
+    if (j == (size_t)-1)
         return;
-    t->slots[j] = NULL;
-    t->count--;
-    /* Move later members of the probe run back so lookups never stop at the hole. */
-    for (size_t k = (j + 1) & (t->cap - 1); t->slots[k]; k = (k + 1) & (t->cap - 1)) {
-        size_t home = srv_slot(t, t->slots[k]->id);
-        bool between = j <= k ? (home > j && home <= k) : (home > j || home <= k);
-        if (!between) {
-            t->slots[j] = t->slots[k];
-            t->slots[k] = NULL;
-            j = k;
-        }
+    for (;;) { /* shift the entries behind it back by one, up to one at home or a hole */
+        size_t k = (j + 1) & (t->cap - 1);
+        srv_slot *next = &t->slots[k];
+        if (!next->rec || srv_dist(t, k, next->id) == 0)
+            break;
+        t->slots[j] = *next;
+        j = k;
     }
+    t->slots[j] = (srv_slot){ 0, NULL };
+    t->count--;
 }
 
 /* ---- per-uid quota ---- */

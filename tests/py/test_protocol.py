@@ -444,6 +444,39 @@ class Protocol(unittest.TestCase):
             self.assertEqual(c2.call("get", {"id": t})["state"], "succeeded")
 
 
+class Index(unittest.TestCase):
+    def test_ids_that_collide_in_the_index_and_evictions_across_them(self):
+        """The id index starts with 1,024 slots and stays that small for 50 records, so
+        6,000 ids lap it six times, colliding with three tasks that stay alive at each
+        lap, while evictions shift entries across them: every retained id and the long
+        tasks must still be found, evicted ones not."""
+        d = Daemon("--retain", "50")
+        try:
+            with Client(d.sock) as c:
+                longs = [c.call("submit", {"kind": "sleep", "args": {"seconds": 600}})["id"] for _ in range(3)]
+                done = []
+                for lap in range(150):
+                    msgids = [c.send("submit", {"kind": "sleep", "args": {"seconds": 0}}) for _ in range(40)]
+                    ids = [c.response(m)["id"] for m in msgids]
+                    c.call("wait", {"ids": ids})
+                    done += ids
+                    for i in longs:
+                        self.assertEqual(c.call("get", {"id": i})["state"], "running")
+                    for i in done[-50:]:
+                        self.assertEqual(c.call("get", {"id": i})["state"], "succeeded")
+                    for i in done[-60:-50]:
+                        with self.assertRaises(RemoteError) as e:
+                            c.call("get", {"id": i})
+                        self.assertEqual(e.exception.code, "not_found")
+                self.assertGreater(done[-1] - longs[0], 5 * 1024)
+                for i in longs:
+                    self.assertTrue(c.call("cancel", {"id": i})["cancelled"])
+                c.call("wait", {"ids": longs})
+                self.assertEqual(len(c.call("list", {"limit": 1000})["tasks"]), 50)
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
