@@ -84,14 +84,18 @@ static void srv_written(uv_write_t *req, int status)
 
 static void srv_conn_flush(srv_conn *c)
 {
-    if (!c->out.size || c->closing)
+    if (c->closing)
         return;
-    if (cp_out_failed(&c->out)) { /* an answer was cut short: the stream cannot go on */
+    /* An answer was cut short (even the first: the buffer may be empty): the stream cannot
+     * go on, and the buffer takes nothing more. */
+    if (cp_out_failed(&c->out)) {
         fprintf(stderr, "corod: dropping a client (uid %u, pid %d): out of memory for its answers\n",
                 (unsigned)c->uid, (int)c->pid);
         srv_conn_close(c);
         return;
     }
+    if (!c->out.size)
+        return;
     /* Straight into the socket when nothing is queued: no request, no callback, and none
      * of the epoll_ctl libuv makes after a completed uv_write. */
     if (c->out_pending == 0) {
