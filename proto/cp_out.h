@@ -160,7 +160,8 @@ CP_OUT_INLINE void cp_out_raw(cp_out *o, const void *bytes, size_t len)
 {
     uint8_t *p = cp_out_reserve(o, len);
     if (p) {
-        memcpy(p, bytes, len);
+        if (len)
+            memcpy(p, bytes, len);
         o->size += len;
     }
 }
@@ -178,7 +179,8 @@ CP_OUT_INLINE void cp_out_bin(cp_out *o, const void *bytes, size_t len)
     } else {
         p[0] = 0xc6, cp_out_be32(p + 1, (uint32_t)len), o->size += 5;
     }
-    memcpy(o->data + o->size, bytes, len);
+    if (len) /* bytes may be NULL when there are none */
+        memcpy(o->data + o->size, bytes, len);
     o->size += len;
 }
 
@@ -196,7 +198,8 @@ CP_OUT_INLINE void cp_out_strn(cp_out *o, const char *s, size_t len)
     } else {
         p[0] = 0xdb, cp_out_be32(p + 1, (uint32_t)len), o->size += 5;
     }
-    memcpy(o->data + o->size, s, len);
+    if (len)
+        memcpy(o->data + o->size, s, len);
     o->size += len;
 }
 

@@ -471,6 +471,9 @@ static void test_out_matches_msgpack(void **state)
     cp_out_lit(&o, "state");
     msgpack_pack_str_with_body(&pk, "state", 5);
     cp_out_str(&o, "key"), msgpack_pack_str_with_body(&pk, "key", 3);
+    cp_out_bin(&o, NULL, 0), msgpack_pack_bin(&pk, 0); /* no bytes, no pointer: an empty read */
+    cp_out_strn(&o, NULL, 0), msgpack_pack_str(&pk, 0);
+    cp_out_raw(&o, NULL, 0);
     cp_out_raw(&o, "\x92\x01\x02", 3), msgpack_pack_array(&pk, 2), msgpack_pack_int(&pk, 1), msgpack_pack_int(&pk, 2);
     out_expect_same(&o, &sb);
 
