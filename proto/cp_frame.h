@@ -3,7 +3,7 @@
  * element count before the elements arrive, so a five-byte header could ask for gigabytes;
  * this scanner walks headers incrementally (resumable across reads, O(n) in all), enforces
  * the message size limit and a nesting limit, and rejects a container that claims more
- * elements than the remaining size limit could hold. Only complete messages reach msgpack-c. */
+ * elements than the remaining size limit could hold. Only complete messages reach the decoder (cp_decode). */
 #ifndef CP_FRAME_H
 #define CP_FRAME_H
 

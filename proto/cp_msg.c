@@ -2,6 +2,7 @@
  * validated field getters every method handler uses. */
 #include "cp_msg.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -102,7 +103,8 @@ const msgpack_object *cp_get(const msgpack_object *map, const char *key)
 
 void cp_get_fields(const msgpack_object *map, const char *const *keys, size_t n, const msgpack_object **out)
 {
-    uint32_t seen = 0;
+    uint32_t seen = 0; /* one bit per key */
+    assert(n <= 32);
     for (size_t j = 0; j < n; j++)
         out[j] = NULL;
     if (!map || map->type != MSGPACK_OBJECT_MAP)

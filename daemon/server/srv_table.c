@@ -666,20 +666,18 @@ static void srv_dep_done(co_future *f, void *arg)
         char msg[128];
         snprintf(msg, sizeof msg, "dependency %llu %s", (unsigned long long)d->id,
                  st == CO_CANCELLED ? "was cancelled" : "failed");
-        msgpack_sbuffer sb;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 3);
-        cp_pack_str(&pk, "code");
-        cp_pack_str(&pk, "dependency_failed");
-        cp_pack_str(&pk, "message");
-        cp_pack_str(&pk, msg);
-        cp_pack_str(&pk, "dependency");
-        msgpack_pack_uint64(&pk, d->id);
+        cp_out o;
+        cp_out_init(&o);
+        cp_out_map(&o, 3);
+        cp_out_lit(&o, "code");
+        cp_out_lit(&o, "dependency_failed");
+        cp_out_lit(&o, "message");
+        cp_out_str(&o, msg);
+        cp_out_lit(&o, "dependency");
+        cp_out_uint(&o, d->id);
         co_value e;
-        int rc = co_value_copy(&e, sb.data, sb.size);
-        msgpack_sbuffer_destroy(&sb);
+        int rc = cp_out_failed(&o) ? -ENOMEM : co_value_copy(&e, o.data, o.size);
+        cp_out_free(&o);
         if (rc < 0)
             co_value_error(&e, "dependency_failed", msg);
         srv_rec_finish(r, CO_FAILED, &e);
