@@ -251,3 +251,10 @@ int cp_decode(const uint8_t *msg, size_t len, msgpack_zone *z, msgpack_object *o
         return rc;
     return d.p == d.end ? 0 : -EPROTO;
 }
+
+ssize_t cp_decode_first(const uint8_t *buf, size_t avail, msgpack_zone *z, msgpack_object *out)
+{
+    cp_dec d = { .p = buf, .end = buf + avail, .z = z };
+    int rc = cp_dec_value(&d, out, 0);
+    return rc < 0 ? rc : (ssize_t)(d.p - buf);
+}

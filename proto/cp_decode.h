@@ -17,10 +17,22 @@
 #include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Decodes exactly `len` bytes holding one message into *out. 0; -EPROTO for bytes that
  * are not one MessagePack value (truncated, trailing bytes, 0xc1, nesting deeper than
  * CP_MAX_DEPTH containers); -ENOMEM when the zone cannot grow. */
 int cp_decode(const uint8_t *msg, size_t len, msgpack_zone *z, msgpack_object *out);
+
+/* The first message of `buf`, when all of it lies within its first `avail` bytes: its
+ * length, with *out decoded. Any negative errno (-EPROTO for bytes that end too soon or
+ * are not MessagePack, -ENOMEM) means "not decoded here": the caller learns which from
+ * cp_frame, and clears the zone of whatever a failed attempt allocated.
+ *
+ * This is the daemon's common case made one walk instead of two: a request that arrived
+ * whole is framed and decoded together. What it accepts within `avail` bytes is exactly
+ * what cp_frame accepts with a limit of `avail` (same nesting bound; counts checked
+ * against the bytes left) — the fuzz target checks both ways. */
+ssize_t cp_decode_first(const uint8_t *buf, size_t avail, msgpack_zone *z, msgpack_object *out);
 
 #endif

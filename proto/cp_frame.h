@@ -29,5 +29,11 @@ void cp_frame_init(cp_frame *f, size_t max);
  * that are not MessagePack (0xc1) or nesting deeper than CP_MAX_DEPTH. */
 ssize_t cp_frame_scan(cp_frame *f, const uint8_t *msg, size_t avail);
 void cp_frame_reset(cp_frame *f);
+/* True while no byte of the current message has been scanned: the moment a caller may
+ * try cp_decode_first before falling back to scanning. */
+static inline int cp_frame_at_start(const cp_frame *f)
+{
+    return f->pos == 0;
+}
 
 #endif

@@ -1,5 +1,6 @@
-/* srv.c: the listening socket and the connections. Input is framed by cp_frame (bounded
- * by the message limit) and dispatched in order, so requests pipeline freely; output is
+/* srv.c: the listening socket and the connections. Input is framed and decoded in one
+ * walk when a message arrived whole, else framed by cp_frame across reads (both bounded
+ * by the message limit), and dispatched in order, so requests pipeline freely; output is
  * packed into a per-connection buffer and written once per read: the read callback
  * dispatches what it read, runs what that made runnable (co_sched_run_ready), then
  * writes, so a burst of pipelined requests costs one write and a reply leaves with the
@@ -209,34 +210,40 @@ static void srv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
 }
 
+/* One decoded request, then the zone is cleared: handlers copy what they keep. */
+static void srv_handle_object(srv_conn *c, const msgpack_object *obj)
+{
+    cp_request rq;
+    cp_error err;
+    if (cp_request_parse(obj, &rq, &err) < 0)
+        srv_reply_error(c, &rq, &err); /* well-formed MessagePack: the stream goes on */
+    else if (c->srv->stopping)
+        srv_reply_error(c, &rq, &(cp_error){ CP_SHUTTING_DOWN, "corod is shutting down" });
+    else
+        srv_dispatch(c, &rq);
+    msgpack_zone_clear(&c->srv->zone);
+}
+
+/* A message cp_frame found whole. */
 static void srv_handle_message(srv_conn *c, const uint8_t *msg, size_t len)
 {
-    msgpack_zone *z = &c->srv->zone;
     msgpack_object obj;
-    cp_error err;
-    int rc = cp_decode(msg, len, z, &obj);
+    int rc = cp_decode(msg, len, &c->srv->zone, &obj);
     if (rc < 0) {
         /* cp_frame vouched for the message, so only memory should fail here (the fuzz
          * target checks the two agree); say which it was either way. */
+        cp_error err;
         if (rc == -ENOMEM)
             cp_fail(&err, CP_INTERNAL, "out of memory decoding the message");
         else
             cp_fail(&err, CP_BAD_REQUEST, "the message could not be decoded");
         srv_reply_error(c, NULL, &err);
-    } else {
-        cp_request rq;
-        if (cp_request_parse(&obj, &rq, &err) < 0)
-            srv_reply_error(c, &rq, &err); /* well-formed MessagePack: the stream goes on */
-        else if (c->srv->stopping)
-            srv_reply_error(c, &rq, &(cp_error){ CP_SHUTTING_DOWN, "corod is shutting down" });
-        else
-            srv_dispatch(c, &rq);
+        msgpack_zone_clear(&c->srv->zone);
+        return;
     }
-    msgpack_zone_clear(z); /* handlers copy what they keep */
+    srv_handle_object(c, &obj);
 }
 
-/* Dispatch the complete messages buffered, in order, until input runs out or the
- * connection's output backs up. */
 static void srv_process(srv_conn *c)
 {
     size_t off = 0;
@@ -245,7 +252,22 @@ static void srv_process(srv_conn *c)
             c->paused = true;
             break;
         }
-        ssize_t r = cp_frame_scan(&c->frame, c->in + off, c->in_len - off);
+        size_t avail = c->in_len - off;
+        if (cp_frame_at_start(&c->frame)) {
+            /* Most requests arrive whole: frame and decode them in one walk. Anything
+             * else (a partial message, bad bytes, one past the limit) goes to cp_frame,
+             * which resumes across reads and says precisely what is wrong. */
+            size_t window = avail < c->srv->cfg.max_message ? avail : c->srv->cfg.max_message;
+            msgpack_object obj;
+            ssize_t n = cp_decode_first(c->in + off, window, &c->srv->zone, &obj);
+            if (n > 0) {
+                srv_handle_object(c, &obj);
+                off += (size_t)n;
+                continue;
+            }
+            msgpack_zone_clear(&c->srv->zone);
+        }
+        ssize_t r = cp_frame_scan(&c->frame, c->in + off, avail);
         if (r == 0)
             break;
         if (r < 0) {

@@ -1,8 +1,9 @@
 /* fuzz_proto: libFuzzer over everything the daemon does with bytes from a socket before a
  * method runs — framing, decoding, request parsing, task spec and kind args validation.
- * Besides "no crash, no leak, no UB", it checks two invariants: a message the scanner
- * calls complete decodes with msgpack-c in exactly that many bytes, and cp_decode (the
- * daemon's decoder) makes the very same objects of it. */
+ * Besides "no crash, no leak, no UB", it checks three invariants: a message the scanner
+ * calls complete decodes with msgpack-c in exactly that many bytes; cp_decode (the
+ * daemon's decoder) makes the very same objects of it; and cp_decode_first (the daemon's
+ * one-walk path) takes a message exactly when the scanner does, of the same length. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cp_frame_init(&f, 1u << 20);
     size_t off = 0;
     while (off < size) {
+        /* The daemon's one-walk path must take exactly what the scanner takes, no more,
+         * no less, within the same limit. */
+        size_t window = size - off < f.max ? size - off : f.max;
+        msgpack_zone fz;
+        msgpack_zone_init(&fz, MSGPACK_ZONE_CHUNK_SIZE);
+        msgpack_object first;
+        ssize_t fast = cp_decode_first(data + off, window, &fz, &first);
+        msgpack_zone_destroy(&fz);
         ssize_t n = cp_frame_scan(&f, data + off, size - off);
+        if ((fast > 0 || n > 0) && fast != n)
+            abort(); /* cp_decode_first and the scanner disagree about a whole message */
         if (n <= 0)
             break;
         msgpack_unpacked u;

@@ -200,6 +200,46 @@ static void test_decode(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* cp_decode_first, the daemon's one-walk path, on the whole corpus as one stream: it takes
+ * each message at exactly its length with the rest of the stream behind it; it takes
+ * nothing from any cut of a message; and within a window it takes what cp_frame with that
+ * limit takes. */
+static void test_decode_first(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    size_t ends[64];
+    int n;
+    pack_corpus(&sb, ends, &n);
+    msgpack_zone z;
+    msgpack_zone_init(&z, MSGPACK_ZONE_CHUNK_SIZE);
+    const uint8_t *all = (const uint8_t *)sb.data;
+    size_t start = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = ends[i] - start;
+        msgpack_object first, whole;
+        assert_int_equal(cp_decode_first(all + start, sb.size - start, &z, &first), (ssize_t)len);
+        assert_int_equal(cp_decode(all + start, len, &z, &whole), 0);
+        assert_true(msgpack_object_equal(first, whole));
+        for (size_t cut = 0; cut < len; cut += len > 300 ? 97 : 1) {
+            assert_true(cp_decode_first(all + start, cut, &z, &first) < 0);
+            if (!cut)
+                continue; /* cp_frame has no limit of 0 */
+            cp_frame f;
+            cp_frame_init(&f, cut);
+            assert_true(cp_frame_scan(&f, all + start, sb.size - start) < 0);
+        }
+        msgpack_zone_clear(&z);
+        start = ends[i];
+    }
+    const uint8_t unused[] = { 0x92, 0x01, 0xc1 };
+    msgpack_object o;
+    assert_true(cp_decode_first(unused, sizeof unused, &z, &o) < 0);
+    msgpack_zone_destroy(&z);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static msgpack_object unpack(msgpack_unpacked *u, msgpack_sbuffer *sb)
 {
     size_t off = 0;
@@ -534,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_frame_every_split),
         cmocka_unit_test(test_frame_limits),
         cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_decode_first),
         cmocka_unit_test(test_request_parse),
         cmocka_unit_test(test_get_fields),
         cmocka_unit_test(test_field_validation),
