@@ -4,6 +4,8 @@
  *                                 (a writer thread sends, the reader counts answers)
  *   ipc.*.pipelined_Kconn_per_s   the same over K connections at once
  *   ipc.*.done_p50_us / p99_us    submit → task.done, one task in flight (subscribe all)
+ *   ipc.*.pingpong_p50_us         the C ping-pong below, run right before each latency run
+ *   ipc.*.done_over_pingpong      done_p50 / that ping-pong, per run; the median
  *   ipc.pingpong_p50_us / p99_us  a 64-byte echo over a Unix socket between two
  *                                 processes, as client and daemon are: the floor
  *   ipc.pingpong_threads_p50_us   the same between two threads of one process (shown
@@ -357,12 +359,16 @@ static void bench_server(const char *label, char *const argv[], const char *sock
                          int runs)
 {
     pid_t pid = start_server(argv, sock);
-    double one[32], many[32], p50s[32], p99s[32];
+    double one[32], many[32], p50s[32], p99s[32], pp50[32], pp99[32], ratio[32];
     run_pipelined(sock, n / 10, 1); /* warm up */
     for (int r = 0; r < runs; r++) {
         one[r] = run_pipelined(sock, n, 1);
         many[r] = run_pipelined(sock, n, conns);
+        /* The ping-pong right before each latency run: the shared host drifts over
+         * minutes, so a ratio is taken between neighbours, then its median. */
+        run_pingpong(lat, 1, &pp50[r], &pp99[r]);
         run_done_latency(sock, lat, &p50s[r], &p99s[r]);
+        ratio[r] = p50s[r] / pp50[r];
     }
     stop_server(pid);
     char name[96];
@@ -374,6 +380,10 @@ static void bench_server(const char *label, char *const argv[], const char *sock
     bench_report(name, bench_median(p50s, runs), "us (submit -> task.done)");
     snprintf(name, sizeof name, "ipc.%s.done_p99_us", label);
     bench_report(name, bench_median(p99s, runs), "us");
+    snprintf(name, sizeof name, "ipc.%s.pingpong_p50_us", label);
+    bench_report(name, bench_median(pp50, runs), "us (C ping-pong, each run just before the latency run)");
+    snprintf(name, sizeof name, "ipc.%s.done_over_pingpong", label);
+    bench_report(name, bench_median(ratio, runs), "x (median of the per-run ratios)");
 }
 
 int main(int argc, char **argv)
