@@ -55,7 +55,18 @@ CP_OUT_INLINE uint8_t *cp_out_reserve(cp_out *o, size_t n)
 /* A msgpack_packer_write callback: msgpack_packer_init(&pk, &out, cp_out_write). */
 int cp_out_write(void *data, const char *buf, size_t len);
 
-/* ---- items ---- */
+/* ---- items ----------------------------------------------------------------------------
+ * Two layers. cp_put_* store one item at a cursor with no checks and return the cursor
+ * past it; each says the most bytes it may take. cp_out_* reserve that much, put, and
+ * commit. A run of items whose total is bounded in advance (a task record) reserves once
+ * and puts them all: one bounds check instead of one per item. */
+
+/* The cursor's bytes become part of the buffer: p is what the last cp_put returned,
+ * within the last reservation. */
+CP_OUT_INLINE void cp_out_commit(cp_out *o, uint8_t *p)
+{
+    o->size = (size_t)(p - o->data);
+}
 
 CP_OUT_INLINE void cp_out_be16(uint8_t *p, uint16_t v)
 {
@@ -73,153 +84,168 @@ CP_OUT_INLINE void cp_out_be64(uint8_t *p, uint64_t v)
     memcpy(p, &v, 8);
 }
 
-CP_OUT_INLINE void cp_out_byte(cp_out *o, uint8_t b)
+#define CP_PUT_NUM_MAX 9u /* an integer or a double */
+#define CP_PUT_HEAD_MAX 5u /* a container's or a string's header */
+
+CP_OUT_INLINE uint8_t *cp_put_byte(uint8_t *p, uint8_t b)
 {
-    uint8_t *p = cp_out_reserve(o, 1);
-    if (p)
-        *p = b, o->size++;
+    *p = b;
+    return p + 1;
 }
+CP_OUT_INLINE uint8_t *cp_put_nil(uint8_t *p) { return cp_put_byte(p, 0xc0); }
+CP_OUT_INLINE uint8_t *cp_put_bool(uint8_t *p, bool b) { return cp_put_byte(p, b ? 0xc3 : 0xc2); }
 
-CP_OUT_INLINE void cp_out_nil(cp_out *o) { cp_out_byte(o, 0xc0); }
-CP_OUT_INLINE void cp_out_bool(cp_out *o, bool b) { cp_out_byte(o, b ? 0xc3 : 0xc2); }
-
-CP_OUT_INLINE void cp_out_uint(cp_out *o, uint64_t v)
+CP_OUT_INLINE uint8_t *cp_put_uint(uint8_t *p, uint64_t v)
 {
-    uint8_t *p = cp_out_reserve(o, 9);
-    if (!p)
-        return;
     if (v < 128) {
-        p[0] = (uint8_t)v, o->size += 1;
-    } else if (v < 256) {
-        p[0] = 0xcc, p[1] = (uint8_t)v, o->size += 2;
-    } else if (v < 65536) {
-        p[0] = 0xcd, cp_out_be16(p + 1, (uint16_t)v), o->size += 3;
-    } else if (v <= UINT32_MAX) {
-        p[0] = 0xce, cp_out_be32(p + 1, (uint32_t)v), o->size += 5;
-    } else {
-        p[0] = 0xcf, cp_out_be64(p + 1, v), o->size += 9;
+        p[0] = (uint8_t)v;
+        return p + 1;
     }
+    if (v < 256) {
+        p[0] = 0xcc, p[1] = (uint8_t)v;
+        return p + 2;
+    }
+    if (v < 65536) {
+        p[0] = 0xcd, cp_out_be16(p + 1, (uint16_t)v);
+        return p + 3;
+    }
+    if (v <= UINT32_MAX) {
+        p[0] = 0xce, cp_out_be32(p + 1, (uint32_t)v);
+        return p + 5;
+    }
+    p[0] = 0xcf, cp_out_be64(p + 1, v);
+    return p + 9;
 }
 
-CP_OUT_INLINE void cp_out_int(cp_out *o, int64_t v)
+CP_OUT_INLINE uint8_t *cp_put_int(uint8_t *p, int64_t v)
 {
-    if (v >= 0) {
-        cp_out_uint(o, (uint64_t)v);
-        return;
-    }
-    uint8_t *p = cp_out_reserve(o, 9);
-    if (!p)
-        return;
+    if (v >= 0)
+        return cp_put_uint(p, (uint64_t)v);
     if (v >= -32) {
-        p[0] = (uint8_t)(int8_t)v, o->size += 1;
-    } else if (v >= INT8_MIN) {
-        p[0] = 0xd0, p[1] = (uint8_t)(int8_t)v, o->size += 2;
-    } else if (v >= INT16_MIN) {
-        p[0] = 0xd1, cp_out_be16(p + 1, (uint16_t)(int16_t)v), o->size += 3;
-    } else if (v >= INT32_MIN) {
-        p[0] = 0xd2, cp_out_be32(p + 1, (uint32_t)(int32_t)v), o->size += 5;
-    } else {
-        p[0] = 0xd3, cp_out_be64(p + 1, (uint64_t)v), o->size += 9;
+        p[0] = (uint8_t)(int8_t)v;
+        return p + 1;
     }
+    if (v >= INT8_MIN) {
+        p[0] = 0xd0, p[1] = (uint8_t)(int8_t)v;
+        return p + 2;
+    }
+    if (v >= INT16_MIN) {
+        p[0] = 0xd1, cp_out_be16(p + 1, (uint16_t)(int16_t)v);
+        return p + 3;
+    }
+    if (v >= INT32_MIN) {
+        p[0] = 0xd2, cp_out_be32(p + 1, (uint32_t)(int32_t)v);
+        return p + 5;
+    }
+    p[0] = 0xd3, cp_out_be64(p + 1, (uint64_t)v);
+    return p + 9;
 }
 
-CP_OUT_INLINE void cp_out_double(cp_out *o, double d)
+CP_OUT_INLINE uint8_t *cp_put_double(uint8_t *p, double d)
 {
-    uint8_t *p = cp_out_reserve(o, 9);
-    if (!p)
-        return;
     uint64_t bits;
     memcpy(&bits, &d, 8);
-    p[0] = 0xcb, cp_out_be64(p + 1, bits), o->size += 9;
+    p[0] = 0xcb, cp_out_be64(p + 1, bits);
+    return p + 9;
 }
 
 /* A header of a container or a string: fix form, then 8/16/32-bit lengths where the
  * format has them (fix_max: its largest fix length; fix_tag, tag8 (0: none), tag16). */
-CP_OUT_INLINE void cp_out_head(cp_out *o, uint32_t n, uint32_t fix_max, uint8_t fix_tag, uint8_t tag8,
-                               uint8_t tag16)
+CP_OUT_INLINE uint8_t *cp_put_head(uint8_t *p, uint32_t n, uint32_t fix_max, uint8_t fix_tag, uint8_t tag8,
+                                   uint8_t tag16)
 {
-    uint8_t *p = cp_out_reserve(o, 5);
-    if (!p)
-        return;
     if (n <= fix_max) {
-        p[0] = (uint8_t)(fix_tag | n), o->size += 1;
-    } else if (tag8 && n < 256) {
-        p[0] = tag8, p[1] = (uint8_t)n, o->size += 2;
-    } else if (n < 65536) {
-        p[0] = tag16, cp_out_be16(p + 1, (uint16_t)n), o->size += 3;
-    } else {
-        p[0] = (uint8_t)(tag16 + 1), cp_out_be32(p + 1, n), o->size += 5;
+        p[0] = (uint8_t)(fix_tag | n);
+        return p + 1;
     }
+    if (tag8 && n < 256) {
+        p[0] = tag8, p[1] = (uint8_t)n;
+        return p + 2;
+    }
+    if (n < 65536) {
+        p[0] = tag16, cp_out_be16(p + 1, (uint16_t)n);
+        return p + 3;
+    }
+    p[0] = (uint8_t)(tag16 + 1), cp_out_be32(p + 1, n);
+    return p + 5;
 }
 
-CP_OUT_INLINE void cp_out_map(cp_out *o, uint32_t n) { cp_out_head(o, n, 15, 0x80, 0, 0xde); }
-CP_OUT_INLINE void cp_out_array(cp_out *o, uint32_t n) { cp_out_head(o, n, 15, 0x90, 0, 0xdc); }
+CP_OUT_INLINE uint8_t *cp_put_map(uint8_t *p, uint32_t n) { return cp_put_head(p, n, 15, 0x80, 0, 0xde); }
+CP_OUT_INLINE uint8_t *cp_put_array(uint8_t *p, uint32_t n) { return cp_put_head(p, n, 15, 0x90, 0, 0xdc); }
 
-/* Bytes already packed as MessagePack. */
-CP_OUT_INLINE void cp_out_raw(cp_out *o, const void *bytes, size_t len)
+/* Takes at most CP_PUT_HEAD_MAX + len bytes. */
+CP_OUT_INLINE uint8_t *cp_put_strn(uint8_t *p, const char *s, size_t len)
 {
-    uint8_t *p = cp_out_reserve(o, len);
-    if (p) {
-        if (len)
-            memcpy(p, bytes, len);
-        o->size += len;
-    }
+    p = cp_put_head(p, (uint32_t)len, 31, 0xa0, 0xd9, 0xda);
+    if (len) /* s may be NULL when there is nothing */
+        memcpy(p, s, len);
+    return p + len;
 }
 
-/* Binary data: bin 8/16/32 and the bytes. */
-CP_OUT_INLINE void cp_out_bin(cp_out *o, const void *bytes, size_t len)
+CP_OUT_INLINE uint8_t *cp_put_bin(uint8_t *p, const void *bytes, size_t len)
 {
-    uint8_t *p = cp_out_reserve(o, len + 5);
-    if (!p)
-        return;
-    if (len < 256) {
-        p[0] = 0xc4, p[1] = (uint8_t)len, o->size += 2;
-    } else if (len < 65536) {
-        p[0] = 0xc5, cp_out_be16(p + 1, (uint16_t)len), o->size += 3;
+    if (len < 256) { /* bin has no fix form */
+        p[0] = 0xc4, p[1] = (uint8_t)len;
+        p += 2;
     } else {
-        p[0] = 0xc6, cp_out_be32(p + 1, (uint32_t)len), o->size += 5;
-    }
-    if (len) /* bytes may be NULL when there are none */
-        memcpy(o->data + o->size, bytes, len);
-    o->size += len;
-}
-
-CP_OUT_INLINE void cp_out_strn(cp_out *o, const char *s, size_t len)
-{
-    uint8_t *p = cp_out_reserve(o, len + 5);
-    if (!p)
-        return;
-    if (len < 32) {
-        p[0] = (uint8_t)(0xa0 | len), o->size += 1;
-    } else if (len < 256) {
-        p[0] = 0xd9, p[1] = (uint8_t)len, o->size += 2;
-    } else if (len < 65536) {
-        p[0] = 0xda, cp_out_be16(p + 1, (uint16_t)len), o->size += 3;
-    } else {
-        p[0] = 0xdb, cp_out_be32(p + 1, (uint32_t)len), o->size += 5;
+        p = cp_put_head(p, (uint32_t)len, 0, 0, 0, 0xc5);
     }
     if (len)
-        memcpy(o->data + o->size, s, len);
-    o->size += len;
+        memcpy(p, bytes, len);
+    return p + len;
 }
 
-CP_OUT_INLINE void cp_out_str(cp_out *o, const char *s) { cp_out_strn(o, s, strlen(s)); }
-
-/* A short string known at compile time (a map key, mostly): one reservation, a constant
- * header byte and a copy of constant length, all inline. */
-CP_OUT_INLINE void cp_out_fixstr(cp_out *o, const char *s, size_t len)
+/* Bytes already packed as MessagePack. */
+CP_OUT_INLINE uint8_t *cp_put_raw(uint8_t *p, const void *bytes, size_t len)
 {
-    uint8_t *p = cp_out_reserve(o, len + 1);
-    if (!p)
-        return;
+    if (len)
+        memcpy(p, bytes, len);
+    return p + len;
+}
+
+/* A short string known at compile time (a map key, mostly): a constant header byte and a
+ * copy of constant length. Takes 1 + len bytes. */
+CP_OUT_INLINE uint8_t *cp_put_fixstr(uint8_t *p, const char *s, size_t len)
+{
     p[0] = (uint8_t)(0xa0 | len);
     memcpy(p + 1, s, len);
-    o->size += len + 1;
+    return p + 1 + len;
 }
-#define cp_out_lit(o, lit)                                                                    \
-    do {                                                                                      \
-        _Static_assert(sizeof(lit) - 1 < 32, "cp_out_lit: a fixstr holds at most 31 bytes"); \
-        cp_out_fixstr((o), "" lit, sizeof(lit) - 1);                                           \
+/* The literal's bound is checked at compile time (a fixstr holds at most 31 bytes). */
+#define CP_LIT_LEN(lit)                                                                             \
+    (sizeof(lit) - 1 +                                                                              \
+     0 * sizeof(struct { _Static_assert(sizeof(lit) - 1 < 32, "a fixstr holds at most 31 bytes"); int ok; }))
+#define cp_put_lit(p, lit) cp_put_fixstr((p), "" lit, CP_LIT_LEN(lit))
+
+/* ---- single items, each reserving its bytes ---- */
+
+#define CP_OUT_ONE(o, max, put)                \
+    do {                                       \
+        uint8_t *cp_p_ = cp_out_reserve((o), (max)); \
+        if (cp_p_)                             \
+            cp_out_commit((o), put);           \
     } while (0)
+
+CP_OUT_INLINE void cp_out_nil(cp_out *o) { CP_OUT_ONE(o, 1, cp_put_nil(cp_p_)); }
+CP_OUT_INLINE void cp_out_bool(cp_out *o, bool b) { CP_OUT_ONE(o, 1, cp_put_bool(cp_p_, b)); }
+CP_OUT_INLINE void cp_out_uint(cp_out *o, uint64_t v) { CP_OUT_ONE(o, CP_PUT_NUM_MAX, cp_put_uint(cp_p_, v)); }
+CP_OUT_INLINE void cp_out_int(cp_out *o, int64_t v) { CP_OUT_ONE(o, CP_PUT_NUM_MAX, cp_put_int(cp_p_, v)); }
+CP_OUT_INLINE void cp_out_double(cp_out *o, double d) { CP_OUT_ONE(o, CP_PUT_NUM_MAX, cp_put_double(cp_p_, d)); }
+CP_OUT_INLINE void cp_out_map(cp_out *o, uint32_t n) { CP_OUT_ONE(o, CP_PUT_HEAD_MAX, cp_put_map(cp_p_, n)); }
+CP_OUT_INLINE void cp_out_array(cp_out *o, uint32_t n) { CP_OUT_ONE(o, CP_PUT_HEAD_MAX, cp_put_array(cp_p_, n)); }
+CP_OUT_INLINE void cp_out_raw(cp_out *o, const void *bytes, size_t len)
+{
+    CP_OUT_ONE(o, len, cp_put_raw(cp_p_, bytes, len));
+}
+CP_OUT_INLINE void cp_out_bin(cp_out *o, const void *bytes, size_t len)
+{
+    CP_OUT_ONE(o, len + CP_PUT_HEAD_MAX, cp_put_bin(cp_p_, bytes, len));
+}
+CP_OUT_INLINE void cp_out_strn(cp_out *o, const char *s, size_t len)
+{
+    CP_OUT_ONE(o, len + CP_PUT_HEAD_MAX, cp_put_strn(cp_p_, s, len));
+}
+CP_OUT_INLINE void cp_out_str(cp_out *o, const char *s) { cp_out_strn(o, s, strlen(s)); }
+#define cp_out_lit(o, lit) CP_OUT_ONE(o, CP_LIT_LEN(lit) + 1, cp_put_lit(cp_p_, lit))
 
 #endif

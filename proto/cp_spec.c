@@ -1,6 +1,7 @@
 /* cp_spec.c: task spec validation and record encoding. */
 #include "cp_spec.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -72,50 +73,63 @@ void cp_spec_free(cp_spec *s)
     s->n_after = 0;
 }
 
-static void cp_pack_time(cp_out *o, double t)
+static uint8_t *cp_put_time(uint8_t *p, double t)
 {
-    if (isnan(t))
-        cp_out_nil(o);
-    else
-        cp_out_double(o, t);
+    return isnan(t) ? cp_put_nil(p) : cp_put_double(p, t);
 }
 
+static uint8_t *cp_put_opt_str(uint8_t *p, const char *s, size_t len)
+{
+    return s ? cp_put_strn(p, s, len) : cp_put_nil(p);
+}
+
+/* A record is packed on the path of every task.done: its size is bounded first, so the
+ * whole of it takes one reservation and its thirty-odd items no bounds check each. */
 void cp_pack_record(cp_out *o, const cp_record *r)
 {
-    cp_out_map(o, 10 + (r->result != NULL) + (r->error != NULL) + (r->command != NULL));
-    cp_out_lit(o, "id");
-    cp_out_uint(o, r->id);
-    cp_out_lit(o, "kind");
-    cp_out_str(o, r->kind);
-    cp_out_lit(o, "name");
-    if (r->name)
-        cp_out_str(o, r->name);
-    else
-        cp_out_nil(o);
-    cp_out_lit(o, "group");
-    cp_out_str(o, r->group);
-    cp_out_lit(o, "state");
-    cp_out_str(o, r->state);
-    cp_out_lit(o, "owner_uid");
-    cp_out_uint(o, r->owner_uid);
-    cp_out_lit(o, "created_at");
-    cp_pack_time(o, r->created_at);
-    cp_out_lit(o, "started_at");
-    cp_pack_time(o, r->started_at);
-    cp_out_lit(o, "finished_at");
-    cp_pack_time(o, r->finished_at);
-    cp_out_lit(o, "attempts");
-    cp_out_uint(o, r->attempts);
+    size_t kind = strlen(r->kind), name = r->name ? strlen(r->name) : 0, group = strlen(r->group),
+           state = strlen(r->state), command = r->command ? strlen(r->command) : 0;
+    /* 13 keys of at most 12 bytes each, a map header, five numbers and five strings'
+     * headers, then the variable parts. */
+    size_t bound = 13 * 12 + CP_PUT_HEAD_MAX + 6 * CP_PUT_NUM_MAX + 5 * CP_PUT_HEAD_MAX + kind + name + group +
+                   state + command + r->result_len + r->error_len;
+    uint8_t *p = cp_out_reserve(o, bound);
+    if (!p)
+        return;
+    uint8_t *start __attribute__((unused)) = p; /* for the assert below */
+    p = cp_put_map(p, 10 + (r->result != NULL) + (r->error != NULL) + (r->command != NULL));
+    p = cp_put_lit(p, "id");
+    p = cp_put_uint(p, r->id);
+    p = cp_put_lit(p, "kind");
+    p = cp_put_strn(p, r->kind, kind);
+    p = cp_put_lit(p, "name");
+    p = cp_put_opt_str(p, r->name, name);
+    p = cp_put_lit(p, "group");
+    p = cp_put_strn(p, r->group, group);
+    p = cp_put_lit(p, "state");
+    p = cp_put_strn(p, r->state, state);
+    p = cp_put_lit(p, "owner_uid");
+    p = cp_put_uint(p, r->owner_uid);
+    p = cp_put_lit(p, "created_at");
+    p = cp_put_time(p, r->created_at);
+    p = cp_put_lit(p, "started_at");
+    p = cp_put_time(p, r->started_at);
+    p = cp_put_lit(p, "finished_at");
+    p = cp_put_time(p, r->finished_at);
+    p = cp_put_lit(p, "attempts");
+    p = cp_put_uint(p, r->attempts);
     if (r->command) {
-        cp_out_lit(o, "command");
-        cp_out_str(o, r->command);
+        p = cp_put_lit(p, "command");
+        p = cp_put_strn(p, r->command, command);
     }
     if (r->result) {
-        cp_out_lit(o, "result");
-        cp_out_raw(o, r->result, r->result_len);
+        p = cp_put_lit(p, "result");
+        p = cp_put_raw(p, r->result, r->result_len);
     }
     if (r->error) {
-        cp_out_lit(o, "error");
-        cp_out_raw(o, r->error, r->error_len);
+        p = cp_put_lit(p, "error");
+        p = cp_put_raw(p, r->error, r->error_len);
     }
+    assert((size_t)(p - start) <= bound);
+    cp_out_commit(o, p);
 }

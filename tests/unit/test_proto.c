@@ -462,6 +462,57 @@ static void test_record_roundtrip(void **state)
     cp_out_free(&out);
 }
 
+/* cp_pack_record reserves once for the whole record: byte for byte what msgpack-c's packer
+ * writes item by item, with every optional field and strings past the fixstr and str8
+ * forms; and a buffer that cannot grow is marked failed, not cut. */
+static void test_record_matches_msgpack(void **state)
+{
+    (void)state;
+    char name[41], command[301];
+    memset(name, 'n', 40), name[40] = 0;
+    memset(command, 'c', 300), command[300] = 0;
+    uint8_t error[] = { 0x81, 0xa4, 'c', 'o', 'd', 'e', 0xa1, 'x' };
+    cp_record r = { .id = (uint64_t)UINT32_MAX + 7, .kind = "exec", .name = name, .group = "a-group",
+                    .state = "failed", .owner_uid = 65534, .created_at = 1.25, .started_at = NAN,
+                    .finished_at = 3.5, .attempts = 300, .command = command,
+                    .error = error, .error_len = sizeof error };
+    cp_out out;
+    cp_out_init(&out);
+    cp_out_uint(&out, 7); /* something before it: the record appends */
+    cp_pack_record(&out, &r);
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_uint64(&pk, 7);
+    msgpack_pack_map(&pk, 12);
+    cp_pack_str(&pk, "id"), msgpack_pack_uint64(&pk, r.id);
+    cp_pack_str(&pk, "kind"), cp_pack_str(&pk, "exec");
+    cp_pack_str(&pk, "name"), cp_pack_str(&pk, name);
+    cp_pack_str(&pk, "group"), cp_pack_str(&pk, "a-group");
+    cp_pack_str(&pk, "state"), cp_pack_str(&pk, "failed");
+    cp_pack_str(&pk, "owner_uid"), msgpack_pack_uint64(&pk, 65534);
+    cp_pack_str(&pk, "created_at"), msgpack_pack_double(&pk, 1.25);
+    cp_pack_str(&pk, "started_at"), msgpack_pack_nil(&pk);
+    cp_pack_str(&pk, "finished_at"), msgpack_pack_double(&pk, 3.5);
+    cp_pack_str(&pk, "attempts"), msgpack_pack_uint64(&pk, 300);
+    cp_pack_str(&pk, "command"), cp_pack_str(&pk, command);
+    cp_pack_str(&pk, "error"), cp_pack_raw(&pk, error, sizeof error);
+    assert_false(cp_out_failed(&out));
+    assert_int_equal(out.size, sb.size);
+    assert_memory_equal(out.data, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* A buffer that already failed takes nothing more. */
+    out.nomem = true;
+    size_t before = out.size;
+    cp_pack_record(&out, &r);
+    assert_int_equal(out.size, before);
+    assert_true(cp_out_failed(&out));
+    cp_out_free(&out);
+}
+
 /* ---- cp_out: every item, at every boundary between its encodings, must come out byte
  * for byte as msgpack-c's packer writes it (both choose the shortest form). ---- */
 
@@ -580,6 +631,7 @@ int main(void)
         cmocka_unit_test(test_field_validation),
         cmocka_unit_test(test_spec),
         cmocka_unit_test(test_record_roundtrip),
+        cmocka_unit_test(test_record_matches_msgpack),
         cmocka_unit_test(test_out_matches_msgpack),
         cmocka_unit_test(test_out_nomem),
     };
