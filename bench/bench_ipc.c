@@ -4,7 +4,8 @@
  *                                 (a writer thread sends, the reader counts answers)
  *   ipc.*.pipelined_Kconn_per_s   the same over K connections at once
  *   ipc.*.done_p50_us / p99_us    submit → task.done, one task in flight (subscribe all)
- *   ipc.*.pingpong_p50_us         the C ping-pong below, run right before each latency run
+ *   ipc.*.pingpong_p50_us         the C ping-pong below, alternating with the latency run in
+ *                                 blocks of 500 round trips
  *   ipc.*.done_over_pingpong      done_p50 / that ping-pong, per run; the median
  *   ipc.pingpong_p50_us / p99_us  a 64-byte echo over a Unix socket between two
  *                                 processes, as client and daemon are: the floor
@@ -25,6 +26,7 @@
 #include <msgpack.h>
 
 #include "bench_util.h"
+#include "cp_decode.h"
 #include "cp_frame.h"
 #include "cp_msg.h"
 
@@ -55,13 +57,16 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
-/* A message reader: frames with cp_frame, decodes with msgpack-c. */
+/* A message reader, as the daemon reads: a message that arrived whole is framed and
+ * decoded in one walk (cp_decode_first) into a zone reused from message to message;
+ * cp_frame finds the end of one that did not. The object lives until the next call. */
 typedef struct reader {
     int fd;
     char *buf;
     size_t len, off, cap;
     cp_frame f;
-    msgpack_unpacked u;
+    msgpack_zone z;
+    msgpack_object obj;
 } reader;
 
 static void reader_init(reader *r, int fd)
@@ -71,26 +76,36 @@ static void reader_init(reader *r, int fd)
     r->cap = 1 << 20;
     r->buf = malloc(r->cap);
     cp_frame_init(&r->f, 0);
-    msgpack_unpacked_init(&r->u);
+    msgpack_zone_init(&r->z, MSGPACK_ZONE_CHUNK_SIZE);
 }
 
 static void reader_free(reader *r)
 {
     free(r->buf);
-    msgpack_unpacked_destroy(&r->u);
+    msgpack_zone_destroy(&r->z);
 }
 
 static const msgpack_object *reader_next(reader *r)
 {
+    msgpack_zone_clear(&r->z);
     for (;;) {
         if (r->off < r->len) {
-            ssize_t n = cp_frame_scan(&r->f, (const uint8_t *)r->buf + r->off, r->len - r->off);
+            const uint8_t *at = (const uint8_t *)r->buf + r->off;
+            ssize_t n = cp_frame_at_start(&r->f) ? cp_decode_first(at, r->len - r->off, &r->z, &r->obj) : -1;
             if (n > 0) {
-                size_t o = 0;
-                msgpack_unpack_next(&r->u, r->buf + r->off, (size_t)n, &o);
+                r->off += (size_t)n;
+                return &r->obj;
+            }
+            msgpack_zone_clear(&r->z);
+            n = cp_frame_scan(&r->f, at, r->len - r->off);
+            if (n > 0) {
+                if (cp_decode(at, (size_t)n, &r->z, &r->obj) < 0) {
+                    fprintf(stderr, "bench_ipc: cannot decode a message from the server\n");
+                    exit(1);
+                }
                 r->off += (size_t)n;
                 cp_frame_reset(&r->f);
-                return &r->u.data;
+                return &r->obj;
             }
             if (n < 0) {
                 fprintf(stderr, "bench_ipc: bad stream from the server\n");
@@ -197,46 +212,60 @@ static void percentiles(double *v, int n, double *p50, double *p99)
     *p99 = v[(int)(n * 0.99)];
 }
 
-static void run_done_latency(const char *path, int n, double *p50, double *p99)
-{
-    int fd = connect_to(path);
+/* One connection subscribed to every task.done, submitting one sleep-0 task at a time. */
+typedef struct done_client {
+    int fd;
     reader r;
-    reader_init(&r, fd);
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    cp_pack_request(&pk, 1, "subscribe");
-    msgpack_pack_map(&pk, 1), cp_pack_str(&pk, "all"), msgpack_pack_true(&pk);
-    write_all(fd, sb.data, sb.size);
-    reader_next(&r);
-    double *lat = malloc((size_t)n * sizeof *lat);
-    for (int i = 0; i < n; i++) {
-        msgpack_sbuffer_clear(&sb);
-        pack_submit(&pk, (uint32_t)(i + 2));
-        double t0 = bench_now();
-        write_all(fd, sb.data, sb.size);
-        /* The response names the task; then its notification. Notifications of earlier
-         * tasks (a previous run's, still ending) must not count. */
-        uint64_t id = 0;
-        for (;;) {
-            const msgpack_object *m = reader_next(&r);
-            const msgpack_object *a = m->via.array.ptr;
-            if (a[0].via.u64 == 1 && a[3].type == MSGPACK_OBJECT_MAP) {
-                id = cp_get(&a[3], "id")->via.u64;
-            } else if (a[0].via.u64 == 2 && id) {
-                const msgpack_object *task = cp_get(&a[2].via.array.ptr[0], "task");
-                if (cp_get(task, "id")->via.u64 == id)
-                    break;
-            }
-        }
-        lat[i] = (bench_now() - t0) * 1e6;
+    uint32_t msgid;
+} done_client;
+
+static void done_open(done_client *d, const char *path)
+{
+    if ((d->fd = connect_to(path)) < 0) {
+        fprintf(stderr, "bench_ipc: cannot connect to %s\n", path);
+        exit(1);
     }
-    percentiles(lat, n, p50, p99);
-    free(lat);
-    msgpack_sbuffer_destroy(&sb);
-    reader_free(&r);
-    close(fd);
+    reader_init(&d->r, d->fd);
+    msgpack_sbuffer_init(&d->sb);
+    msgpack_packer_init(&d->pk, &d->sb, msgpack_sbuffer_write);
+    cp_pack_request(&d->pk, 1, "subscribe");
+    msgpack_pack_map(&d->pk, 1), cp_pack_str(&d->pk, "all"), msgpack_pack_true(&d->pk);
+    write_all(d->fd, d->sb.data, d->sb.size);
+    reader_next(&d->r);
+    d->msgid = 2;
+}
+
+/* Microseconds from the submit's write to its task.done. */
+static double done_once(done_client *d)
+{
+    msgpack_sbuffer_clear(&d->sb);
+    pack_submit(&d->pk, d->msgid++);
+    double t0 = bench_now();
+    write_all(d->fd, d->sb.data, d->sb.size);
+    /* The response names the task; then its notification. Notifications of earlier
+     * tasks (a previous run's, still ending) must not count. */
+    uint64_t id = 0;
+    for (;;) {
+        const msgpack_object *m = reader_next(&d->r);
+        const msgpack_object *a = m->via.array.ptr;
+        if (a[0].via.u64 == 1 && a[3].type == MSGPACK_OBJECT_MAP) {
+            id = cp_get(&a[3], "id")->via.u64;
+        } else if (a[0].via.u64 == 2 && id) {
+            const msgpack_object *task = cp_get(&a[2].via.array.ptr[0], "task");
+            if (cp_get(task, "id")->via.u64 == id)
+                break;
+        }
+    }
+    return (bench_now() - t0) * 1e6;
+}
+
+static void done_close(done_client *d)
+{
+    msgpack_sbuffer_destroy(&d->sb);
+    reader_free(&d->r);
+    close(d->fd);
 }
 
 /* ---- the floor: a bare Unix-socket ping-pong ---- */
@@ -286,44 +315,95 @@ static void *echo_epoll(void *arg)
     return NULL;
 }
 
-/* processes: 0 threads, 1 processes, 2 processes with an epoll echo. */
-static void run_pingpong(int n, int processes, double *p50, double *p99)
-{
+/* A 64-byte echo partner. processes: 0 a thread, 1 a process, 2 a process waiting in epoll. */
+typedef struct pingpong {
     int sv[2];
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    int processes;
+    pid_t child;
     pthread_t t;
-    pid_t child = -1;
+} pingpong;
+
+static void pingpong_open(pingpong *p, int processes)
+{
+    p->processes = processes;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, p->sv) < 0) {
+        perror("bench_ipc: socketpair");
+        exit(1);
+    }
     if (processes) {
-        if ((child = fork()) == 0) {
-            close(sv[0]);
-            (processes == 2 ? echo_epoll : echo_thread)(&sv[1]);
+        if ((p->child = fork()) == 0) {
+            close(p->sv[0]);
+            (processes == 2 ? echo_epoll : echo_thread)(&p->sv[1]);
             _exit(0);
         }
     } else {
-        pthread_create(&t, NULL, echo_thread, &sv[1]);
+        pthread_create(&p->t, NULL, echo_thread, &p->sv[1]);
     }
+}
+
+/* Microseconds for one round trip. */
+static double pingpong_once(pingpong *p)
+{
     char b[64] = { 0 };
-    double *lat = malloc((size_t)n * sizeof *lat);
-    for (int i = 0; i < n; i++) {
-        double t0 = bench_now();
-        write_all(sv[0], b, sizeof b);
-        size_t got = 0;
-        while (got < sizeof b) {
-            ssize_t k = read(sv[0], b + got, sizeof b - got);
-            if (k <= 0)
-                exit(1);
-            got += (size_t)k;
-        }
-        lat[i] = (bench_now() - t0) * 1e6;
+    double t0 = bench_now();
+    write_all(p->sv[0], b, sizeof b);
+    size_t got = 0;
+    while (got < sizeof b) {
+        ssize_t k = read(p->sv[0], b + got, sizeof b - got);
+        if (k <= 0)
+            exit(1);
+        got += (size_t)k;
     }
-    close(sv[0]);
-    if (processes)
-        waitpid(child, NULL, 0);
+    return (bench_now() - t0) * 1e6;
+}
+
+static void pingpong_close(pingpong *p)
+{
+    close(p->sv[0]);
+    if (p->processes)
+        waitpid(p->child, NULL, 0);
     else
-        pthread_join(t, NULL);
-    close(sv[1]);
+        pthread_join(p->t, NULL);
+    close(p->sv[1]);
+}
+
+static void run_pingpong(int n, int processes, double *p50, double *p99)
+{
+    pingpong p;
+    pingpong_open(&p, processes);
+    double *lat = malloc((size_t)n * sizeof *lat);
+    for (int i = 0; i < n; i++)
+        lat[i] = pingpong_once(&p);
+    pingpong_close(&p);
     percentiles(lat, n, p50, p99);
     free(lat);
+}
+
+/* submit -> task.done and the bare C ping-pong, alternating in blocks of LAT_BLOCK round
+ * trips: the shared host's speed drifts within seconds, and both sides of the ratio must
+ * see the same host. */
+#define LAT_BLOCK 500
+
+static void run_latency_pair(const char *path, int n, double *p50, double *p99, double *pp50, double *pp99)
+{
+    done_client d;
+    pingpong p;
+    done_open(&d, path);
+    pingpong_open(&p, 1);
+    double *lat = malloc((size_t)n * sizeof *lat), *pp = malloc((size_t)n * sizeof *pp);
+    for (int i = 0; i < n; i += LAT_BLOCK) {
+        int end = i + LAT_BLOCK < n ? i + LAT_BLOCK : n;
+        for (int j = i; j < end; j++)
+            pp[j] = pingpong_once(&p);
+        for (int j = i; j < end; j++)
+            lat[j] = done_once(&d);
+    }
+    pingpong_close(&p);
+    done_close(&d);
+    percentiles(lat, n, p50, p99);
+    percentiles(pp, n, pp50, pp99);
+    free(lat);
+    free(pp);
 }
 
 /* ---- servers ---- */
@@ -364,10 +444,7 @@ static void bench_server(const char *label, char *const argv[], const char *sock
     for (int r = 0; r < runs; r++) {
         one[r] = run_pipelined(sock, n, 1);
         many[r] = run_pipelined(sock, n, conns);
-        /* The ping-pong right before each latency run: the shared host drifts over
-         * minutes, so a ratio is taken between neighbours, then its median. */
-        run_pingpong(lat, 1, &pp50[r], &pp99[r]);
-        run_done_latency(sock, lat, &p50s[r], &p99s[r]);
+        run_latency_pair(sock, lat, &p50s[r], &p99s[r], &pp50[r], &pp99[r]);
         ratio[r] = p50s[r] / pp50[r];
     }
     stop_server(pid);
@@ -381,7 +458,7 @@ static void bench_server(const char *label, char *const argv[], const char *sock
     snprintf(name, sizeof name, "ipc.%s.done_p99_us", label);
     bench_report(name, bench_median(p99s, runs), "us");
     snprintf(name, sizeof name, "ipc.%s.pingpong_p50_us", label);
-    bench_report(name, bench_median(pp50, runs), "us (C ping-pong, each run just before the latency run)");
+    bench_report(name, bench_median(pp50, runs), "us (C ping-pong, in blocks alternating with the latency run)");
     snprintf(name, sizeof name, "ipc.%s.done_over_pingpong", label);
     bench_report(name, bench_median(ratio, runs), "x (median of the per-run ratios)");
 }
