@@ -1,4 +1,4 @@
-/* cp_decode.c: a recursive MessagePack decoder over a complete message. */
+/* cp_decode.c: a MessagePack decoder over a complete message, in one loop. */
 #include "cp_decode.h"
 
 #include <errno.h>
@@ -72,81 +72,11 @@ static int cp_dec_ext(cp_dec *d, msgpack_object *o, uint32_t n)
     return 0;
 }
 
-static int cp_dec_value(cp_dec *d, msgpack_object *o, unsigned depth);
-
-/* Each element takes at least one byte (a pair two): a count the rest of the message
- * cannot hold is refused before anything is allocated for it. */
-static int cp_dec_array(cp_dec *d, msgpack_object *o, uint32_t n, unsigned depth)
+/* Everything from 0xc0 to 0xdf but the containers: one tag each, then a fixed width or a
+ * length. Integers of a signed type that hold a value >= 0 are positive integers, as
+ * msgpack-c has them. */
+static int cp_dec_tagged(cp_dec *d, msgpack_object *o, uint8_t b)
 {
-    if (depth >= CP_MAX_DEPTH || n > (size_t)(d->end - d->p))
-        return -EPROTO;
-    o->type = MSGPACK_OBJECT_ARRAY;
-    o->via.array.size = n;
-    o->via.array.ptr = NULL;
-    if (!n)
-        return 0;
-    msgpack_object *items = msgpack_zone_malloc(d->z, (size_t)n * sizeof *items);
-    if (!items)
-        return -ENOMEM;
-    o->via.array.ptr = items;
-    for (uint32_t i = 0; i < n; i++) {
-        int rc = cp_dec_value(d, &items[i], depth + 1);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int cp_dec_map(cp_dec *d, msgpack_object *o, uint32_t n, unsigned depth)
-{
-    if (depth >= CP_MAX_DEPTH || n > (size_t)(d->end - d->p) / 2)
-        return -EPROTO;
-    o->type = MSGPACK_OBJECT_MAP;
-    o->via.map.size = n;
-    o->via.map.ptr = NULL;
-    if (!n)
-        return 0;
-    msgpack_object_kv *kv = msgpack_zone_malloc(d->z, (size_t)n * sizeof *kv);
-    if (!kv)
-        return -ENOMEM;
-    o->via.map.ptr = kv;
-    for (uint32_t i = 0; i < n; i++) {
-        int rc = cp_dec_value(d, &kv[i].key, depth + 1);
-        if (rc < 0 || (rc = cp_dec_value(d, &kv[i].val, depth + 1)) < 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int cp_dec_value(cp_dec *d, msgpack_object *o, unsigned depth)
-{
-    if (d->p >= d->end)
-        return -EPROTO;
-    uint8_t b = *d->p++;
-    uint32_t n;
-    if (b <= 0x7f) {
-        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-        o->via.u64 = b;
-        return 0;
-    }
-    if (b >= 0xe0) {
-        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
-        o->via.i64 = (int8_t)b;
-        return 0;
-    }
-    switch (b & 0xf0) {
-    case 0x80:
-        return cp_dec_map(d, o, b & 0x0f, depth);
-    case 0x90:
-        return cp_dec_array(d, o, b & 0x0f, depth);
-    case 0xa0:
-    case 0xb0:
-        return cp_dec_bytes(d, o, MSGPACK_OBJECT_STR, b & 0x1f);
-    default:
-        break;
-    }
-    /* 0xc0-0xdf: one tag each. Integers of a signed type that hold a value >= 0 are
-     * positive integers, as msgpack-c has them. */
     static const uint8_t width[32] = {
         [0x04] = 1, [0x05] = 2, [0x06] = 4,             /* bin 8/16/32 */
         [0x07] = 1, [0x08] = 2, [0x09] = 4,             /* ext 8/16/32 */
@@ -154,9 +84,8 @@ static int cp_dec_value(cp_dec *d, msgpack_object *o, unsigned depth)
         [0x0c] = 1, [0x0d] = 2, [0x0e] = 4, [0x0f] = 8, /* uint 8..64 */
         [0x10] = 1, [0x11] = 2, [0x12] = 4, [0x13] = 8, /* int 8..64 */
         [0x19] = 1, [0x1a] = 2, [0x1b] = 4,             /* str 8/16/32 */
-        [0x1c] = 2, [0x1d] = 4,                         /* array 16/32 */
-        [0x1e] = 2, [0x1f] = 4,                         /* map 16/32 */
     };
+    uint32_t n;
     switch (b) {
     case 0xc0:
         o->type = MSGPACK_OBJECT_NIL;
@@ -231,22 +160,93 @@ static int cp_dec_value(cp_dec *d, msgpack_object *o, unsigned depth)
     case 0xc8:
     case 0xc9:
         return cp_dec_ext(d, o, n);
-    case 0xd9:
-    case 0xda:
-    case 0xdb:
+    default: /* 0xd9, 0xda, 0xdb */
         return cp_dec_bytes(d, o, MSGPACK_OBJECT_STR, n);
-    case 0xdc:
-    case 0xdd:
-        return cp_dec_array(d, o, n, depth);
-    default: /* 0xde, 0xdf */
-        return cp_dec_map(d, o, n, depth);
+    }
+}
+
+/* The walk is a loop, not a recursion: a value is decoded into the next free slot of the
+ * innermost open container; a container with elements becomes the innermost, its parent's
+ * place kept on a stack of at most CP_MAX_DEPTH. A map's pairs are laid out as
+ * msgpack_object_kv, i.e. key and value alternate: a map of n pairs is 2n slots.
+ * Each element takes at least one byte (a pair two): a count the rest of the bytes cannot
+ * hold is refused before anything is allocated for it. */
+static int cp_dec_walk(cp_dec *d, msgpack_object *out)
+{
+    struct {
+        msgpack_object *slot;
+        uint32_t left;
+    } stack[CP_MAX_DEPTH];
+    unsigned depth = 0;
+    msgpack_object *o = out;
+    uint32_t left = 1; /* slots still to fill in the innermost container */
+    for (;;) {
+        if (d->p >= d->end)
+            return -EPROTO;
+        uint8_t b = *d->p++;
+        uint32_t n = 0;
+        int container = 0; /* 1 array, 2 map */
+        if (b <= 0x7f) {
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = b;
+        } else if (b >= 0xe0) {
+            o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            o->via.i64 = (int8_t)b;
+        } else if (b <= 0x8f) {
+            container = 2, n = b & 0x0f;
+        } else if (b <= 0x9f) {
+            container = 1, n = b & 0x0f;
+        } else if (b <= 0xbf) {
+            if (cp_dec_bytes(d, o, MSGPACK_OBJECT_STR, b & 0x1f) < 0)
+                return -EPROTO;
+        } else if (b >= 0xdc && b <= 0xdf) { /* array 16/32, map 16/32 */
+            if (cp_dec_len(d, (b & 1) ? 4 : 2, &n) < 0)
+                return -EPROTO;
+            container = b <= 0xdd ? 1 : 2;
+        } else {
+            int rc = cp_dec_tagged(d, o, b);
+            if (rc < 0)
+                return rc;
+        }
+        if (container) {
+            if (depth >= CP_MAX_DEPTH || (size_t)n * (unsigned)container > (size_t)(d->end - d->p))
+                return -EPROTO;
+            o->type = container == 1 ? MSGPACK_OBJECT_ARRAY : MSGPACK_OBJECT_MAP;
+            o->via.array.size = n; /* array and map share the layout of size and ptr */
+            o->via.array.ptr = NULL;
+            if (n) {
+                size_t slots = (size_t)n * (unsigned)container;
+                msgpack_object *items = msgpack_zone_malloc(d->z, slots * sizeof *items);
+                if (!items)
+                    return -ENOMEM;
+                if (container == 1)
+                    o->via.array.ptr = items;
+                else
+                    o->via.map.ptr = (msgpack_object_kv *)items;
+                stack[depth].slot = o + 1;
+                stack[depth].left = left - 1;
+                depth++;
+                o = items;
+                left = (uint32_t)slots;
+                continue;
+            }
+        }
+        o++;
+        left--;
+        while (!left) {
+            if (!depth)
+                return 0;
+            depth--;
+            o = stack[depth].slot;
+            left = stack[depth].left;
+        }
     }
 }
 
 int cp_decode(const uint8_t *msg, size_t len, msgpack_zone *z, msgpack_object *out)
 {
     cp_dec d = { .p = msg, .end = msg + len, .z = z };
-    int rc = cp_dec_value(&d, out, 0);
+    int rc = cp_dec_walk(&d, out);
     if (rc < 0)
         return rc;
     return d.p == d.end ? 0 : -EPROTO;
@@ -255,6 +255,6 @@ int cp_decode(const uint8_t *msg, size_t len, msgpack_zone *z, msgpack_object *o
 ssize_t cp_decode_first(const uint8_t *buf, size_t avail, msgpack_zone *z, msgpack_object *out)
 {
     cp_dec d = { .p = buf, .end = buf + avail, .z = z };
-    int rc = cp_dec_value(&d, out, 0);
+    int rc = cp_dec_walk(&d, out);
     return rc < 0 ? rc : (ssize_t)(d.p - buf);
 }

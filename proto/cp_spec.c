@@ -47,7 +47,8 @@ int cp_spec_parse(const msgpack_object *params, cp_spec *s, cp_error *err)
     s->has_name = rc == 1;
     if ((rc = cp_val_str(f[CP_F_GROUP], "group", false, CP_MAX_GROUP, &s->group, err)) < 0)
         return rc;
-    if (!cp_group_name_ok(s->group))
+    s->has_group = rc == 1;
+    if (s->has_group && !cp_group_name_ok(s->group))
         return cp_fail(err, CP_BAD_REQUEST, "group must be 1 to %u characters of A-Z a-z 0-9 . _ -",
                        CP_MAX_GROUP);
     if ((rc = cp_val_int(f[CP_F_PRIORITY], "priority", false, -CP_MAX_PRIORITY, CP_MAX_PRIORITY, &s->priority,

@@ -19,6 +19,7 @@ typedef struct cp_spec {
     cp_str name;
     bool has_name;
     cp_str group; /* "default" when absent */
+    bool has_group;
     int64_t priority;
     uint64_t *after; /* malloc'd; cp_spec_free */
     size_t n_after;

@@ -776,7 +776,8 @@ int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, s
                      uid, u->active, t->lim.max_active_per_uid);
         goto fail;
     }
-    if (!(r->group = srv_table_group(t, sp.group, true))) {
+    /* Most tasks name no group: the default one is first, no lookup needed. */
+    if (!(r->group = sp.has_group ? srv_table_group(t, sp.group, true) : t->groups)) {
         rc = cp_fail(err, CP_QUOTA_EXCEEDED, "cannot create group \"%.*s\": at most %u groups",
                      (int)sp.group.len, sp.group.ptr, SRV_MAX_GROUPS);
         goto fail;
