@@ -124,3 +124,10 @@ size_t srv_group_queued(const srv_group *g)
 {
     return g->ready_wait.n + g->ready_work.n;
 }
+
+bool srv_group_admits(const srv_group *g, const srv_ready *it)
+{
+    if (g->paused || g->ready_wait.n)
+        return false;
+    return !it->work || (!g->ready_work.n && (!g->parallel || g->busy < g->parallel));
+}

@@ -47,5 +47,10 @@ void srv_group_dequeue(srv_group *g, srv_ready *it);
 /* The next queued task the group lets start now, taken off its queue; NULL if none. */
 srv_ready *srv_group_pop(srv_group *g);
 size_t srv_group_queued(const srv_group *g);
+/* True only when `it`, were it queued now, would be the next to start and could start at
+ * once: the group is not paused, nothing is queued that might go first, and work finds a
+ * free slot. (Conservative: a queued task of lower priority also says no; the queue then
+ * decides, as it always did.) */
+bool srv_group_admits(const srv_group *g, const srv_ready *it);
 
 #endif

@@ -625,6 +625,10 @@ static void srv_rec_ready(srv_rec *r)
     r->stage = ST_READY;
     r->ready.priority = r->priority;
     r->ready.id = r->id;
+    if (!r->group->pumping && srv_group_admits(r->group, &r->ready)) {
+        srv_rec_start(r); /* nothing ahead of it: no trip through the queue */
+        return;
+    }
     if (srv_group_queue(r->group, &r->ready) < 0) {
         srv_rec_fail(r, "internal", "out of memory queueing the task");
         return;

@@ -89,11 +89,63 @@ static void test_pause_parallel_and_waits(void **state)
     srv_group_free(g);
 }
 
+/* srv_group_admits says "start it now" only when queueing the item and popping would hand
+ * back that same item; in each case below, exactly then: paused, a wait ahead, work ahead,
+ * no free slot all say no. */
+static bool admits_matches_pop(srv_group *g, srv_ready *it)
+{
+    bool admits = srv_group_admits(g, it);
+    srv_group_queue(g, it);
+    srv_ready *got = srv_group_pop(g);
+    bool popped = got == it;
+    if (got && got != it)
+        srv_group_queue(g, got); /* put back what was ahead */
+    if (!popped)
+        srv_group_dequeue(g, it);
+    assert_int_equal(admits, popped);
+    return admits;
+}
+
+static void test_admits(void **state)
+{
+    (void)state;
+    srv_group *g = group(1);
+    srv_ready job, nap, ahead_job, ahead_nap;
+    item(&job, 0, 10, true);
+    item(&nap, 0, 11, false);
+    item(&ahead_job, 0, 1, true);
+    item(&ahead_nap, 0, 2, false);
+    assert_true(admits_matches_pop(g, &job));
+    assert_true(admits_matches_pop(g, &nap));
+    g->paused = true;
+    assert_false(admits_matches_pop(g, &job));
+    assert_false(admits_matches_pop(g, &nap));
+    g->paused = false;
+    g->busy = 1; /* the one slot is taken */
+    assert_false(admits_matches_pop(g, &job));
+    assert_true(admits_matches_pop(g, &nap)); /* a wait takes no slot */
+    g->busy = 0;
+    srv_group_queue(g, &ahead_job);
+    assert_false(admits_matches_pop(g, &job)); /* work queued before it */
+    assert_true(admits_matches_pop(g, &nap));
+    srv_group_dequeue(g, &ahead_job);
+    srv_group_queue(g, &ahead_nap);
+    assert_false(admits_matches_pop(g, &job)); /* a wait queued before it */
+    assert_false(admits_matches_pop(g, &nap));
+    srv_group_dequeue(g, &ahead_nap);
+    g->parallel = 0; /* no bound */
+    g->busy = 100;
+    assert_true(admits_matches_pop(g, &job));
+    assert_int_equal(srv_group_queued(g), 0);
+    srv_group_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_priority_then_id),
         cmocka_unit_test(test_pause_parallel_and_waits),
+        cmocka_unit_test(test_admits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
