@@ -1,7 +1,12 @@
 /* kind: the task kinds and their table. A kind validates its `args` at submit time into
- * a parsed form it owns, names the other tasks it refers to (gather's members), and
- * starts a body — a runtime task — once the record is ready to run. A new kind is a new
- * file and a row in kinds.c. */
+ * a parsed form, names the other tasks it refers to (gather's members), and starts a
+ * body — a runtime task — once the record is ready to run. A new kind is a new file and
+ * a row in kinds.c.
+ *
+ * The parsed form lives in a block of the record itself (args_size bytes, at most
+ * KIND_ARGS_MAX, zeroed before validate): no allocation of its own on the path of every
+ * submit. A kind whose parsed form is larger, or must outlive the record's stage (exec's,
+ * which a running job still reads), keeps a pointer to it there. */
 #ifndef KIND_H
 #define KIND_H
 
@@ -26,7 +31,7 @@ typedef struct kind_env {
 typedef struct kind_start {
     co_sched *sched;
     co_task_opts opts;         /* id, name, timeout of the record */
-    void *args;                /* what validate produced */
+    void *args;                /* the parsed form validate filled */
     co_future *const *refs;    /* the futures of the ids `refs` named, in order */
     size_t nrefs;
     uint32_t owner;            /* the record's owner uid */
@@ -38,17 +43,27 @@ typedef struct kind_ops {
     bool available;  /* false: defined by the contract, arrives in a later version */
     bool takes_slot; /* does work (runs a program): counts against its group's `parallel` */
     bool has_output; /* has stdout/stderr files the `output` method reads */
-    /* Parse and check args (may be NULL when absent). Returns 0 or -EINVAL with err. */
-    int (*validate)(const msgpack_object *args, void **parsed, cp_error *err);
+    size_t args_size; /* bytes of the parsed form, <= KIND_ARGS_MAX */
+    /* Parse and check args (may be NULL when absent) into `parsed`. Returns 0, or
+     * -EINVAL with err and nothing left to free. */
+    int (*validate)(const msgpack_object *args, void *parsed, cp_error *err);
     /* Task ids the parsed args refer to (may be none). */
     void (*refs)(const void *parsed, const uint64_t **ids, size_t *n);
     int (*start)(const kind_start *ks, co_task **body);
+    /* Release what the parsed form owns (not the block itself). */
     void (*free)(void *parsed);
     /* Optional: the command line for records (exec), shortened to fit KIND_COMMAND_MAX. */
     const char *(*command)(const void *parsed);
 } kind_ops;
 
 #define KIND_COMMAND_MAX 256u
+#define KIND_ARGS_MAX 32u /* bytes of a parsed form inside a record */
+
+/* A block for a parsed form, aligned for anything a kind keeps there. */
+typedef union kind_args_block {
+    max_align_t align;
+    unsigned char bytes[KIND_ARGS_MAX];
+} kind_args_block;
 
 /* Prefix an error from a field getter with "args." so it says where the field lives. */
 int kind_args_error(cp_error *err);

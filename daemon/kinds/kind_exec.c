@@ -101,7 +101,9 @@ static void exec_describe(exec_args *a)
         memcpy(a->command + cap - 4, "...", 4);
 }
 
-static int exec_validate(const msgpack_object *args, void **parsed, cp_error *err)
+/* The record's block holds a pointer: a running job keeps the args past the record's
+ * stage (they are reference counted). */
+static int exec_validate(const msgpack_object *args, void *parsed, cp_error *err)
 {
     if (!args)
         return cp_fail(err, CP_BAD_REQUEST, "args.argv is required for an exec");
@@ -238,7 +240,7 @@ static int exec_validate(const msgpack_object *args, void **parsed, cp_error *er
     if (got)
         a->output_limit = lim;
     exec_describe(a);
-    *parsed = a;
+    *(exec_args **)parsed = a;
     return 0;
 fail:
     exec_args_unref(a);
@@ -254,12 +256,14 @@ static void exec_refs(const void *parsed, const uint64_t **ids, size_t *n)
 
 static void exec_free(void *parsed)
 {
-    exec_args_unref(parsed);
+    exec_args **a = parsed;
+    exec_args_unref(*a);
+    *a = NULL;
 }
 
 static const char *exec_command(const void *parsed)
 {
-    return ((const exec_args *)parsed)->command;
+    return (*(exec_args *const *)parsed)->command;
 }
 
 /* ---- the job ---- */
@@ -596,7 +600,7 @@ static int exec_start(const kind_start *ks, co_task **body)
     exec_job *j = calloc(1, sizeof *j);
     if (!j)
         return -ENOMEM;
-    exec_args *a = ks->args;
+    exec_args *a = *(exec_args **)ks->args;
     j->a = a;
     a->refs++;
     j->sched = ks->sched;
@@ -628,5 +632,5 @@ static int exec_start(const kind_start *ks, co_task **body)
 }
 
 const kind_ops kind_exec = { .name = "exec", .available = true, .takes_slot = true, .has_output = true,
-                             .validate = exec_validate, .refs = exec_refs, .start = exec_start,
+                             .args_size = sizeof(exec_args *), .validate = exec_validate, .refs = exec_refs, .start = exec_start,
                              .free = exec_free, .command = exec_command };

@@ -11,21 +11,20 @@ typedef struct gather_args {
     bool return_exceptions;
 } gather_args;
 
-static int gather_validate(const msgpack_object *args, void **parsed, cp_error *err)
+_Static_assert(sizeof(gather_args) <= KIND_ARGS_MAX, "gather_args lives in the record");
+
+static int gather_validate(const msgpack_object *args, void *parsed, cp_error *err)
 {
+    gather_args *a = parsed;
     if (!args)
         return cp_fail(err, CP_BAD_REQUEST, "args.ids is required for a gather");
-    gather_args *a = calloc(1, sizeof *a);
-    if (!a)
-        return cp_fail(err, CP_INTERNAL, "out of memory");
     if (cp_get_ids(args, "ids", true, KIND_MAX_GATHER, &a->ids, &a->n, err) < 0 ||
         cp_get_bool(args, "return_exceptions", false, &a->return_exceptions, err) < 0) {
         kind_args_error(err);
         free(a->ids);
-        free(a);
+        a->ids = NULL;
         return -EINVAL;
     }
-    *parsed = a;
     return 0;
 }
 
@@ -45,11 +44,10 @@ static int gather_start(const kind_start *ks, co_task **body)
 static void gather_free(void *parsed)
 {
     gather_args *a = parsed;
-    if (a)
-        free(a->ids);
-    free(a);
+    free(a->ids);
+    a->ids = NULL;
 }
 
-const kind_ops kind_gather = { .name = "gather", .available = true,
+const kind_ops kind_gather = { .name = "gather", .available = true, .args_size = sizeof(gather_args),
                                .validate = gather_validate, .refs = gather_refs,
                                .start = gather_start, .free = gather_free };

@@ -11,18 +11,16 @@ typedef struct sleep_args {
     co_value result; /* packed copy of args.result; nil when absent */
 } sleep_args;
 
-static int sleep_validate(const msgpack_object *args, void **parsed, cp_error *err)
+_Static_assert(sizeof(sleep_args) <= KIND_ARGS_MAX, "sleep_args lives in the record");
+
+static int sleep_validate(const msgpack_object *args, void *parsed, cp_error *err)
 {
+    sleep_args *a = parsed;
     if (!args)
         return cp_fail(err, CP_BAD_REQUEST, "args.seconds is required for a sleep");
-    sleep_args *a = malloc(sizeof *a); /* not calloc: see srv_table_submit */
-    if (!a)
-        return cp_fail(err, CP_INTERNAL, "out of memory");
-    *a = (sleep_args){ .result = CO_VALUE_NIL };
     if (cp_get_seconds(args, "seconds", true, 0, CP_MAX_SECONDS, &a->seconds, err) < 0) {
         /* The getter names the field as "seconds"; say where it lives. */
         kind_args_error(err);
-        free(a);
         return -EINVAL;
     }
     const msgpack_object *r = cp_get(args, "result");
@@ -34,12 +32,9 @@ static int sleep_validate(const msgpack_object *args, void **parsed, cp_error *e
         msgpack_pack_object(&pk, *r);
         int rc = co_value_copy(&a->result, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
-        if (rc < 0) {
-            free(a);
+        if (rc < 0)
             return cp_fail(err, CP_INTERNAL, "out of memory");
-        }
     }
-    *parsed = a;
     return 0;
 }
 
@@ -59,11 +54,9 @@ static int sleep_start(const kind_start *ks, co_task **body)
 static void sleep_free(void *parsed)
 {
     sleep_args *a = parsed;
-    if (a)
-        co_value_free(&a->result);
-    free(a);
+    co_value_free(&a->result);
 }
 
-const kind_ops kind_sleep = { .name = "sleep", .available = true,
+const kind_ops kind_sleep = { .name = "sleep", .available = true, .args_size = sizeof(sleep_args),
                               .validate = sleep_validate, .refs = sleep_refs,
                               .start = sleep_start, .free = sleep_free };

@@ -8,6 +8,7 @@
  * evicts the record, and so does every wait or subscription that will still read it. */
 #include "srv_table.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -42,7 +43,8 @@ struct srv_rec {
     bool cancelling; /* a cancel reached it: a failing body is not retried */
     srv_ready ready; /* its place in its group's ready queue */
     const kind_ops *kind;
-    void *args;
+    void *args; /* &args_block once validated, NULL once released */
+    kind_args_block args_block;
     char *name;
     char *command; /* exec: its command line, kept after the args are freed */
     srv_group *group;
@@ -360,7 +362,7 @@ static void srv_rec_release_stage(srv_rec *r)
         co_task_unref(r->body);
         r->body = NULL;
     }
-    if (r->kind && r->kind->free) {
+    if (r->args && r->kind->free) {
         r->kind->free(r->args);
         r->args = NULL;
     }
@@ -767,8 +769,10 @@ int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, s
         return cp_fail(err, CP_INTERNAL, "out of memory");
     }
     *r = (srv_rec){ .kind = kind, .nuse = 1, .table = t, .started_at = NAN, .finished_at = NAN };
-    if ((rc = kind->validate(sp.args, &r->args, err)) < 0)
+    assert(kind->args_size <= sizeof r->args_block);
+    if ((rc = kind->validate(sp.args, &r->args_block, err)) < 0)
         goto fail;
+    r->args = &r->args_block;
 
     srv_uid_count *u = srv_uid(t, uid, true);
     if (!u) {

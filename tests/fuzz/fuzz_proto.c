@@ -96,9 +96,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             cp_spec sp;
             if (cp_spec_parse(rq.params, &sp, &err) == 0) {
                 const kind_ops *k = kind_find(sp.kind);
-                void *parsed = NULL;
+                kind_args_block parsed = { 0 };
                 if (k && k->available && k->validate(sp.args, &parsed, &err) == 0 && k->free)
-                    k->free(parsed);
+                    k->free(&parsed);
             }
             cp_spec_free(&sp);
             uint64_t *ids;
