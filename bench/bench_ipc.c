@@ -3,10 +3,12 @@
  *   ipc.*.pipelined_1conn_per_s   submits of sleep-0 tasks, pipelined on one connection
  *                                 (a writer thread sends, the reader counts answers)
  *   ipc.*.pipelined_Kconn_per_s   the same over K connections at once
- *   ipc.*.done_p50_us / p99_us    submit → task.done, one task in flight (subscribe all)
- *   ipc.*.pingpong_p50_us         the C ping-pong below, alternating with the latency run in
- *                                 blocks of 500 round trips
+ *   ipc.*.done_p50_us / p99_us    submit → task.done, one task in flight (subscribe all),
+ *                                 the server on another CPU than the client (see placement)
+ *   ipc.*.pingpong_p50_us         the C ping-pong below, placed alike, alternating with the
+ *                                 latency run in blocks of 500 round trips
  *   ipc.*.done_over_pingpong      done_p50 / that ping-pong, per run; the median
+ *   ipc.*.same_cpu.*              the same three with server and client on one CPU
  *   ipc.pingpong_p50_us / p99_us  a 64-byte echo over a Unix socket between two
  *                                 processes, as client and daemon are: the floor
  *   ipc.pingpong_threads_p50_us   the same between two threads of one process (shown
@@ -15,6 +17,7 @@
  *                                 event-loop server does (shown for scale)
  * Usage: bench_ipc --corod PATH [--peer SCRIPT] [--n N] [--conns K] [--lat N] [--runs R] [--json] */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,6 +32,7 @@
 #include "cp_decode.h"
 #include "cp_frame.h"
 #include "cp_msg.h"
+#include "cp_out.h"
 
 static int connect_to(const char *path)
 {
@@ -124,12 +128,28 @@ static const msgpack_object *reader_next(reader *r)
     }
 }
 
-static void pack_submit(msgpack_packer *pk, uint32_t msgid)
+/* [0, msgid, "submit", [{kind: "sleep", args: {seconds: 0.0}}]], packed as the daemon
+ * packs (cp_out). */
+static void pack_submit(cp_out *o, uint32_t msgid)
 {
-    cp_pack_request(pk, msgid, "submit");
-    msgpack_pack_map(pk, 2);
-    cp_pack_str(pk, "kind"), cp_pack_str(pk, "sleep");
-    cp_pack_str(pk, "args"), msgpack_pack_map(pk, 1), cp_pack_str(pk, "seconds"), msgpack_pack_double(pk, 0);
+    uint8_t *p = cp_out_reserve(o, 64);
+    if (!p) {
+        fprintf(stderr, "bench_ipc: out of memory\n");
+        exit(1);
+    }
+    p = cp_put_array(p, 4);
+    p = cp_put_uint(p, CP_REQUEST);
+    p = cp_put_uint(p, msgid);
+    p = cp_put_lit(p, "submit");
+    p = cp_put_array(p, 1);
+    p = cp_put_map(p, 2);
+    p = cp_put_lit(p, "kind");
+    p = cp_put_lit(p, "sleep");
+    p = cp_put_lit(p, "args");
+    p = cp_put_map(p, 1);
+    p = cp_put_lit(p, "seconds");
+    p = cp_put_double(p, 0);
+    cp_out_commit(o, p);
 }
 
 /* ---- pipelined submits ---- */
@@ -143,18 +163,16 @@ typedef struct pipe_job {
 static void *pipe_writer(void *arg)
 {
     pipe_job *j = arg;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    cp_out o;
+    cp_out_init(&o);
     for (long i = 0; i < j->n; i++) {
-        pack_submit(&pk, (uint32_t)(i + 1));
-        if (sb.size >= 64 * 1024 || i == j->n - 1) {
-            write_all(j->fd, sb.data, sb.size);
-            msgpack_sbuffer_clear(&sb);
+        pack_submit(&o, (uint32_t)(i + 1));
+        if (o.size >= 64 * 1024 || i == j->n - 1) {
+            write_all(j->fd, (const char *)o.data, o.size);
+            cp_out_clear(&o);
         }
     }
-    msgpack_sbuffer_destroy(&sb);
+    cp_out_free(&o);
     return NULL;
 }
 
@@ -216,8 +234,7 @@ static void percentiles(double *v, int n, double *p50, double *p99)
 typedef struct done_client {
     int fd;
     reader r;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
+    cp_out out;
     uint32_t msgid;
 } done_client;
 
@@ -228,11 +245,16 @@ static void done_open(done_client *d, const char *path)
         exit(1);
     }
     reader_init(&d->r, d->fd);
-    msgpack_sbuffer_init(&d->sb);
-    msgpack_packer_init(&d->pk, &d->sb, msgpack_sbuffer_write);
-    cp_pack_request(&d->pk, 1, "subscribe");
-    msgpack_pack_map(&d->pk, 1), cp_pack_str(&d->pk, "all"), msgpack_pack_true(&d->pk);
-    write_all(d->fd, d->sb.data, d->sb.size);
+    cp_out_init(&d->out);
+    cp_out_array(&d->out, 4);
+    cp_out_uint(&d->out, CP_REQUEST);
+    cp_out_uint(&d->out, 1);
+    cp_out_lit(&d->out, "subscribe");
+    cp_out_array(&d->out, 1);
+    cp_out_map(&d->out, 1);
+    cp_out_lit(&d->out, "all");
+    cp_out_bool(&d->out, true);
+    write_all(d->fd, (const char *)d->out.data, d->out.size);
     reader_next(&d->r);
     d->msgid = 2;
 }
@@ -240,10 +262,10 @@ static void done_open(done_client *d, const char *path)
 /* Microseconds from the submit's write to its task.done. */
 static double done_once(done_client *d)
 {
-    msgpack_sbuffer_clear(&d->sb);
-    pack_submit(&d->pk, d->msgid++);
+    cp_out_clear(&d->out);
+    pack_submit(&d->out, d->msgid++);
     double t0 = bench_now();
-    write_all(d->fd, d->sb.data, d->sb.size);
+    write_all(d->fd, (const char *)d->out.data, d->out.size);
     /* The response names the task; then its notification. Notifications of earlier
      * tasks (a previous run's, still ending) must not count. */
     uint64_t id = 0;
@@ -263,7 +285,7 @@ static double done_once(done_client *d)
 
 static void done_close(done_client *d)
 {
-    msgpack_sbuffer_destroy(&d->sb);
+    cp_out_free(&d->out);
     reader_free(&d->r);
     close(d->fd);
 }
@@ -315,6 +337,35 @@ static void *echo_epoll(void *arg)
     return NULL;
 }
 
+/* ---- placement ----
+ * On a machine with few CPUs the scheduler decides whether a server runs beside its
+ * client or on another CPU, and that alone moves a round trip by a third (a server on
+ * the client's CPU needs no cross-CPU wake-up; here, 2 vCPUs, 15 against 24 us). So the
+ * latency runs place both sides themselves: the client on one CPU, the server — corod,
+ * the asyncio peer or the echo — on another ("cross"), or all on the client's ("same").
+ * Outside the latency runs nothing is pinned. */
+
+static int online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* pid 0: the calling thread. cpu < 0: every CPU again. */
+static void pin(pid_t pid, int cpu)
+{
+    cpu_set_t cs;
+    CPU_ZERO(&cs);
+    if (cpu >= 0) {
+        CPU_SET(cpu, &cs);
+    } else {
+        for (int i = 0; i < online_cpus() && i < CPU_SETSIZE; i++)
+            CPU_SET(i, &cs);
+    }
+    if (sched_setaffinity(pid, sizeof cs, &cs) < 0)
+        perror("bench_ipc: sched_setaffinity");
+}
+
 /* A 64-byte echo partner. processes: 0 a thread, 1 a process, 2 a process waiting in epoll. */
 typedef struct pingpong {
     int sv[2];
@@ -323,7 +374,8 @@ typedef struct pingpong {
     pthread_t t;
 } pingpong;
 
-static void pingpong_open(pingpong *p, int processes)
+/* echo_cpu >= 0: the echo process runs there. */
+static void pingpong_open(pingpong *p, int processes, int echo_cpu)
 {
     p->processes = processes;
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, p->sv) < 0) {
@@ -333,6 +385,8 @@ static void pingpong_open(pingpong *p, int processes)
     if (processes) {
         if ((p->child = fork()) == 0) {
             close(p->sv[0]);
+            if (echo_cpu >= 0)
+                pin(0, echo_cpu);
             (processes == 2 ? echo_epoll : echo_thread)(&p->sv[1]);
             _exit(0);
         }
@@ -370,7 +424,7 @@ static void pingpong_close(pingpong *p)
 static void run_pingpong(int n, int processes, double *p50, double *p99)
 {
     pingpong p;
-    pingpong_open(&p, processes);
+    pingpong_open(&p, processes, -1);
     double *lat = malloc((size_t)n * sizeof *lat);
     for (int i = 0; i < n; i++)
         lat[i] = pingpong_once(&p);
@@ -384,12 +438,18 @@ static void run_pingpong(int n, int processes, double *p50, double *p99)
  * see the same host. */
 #define LAT_BLOCK 500
 
-static void run_latency_pair(const char *path, int n, double *p50, double *p99, double *pp50, double *pp99)
+/* server_cpu < 0: nothing pinned (a machine with one CPU). */
+static void run_latency_pair(const char *path, pid_t server, int client_cpu, int server_cpu, int n, double *p50,
+                             double *p99, double *pp50, double *pp99)
 {
     done_client d;
     pingpong p;
+    if (server_cpu >= 0) {
+        pin(0, client_cpu);
+        pin(server, server_cpu);
+    }
     done_open(&d, path);
-    pingpong_open(&p, 1);
+    pingpong_open(&p, 1, server_cpu);
     double *lat = malloc((size_t)n * sizeof *lat), *pp = malloc((size_t)n * sizeof *pp);
     for (int i = 0; i < n; i += LAT_BLOCK) {
         int end = i + LAT_BLOCK < n ? i + LAT_BLOCK : n;
@@ -400,6 +460,10 @@ static void run_latency_pair(const char *path, int n, double *p50, double *p99, 
     }
     pingpong_close(&p);
     done_close(&d);
+    if (server_cpu >= 0) {
+        pin(0, -1);
+        pin(server, -1);
+    }
     percentiles(lat, n, p50, p99);
     percentiles(pp, n, pp50, pp99);
     free(lat);
@@ -435,17 +499,37 @@ static void stop_server(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
+static void report_latency(const char *label, const char *where, double *p50s, double *p99s, double *pp50,
+                           double *ratio, int runs)
+{
+    char name[96];
+    snprintf(name, sizeof name, "ipc.%s.%sdone_p50_us", label, where);
+    bench_report(name, bench_median(p50s, runs), "us (submit -> task.done)");
+    snprintf(name, sizeof name, "ipc.%s.%sdone_p99_us", label, where);
+    bench_report(name, bench_median(p99s, runs), "us");
+    snprintf(name, sizeof name, "ipc.%s.%spingpong_p50_us", label, where);
+    bench_report(name, bench_median(pp50, runs), "us (C ping-pong, in blocks alternating with the latency run)");
+    snprintf(name, sizeof name, "ipc.%s.%sdone_over_pingpong", label, where);
+    bench_report(name, bench_median(ratio, runs), "x (median of the per-run ratios)");
+}
+
 static void bench_server(const char *label, char *const argv[], const char *sock, long n, int conns, int lat,
                          int runs)
 {
     pid_t pid = start_server(argv, sock);
-    double one[32], many[32], p50s[32], p99s[32], pp50[32], pp99[32], ratio[32];
+    double one[32], many[32];
+    double p50s[2][32], p99s[2][32], pp50[2][32], pp99[2][32], ratio[2][32];
+    bool placed = online_cpus() >= 2;
     run_pipelined(sock, n / 10, 1); /* warm up */
     for (int r = 0; r < runs; r++) {
         one[r] = run_pipelined(sock, n, 1);
         many[r] = run_pipelined(sock, n, conns);
-        run_latency_pair(sock, lat, &p50s[r], &p99s[r], &pp50[r], &pp99[r]);
-        ratio[r] = p50s[r] / pp50[r];
+        /* [0]: the server on another CPU than the client; [1]: on the client's. */
+        for (int w = 0; w < (placed ? 2 : 1); w++) {
+            run_latency_pair(sock, pid, 0, placed ? w == 0 : -1, lat, &p50s[w][r], &p99s[w][r], &pp50[w][r],
+                             &pp99[w][r]);
+            ratio[w][r] = p50s[w][r] / pp50[w][r];
+        }
     }
     stop_server(pid);
     char name[96];
@@ -453,14 +537,9 @@ static void bench_server(const char *label, char *const argv[], const char *sock
     bench_report(name, bench_median(one, runs), "submits/s");
     snprintf(name, sizeof name, "ipc.%s.pipelined_%dconn_per_s", label, conns);
     bench_report(name, bench_median(many, runs), "submits/s");
-    snprintf(name, sizeof name, "ipc.%s.done_p50_us", label);
-    bench_report(name, bench_median(p50s, runs), "us (submit -> task.done)");
-    snprintf(name, sizeof name, "ipc.%s.done_p99_us", label);
-    bench_report(name, bench_median(p99s, runs), "us");
-    snprintf(name, sizeof name, "ipc.%s.pingpong_p50_us", label);
-    bench_report(name, bench_median(pp50, runs), "us (C ping-pong, in blocks alternating with the latency run)");
-    snprintf(name, sizeof name, "ipc.%s.done_over_pingpong", label);
-    bench_report(name, bench_median(ratio, runs), "x (median of the per-run ratios)");
+    report_latency(label, "", p50s[0], p99s[0], pp50[0], ratio[0], runs);
+    if (placed)
+        report_latency(label, "same_cpu.", p50s[1], p99s[1], pp50[1], ratio[1], runs);
 }
 
 int main(int argc, char **argv)
