@@ -173,6 +173,34 @@ class Exec(unittest.TestCase):
                 c.call("output", {"id": 10 ** 12})
             self.assertEqual(e.exception.code, "not_found")
 
+    def test_output_file_that_cannot_be_read_is_internal(self):
+        """A job's output file the daemon cannot read (a damaged or tampered state
+        directory) is the `internal` error, saying which file and why; a symlink planted
+        in its place is not followed; the daemon goes on serving."""
+        out = os.path.join(self.d.dir, "state", "output")
+        with self.client() as c:
+            linked = run(c, ["echo", "mine"])["id"]
+            made_dir = run(c, ["echo", "mine too"])["id"]
+            path = os.path.join(out, f"{linked}.out")
+            os.unlink(path)
+            os.symlink("/etc/passwd", path)
+            with self.assertRaises(RemoteError) as e:
+                c.call("output", {"id": linked})
+            self.assertEqual(e.exception.code, "internal")
+            self.assertIn(f"{linked}.out", e.exception.message)
+            self.assertIn("symbolic links", e.exception.message)
+            dpath = os.path.join(out, f"{made_dir}.out")
+            os.unlink(dpath)
+            os.mkdir(dpath)
+            with self.assertRaises(RemoteError) as e:
+                c.call("output", {"id": made_dir})
+            self.assertEqual(e.exception.code, "internal")
+            self.assertIn("Is a directory", e.exception.message)
+            # The connection and the daemon go on: the other stream still reads.
+            self.assertEqual(c.call("output", {"id": made_dir, "stream": "stderr"})["data"], b"")
+        with self.client() as c:
+            self.assertEqual(c.call("hello")["protocol"], 1)
+
     def test_bad_args(self):
         cases = [
             ({}, "args.argv"), ({"argv": []}, "args.argv"), ({"argv": "ls"}, "args.argv"),
