@@ -72,105 +72,14 @@ static int cp_dec_ext(cp_dec *d, msgpack_object *o, uint32_t n)
     return 0;
 }
 
-/* Everything from 0xc0 to 0xdf but the containers: one tag each, then a fixed width or a
- * length. Integers of a signed type that hold a value >= 0 are positive integers, as
- * msgpack-c has them. */
-static int cp_dec_tagged(cp_dec *d, msgpack_object *o, uint8_t b)
-{
-    static const uint8_t width[32] = {
-        [0x04] = 1, [0x05] = 2, [0x06] = 4,             /* bin 8/16/32 */
-        [0x07] = 1, [0x08] = 2, [0x09] = 4,             /* ext 8/16/32 */
-        [0x0a] = 4, [0x0b] = 8,                         /* float 32/64 */
-        [0x0c] = 1, [0x0d] = 2, [0x0e] = 4, [0x0f] = 8, /* uint 8..64 */
-        [0x10] = 1, [0x11] = 2, [0x12] = 4, [0x13] = 8, /* int 8..64 */
-        [0x19] = 1, [0x1a] = 2, [0x1b] = 4,             /* str 8/16/32 */
-    };
-    uint32_t n;
-    switch (b) {
-    case 0xc0:
-        o->type = MSGPACK_OBJECT_NIL;
-        return 0;
-    case 0xc2:
-    case 0xc3:
-        o->type = MSGPACK_OBJECT_BOOLEAN;
-        o->via.boolean = b == 0xc3;
-        return 0;
-    case 0xd4: /* fixext 1, 2, 4, 8, 16 */
-    case 0xd5:
-    case 0xd6:
-    case 0xd7:
-    case 0xd8:
-        return cp_dec_ext(d, o, 1u << (b - 0xd4));
-    case 0xc1:
-        return -EPROTO; /* never used */
-    default:
-        break;
-    }
-    int w = width[b - 0xc0];
-    if (cp_dec_need(d, (size_t)w) < 0)
-        return -EPROTO;
-    const uint8_t *p = d->p;
-    switch (b) {
-    case 0xca: {
-        uint32_t bits = cp_rd32(p);
-        float f;
-        memcpy(&f, &bits, 4);
-        o->type = MSGPACK_OBJECT_FLOAT32;
-        o->via.f64 = f;
-        d->p += 4;
-        return 0;
-    }
-    case 0xcb: {
-        uint64_t bits = cp_rd64(p);
-        o->type = MSGPACK_OBJECT_FLOAT64;
-        memcpy(&o->via.f64, &bits, 8);
-        d->p += 8;
-        return 0;
-    }
-    case 0xcc:
-    case 0xcd:
-    case 0xce:
-    case 0xcf:
-        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-        o->via.u64 = w == 1 ? p[0] : w == 2 ? cp_rd16(p) : w == 4 ? cp_rd32(p) : cp_rd64(p);
-        d->p += w;
-        return 0;
-    case 0xd0:
-    case 0xd1:
-    case 0xd2:
-    case 0xd3: {
-        int64_t v = w == 1 ? (int8_t)p[0] : w == 2 ? (int16_t)cp_rd16(p) : w == 4 ? (int32_t)cp_rd32(p)
-                                                                               : (int64_t)cp_rd64(p);
-        o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
-        o->via.i64 = v; /* u64 for the positive ones: the same bits */
-        d->p += w;
-        return 0;
-    }
-    default:
-        break;
-    }
-    if (cp_dec_len(d, w, &n) < 0)
-        return -EPROTO;
-    switch (b) {
-    case 0xc4:
-    case 0xc5:
-    case 0xc6:
-        return cp_dec_bytes(d, o, MSGPACK_OBJECT_BIN, n);
-    case 0xc7:
-    case 0xc8:
-    case 0xc9:
-        return cp_dec_ext(d, o, n);
-    default: /* 0xd9, 0xda, 0xdb */
-        return cp_dec_bytes(d, o, MSGPACK_OBJECT_STR, n);
-    }
-}
-
 /* The walk is a loop, not a recursion: a value is decoded into the next free slot of the
  * innermost open container; a container with elements becomes the innermost, its parent's
  * place kept on a stack of at most CP_MAX_DEPTH. A map's pairs are laid out as
  * msgpack_object_kv, i.e. key and value alternate: a map of n pairs is 2n slots.
+ * One switch on the first byte (case ranges: a single jump table) classifies each value.
  * Each element takes at least one byte (a pair two): a count the rest of the bytes cannot
- * hold is refused before anything is allocated for it. */
+ * hold is refused before anything is allocated for it. Integers of a signed type that
+ * hold a value >= 0 are positive integers, as msgpack-c has them. */
 static int cp_dec_walk(cp_dec *d, msgpack_object *out)
 {
     struct {
@@ -184,53 +93,168 @@ static int cp_dec_walk(cp_dec *d, msgpack_object *out)
         if (d->p >= d->end)
             return -EPROTO;
         uint8_t b = *d->p++;
-        uint32_t n = 0;
-        int container = 0; /* 1 array, 2 map */
-        if (b <= 0x7f) {
+        uint32_t n;
+        int container; /* 1 array, 2 map */
+        int64_t v;
+        switch (b) {
+        case 0x00 ... 0x7f:
             o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
             o->via.u64 = b;
-        } else if (b >= 0xe0) {
+            goto next;
+        case 0xe0 ... 0xff:
             o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
             o->via.i64 = (int8_t)b;
-        } else if (b <= 0x8f) {
+            goto next;
+        case 0x80 ... 0x8f:
             container = 2, n = b & 0x0f;
-        } else if (b <= 0x9f) {
+            goto open;
+        case 0x90 ... 0x9f:
             container = 1, n = b & 0x0f;
-        } else if (b <= 0xbf) {
-            if (cp_dec_bytes(d, o, MSGPACK_OBJECT_STR, b & 0x1f) < 0)
+            goto open;
+        case 0xa0 ... 0xbf:
+            n = b & 0x1f;
+            goto str;
+        case 0xc0:
+            o->type = MSGPACK_OBJECT_NIL;
+            goto next;
+        case 0xc1:
+            return -EPROTO; /* never used */
+        case 0xc2:
+        case 0xc3:
+            o->type = MSGPACK_OBJECT_BOOLEAN;
+            o->via.boolean = b == 0xc3;
+            goto next;
+        case 0xc4 ... 0xc6: /* bin 8/16/32 */
+            if (cp_dec_len(d, 1 << (b - 0xc4), &n) < 0 || cp_dec_bytes(d, o, MSGPACK_OBJECT_BIN, n) < 0)
                 return -EPROTO;
-        } else if (b >= 0xdc && b <= 0xdf) { /* array 16/32, map 16/32 */
-            if (cp_dec_len(d, (b & 1) ? 4 : 2, &n) < 0)
+            goto next;
+        case 0xc7 ... 0xc9: /* ext 8/16/32 */
+            if (cp_dec_len(d, 1 << (b - 0xc7), &n) < 0 || cp_dec_ext(d, o, n) < 0)
                 return -EPROTO;
-            container = b <= 0xdd ? 1 : 2;
-        } else {
-            int rc = cp_dec_tagged(d, o, b);
-            if (rc < 0)
-                return rc;
+            goto next;
+        case 0xca: {
+            if (cp_dec_need(d, 4) < 0)
+                return -EPROTO;
+            uint32_t bits = cp_rd32(d->p);
+            float f;
+            memcpy(&f, &bits, 4);
+            o->type = MSGPACK_OBJECT_FLOAT32;
+            o->via.f64 = f;
+            d->p += 4;
+            goto next;
         }
-        if (container) {
-            if (depth >= CP_MAX_DEPTH || (size_t)n * (unsigned)container > (size_t)(d->end - d->p))
+        case 0xcb: {
+            if (cp_dec_need(d, 8) < 0)
                 return -EPROTO;
-            o->type = container == 1 ? MSGPACK_OBJECT_ARRAY : MSGPACK_OBJECT_MAP;
-            o->via.array.size = n; /* array and map share the layout of size and ptr */
-            o->via.array.ptr = NULL;
-            if (n) {
-                size_t slots = (size_t)n * (unsigned)container;
-                msgpack_object *items = msgpack_zone_malloc(d->z, slots * sizeof *items);
-                if (!items)
-                    return -ENOMEM;
-                if (container == 1)
-                    o->via.array.ptr = items;
-                else
-                    o->via.map.ptr = (msgpack_object_kv *)items;
-                stack[depth].slot = o + 1;
-                stack[depth].left = left - 1;
-                depth++;
-                o = items;
-                left = (uint32_t)slots;
-                continue;
-            }
+            uint64_t bits = cp_rd64(d->p);
+            o->type = MSGPACK_OBJECT_FLOAT64;
+            memcpy(&o->via.f64, &bits, 8);
+            d->p += 8;
+            goto next;
         }
+        case 0xcc:
+            if (cp_dec_need(d, 1) < 0)
+                return -EPROTO;
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = d->p[0];
+            d->p += 1;
+            goto next;
+        case 0xcd:
+            if (cp_dec_need(d, 2) < 0)
+                return -EPROTO;
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = cp_rd16(d->p);
+            d->p += 2;
+            goto next;
+        case 0xce:
+            if (cp_dec_need(d, 4) < 0)
+                return -EPROTO;
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = cp_rd32(d->p);
+            d->p += 4;
+            goto next;
+        case 0xcf:
+            if (cp_dec_need(d, 8) < 0)
+                return -EPROTO;
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = cp_rd64(d->p);
+            d->p += 8;
+            goto next;
+        case 0xd0:
+            if (cp_dec_need(d, 1) < 0)
+                return -EPROTO;
+            v = (int8_t)d->p[0];
+            d->p += 1;
+            goto sint;
+        case 0xd1:
+            if (cp_dec_need(d, 2) < 0)
+                return -EPROTO;
+            v = (int16_t)cp_rd16(d->p);
+            d->p += 2;
+            goto sint;
+        case 0xd2:
+            if (cp_dec_need(d, 4) < 0)
+                return -EPROTO;
+            v = (int32_t)cp_rd32(d->p);
+            d->p += 4;
+            goto sint;
+        case 0xd3:
+            if (cp_dec_need(d, 8) < 0)
+                return -EPROTO;
+            v = (int64_t)cp_rd64(d->p);
+            d->p += 8;
+            goto sint;
+        case 0xd4 ... 0xd8: /* fixext 1, 2, 4, 8, 16 */
+            if (cp_dec_ext(d, o, 1u << (b - 0xd4)) < 0)
+                return -EPROTO;
+            goto next;
+        case 0xd9 ... 0xdb: /* str 8/16/32 */
+            if (cp_dec_len(d, 1 << (b - 0xd9), &n) < 0)
+                return -EPROTO;
+            goto str;
+        case 0xdc:
+        case 0xdd: /* array 16/32 */
+            if (cp_dec_len(d, b == 0xdc ? 2 : 4, &n) < 0)
+                return -EPROTO;
+            container = 1;
+            goto open;
+        default: /* 0xde, 0xdf: map 16/32 */
+            if (cp_dec_len(d, b == 0xde ? 2 : 4, &n) < 0)
+                return -EPROTO;
+            container = 2;
+            goto open;
+        }
+    str:
+        if (cp_dec_bytes(d, o, MSGPACK_OBJECT_STR, n) < 0)
+            return -EPROTO;
+        goto next;
+    sint:
+        o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.i64 = v; /* u64 for the positive ones: the same bits */
+        goto next;
+    open:
+        if (depth >= CP_MAX_DEPTH || (size_t)n * (unsigned)container > (size_t)(d->end - d->p))
+            return -EPROTO;
+        o->type = container == 1 ? MSGPACK_OBJECT_ARRAY : MSGPACK_OBJECT_MAP;
+        o->via.array.size = n; /* array and map share the layout of size and ptr */
+        o->via.array.ptr = NULL;
+        if (n) {
+            size_t slots = (size_t)n * (unsigned)container;
+            msgpack_object *items = msgpack_zone_malloc(d->z, slots * sizeof *items);
+            if (!items)
+                return -ENOMEM;
+            if (container == 1)
+                o->via.array.ptr = items;
+            else
+                o->via.map.ptr = (msgpack_object_kv *)items;
+            stack[depth].slot = o + 1;
+            stack[depth].left = left - 1;
+            depth++;
+            o = items;
+            left = (uint32_t)slots;
+            continue;
+        }
+    next:
         o++;
         left--;
         while (!left) {
