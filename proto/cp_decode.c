@@ -80,8 +80,11 @@ static int cp_dec_ext(cp_dec *d, msgpack_object *o, uint32_t n)
  * Each element takes at least one byte (a pair two): a count the rest of the bytes cannot
  * hold is refused before anything is allocated for it. Integers of a signed type that
  * hold a value >= 0 are positive integers, as msgpack-c has them. */
-static int cp_dec_walk(cp_dec *d, msgpack_object *out)
+static int cp_dec_walk(cp_dec *dp, msgpack_object *out)
 {
+    /* A local copy of the cursor: stores into the objects cannot alias it, so it stays in
+     * a register instead of being reloaded after each one. */
+    cp_dec ds = *dp, *d = &ds;
     struct {
         msgpack_object *slot;
         uint32_t left;
@@ -258,8 +261,10 @@ static int cp_dec_walk(cp_dec *d, msgpack_object *out)
         o++;
         left--;
         while (!left) {
-            if (!depth)
+            if (!depth) {
+                dp->p = ds.p;
                 return 0;
+            }
             depth--;
             o = stack[depth].slot;
             left = stack[depth].left;
