@@ -244,6 +244,8 @@ static void srv_handle_message(srv_conn *c, const uint8_t *msg, size_t len)
     srv_handle_object(c, &obj);
 }
 
+/* Dispatch the complete messages buffered, in order, until input runs out or the
+ * connection's output backs up. */
 static void srv_process(srv_conn *c)
 {
     size_t off = 0;
