@@ -1,7 +1,9 @@
 /* libcorod.c: the client library. One blocking socket; a call packs its request, writes
  * it, and reads until its response arrives, queueing any `task.done` notifications met on
- * the way for the next corod_dispatch. Messages are framed with the same bounded scanner
- * the daemon uses (proto/cp_frame). */
+ * the way for the next corod_dispatch. Messages are read as the daemon reads them: one
+ * that arrived whole is framed and decoded in one walk (cp_decode_first), else framed by
+ * the bounded scanner (cp_frame) and then decoded (cp_decode), into a zone the client
+ * keeps and clears for each message. */
 #include "corod/client.h"
 
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cp_decode.h"
 #include "cp_frame.h"
 #include "cp_msg.h"
 
@@ -34,6 +37,8 @@ struct corod_client {
     uint8_t *in;
     size_t in_len, in_cap, in_off;
     cp_frame frame;
+    msgpack_zone zone;  /* the current message's objects */
+    msgpack_object msg; /* the current message: valid until the next one is read */
     char code[64];
     char message[512];
     corod_done_fn on_done;
@@ -180,6 +185,11 @@ int corod_connect(const char *path, corod_client **out)
         close(fd);
         return -ENOMEM;
     }
+    if (!msgpack_zone_init(&c->zone, MSGPACK_ZONE_CHUNK_SIZE)) {
+        free(c);
+        close(fd);
+        return -ENOMEM;
+    }
     c->fd = fd;
     c->next_msgid = 1;
     cp_frame_init(&c->frame, COROD_MAX_MESSAGE);
@@ -199,6 +209,7 @@ void corod_close(corod_client *c)
     }
     close(c->fd);
     free(c->in);
+    msgpack_zone_destroy(&c->zone);
     free(c);
 }
 
@@ -267,22 +278,36 @@ static int corod_fill(corod_client *c, bool block)
     }
 }
 
-/* The next complete message, unpacked into *u; 0 when none is buffered; < 0 on a stream
- * error. */
-static int corod_next(corod_client *c, msgpack_unpacked *u)
+/* The next complete message into *m (valid until the next call); 0 when none is
+ * buffered; < 0 on a stream error. */
+static int corod_next(corod_client *c, const msgpack_object **m)
 {
+    msgpack_zone_clear(&c->zone);
     if (c->in_off == c->in_len)
         return 0;
-    ssize_t r = cp_frame_scan(&c->frame, c->in + c->in_off, c->in_len - c->in_off);
+    const uint8_t *at = c->in + c->in_off;
+    size_t avail = c->in_len - c->in_off;
+    if (cp_frame_at_start(&c->frame)) {
+        ssize_t n = cp_decode_first(at, avail < COROD_MAX_MESSAGE ? avail : COROD_MAX_MESSAGE, &c->zone, &c->msg);
+        if (n > 0) {
+            c->in_off += (size_t)n;
+            *m = &c->msg;
+            return 1;
+        }
+        msgpack_zone_clear(&c->zone); /* partial or bad: cp_frame says which */
+    }
+    ssize_t r = cp_frame_scan(&c->frame, at, avail);
     if (r == 0)
         return 0;
     if (r < 0)
         return -EPROTO;
-    size_t off = 0;
-    int rc = msgpack_unpack_next(u, (const char *)c->in + c->in_off, (size_t)r, &off);
+    int rc = cp_decode(at, (size_t)r, &c->zone, &c->msg);
     c->in_off += (size_t)r;
     cp_frame_reset(&c->frame);
-    return rc == MSGPACK_UNPACK_SUCCESS ? 1 : -ENOMEM;
+    if (rc < 0)
+        return rc == -ENOMEM ? -ENOMEM : -EPROTO;
+    *m = &c->msg;
+    return 1;
 }
 
 static void corod_queue_note(corod_client *c, const cp_incoming *in)
@@ -306,10 +331,10 @@ static void corod_queue_note(corod_client *c, const cp_incoming *in)
     c->ntail = n;
 }
 
-/* Send a request and wait for its response. On success *u holds the response and
- * *result points at its result inside *u (the caller destroys *u). */
+/* Send a request and wait for its response. On success *result points at its result,
+ * valid until the client reads its next message. */
 static int corod_rpc(corod_client *c, const char *method, const void *params, size_t plen,
-                     msgpack_unpacked *u, const msgpack_object **result)
+                     const msgpack_object **result)
 {
     c->code[0] = c->message[0] = '\0';
     uint32_t msgid = c->next_msgid++;
@@ -331,12 +356,12 @@ static int corod_rpc(corod_client *c, const char *method, const void *params, si
     msgpack_sbuffer_destroy(&sb);
     if (rc < 0)
         return rc;
-    msgpack_unpacked_init(u);
     for (;;) {
-        while ((rc = corod_next(c, u)) == 1) {
+        const msgpack_object *msg;
+        while ((rc = corod_next(c, &msg)) == 1) {
             cp_incoming in;
             cp_error err;
-            if (cp_incoming_parse(&u->data, &in, &err) < 0)
+            if (cp_incoming_parse(msg, &in, &err) < 0)
                 continue;
             if (in.type == CP_NOTIFICATION) {
                 corod_queue_note(c, &in);
@@ -350,42 +375,35 @@ static int corod_rpc(corod_client *c, const char *method, const void *params, si
                          code && code->type == MSGPACK_OBJECT_STR ? code->via.str.ptr : "internal");
                 snprintf(c->message, sizeof c->message, "%.*s", m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0,
                          m && m->type == MSGPACK_OBJECT_STR ? m->via.str.ptr : "");
-                msgpack_unpacked_destroy(u);
                 return COROD_EREMOTE;
             }
             *result = in.result;
             return 0;
         }
-        if (rc < 0 || (rc = corod_fill(c, true)) < 0) {
-            msgpack_unpacked_destroy(u);
+        if (rc < 0 || (rc = corod_fill(c, true)) < 0)
             return rc;
-        }
     }
 }
 
 int corod_call(corod_client *c, const char *method, const void *params, size_t params_len, void **result,
                size_t *result_len)
 {
-    msgpack_unpacked u;
     const msgpack_object *res;
-    int rc = corod_rpc(c, method, params, params_len, &u, &res);
+    int rc = corod_rpc(c, method, params, params_len, &res);
     if (rc < 0)
         return rc;
-    rc = result ? corod_repack(res, result, result_len) : 0;
-    msgpack_unpacked_destroy(&u);
-    return rc;
+    return result ? corod_repack(res, result, result_len) : 0;
 }
 
 int corod_dispatch(corod_client *c)
 {
     int ran = 0, rc;
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
     for (;;) {
-        while ((rc = corod_next(c, &u)) == 1) {
+        const msgpack_object *m;
+        while ((rc = corod_next(c, &m)) == 1) {
             cp_incoming in;
             cp_error err;
-            if (cp_incoming_parse(&u.data, &in, &err) == 0 && in.type == CP_NOTIFICATION)
+            if (cp_incoming_parse(m, &in, &err) == 0 && in.type == CP_NOTIFICATION)
                 corod_queue_note(c, &in);
         }
         if (rc < 0)
@@ -398,7 +416,6 @@ int corod_dispatch(corod_client *c)
         if (rc < 0)
             break;
     }
-    msgpack_unpacked_destroy(&u);
     while (c->nhead) {
         corod_note *n = c->nhead;
         c->nhead = n->next;
@@ -439,16 +456,13 @@ static void corod_pack_ids(msgpack_packer *pk, const char *key, const uint64_t *
 static int corod_do(corod_client *c, const char *method, corod_params *p,
                     int (*take)(const msgpack_object *res, void *ctx), void *ctx)
 {
-    msgpack_unpacked u;
     const msgpack_object *res;
-    int rc = corod_rpc(c, method, p ? p->sb.data : NULL, p ? p->sb.size : 0, &u, &res);
+    int rc = corod_rpc(c, method, p ? p->sb.data : NULL, p ? p->sb.size : 0, &res);
     if (p)
         msgpack_sbuffer_destroy(&p->sb);
     if (rc < 0)
         return rc;
-    rc = take ? take(res, ctx) : 0;
-    msgpack_unpacked_destroy(&u);
-    return rc;
+    return take ? take(res, ctx) : 0;
 }
 
 static int take_uint(const msgpack_object *res, const char *key, uint64_t *out)
