@@ -16,34 +16,23 @@ static inline int cp_dec_need(const cp_dec *d, size_t n)
     return (size_t)(d->end - d->p) >= n ? 0 : -EPROTO;
 }
 
-static inline uint16_t cp_rd16(const uint8_t *p)
+/* A big-endian number of `width` bytes (1, 2, 4 or 8) at the cursor. */
+static inline int cp_dec_be(cp_dec *d, unsigned width, uint64_t *v)
 {
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return __builtin_bswap16(v);
-}
-
-static inline uint32_t cp_rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return __builtin_bswap32(v);
-}
-
-static inline uint64_t cp_rd64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return __builtin_bswap64(v);
+    if (cp_dec_need(d, width) < 0)
+        return -EPROTO;
+    *v = cp_be_read(d->p, width);
+    d->p += width;
+    return 0;
 }
 
 /* A length of `width` bytes (1, 2 or 4) at the cursor. */
-static int cp_dec_len(cp_dec *d, int width, uint32_t *n)
+static int cp_dec_len(cp_dec *d, unsigned width, uint32_t *n)
 {
-    if (cp_dec_need(d, (size_t)width) < 0)
+    uint64_t v;
+    if (cp_dec_be(d, width, &v) < 0)
         return -EPROTO;
-    *n = width == 1 ? d->p[0] : width == 2 ? cp_rd16(d->p) : cp_rd32(d->p);
-    d->p += width;
+    *n = (uint32_t)v;
     return 0;
 }
 
@@ -98,7 +87,6 @@ static int cp_dec_walk(cp_dec *dp, msgpack_object *out)
         uint8_t b = *d->p++;
         uint32_t n;
         int container; /* 1 array, 2 map */
-        int64_t v;
         switch (b) {
         case 0x00 ... 0x7f:
             o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
@@ -128,101 +116,66 @@ static int cp_dec_walk(cp_dec *dp, msgpack_object *out)
             o->via.boolean = b == 0xc3;
             goto next;
         case 0xc4 ... 0xc6: /* bin 8/16/32 */
-            if (cp_dec_len(d, 1 << (b - 0xc4), &n) < 0 || cp_dec_bytes(d, o, MSGPACK_OBJECT_BIN, n) < 0)
+            if (cp_dec_len(d, 1u << (b - 0xc4), &n) < 0 || cp_dec_bytes(d, o, MSGPACK_OBJECT_BIN, n) < 0)
                 return -EPROTO;
             goto next;
         case 0xc7 ... 0xc9: /* ext 8/16/32 */
-            if (cp_dec_len(d, 1 << (b - 0xc7), &n) < 0 || cp_dec_ext(d, o, n) < 0)
+            if (cp_dec_len(d, 1u << (b - 0xc7), &n) < 0 || cp_dec_ext(d, o, n) < 0)
                 return -EPROTO;
             goto next;
-        case 0xca: {
-            if (cp_dec_need(d, 4) < 0)
+        case 0xca: { /* float 32 */
+            uint64_t bits;
+            if (cp_dec_be(d, 4, &bits) < 0)
                 return -EPROTO;
-            uint32_t bits = cp_rd32(d->p);
+            uint32_t b32 = (uint32_t)bits;
             float f;
-            memcpy(&f, &bits, 4);
+            memcpy(&f, &b32, 4);
             o->type = MSGPACK_OBJECT_FLOAT32;
             o->via.f64 = f;
-            d->p += 4;
             goto next;
         }
-        case 0xcb: {
-            if (cp_dec_need(d, 8) < 0)
+        case 0xcb: { /* float 64 */
+            uint64_t bits;
+            if (cp_dec_be(d, 8, &bits) < 0)
                 return -EPROTO;
-            uint64_t bits = cp_rd64(d->p);
             o->type = MSGPACK_OBJECT_FLOAT64;
             memcpy(&o->via.f64, &bits, 8);
-            d->p += 8;
             goto next;
         }
-        case 0xcc:
-            if (cp_dec_need(d, 1) < 0)
+        case 0xcc ... 0xcf: { /* uint 8/16/32/64 */
+            uint64_t u;
+            if (cp_dec_be(d, 1u << (b - 0xcc), &u) < 0)
                 return -EPROTO;
             o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-            o->via.u64 = d->p[0];
-            d->p += 1;
+            o->via.u64 = u;
             goto next;
-        case 0xcd:
-            if (cp_dec_need(d, 2) < 0)
+        }
+        case 0xd0 ... 0xd3: { /* int 8/16/32/64: sign-extended from its width */
+            unsigned w = 1u << (b - 0xd0);
+            uint64_t u;
+            if (cp_dec_be(d, w, &u) < 0)
                 return -EPROTO;
-            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-            o->via.u64 = cp_rd16(d->p);
-            d->p += 2;
+            int64_t v = w == 1 ? (int8_t)u : w == 2 ? (int16_t)u : w == 4 ? (int32_t)u : (int64_t)u;
+            o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.i64 = v; /* u64 for the positive ones: the same bits */
             goto next;
-        case 0xce:
-            if (cp_dec_need(d, 4) < 0)
-                return -EPROTO;
-            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-            o->via.u64 = cp_rd32(d->p);
-            d->p += 4;
-            goto next;
-        case 0xcf:
-            if (cp_dec_need(d, 8) < 0)
-                return -EPROTO;
-            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-            o->via.u64 = cp_rd64(d->p);
-            d->p += 8;
-            goto next;
-        case 0xd0:
-            if (cp_dec_need(d, 1) < 0)
-                return -EPROTO;
-            v = (int8_t)d->p[0];
-            d->p += 1;
-            goto sint;
-        case 0xd1:
-            if (cp_dec_need(d, 2) < 0)
-                return -EPROTO;
-            v = (int16_t)cp_rd16(d->p);
-            d->p += 2;
-            goto sint;
-        case 0xd2:
-            if (cp_dec_need(d, 4) < 0)
-                return -EPROTO;
-            v = (int32_t)cp_rd32(d->p);
-            d->p += 4;
-            goto sint;
-        case 0xd3:
-            if (cp_dec_need(d, 8) < 0)
-                return -EPROTO;
-            v = (int64_t)cp_rd64(d->p);
-            d->p += 8;
-            goto sint;
+        }
         case 0xd4 ... 0xd8: /* fixext 1, 2, 4, 8, 16 */
             if (cp_dec_ext(d, o, 1u << (b - 0xd4)) < 0)
                 return -EPROTO;
             goto next;
         case 0xd9 ... 0xdb: /* str 8/16/32 */
-            if (cp_dec_len(d, 1 << (b - 0xd9), &n) < 0)
+            if (cp_dec_len(d, 1u << (b - 0xd9), &n) < 0)
                 return -EPROTO;
             goto str;
         case 0xdc:
         case 0xdd: /* array 16/32 */
-            if (cp_dec_len(d, b == 0xdc ? 2 : 4, &n) < 0)
+            if (cp_dec_len(d, b == 0xdc ? 2u : 4u, &n) < 0)
                 return -EPROTO;
             container = 1;
             goto open;
         default: /* 0xde, 0xdf: map 16/32 */
-            if (cp_dec_len(d, b == 0xde ? 2 : 4, &n) < 0)
+            if (cp_dec_len(d, b == 0xde ? 2u : 4u, &n) < 0)
                 return -EPROTO;
             container = 2;
             goto open;
@@ -230,10 +183,6 @@ static int cp_dec_walk(cp_dec *dp, msgpack_object *out)
     str:
         if (cp_dec_bytes(d, o, MSGPACK_OBJECT_STR, n) < 0)
             return -EPROTO;
-        goto next;
-    sint:
-        o->type = v < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
-        o->via.i64 = v; /* u64 for the positive ones: the same bits */
         goto next;
     open:
         if (depth >= CP_MAX_DEPTH || (size_t)n * (unsigned)container > (size_t)(d->end - d->p))

@@ -3,7 +3,7 @@
  * msgpack-c's unpacker is a general, resumable state machine with a callback per item;
  * the daemon only decodes messages that are all there, so this decoder walks the bytes
  * once, in one loop with a small stack of open containers and no state kept between
- * calls: for a submit, ~500 instructions where msgpack-c's unpack took ~950 (callgrind),
+ * calls: for a submit, ~530 instructions where msgpack-c's unpack took ~950 (callgrind),
  * on the path from a request to its answer. The objects are msgpack-c's own types, so everything that
  * reads them (cp_get and friends) is unchanged; the fuzz target checks that both
  * decoders agree on every message cp_frame accepts.

@@ -17,14 +17,6 @@ void cp_frame_reset(cp_frame *f)
     f->depth = 0;
 }
 
-static uint64_t cp_be(const uint8_t *p, unsigned n)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* One value finished: count it off the open containers. True when the message is done. */
 static int cp_value_done(cp_frame *f)
 {
@@ -95,7 +87,7 @@ ssize_t cp_frame_scan(cp_frame *f, const uint8_t *msg, size_t avail)
         if (avail - f->pos < need)
             return 0; /* the header itself is not all here yet */
         if (lenbytes) {
-            uint64_t n = cp_be(p + 1, lenbytes);
+            uint64_t n = cp_be_read(p + 1, lenbytes);
             if (container)
                 count = container == 2 ? 2 * n : n;
             else
