@@ -66,11 +66,11 @@ void srv_rec_pack(cp_out *o, const srv_rec *r);
 srv_rec *srv_table_first(srv_table *t);
 srv_rec *srv_rec_next(const srv_rec *r);
 
-/* Called for every record that reaches a terminal state (subscriptions with all: true). */
 /* Evicts finished records past the retention bound, oldest first. Records end at any
  * time; the server trims after it has written, so evicting (cold memory, frees) never
  * delays an answer. Between trims the table holds what ended since the last one. */
 void srv_table_trim(srv_table *t);
+/* Called for every record that reaches a terminal state (subscriptions with all: true). */
 void srv_table_on_finish(srv_table *t, void (*fn)(srv_rec *r, void *arg), void *arg);
 
 /* Groups. */
