@@ -305,6 +305,29 @@ class Protocol(unittest.TestCase):
             self.assertEqual(c.read()[2]["code"], "too_large")
         self.assert_serving()
 
+    def test_message_limit_holds_for_a_message_that_arrives_whole(self):
+        # The daemon decodes a message that arrived in one piece without the framer; the
+        # limit must hold there too: just under --max-message is served, just over is
+        # too_large, though every byte of it is already in the daemon's buffer.
+        d = Daemon("--max-message", "1024")
+        try:
+            for size, ok in ((1024, True), (1025, False)):
+                with Client(d.sock) as c:
+                    head = msgpack.packb([0, 1, "hello", [{"pad": ""}]])
+                    pad = size - len(head) - 2  # a str16 header: two bytes more than fixstr
+                    whole = msgpack.packb([0, 1, "hello", [{"pad": "x" * pad}]])  # fields it does not know are ignored
+                    self.assertEqual(len(whole), size)
+                    c.s.sendall(whole + msgpack.packb([0, 2, "hello", []]))
+                    m = c.read()
+                    if ok:
+                        self.assertEqual((m[1], m[2]), (1, None))
+                    else:
+                        self.assertEqual(m[2]["code"], "too_large")
+            with Client(d.sock) as c:
+                self.assertEqual(c.call("hello")["protocol"], 1)
+        finally:
+            self.assertEqual(d.stop(), 0)
+
     def test_deep_nesting(self):
         with self.client() as c:
             c.s.sendall(b"\x91" * 100 + b"\xc0")
