@@ -61,9 +61,8 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
-/* A message reader, as the daemon reads: a message that arrived whole is framed and
- * decoded in one walk (cp_decode_first) into a zone reused from message to message;
- * cp_frame finds the end of one that did not. The object lives until the next call. */
+/* A message reader, as the daemon reads (cp_next), into a zone reused from message to
+ * message. The object lives until the next call. */
 typedef struct reader {
     int fd;
     char *buf;
@@ -94,24 +93,12 @@ static const msgpack_object *reader_next(reader *r)
     msgpack_zone_clear(&r->z);
     for (;;) {
         if (r->off < r->len) {
-            const uint8_t *at = (const uint8_t *)r->buf + r->off;
-            ssize_t n = cp_frame_at_start(&r->f) ? cp_decode_first(at, r->len - r->off, &r->z, &r->obj) : -1;
-            if (n > 0) {
-                r->off += (size_t)n;
+            size_t used;
+            int rc = cp_next(&r->f, (const uint8_t *)r->buf + r->off, r->len - r->off, &r->z, &r->obj, &used);
+            r->off += used;
+            if (rc == 1)
                 return &r->obj;
-            }
-            msgpack_zone_clear(&r->z);
-            n = cp_frame_scan(&r->f, at, r->len - r->off);
-            if (n > 0) {
-                if (cp_decode(at, (size_t)n, &r->z, &r->obj) < 0) {
-                    fprintf(stderr, "bench_ipc: cannot decode a message from the server\n");
-                    exit(1);
-                }
-                r->off += (size_t)n;
-                cp_frame_reset(&r->f);
-                return &r->obj;
-            }
-            if (n < 0) {
+            if (rc < 0) {
                 fprintf(stderr, "bench_ipc: bad stream from the server\n");
                 exit(1);
             }

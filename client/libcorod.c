@@ -1,9 +1,8 @@
 /* libcorod.c: the client library. One blocking socket; a call packs its request, writes
  * it, and reads until its response arrives, queueing any `task.done` notifications met on
- * the way for the next corod_dispatch. Messages are read as the daemon reads them: one
- * that arrived whole is framed and decoded in one walk (cp_decode_first), else framed by
- * the bounded scanner (cp_frame) and then decoded (cp_decode), into a zone the client
- * keeps and clears for each message. */
+ * the way for the next corod_dispatch. Messages are read as the daemon reads them
+ * (cp_next: bounded by COROD_MAX_MESSAGE), into a zone the client keeps and clears for
+ * each message. */
 #include "corod/client.h"
 
 #include <errno.h>
@@ -17,7 +16,6 @@
 #include <unistd.h>
 
 #include "cp_decode.h"
-#include "cp_frame.h"
 #include "cp_msg.h"
 
 #define COROD_READ_CHUNK (64u * 1024u)
@@ -285,29 +283,14 @@ static int corod_next(corod_client *c, const msgpack_object **m)
     msgpack_zone_clear(&c->zone);
     if (c->in_off == c->in_len)
         return 0;
-    const uint8_t *at = c->in + c->in_off;
-    size_t avail = c->in_len - c->in_off;
-    if (cp_frame_at_start(&c->frame)) {
-        ssize_t n = cp_decode_first(at, avail < COROD_MAX_MESSAGE ? avail : COROD_MAX_MESSAGE, &c->zone, &c->msg);
-        if (n > 0) {
-            c->in_off += (size_t)n;
-            *m = &c->msg;
-            return 1;
-        }
-        msgpack_zone_clear(&c->zone); /* partial or bad: cp_frame says which */
-    }
-    ssize_t r = cp_frame_scan(&c->frame, at, avail);
-    if (r == 0)
-        return 0;
-    if (r < 0)
-        return -EPROTO;
-    int rc = cp_decode(at, (size_t)r, &c->zone, &c->msg);
-    c->in_off += (size_t)r;
-    cp_frame_reset(&c->frame);
+    size_t used;
+    int rc = cp_next(&c->frame, c->in + c->in_off, c->in_len - c->in_off, &c->zone, &c->msg, &used);
+    c->in_off += used;
     if (rc < 0)
         return rc == -ENOMEM ? -ENOMEM : -EPROTO;
-    *m = &c->msg;
-    return 1;
+    if (rc == 1)
+        *m = &c->msg;
+    return rc;
 }
 
 static void corod_queue_note(corod_client *c, const cp_incoming *in)

@@ -236,3 +236,23 @@ ssize_t cp_decode_first(const uint8_t *buf, size_t avail, msgpack_zone *z, msgpa
     int rc = cp_dec_walk(&d, out);
     return rc < 0 ? rc : (ssize_t)(d.p - buf);
 }
+
+int cp_next(cp_frame *f, const uint8_t *buf, size_t avail, msgpack_zone *z, msgpack_object *out, size_t *used)
+{
+    *used = 0;
+    if (cp_frame_at_start(f)) {
+        ssize_t n = cp_decode_first(buf, avail < f->max ? avail : f->max, z, out);
+        if (n > 0) {
+            *used = (size_t)n;
+            return 1;
+        }
+        msgpack_zone_clear(z); /* partial, bad or over the limit: the scanner says which */
+    }
+    ssize_t r = cp_frame_scan(f, buf, avail);
+    if (r <= 0)
+        return (int)r;
+    cp_frame_reset(f);
+    *used = (size_t)r;
+    int rc = cp_decode(buf, (size_t)r, z, out);
+    return rc < 0 ? rc : 1;
+}

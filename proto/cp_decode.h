@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cp_frame.h"
+
 /* Decodes exactly `len` bytes holding one message into *out. 0; -EPROTO for bytes that
  * are not one MessagePack value (truncated, trailing bytes, 0xc1, nesting deeper than
  * CP_MAX_DEPTH containers); -ENOMEM when the zone cannot grow. */
@@ -34,5 +36,18 @@ int cp_decode(const uint8_t *msg, size_t len, msgpack_zone *z, msgpack_object *o
  * what cp_frame accepts with a limit of `avail` (same nesting bound; counts checked
  * against the bytes left) — the fuzz target checks both ways. */
 ssize_t cp_decode_first(const uint8_t *buf, size_t avail, msgpack_zone *z, msgpack_object *out);
+
+/* The next message of a byte stream, as every reader of corod's protocol reads one (the
+ * daemon, libcorod, the benches): all there, it is framed and decoded in one walk
+ * (cp_decode_first, within f's size limit); otherwise f scans what has arrived, resuming
+ * across calls, and the message is decoded once it is whole. Objects go into z, which
+ * the caller clears between messages.
+ *   1        *out is the message, *used its length;
+ *   0        more bytes are needed;
+ *   < 0, *used == 0   -E2BIG or -EPROTO from the scanner: the stream cannot go on;
+ *   < 0, *used > 0    a whole message that could not be decoded (-ENOMEM; -EPROTO
+ *                     would mean the scanner and the decoder disagree, which fuzz_proto
+ *                     checks cannot happen): skip its *used bytes. */
+int cp_next(cp_frame *f, const uint8_t *buf, size_t avail, msgpack_zone *z, msgpack_object *out, size_t *used);
 
 #endif

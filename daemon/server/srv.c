@@ -1,10 +1,10 @@
-/* srv.c: the listening socket and the connections. Input is framed and decoded in one
- * walk when a message arrived whole, else framed by cp_frame across reads (both bounded
- * by the message limit), and dispatched in order, so requests pipeline freely; output is
- * packed into a per-connection buffer and written once per read: the read callback
- * dispatches what it read, runs what that made runnable (co_sched_run_ready), then
- * writes, so a burst of pipelined requests costs one write and a reply leaves with the
- * notifications its task produced at once. Output produced elsewhere (timers, child
+/* srv.c: the listening socket and the connections. Input is read by cp_next (framed and
+ * decoded in one walk when a message arrived whole, else framed by cp_frame across reads;
+ * bounded by the message limit either way) and dispatched in order, so requests pipeline
+ * freely; output is packed into a per-connection buffer and written once per read: the
+ * read callback dispatches what it read, runs what that made runnable
+ * (co_sched_run_ready), then writes, so a burst of pipelined requests costs one write and
+ * a reply leaves with the notifications its task produced at once. Output produced elsewhere (timers, child
  * processes, the thread pool) is written from a uv_prepare just before poll blocks.
  * A connection whose unsent output passes its bound is dropped: nobody else waits on a
  * slow reader. */
@@ -224,26 +224,6 @@ static void srv_handle_object(srv_conn *c, const msgpack_object *obj)
     msgpack_zone_clear(&c->srv->zone);
 }
 
-/* A message cp_frame found whole. */
-static void srv_handle_message(srv_conn *c, const uint8_t *msg, size_t len)
-{
-    msgpack_object obj;
-    int rc = cp_decode(msg, len, &c->srv->zone, &obj);
-    if (rc < 0) {
-        /* cp_frame vouched for the message, so only memory should fail here (the fuzz
-         * target checks the two agree); say which it was either way. */
-        cp_error err;
-        if (rc == -ENOMEM)
-            cp_fail(&err, CP_INTERNAL, "out of memory decoding the message");
-        else
-            cp_fail(&err, CP_BAD_REQUEST, "the message could not be decoded");
-        srv_reply_error(c, NULL, &err);
-        msgpack_zone_clear(&c->srv->zone);
-        return;
-    }
-    srv_handle_object(c, &obj);
-}
-
 /* Dispatch the complete messages buffered, in order, until input runs out or the
  * connection's output backs up. */
 static void srv_process(srv_conn *c)
@@ -254,28 +234,15 @@ static void srv_process(srv_conn *c)
             c->paused = true;
             break;
         }
-        size_t avail = c->in_len - off;
-        if (cp_frame_at_start(&c->frame)) {
-            /* Most requests arrive whole: frame and decode them in one walk. Anything
-             * else (a partial message, bad bytes, one past the limit) goes to cp_frame,
-             * which resumes across reads and says precisely what is wrong. */
-            size_t window = avail < c->srv->cfg.max_message ? avail : c->srv->cfg.max_message;
-            msgpack_object obj;
-            ssize_t n = cp_decode_first(c->in + off, window, &c->srv->zone, &obj);
-            if (n > 0) {
-                srv_handle_object(c, &obj);
-                off += (size_t)n;
-                continue;
-            }
-            msgpack_zone_clear(&c->srv->zone);
-        }
-        ssize_t r = cp_frame_scan(&c->frame, c->in + off, avail);
-        if (r == 0)
+        msgpack_object obj;
+        size_t used;
+        int rc = cp_next(&c->frame, c->in + off, c->in_len - off, &c->srv->zone, &obj, &used);
+        if (rc == 0)
             break;
-        if (r < 0) {
+        if (rc < 0 && !used) {
             /* The stream cannot be parsed past this point: say why, then hang up. */
             cp_error err;
-            if (r == -E2BIG)
+            if (rc == -E2BIG)
                 cp_fail(&err, CP_TOO_LARGE, "message larger than the limit of %zu bytes",
                         c->srv->cfg.max_message);
             else
@@ -286,9 +253,19 @@ static void srv_process(srv_conn *c)
             srv_conn_close(c);
             return;
         }
-        srv_handle_message(c, c->in + off, (size_t)r);
-        off += (size_t)r;
-        cp_frame_reset(&c->frame);
+        off += used;
+        if (rc < 0) {
+            /* A whole message that could not be decoded: say so, go on with the next. */
+            cp_error err;
+            if (rc == -ENOMEM)
+                cp_fail(&err, CP_INTERNAL, "out of memory decoding the message");
+            else
+                cp_fail(&err, CP_BAD_REQUEST, "the message could not be decoded");
+            srv_reply_error(c, NULL, &err);
+            msgpack_zone_clear(&c->srv->zone);
+            continue;
+        }
+        srv_handle_object(c, &obj);
     }
     if (off && !c->closing) {
         memmove(c->in, c->in + off, c->in_len - off);

@@ -2,8 +2,9 @@
  * method runs — framing, decoding, request parsing, task spec and kind args validation.
  * Besides "no crash, no leak, no UB", it checks three invariants: a message the scanner
  * calls complete decodes with msgpack-c in exactly that many bytes; cp_decode (the
- * daemon's decoder) makes the very same objects of it; and cp_decode_first (the daemon's
- * one-walk path) takes a message exactly when the scanner does, of the same length. */
+ * daemon's decoder) makes the very same objects of it; and cp_decode_first (the one-walk
+ * path) and cp_next (the reader every reader uses) take a message exactly when the
+ * scanner does, of the same length. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,9 +74,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         msgpack_object first;
         ssize_t fast = cp_decode_first(data + off, window, &fz, &first);
         msgpack_zone_destroy(&fz);
+        /* And cp_next, the reader built on both, takes exactly that too. */
+        cp_frame g;
+        cp_frame_init(&g, f.max);
+        msgpack_zone_init(&fz, MSGPACK_ZONE_CHUNK_SIZE);
+        size_t next_used;
+        int next = cp_next(&g, data + off, size - off, &fz, &first, &next_used);
+        msgpack_zone_destroy(&fz);
         ssize_t n = cp_frame_scan(&f, data + off, size - off);
         if ((fast > 0 || n > 0) && fast != n)
             abort(); /* cp_decode_first and the scanner disagree about a whole message */
+        if (n > 0 ? next != 1 || next_used != (size_t)n : next > 0 || next_used)
+            abort(); /* cp_next and the scanner disagree */
         if (n <= 0)
             break;
         msgpack_unpacked u;

@@ -215,6 +215,74 @@ static void test_decode(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* cp_next, the one reader every reader uses: the corpus fed growing one byte at a time
+ * (so most messages go through the scanner), then all at once (the one-walk path), gives
+ * every message at exactly its end and the objects cp_decode makes; a message over the
+ * frame's limit, or bad bytes, stop the stream without consuming anything, and one at
+ * exactly the limit is taken. */
+static void test_next(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    size_t ends[64];
+    int n;
+    pack_corpus(&sb, ends, &n);
+    const uint8_t *all = (const uint8_t *)sb.data;
+    msgpack_zone z, zd;
+    msgpack_zone_init(&z, MSGPACK_ZONE_CHUNK_SIZE);
+    msgpack_zone_init(&zd, MSGPACK_ZONE_CHUNK_SIZE);
+    cp_frame f;
+    msgpack_object o, want;
+    size_t used;
+    for (int whole = 0; whole <= 1; whole++) {
+        cp_frame_init(&f, 0);
+        size_t start = 0;
+        int found = 0;
+        for (size_t avail = whole ? sb.size : 1; avail <= sb.size && found < n;) {
+            msgpack_zone_clear(&z);
+            int rc = cp_next(&f, all + start, avail - start, &z, &o, &used);
+            assert_true(rc >= 0);
+            if (rc == 0) {
+                assert_int_equal(used, 0);
+                assert_false(whole);
+                avail++;
+                continue;
+            }
+            assert_int_equal(start + used, ends[found]);
+            msgpack_zone_clear(&zd);
+            assert_int_equal(cp_decode(all + start, used, &zd, &want), 0);
+            assert_true(msgpack_object_equal(o, want));
+            assert_true(cp_frame_at_start(&f));
+            start += used;
+            found++;
+        }
+        assert_int_equal(found, n);
+    }
+    /* The limit: the 200-byte string (5th str of the corpus) is 202 bytes on the wire. */
+    size_t s200 = ends[9], e200 = ends[10], len = e200 - s200;
+    assert_int_equal(len, 202);
+    cp_frame_init(&f, len - 1);
+    assert_int_equal(cp_next(&f, all + s200, sb.size - s200, &z, &o, &used), -E2BIG);
+    assert_int_equal(used, 0);
+    cp_frame_init(&f, len);
+    assert_int_equal(cp_next(&f, all + s200, sb.size - s200, &z, &o, &used), 1);
+    assert_int_equal(used, len);
+    /* and when it arrives in pieces */
+    cp_frame_init(&f, len - 1);
+    assert_int_equal(cp_next(&f, all + s200, 1, &z, &o, &used), 0);
+    assert_int_equal(cp_next(&f, all + s200, 3, &z, &o, &used), -E2BIG);
+    assert_int_equal(used, 0);
+    /* Bad bytes. */
+    const uint8_t bad[] = { 0x92, 0x01, 0xc1, 0x01 };
+    cp_frame_init(&f, 0);
+    assert_int_equal(cp_next(&f, bad, sizeof bad, &z, &o, &used), -EPROTO);
+    assert_int_equal(used, 0);
+    msgpack_zone_destroy(&z);
+    msgpack_zone_destroy(&zd);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static msgpack_object unpack(msgpack_unpacked *u, msgpack_sbuffer *sb)
 {
     size_t off = 0;
@@ -600,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_frame_every_split),
         cmocka_unit_test(test_frame_limits),
         cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_next),
         cmocka_unit_test(test_request_parse),
         cmocka_unit_test(test_get_fields),
         cmocka_unit_test(test_field_validation),
