@@ -30,7 +30,7 @@ typedef struct cp_error {
 } cp_error;
 
 /* Fill err and return -EINVAL (printf-style message). */
-int cp_fail(cp_error *err, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int cp_fail(cp_error *err, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4), cold));
 
 /* A string inside a decoded message (not NUL-terminated; lives as long as the message). */
 typedef struct cp_str {

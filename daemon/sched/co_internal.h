@@ -41,6 +41,7 @@ struct co_sched {
     int closing;       /* handles left to close before the memory goes */
     int free_requested; /* co_sched_free waits for task timers still closing */
     int draining;       /* inside co__run: co_sched_run_ready must not nest */
+    int held;           /* co_sched_hold: the caller drains before returning to the loop */
     size_t tasks_closing; /* task records whose timer close callback is pending */
     void *task_cache;  /* free list of task records (linked through their first word) */
     size_t task_cached, task_cache_max;

@@ -21,6 +21,23 @@
 
 static __thread co_task *co__running;
 
+static void co__idle_noop(uv_idle_t *h)
+{
+    (void)h;
+}
+
+/* The idle handle keeps poll from blocking while work is queued. Posts made inside a
+ * drain or under co_sched_hold leave it alone: the drain's end (here) arms it only for
+ * what is still queued then, which saves starting and stopping it for every request. */
+static void co__arm_idle(co_sched *s)
+{
+    bool active = uv_is_active((uv_handle_t *)&s->idle);
+    if (s->head && !active)
+        uv_idle_start(&s->idle, co__idle_noop);
+    else if (!s->head && active)
+        uv_idle_stop(&s->idle);
+}
+
 static void co__run(co_sched *s)
 {
     s->draining = 1;
@@ -35,8 +52,7 @@ static void co__run(co_sched *s)
             r = next;
         }
     }
-    if (!s->head)
-        uv_idle_stop(&s->idle);
+    co__arm_idle(s);
     s->draining = 0;
 }
 
@@ -45,15 +61,18 @@ static void co__drain(uv_check_t *h)
     co__run(h->data);
 }
 
-void co_sched_run_ready(co_sched *s)
+void co_sched_hold(co_sched *s)
 {
-    if (s->head && !s->draining && !co__running)
-        co__run(s);
+    s->held = 1;
 }
 
-static void co__idle_noop(uv_idle_t *h)
+void co_sched_run_ready(co_sched *s)
 {
-    (void)h;
+    s->held = 0;
+    if (s->draining || co__running)
+        return; /* the drain under way runs it, or arms the idle handle for it */
+    if (s->head)
+        co__run(s);
 }
 
 void co__post(co_sched *s, co_runnable *r)
@@ -61,7 +80,7 @@ void co__post(co_sched *s, co_runnable *r)
     r->next = NULL;
     *s->tailp = r;
     s->tailp = &r->next;
-    if (!uv_is_active((uv_handle_t *)&s->idle))
+    if (!s->held && !s->draining && !uv_is_active((uv_handle_t *)&s->idle))
         uv_idle_start(&s->idle, co__idle_noop);
 }
 

@@ -55,6 +55,11 @@ size_t co_sched_task_cached(const co_sched *s); /* task records in the free list
  * client still awake (see bench/README.md). A no-op inside a coroutine or a drain. */
 void co_sched_run_ready(co_sched *s);
 
+/* Promises a co_sched_run_ready before control goes back to the loop, so that what gets
+ * queued meanwhile need not arm the idle handle (which keeps poll from blocking) only to
+ * disarm it at once. */
+void co_sched_hold(co_sched *s);
+
 /* Runs the loop until `f` is done. 0, or -EDEADLK when the loop ran out of work first
  * (nothing left that could complete it). Not for use inside a coroutine. */
 int co_sched_run_until(co_sched *s, co_future *f);

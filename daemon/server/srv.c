@@ -287,6 +287,7 @@ static void srv_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->in_len += (size_t)nread;
+    co_sched_hold(c->srv->sched);
     srv_process(c);
     /* Answer from here rather than from the next turn's flush: run what the requests made
      * runnable (a task that ends at once, its done-callbacks), then write. On a VM whose
