@@ -15,7 +15,9 @@
  *                                 for scale)
  *   ipc.pingpong_epoll_p50_us     the same, the echo side waiting in epoll_wait as an
  *                                 event-loop server does (shown for scale)
- * Usage: bench_ipc --corod PATH [--peer SCRIPT] [--n N] [--conns K] [--lat N] [--runs R] [--json] */
+ * --corod-nice N runs corod with --nice N (its default otherwise).
+ * Usage: bench_ipc --corod PATH [--corod-nice N] [--peer SCRIPT] [--n N] [--conns K] [--lat N] [--runs R]
+ *        [--json] */
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
@@ -532,12 +534,14 @@ static void bench_server(const char *label, char *const argv[], const char *sock
 int main(int argc, char **argv)
 {
     bench_parse_common(argc, argv);
-    const char *corod = NULL, *peer = NULL;
+    const char *corod = NULL, *corod_nice = NULL, *peer = NULL;
     long n = 200000;
     int conns = 4, lat = 5000, runs = 3;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--corod") && i + 1 < argc)
             corod = argv[++i];
+        else if (!strcmp(argv[i], "--corod-nice") && i + 1 < argc)
+            corod_nice = argv[++i];
         else if (!strcmp(argv[i], "--peer") && i + 1 < argc)
             peer = argv[++i];
         else if (!strcmp(argv[i], "--n") && i + 1 < argc)
@@ -549,7 +553,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
             runs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--json")) {
-            fprintf(stderr, "usage: bench_ipc --corod PATH [--peer SCRIPT] [--n N] [--conns K] [--lat N] [--runs R] [--json]\n");
+            fprintf(stderr, "usage: bench_ipc --corod PATH [--corod-nice N] [--peer SCRIPT] [--n N] [--conns K] [--lat N]"
+                            " [--runs R] [--json]\n");
             return 2;
         }
     }
@@ -591,7 +596,11 @@ int main(int argc, char **argv)
     }
     echo_work_ns = 0;
 
-    char *cargv[] = { (char *)corod, "--socket", sock, "--state-dir", state, NULL };
+    char *cargv[] = { (char *)corod, "--socket", sock, "--state-dir", state, NULL, NULL, NULL };
+    if (corod_nice) {
+        cargv[5] = "--nice";
+        cargv[6] = (char *)corod_nice;
+    }
     bench_server("corod", cargv, sock, n, conns, lat, runs);
     if (peer) {
         char *pargv[] = { "/usr/bin/python3", (char *)peer, psock, NULL };

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -46,10 +47,21 @@ static const char usage[] =
     "  --output-limit BYTES  keep at most this much of each job's stdout and stderr; the\n"
     "                        rest is discarded after a marker line (default 0: no cap;\n"
     "                        a task's args.output_limit overrides it)\n"
+    "  --nice N              nice value of the daemon itself, from -20 to 19 (default -5;\n"
+    "                        lowering it needs root or CAP_SYS_NICE, else it is kept).\n"
+    "                        Jobs run at the value corod was started with\n"
     "  -h, --help            this help\n"
     "  -V, --version         print the version\n"
     "\n"
     "SIGTERM or SIGINT stops it in order: no new work, connections closed, exit 0.\n";
+
+/* The daemon's default nice value. On a CPU it shares with its clients, the Linux
+ * scheduler (EEVDF) lets a woken task preempt the running one only while it has not had
+ * more than its share of the CPU; at equal weight the daemon, which spends a little more
+ * per request than a client that sends one and waits, loses that and every round trip
+ * then costs an extra sleep and wake-up on both sides (bench/README.md, "Beside the
+ * client"). A little more weight keeps its answers prompt; jobs do not inherit it. */
+#define COROD_NICE_DEFAULT (-5)
 
 static uv_signal_t sig_term, sig_int;
 static srv *server;
@@ -75,6 +87,24 @@ static int parse_size(const char *opt, const char *s, size_t min, size_t max, si
     }
     *out = (size_t)v;
     return 0;
+}
+
+/* Set the calling thread's nice value (threads created later inherit it) and tell the
+ * jobs to get back the one the daemon started with. Failing to lower it is not fatal. */
+static void apply_nice(int want, srv_limits *lim)
+{
+    errno = 0;
+    int start = getpriority(PRIO_PROCESS, 0);
+    if (start == -1 && errno)
+        start = 0;
+    if (want == start)
+        return;
+    if (setpriority(PRIO_PROCESS, 0, want) < 0) {
+        fprintf(stderr, "corod: keeping nice value %d: cannot set %d: %s\n", start, want, strerror(errno));
+        return;
+    }
+    lim->set_job_nice = true;
+    lim->job_nice = start;
 }
 
 /* mkdir -p with `mode` for the directories it creates. */
@@ -148,12 +178,13 @@ int main(int argc, char **argv)
         { "max-message", required_argument, 0, 'M' }, { "retain", required_argument, 0, 'r' },
         { "max-output", required_argument, 0, 'o' }, { "max-active", required_argument, 0, 'a' },
         { "parallel", required_argument, 0, 'p' },  { "grace", required_argument, 0, 'g' },
-        { "output-limit", required_argument, 0, 'L' },
+        { "output-limit", required_argument, 0, 'L' }, { "nice", required_argument, 0, 'n' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
     char *sock = NULL, *state = NULL;
     srv_config cfg = { .socket_mode = -1 };
+    int nice_value = COROD_NICE_DEFAULT;
     size_t v;
     int c;
     while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
@@ -215,6 +246,17 @@ int main(int argc, char **argv)
                 goto bad_usage;
             cfg.limits.output_limit = v;
             break;
+        case 'n': {
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || n < -20 || n > 19) {
+                fprintf(stderr, "corod: --nice must be a whole number from -20 to 19, not \"%s\"\n", optarg);
+                goto bad_usage;
+            }
+            nice_value = (int)n;
+            break;
+        }
         case 'h': fputs(usage, stdout); free(sock); free(state); return 0;
         case 'V': printf("corod %s\n", COROD_VERSION); free(sock); free(state); return 0;
         default: fputs(usage, stderr); goto bad_usage;
@@ -232,6 +274,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "corod: no state directory: pass --state-dir DIR or set HOME\n");
         goto bad_usage;
     }
+
+    apply_nice(nice_value, &cfg.limits); /* before any thread exists: they inherit it */
 
     /* One daemon per state directory: a second one would corrupt what the first keeps. */
     int rc = mkdirs(state, 0700);

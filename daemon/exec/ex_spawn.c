@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 #define EX_CHILD_STACK (64u * 1024u)
 
@@ -147,6 +148,11 @@ EX_NO_ASAN static int ex_child_main(void *arg)
         syscall(SYS_close_range, 3, (unsigned)c->report_fd - 1, 0);
     syscall(SYS_close_range, (unsigned)c->report_fd + 1, ~0u, 0);
 
+    /* The daemon may run at another nice value than it started with (--nice); the job gets
+     * back the one it started with. Best effort: an unprivileged daemon that raised its
+     * own cannot lower a job's again, and the job then runs at the daemon's. */
+    if (rq->set_nice)
+        syscall(SYS_setpriority, PRIO_PROCESS, 0, rq->nice);
     if (rq->set_ids) {
         /* Raw system calls: glibc's wrappers would broadcast to the daemon's threads,
          * whose memory this child shares. */

@@ -32,6 +32,8 @@ typedef struct ex_spawn_req {
     gid_t gid;
     const gid_t *groups;
     size_t ngroups;
+    bool set_nice;      /* give the process this nice value (the daemon runs at another) */
+    int nice;
 } ex_spawn_req;
 
 typedef struct ex_spawned {

@@ -24,6 +24,8 @@ typedef struct kind_env {
     bool as_root;           /* the daemon runs as root: jobs run as their owners */
     double grace;           /* seconds between SIGTERM and SIGKILL (KIND_GRACE_DEFAULT) */
     uint64_t output_limit;  /* bytes kept per output stream, 0: no cap */
+    bool set_job_nice;      /* jobs get job_nice: the loop runs at another (--nice) */
+    int job_nice;
 } kind_env;
 
 #define KIND_GRACE_DEFAULT 5.0

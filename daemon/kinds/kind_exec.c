@@ -273,6 +273,8 @@ typedef struct exec_job {
     co_sched *sched;
     uid_t owner;
     bool as_root;
+    bool set_nice; /* the job's nice value, when the loop runs at another */
+    int nice;
     double grace;
     uint64_t limit;
     char path[2][PATH_MAX]; /* stdout, stderr files */
@@ -357,6 +359,7 @@ static int exec_spawn(exec_job *j)
             .argv = a->argv, .envp = envp, .cwd = a->cwd ? a->cwd : id->home,
             .stdin_fd = child[0], .stdout_fd = child[1], .stderr_fd = child[2],
             .set_ids = set_ids, .uid = j->owner, .gid = id->gid, .groups = id->groups, .ngroups = id->ngroups,
+            .set_nice = j->set_nice, .nice = j->nice,
         };
         rc = ex_spawn(&rq, &j->sp, j->err, sizeof j->err);
     }
@@ -606,6 +609,8 @@ static int exec_start(const kind_start *ks, co_task **body)
     j->sched = ks->sched;
     j->owner = ks->owner;
     j->as_root = ks->env->as_root;
+    j->set_nice = ks->env->set_job_nice;
+    j->nice = ks->env->job_nice;
     j->grace = a->grace >= 0 ? a->grace : ks->env->grace;
     j->limit = a->output_limit != UINT64_MAX ? a->output_limit : ks->env->output_limit;
     j->rd[0] = j->rd[1] = j->in_w = -1;

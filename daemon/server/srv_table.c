@@ -312,6 +312,8 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
         .as_root = geteuid() == 0,
         .grace = t->lim.has_grace ? t->lim.grace : KIND_GRACE_DEFAULT,
         .output_limit = t->lim.output_limit,
+        .set_job_nice = t->lim.set_job_nice,
+        .job_nice = t->lim.job_nice,
     };
     t->next_id = 1;
     if (!srv_table_group(t, (cp_str){ "default", 7 }, true)) {

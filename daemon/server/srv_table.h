@@ -30,6 +30,8 @@ typedef struct srv_limits {
     bool has_grace;            /* else KIND_GRACE_DEFAULT */
     double grace;              /* seconds from SIGTERM to SIGKILL when a job is stopped */
     uint64_t output_limit;     /* bytes kept per output stream of a job, 0: no cap */
+    bool set_job_nice;         /* jobs run at job_nice (the daemon changed its own) */
+    int job_nice;
 } srv_limits;
 
 /* -EINVAL without l->output_dir. */

@@ -8,6 +8,7 @@ With COROD_WRAPPER set (valgrind...), every corod runs under it.
 import grp
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import subprocess
@@ -527,10 +528,74 @@ class Options(unittest.TestCase):
                 self.assertEqual(c.call("groups")["groups"][0]["parallel"], 0)
         finally:
             d.stop()
-        for bad in (["--grace", "-1"], ["--grace", "x"], ["--output-limit", "-5"], ["--parallel", "70000"]):
+        for bad in (["--grace", "-1"], ["--grace", "x"], ["--output-limit", "-5"], ["--parallel", "70000"],
+                    ["--nice", "20"], ["--nice", "-21"], ["--nice", "x"], ["--nice", ""]):
             r = subprocess.run([tp.COROD, "--socket", "/tmp/unused.sock", *bad], capture_output=True, text=True)
             self.assertEqual(r.returncode, 2, bad)
             self.assertIn(bad[0], r.stderr)
+
+
+def nice_of(pid):
+    """The nice value of a process, from /proc (field 19 of stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+JOB_NICE = ["sh", "-c", "cut -d' ' -f19 /proc/self/stat"]
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: lowers a nice value, starts a daemon as nobody")
+class Nice(unittest.TestCase):
+    """--nice: the daemon's own weight against its clients; jobs keep the value it started with."""
+
+    def test_daemon_runs_at_its_nice_and_jobs_at_the_starting_one(self):
+        start = os.getpriority(os.PRIO_PROCESS, 0)
+        for extra, want in (((), -5), (("--nice", "0"), 0), (("--nice", "7"), 7)):
+            d = Daemon(*extra)
+            try:
+                self.assertEqual(nice_of(d.proc.pid), want, extra)
+                with Client(d.sock) as c:
+                    r = run(c, JOB_NICE)
+                    self.assertEqual(r["state"], "succeeded")
+                    self.assertEqual(int(output(c, r["id"])), start, extra)
+            finally:
+                self.assertEqual(d.stop(), 0)
+
+    def test_unprivileged_daemon_keeps_its_nice_and_says_so(self):
+        nb = pwd.getpwnam("nobody")
+        tmp = tempfile.mkdtemp(prefix="corod-nice-")
+        try:
+            os.chown(tmp, nb.pw_uid, nb.pw_gid)
+            sock = os.path.join(tmp, "s")
+
+            def drop():
+                os.setgroups([])
+                os.setgid(nb.pw_gid)
+                os.setuid(nb.pw_uid)
+
+            for extra, want_daemon, say in (((), 0, "keeping nice value 0: cannot set -5"),
+                                            (("--nice", "3"), 3, None)):
+                p = subprocess.Popen([*shlex.split(os.environ.get("COROD_WRAPPER", "")), tp.COROD,
+                                      "--socket", sock, "--state-dir", os.path.join(tmp, "st"), *extra],
+                                     preexec_fn=drop, stderr=subprocess.PIPE, text=True)
+                try:
+                    self.assertTrue(wait_until(lambda: os.path.exists(sock), 60 * SLOW))
+                    self.assertEqual(nice_of(p.pid), want_daemon, extra)
+                    with Client(sock) as c:
+                        r = run(c, JOB_NICE, {"cwd": "/"})
+                        self.assertEqual(r["state"], "succeeded", r)
+                        # Raised by the daemon itself, it cannot be lowered again for the job.
+                        self.assertEqual(int(output(c, r["id"])), want_daemon, extra)
+                finally:
+                    p.send_signal(signal.SIGTERM)
+                    _, err = p.communicate(timeout=120)
+                self.assertEqual(p.returncode, 0, err)
+                if say:
+                    self.assertIn(say, err)
+                else:
+                    self.assertNotIn("keeping nice value", err)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Retention(unittest.TestCase):
