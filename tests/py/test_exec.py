@@ -573,13 +573,23 @@ class Nice(unittest.TestCase):
                 os.setgid(nb.pw_gid)
                 os.setuid(nb.pw_uid)
 
+            def serving():
+                try:
+                    with Client(sock) as c:
+                        c.call("hello")
+                    return True
+                except OSError:
+                    return False
+
             for extra, want_daemon, say in (((), 0, "keeping nice value 0: cannot set -5"),
                                             (("--nice", "3"), 3, None)):
+                if os.path.exists(sock):
+                    os.unlink(sock)
                 p = subprocess.Popen([*shlex.split(os.environ.get("COROD_WRAPPER", "")), tp.COROD,
                                       "--socket", sock, "--state-dir", os.path.join(tmp, "st"), *extra],
                                      preexec_fn=drop, stderr=subprocess.PIPE, text=True)
                 try:
-                    self.assertTrue(wait_until(lambda: os.path.exists(sock), 60 * SLOW))
+                    self.assertTrue(wait_until(serving, 60 * SLOW))
                     self.assertEqual(nice_of(p.pid), want_daemon, extra)
                     with Client(sock) as c:
                         r = run(c, JOB_NICE, {"cwd": "/"})
