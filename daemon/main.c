@@ -59,8 +59,8 @@ static const char usage[] =
  * scheduler (EEVDF) lets a woken task preempt the running one only while it has not had
  * more than its share of the CPU; at equal weight the daemon, which spends a little more
  * per request than a client that sends one and waits, loses that and every round trip
- * then costs an extra sleep and wake-up on both sides (bench/README.md, "Beside the
- * client"). A little more weight keeps its answers prompt; jobs do not inherit it. */
+ * then costs an extra sleep and wake-up on both sides (bench/README.md, "The scheduler's
+ * share"). A little more weight keeps its answers prompt; jobs do not inherit it. */
 #define COROD_NICE_DEFAULT (-5)
 
 static uv_signal_t sig_term, sig_int;

@@ -90,8 +90,8 @@ void cp_pack_record(cp_out *o, const cp_record *r)
 {
     size_t kind = strlen(r->kind), name = r->name ? strlen(r->name) : 0, group = strlen(r->group),
            state = strlen(r->state), command = r->command ? strlen(r->command) : 0;
-    /* 13 keys of at most 12 bytes each, a map header, five numbers and five strings'
-     * headers, then the variable parts. */
+    /* 13 keys of at most 12 bytes each, a map header, six numbers (id, owner_uid, three
+     * times, attempts) and five strings' headers, then the variable parts. */
     size_t bound = 13 * 12 + CP_PUT_HEAD_MAX + 6 * CP_PUT_NUM_MAX + 5 * CP_PUT_HEAD_MAX + kind + name + group +
                    state + command + r->result_len + r->error_len;
     uint8_t *p = cp_out_reserve(o, bound);

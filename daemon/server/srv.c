@@ -4,8 +4,9 @@
  * freely; output is packed into a per-connection buffer and written once per read: the
  * read callback dispatches what it read, runs what that made runnable
  * (co_sched_run_ready), then writes, so a burst of pipelined requests costs one write and
- * a reply leaves with the notifications its task produced at once. Output produced elsewhere (timers, child
- * processes, the thread pool) is written from a uv_prepare just before poll blocks.
+ * a reply leaves with the notifications its task produced at once. Output produced
+ * elsewhere (timers, child processes, the thread pool) is written from a uv_prepare just
+ * before poll blocks.
  * A connection whose unsent output passes its bound is dropped: nobody else waits on a
  * slow reader. */
 #include "srv_internal.h"
