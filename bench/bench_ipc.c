@@ -540,8 +540,15 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--corod") && i + 1 < argc)
             corod = argv[++i];
-        else if (!strcmp(argv[i], "--corod-nice") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--corod-nice") && i + 1 < argc) {
             corod_nice = argv[++i];
+            char *end;
+            long v = strtol(corod_nice, &end, 10);
+            if (end == corod_nice || *end || v < -20 || v > 19) {
+                fprintf(stderr, "bench_ipc: --corod-nice must be a whole number from -20 to 19, not \"%s\"\n", corod_nice);
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--peer") && i + 1 < argc)
             peer = argv[++i];
         else if (!strcmp(argv[i], "--n") && i + 1 < argc)
