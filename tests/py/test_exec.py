@@ -8,7 +8,6 @@ With COROD_WRAPPER set (valgrind...), every corod runs under it.
 import grp
 import os
 import pwd
-import shlex
 import shutil
 import signal
 import subprocess
@@ -563,49 +562,21 @@ class Nice(unittest.TestCase):
 
     def test_unprivileged_daemon_keeps_its_nice_and_says_so(self):
         nb = pwd.getpwnam("nobody")
-        tmp = tempfile.mkdtemp(prefix="corod-nice-")
-        try:
-            os.chown(tmp, nb.pw_uid, nb.pw_gid)
-            sock = os.path.join(tmp, "s")
-
-            def drop():
-                os.setgroups([])
-                os.setgid(nb.pw_gid)
-                os.setuid(nb.pw_uid)
-
-            def serving():
-                try:
-                    with Client(sock) as c:
-                        c.call("hello")
-                    return True
-                except OSError:
-                    return False
-
-            for extra, want_daemon, say in (((), 0, "keeping nice value 0: cannot set -5"),
-                                            (("--nice", "3"), 3, None)):
-                if os.path.exists(sock):
-                    os.unlink(sock)
-                p = subprocess.Popen([*shlex.split(os.environ.get("COROD_WRAPPER", "")), tp.COROD,
-                                      "--socket", sock, "--state-dir", os.path.join(tmp, "st"), *extra],
-                                     preexec_fn=drop, stderr=subprocess.PIPE, text=True)
-                try:
-                    self.assertTrue(wait_until(serving, 60 * SLOW))
-                    self.assertEqual(nice_of(p.pid), want_daemon, extra)
-                    with Client(sock) as c:
-                        r = run(c, JOB_NICE, {"cwd": "/"})
-                        self.assertEqual(r["state"], "succeeded", r)
-                        # Raised by the daemon itself, it cannot be lowered again for the job.
-                        self.assertEqual(int(output(c, r["id"])), want_daemon, extra)
-                finally:
-                    p.send_signal(signal.SIGTERM)
-                    _, err = p.communicate(timeout=120)
-                self.assertEqual(p.returncode, 0, err)
-                if say:
-                    self.assertIn(say, err)
-                else:
-                    self.assertNotIn("keeping nice value", err)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        for extra, want_daemon, say in (((), 0, "keeping nice value 0: cannot set -5"), (("--nice", "3"), 3, None)):
+            d = Daemon(*extra, user=nb, capture_stderr=True)
+            try:
+                self.assertEqual(nice_of(d.proc.pid), want_daemon, extra)
+                with Client(d.sock) as c:
+                    r = run(c, JOB_NICE, {"cwd": "/"})
+                    self.assertEqual(r["state"], "succeeded", r)
+                    # Raised by the daemon itself, it cannot be lowered again for the job.
+                    self.assertEqual(int(output(c, r["id"])), want_daemon, extra)
+            finally:
+                self.assertEqual(d.stop(), 0, d.stderr)
+            if say:
+                self.assertIn(say, d.stderr)
+            else:
+                self.assertNotIn("keeping nice value", d.stderr)
 
 
 class Retention(unittest.TestCase):

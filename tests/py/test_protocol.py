@@ -30,13 +30,26 @@ COROD = None
 
 
 class Daemon:
-    def __init__(self, *extra):
+    """A corod on a private socket and state directory. user: a pwd entry to run it as
+    (from root); capture_stderr: keep what it says, in self.stderr after stop()."""
+
+    def __init__(self, *extra, user=None, capture_stderr=False):
         self.dir = tempfile.mkdtemp(prefix="corod-py-")
         self.sock = os.path.join(self.dir, "corod.sock")
+        self.stderr = None
         wrapper = shlex.split(os.environ.get("COROD_WRAPPER", ""))
+        drop = None
+        if user:
+            os.chown(self.dir, user.pw_uid, user.pw_gid)
+
+            def drop():
+                os.setgroups([])
+                os.setgid(user.pw_gid)
+                os.setuid(user.pw_uid)
         self.proc = subprocess.Popen(
             [*wrapper, COROD, "--socket", self.sock, "--state-dir", os.path.join(self.dir, "state"), *extra],
-            stderr=None if wrapper else subprocess.DEVNULL)
+            preexec_fn=drop, text=capture_stderr,
+            stderr=subprocess.PIPE if capture_stderr else None if wrapper else subprocess.DEVNULL)
         deadline = time.time() + (60 if wrapper else 5)
         while time.time() < deadline:
             try:
@@ -49,6 +62,8 @@ class Daemon:
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
+        if self.proc.stderr:
+            self.stderr = self.proc.communicate(timeout=120)[1]
         rc = self.proc.wait(timeout=120)
         shutil.rmtree(self.dir, ignore_errors=True)
         return rc
