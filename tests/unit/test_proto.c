@@ -16,9 +16,11 @@
 #include "cp_msg.h"
 #include "cp_spec.h"
 
-/* A stream of messages covering every MessagePack header form. */
+/* A stream of messages covering every MessagePack header form, into a new sbuffer; ends[i]
+ * is where message i ends. */
 static void pack_corpus(msgpack_sbuffer *sb, size_t *ends, int *n)
 {
+    msgpack_sbuffer_init(sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     char big[70000];
@@ -69,7 +71,6 @@ static void test_frame_every_split(void **state)
 {
     (void)state;
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     size_t ends[64];
     int n;
     pack_corpus(&sb, ends, &n);
@@ -158,7 +159,6 @@ static void test_decode(void **state)
 {
     (void)state;
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     size_t ends[64];
     int n;
     pack_corpus(&sb, ends, &n);
@@ -224,7 +224,6 @@ static void test_next(void **state)
 {
     (void)state;
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     size_t ends[64];
     int n;
     pack_corpus(&sb, ends, &n);
