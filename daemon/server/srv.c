@@ -1,18 +1,21 @@
-/* srv.c: the listening socket and the connections. Input is read by cp_next (framed and
- * decoded in one walk when a message arrived whole, else framed by cp_frame across reads;
- * bounded by the message limit either way) and dispatched in order, so requests pipeline
- * freely; output is packed into a per-connection buffer and written once per read: the
- * read callback dispatches what it read, runs what that made runnable
- * (co_sched_run_ready), then writes, so a burst of pipelined requests costs one write and
+/* srv.c: the listening socket and the connections, each a uv_poll_t on a non-blocking
+ * socket whose system calls are srv_sock's. Input is peeked (srv_sock.h says why),
+ * read by cp_next (framed and decoded in one walk when a message arrived whole, else
+ * framed by cp_frame across reads; bounded by the message limit either way) and
+ * dispatched in order, so requests pipeline freely; output is packed into a
+ * per-connection buffer and written once per read: the read callback dispatches what it
+ * read, runs what that made runnable (co_sched_run_ready), writes, and only then takes
+ * the request bytes off the socket, so a burst of pipelined requests costs one write and
  * a reply leaves with the notifications its task produced at once. Output produced
  * elsewhere (timers, child processes, the thread pool) is written from a uv_prepare just
- * before poll blocks.
+ * before poll blocks; what the socket does not take waits for it to become writable.
  * A connection whose unsent output passes its bound is dropped: nobody else waits on a
  * slow reader. */
 #include "srv_internal.h"
 #include "srv_list.h"
 
 #include "cp_decode.h"
+#include "srv_sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,10 +28,31 @@
 #include <unistd.h>
 
 #define SRV_READ_CHUNK (64u * 1024u)
+#define SRV_OUT_KEEP (1024u * 1024u) /* an output buffer above this is freed once drained */
+#define SRV_ACCEPT_BATCH 64u          /* connections accepted per wake-up of the listener */
+#define SRV_ACCEPT_RETRY_MS 100u      /* after a failed accept (e.g. EMFILE), try again then */
 
 static void srv_process(srv_conn *c);
-static void srv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void srv_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void srv_conn_io(uv_poll_t *h, int status, int events);
+
+static size_t srv_unsent(const srv_conn *c)
+{
+    return c->out.size - c->out_sent;
+}
+
+/* Watch the socket for what the connection needs now: input unless its buffer filled up
+ * while dispatch is paused, and writability while answers wait for room. */
+static void srv_conn_poll(srv_conn *c)
+{
+    int ev = (c->read_stopped ? 0 : UV_READABLE) | (srv_unsent(c) ? UV_WRITABLE : 0);
+    if (ev == c->events || c->closing)
+        return;
+    c->events = ev;
+    if (ev)
+        uv_poll_start(&c->poll, ev, srv_conn_io);
+    else
+        uv_poll_stop(&c->poll);
+}
 
 /* Backpressure: requests are dispatched only while the connection's unsent output is
  * under half its bound; dispatch resumes once it has drained to a quarter. Meanwhile
@@ -38,31 +62,23 @@ static void srv_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
  * stops reading while notifications keep coming is dropped. */
 static bool srv_backed_up(const srv_conn *c)
 {
-    return c->out.size + c->out_pending >= c->srv->cfg.max_output / 2 ||
-           c->nreads >= SRV_MAX_READS_PER_CONN;
+    return srv_unsent(c) >= c->srv->cfg.max_output / 2 || c->nreads >= SRV_MAX_READS_PER_CONN;
 }
 
 void srv_maybe_resume(srv_conn *c)
 {
-    if (!c->paused || c->closing || c->out.size + c->out_pending > c->srv->cfg.max_output / 4 ||
+    if (!c->paused || c->closing || srv_unsent(c) > c->srv->cfg.max_output / 4 ||
         c->nreads >= SRV_MAX_READS_PER_CONN)
         return;
     c->paused = false;
     srv_process(c);
     if (!c->paused && !c->closing && c->read_stopped) {
         c->read_stopped = false;
-        uv_read_start((uv_stream_t *)&c->pipe, srv_alloc, srv_read);
+        srv_conn_poll(c);
     }
 }
 
 /* ---- output ------------------------------------------------------------------------- */
-
-typedef struct srv_write {
-    uv_write_t req;
-    srv_conn *c;
-    char *data;
-    size_t len;
-} srv_write;
 
 void srv_conn_mark(srv_conn *c)
 {
@@ -73,21 +89,20 @@ void srv_conn_mark(srv_conn *c)
     c->srv->dirty = c;
 }
 
-static void srv_written(uv_write_t *req, int status)
+/* A client whose unread answers pass the bound is dropped: true if it was. */
+static bool srv_conn_over_bound(srv_conn *c)
 {
-    srv_write *w = (srv_write *)req;
-    srv_conn *c = w->c;
-    c->out_pending -= w->len;
-    free(w->data);
-    free(w);
-    (void)status; /* a failed write is followed by a read error or EOF: handled there */
-    srv_maybe_resume(c);
+    if (srv_unsent(c) <= c->srv->cfg.max_output)
+        return false;
+    fprintf(stderr, "corod: dropping a client (uid %u, pid %d): %zu bytes unread, limit %zu\n",
+            (unsigned)c->uid, (int)c->pid, srv_unsent(c), c->srv->cfg.max_output);
+    srv_conn_close(c);
+    return true;
 }
 
-static void srv_conn_flush(srv_conn *c)
+/* Write what the socket takes of the unsent output; the rest waits for writability. */
+static void srv_conn_send(srv_conn *c)
 {
-    if (c->closing)
-        return;
     /* An answer was cut short (even the first: the buffer may be empty): the stream cannot
      * go on, and the buffer takes nothing more. */
     if (cp_out_failed(&c->out)) {
@@ -96,47 +111,40 @@ static void srv_conn_flush(srv_conn *c)
         srv_conn_close(c);
         return;
     }
-    if (!c->out.size)
-        return;
-    /* Straight into the socket when nothing is queued: no request, no callback, and none
-     * of the epoll_ctl libuv makes after a completed uv_write. */
-    if (c->out_pending == 0) {
-        uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.size);
-        int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
-        if (n == (int)c->out.size) {
+    size_t unsent = srv_unsent(c);
+    if (unsent) {
+        ssize_t n = srv_sock_send(c->fd, c->out.data + c->out_sent, unsent);
+        if (n < 0 && n != -EAGAIN) {
+            srv_conn_close(c); /* the client is gone: nothing it was owed matters */
+            return;
+        }
+        if (n > 0)
+            c->out_sent += (size_t)n;
+    }
+    if (c->out_sent == c->out.size) {
+        c->out_sent = 0;
+        if (c->out.cap > SRV_OUT_KEEP) /* a burst's buffer is not kept for good */
+            cp_out_free(&c->out);
+        else
             cp_out_clear(&c->out);
-            return;
-        }
-        if (n > 0) { /* the rest waits for uv_write */
-            cp_out_consume(&c->out, (size_t)n);
-        } else if (n != UV_EAGAIN) {
-            srv_conn_close(c);
-            return;
-        }
+    } else if (c->out_sent >= SRV_READ_CHUNK && c->out_sent >= c->out.size / 2) {
+        /* Behind a slow reader: drop what went, so the buffer holds only what did not. */
+        cp_out_consume(&c->out, c->out_sent);
+        c->out_sent = 0;
     }
-    srv_write *w = malloc(sizeof *w);
-    if (!w) {
-        srv_conn_close(c);
+    if (!srv_conn_over_bound(c))
+        srv_conn_poll(c);
+}
+
+static void srv_conn_flush(srv_conn *c)
+{
+    if (c->closing)
         return;
-    }
-    w->c = c;
-    w->len = c->out.size;
-    w->data = (char *)cp_out_release(&c->out);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
-    c->out_pending += w->len;
-    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, srv_written) < 0) {
-        c->out_pending -= w->len;
-        free(w->data);
-        free(w);
-        srv_conn_close(c);
-        return;
-    }
-    /* libuv writes what the socket takes at once; what is left queues here. */
-    if (c->out_pending > c->srv->cfg.max_output) {
-        fprintf(stderr, "corod: dropping a client (uid %u, pid %d): %zu bytes unread, limit %zu\n",
-                (unsigned)c->uid, (int)c->pid, c->out_pending, c->srv->cfg.max_output);
-        srv_conn_close(c);
-    }
+    /* Straight into the socket, unless it is full and earlier output waits for room. */
+    if ((c->events & UV_WRITABLE) && !cp_out_failed(&c->out))
+        srv_conn_over_bound(c);
+    else
+        srv_conn_send(c);
 }
 
 static void srv_flush_dirty(srv *v)
@@ -190,13 +198,14 @@ void srv_conn_close(srv_conn *c)
             }
         c->is_dirty = false;
     }
-    uv_close((uv_handle_t *)&c->pipe, srv_conn_freed);
+    uv_close((uv_handle_t *)&c->poll, srv_conn_freed);
+    close(c->fd); /* libuv lets go of a descriptor as soon as its poll handle is closing */
 }
 
-static void srv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Room at the end of the input buffer, which grows in steps up to the message limit plus
+ * one read: 0 when it is full (dispatch is paused) or cannot grow. */
+static size_t srv_in_room(srv_conn *c)
 {
-    (void)suggested;
-    srv_conn *c = h->data;
     size_t limit = c->srv->cfg.max_message + SRV_READ_CHUNK;
     if (c->in_cap - c->in_len < SRV_READ_CHUNK && c->in_cap < limit) {
         size_t ncap = c->in_cap ? c->in_cap * 2 : SRV_READ_CHUNK;
@@ -208,7 +217,7 @@ static void srv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
             c->in_cap = ncap;
         }
     }
-    *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+    return c->in_cap - c->in_len;
 }
 
 /* One decoded request, then the zone is cleared: handlers copy what they keep. */
@@ -274,28 +283,55 @@ static void srv_process(srv_conn *c)
     }
 }
 
-static void srv_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void srv_conn_read(srv_conn *c)
 {
-    (void)buf;
-    srv_conn *c = s->data;
-    if (nread == UV_ENOBUFS) { /* input buffer full while dispatch is paused */
-        uv_read_stop(s);
-        c->read_stopped = true;
+    srv *v = c->srv;
+    size_t room = srv_in_room(c);
+    if (!room) {
+        if (!c->paused) { /* not full: it could not grow */
+            fprintf(stderr, "corod: dropping a client (uid %u, pid %d): out of memory for its requests\n",
+                    (unsigned)c->uid, (int)c->pid);
+            srv_conn_close(c);
+            return;
+        }
+        c->read_stopped = true; /* srv_maybe_resume starts it again */
+        srv_conn_poll(c);
         return;
     }
-    if (nread < 0) {
+    ssize_t n = srv_sock_peek(c->fd, c->in + c->in_len, room);
+    if (n == -EAGAIN)
+        return;
+    if (n <= 0) {
         srv_conn_close(c); /* EOF or error: whatever was pending is moot */
         return;
     }
-    c->in_len += (size_t)nread;
-    co_sched_hold(c->srv->sched);
+    c->in_len += (size_t)n;
+    co_sched_hold(v->sched);
     srv_process(c);
     /* Answer from here rather than from the next turn's flush: run what the requests made
      * runnable (a task that ends at once, its done-callbacks), then write. On a VM whose
      * idle vCPU halts, a reply later than about a microsecond finds the client asleep
      * and costs it ~5 µs to wake (bench_ipc's echo with work shows the step). */
-    co_sched_run_ready(c->srv->sched);
-    srv_flush_dirty(c->srv);
+    co_sched_run_ready(v->sched);
+    srv_flush_dirty(v);
+    /* Only now are the request's bytes taken off the socket (srv_sock.h says why). */
+    if (!c->closing && srv_sock_discard(c->fd, (size_t)n, v->scratch, SRV_READ_CHUNK) < 0)
+        srv_conn_close(c);
+}
+
+static void srv_conn_io(uv_poll_t *h, int status, int events)
+{
+    srv_conn *c = h->data;
+    if (status < 0) {
+        srv_conn_close(c);
+        return;
+    }
+    if (events & UV_WRITABLE) {
+        srv_conn_send(c);
+        srv_maybe_resume(c);
+    }
+    if ((events & UV_READABLE) && !c->closing && !c->read_stopped)
+        srv_conn_read(c);
 }
 
 bool srv_conn_watch(srv_conn *c, const cp_request *rq, size_t n)
@@ -311,51 +347,69 @@ bool srv_conn_watch(srv_conn *c, const cp_request *rq, size_t n)
     return true;
 }
 
-static void srv_reject_closed(uv_handle_t *h)
+/* A connection accepted: who is on the other end decides what they may see and touch. */
+static void srv_conn_open(srv *v, int fd)
 {
-    free(h);
-}
-
-static void srv_on_connection(uv_stream_t *server, int status)
-{
-    srv *v = server->data;
-    if (status < 0)
-        return;
-    if (v->nconns >= v->cfg.max_connections || v->stopping) {
-        uv_pipe_t *tmp = malloc(sizeof *tmp);
-        if (!tmp)
-            return;
-        uv_pipe_init(v->loop, tmp, 0);
-        uv_accept(server, (uv_stream_t *)tmp);
-        uv_close((uv_handle_t *)tmp, srv_reject_closed);
-        return;
-    }
-    srv_conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return;
-    uv_pipe_init(v->loop, &c->pipe, 0);
-    c->pipe.data = c;
-    c->srv = v;
-    if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
-        uv_close((uv_handle_t *)&c->pipe, srv_conn_freed);
-        return;
-    }
-    /* Who is on the other end decides what they may see and touch. */
-    uv_os_fd_t fd;
     struct ucred cred;
     socklen_t len = sizeof cred;
-    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-        uv_close((uv_handle_t *)&c->pipe, srv_conn_freed);
+    srv_conn *c = NULL;
+    /* Past the bound (or shutting down), a client is hung up on at once. */
+    if (v->nconns >= v->cfg.max_connections || v->stopping ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || !(c = calloc(1, sizeof *c)) ||
+        uv_poll_init(v->loop, &c->poll, fd) < 0) {
+        free(c);
+        close(fd);
         return;
     }
+    c->poll.data = c;
+    c->fd = fd;
+    c->srv = v;
     c->uid = cred.uid;
     c->pid = cred.pid;
     cp_frame_init(&c->frame, v->cfg.max_message);
     cp_out_init(&c->out);
     SRV_LIST_PUSH(v->conns, c);
     v->nconns++;
-    uv_read_start((uv_stream_t *)&c->pipe, srv_alloc, srv_read);
+    srv_conn_poll(c);
+}
+
+static void srv_on_listen(uv_poll_t *h, int status, int events);
+
+static void srv_accept_retry(uv_timer_t *t)
+{
+    srv *v = t->data;
+    uv_poll_start(&v->listener, UV_READABLE, srv_on_listen);
+}
+
+static void srv_on_listen(uv_poll_t *h, int status, int events)
+{
+    srv *v = h->data;
+    (void)events;
+    for (unsigned i = 0; status == 0 && i < SRV_ACCEPT_BATCH; i++) {
+        int fd = srv_sock_accept(v->listen_fd);
+        if (fd == -EAGAIN) {
+            if (v->accept_failing) /* caught up with everyone who waited */
+                fprintf(stderr, "corod: accepting connections again\n");
+            v->accept_failing = false;
+            return;
+        }
+        if (fd < 0) {
+            status = fd;
+            break;
+        }
+        srv_conn_open(v, fd);
+    }
+    if (status == 0)
+        return; /* a full batch: the rest on the next turn, after the others' input */
+    /* Out of descriptors or memory: the connection stays queued and the socket readable,
+     * so polling on would spin. Pause and try again shortly; say so once, until the queue
+     * has been caught up with. */
+    if (!v->accept_failing)
+        fprintf(stderr, "corod: cannot accept connections: %s; trying again every %u ms\n",
+                strerror(-status), SRV_ACCEPT_RETRY_MS);
+    v->accept_failing = true;
+    uv_poll_stop(&v->listener);
+    uv_timer_start(&v->accept_retry, srv_accept_retry, SRV_ACCEPT_RETRY_MS, 0);
 }
 
 /* ---- listening ------------------------------------------------------------------------ */
@@ -442,23 +496,21 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     if ((rc = srv_mkdir_parent(v->path, v->self_uid == 0 ? 0755 : 0700, errbuf, errlen)) < 0 ||
         (rc = srv_clear_stale(v->path, errbuf, errlen)) < 0)
         goto fail;
-    uv_pipe_init(loop, &v->listener, 0);
-    v->listener.data = v;
-    /* Bind under a umask that leaves the socket no wider than asked, then set the mode. */
-    mode_t old = umask(0777 & ~(mode_t)mode);
-    rc = uv_pipe_bind(&v->listener, v->path);
-    umask(old);
-    if (rc == 0 && chmod(v->path, (mode_t)mode) < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&v->listener, 511, srv_on_connection);
-    if (rc < 0) {
-        snprintf(errbuf, errlen, "cannot listen on %s: %s", v->path, uv_strerror(rc));
-        /* The listener lives inside *v: free it all once libuv lets go of the handle. */
-        v->closing = 1;
-        uv_close((uv_handle_t *)&v->listener, srv_handle_closed);
-        return rc;
+    rc = -ENOMEM;
+    if (!(v->scratch = malloc(SRV_READ_CHUNK)))
+        goto fail;
+    if ((rc = v->listen_fd = srv_sock_listen(v->path, mode, errbuf, errlen)) < 0)
+        goto fail;
+    if ((rc = uv_poll_init(loop, &v->listener, v->listen_fd)) < 0) {
+        snprintf(errbuf, errlen, "cannot watch %s: %s", v->path, uv_strerror(rc));
+        close(v->listen_fd);
+        unlink(v->path);
+        goto fail;
     }
+    v->listener.data = v;
+    uv_poll_start(&v->listener, UV_READABLE, srv_on_listen);
+    uv_timer_init(loop, &v->accept_retry);
+    v->accept_retry.data = v;
     uv_prepare_init(loop, &v->flush);
     v->flush.data = v;
     uv_prepare_start(&v->flush, srv_flush_all);
@@ -468,6 +520,7 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
 fail:
     msgpack_zone_destroy(&v->zone);
     srv_table_free(v->table);
+    free(v->scratch);
     free(v->path);
     free(v);
     return rc;
@@ -479,6 +532,7 @@ static void srv_handle_closed(uv_handle_t *h)
     if (--v->closing == 0) {
         msgpack_zone_destroy(&v->zone);
         srv_table_free(v->table);
+        free(v->scratch);
         free(v->path);
         free(v);
     }
@@ -498,8 +552,10 @@ void srv_shutdown(srv *v)
     while (v->conns)
         srv_conn_close(v->conns);
     v->dirty = NULL;
-    /* Both handles live inside *v: it is freed when the last of them has closed. */
-    v->closing = 2;
+    /* The handles live inside *v: it is freed when the last of them has closed. */
+    v->closing = 3;
     uv_close((uv_handle_t *)&v->listener, srv_handle_closed);
+    close(v->listen_fd);
+    uv_close((uv_handle_t *)&v->accept_retry, srv_handle_closed);
     uv_close((uv_handle_t *)&v->flush, srv_handle_closed);
 }

@@ -20,8 +20,12 @@ struct srv {
     srv_table *table;
     srv_config cfg;
     char *path;
-    uv_pipe_t listener;
+    uv_poll_t listener; /* the listening socket: readable while connections wait */
+    int listen_fd;
+    uv_timer_t accept_retry; /* accepting failed (out of descriptors): try again later */
+    bool accept_failing;     /* ... and the operator has been told */
     uv_prepare_t flush; /* writes what the loop produced, just before poll would block */
+    uint8_t *scratch;   /* where consumed request bytes go (their copy is already read) */
     msgpack_zone zone;  /* decoded messages live here, cleared after each (no malloc each) */
     srv_conn *conns;
     srv_conn *dirty;   /* connections with unflushed output */
@@ -33,15 +37,17 @@ struct srv {
 };
 
 struct srv_conn {
-    uv_pipe_t pipe;
+    uv_poll_t poll; /* the connection's socket (srv_sock.h says why not a uv_pipe_t) */
+    int fd;
+    int events; /* what poll watches: input unless stopped, writability while output waits */
     srv *srv;
     uid_t uid;
     pid_t pid;
     uint8_t *in;
     size_t in_len, in_cap;
     cp_frame frame;
-    cp_out out; /* packed, not yet handed to the socket */
-    size_t out_pending; /* bytes handed to uv_write, not yet written */
+    cp_out out;      /* packed answers; those from out_sent on are not yet written */
+    size_t out_sent;
     srv_wait *waits;
     size_t nwaits;
     srv_sub *subs;
