@@ -15,6 +15,10 @@
  *                                 for scale)
  *   ipc.pingpong_epoll_p50_us     the same, the echo side waiting in epoll_wait as an
  *                                 event-loop server does (shown for scale)
+ *   ipc.pingpong_epoll_workNns_*  that echo spinning N ns per message
+ *   ipc.wake.*                    epoll echoes on another CPU that consume a message before
+ *                                 answering or peek, answer, then consume (as corod does),
+ *                                 with no work and 1000 ns; the ratios peek / consume
  * --corod-nice N runs corod with --nice N (its default otherwise).
  * Usage: bench_ipc --corod PATH [--corod-nice N] [--peer SCRIPT] [--n N] [--conns K] [--lat N] [--runs R]
  *        [--json] */
@@ -306,6 +310,10 @@ static void echo_work(void)
     }
 }
 
+/* Whether the epoll echo reads as corod does: peek at the message, answer, and only then
+ * consume it (daemon/server/srv_sock.h says why). */
+static bool echo_peek;
+
 /* The echo of an event-loop server: wait in epoll, then read and write. */
 static void *echo_epoll(void *arg)
 {
@@ -316,11 +324,13 @@ static void *echo_epoll(void *arg)
     for (;;) {
         if (epoll_wait(ep, &ev, 1, -1) < 1)
             continue;
-        ssize_t n = read(fd, b, sizeof b);
+        ssize_t n = recv(fd, b, sizeof b, echo_peek ? MSG_PEEK : 0);
         if (n <= 0)
             break;
         echo_work();
         write_all(fd, b, (size_t)n);
+        if (echo_peek && recv(fd, b, (size_t)n, 0) != n)
+            break;
     }
     close(ep);
     return NULL;
@@ -457,6 +467,64 @@ static void run_latency_pair(const char *path, pid_t server, int client_cpu, int
     percentiles(pp, n, pp50, pp99);
     free(lat);
     free(pp);
+}
+
+/* How the echo's way of reading moves a round trip: consuming the message before the
+ * answer (as read() does) against peeking, answering, then consuming (as corod does),
+ * each with no work and with WAKE_WORK_NS per message; client and echoes on different
+ * CPUs, alternating in blocks like the latency pair. */
+#define WAKE_KINDS 4
+#define WAKE_WORK_NS 1000
+
+static void run_wake(int n, double p50[WAKE_KINDS])
+{
+    pingpong p[WAKE_KINDS];
+    double *lat[WAKE_KINDS], p99;
+    for (int k = 0; k < WAKE_KINDS; k++) {
+        echo_peek = k & 1;
+        echo_work_ns = k & 2 ? WAKE_WORK_NS : 0;
+        pingpong_open(&p[k], 2, 1);
+        lat[k] = malloc((size_t)n * sizeof *lat[k]);
+    }
+    echo_peek = false;
+    echo_work_ns = 0;
+    pin(0, 0);
+    for (int i = 0; i < n; i += LAT_BLOCK)
+        for (int k = 0; k < WAKE_KINDS; k++)
+            for (int j = i; j < i + LAT_BLOCK && j < n; j++)
+                lat[k][j] = pingpong_once(&p[k]);
+    pin(0, -1);
+    /* Last opened first: each echo holds the client ends of those forked before it. */
+    for (int k = WAKE_KINDS - 1; k >= 0; k--) {
+        pingpong_close(&p[k]);
+        percentiles(lat[k], n, &p50[k], &p99);
+        free(lat[k]);
+    }
+}
+
+static void report_wake(int lat, int runs)
+{
+    static const char *names[WAKE_KINDS] = { "consume_first", "peek_first", "consume_first_work1000ns",
+                                             "peek_first_work1000ns" };
+    double p50[WAKE_KINDS][32], ratio[2][32];
+    for (int r = 0; r < runs; r++) {
+        double one[WAKE_KINDS];
+        run_wake(lat, one);
+        for (int k = 0; k < WAKE_KINDS; k++)
+            p50[k][r] = one[k];
+        ratio[0][r] = one[1] / one[0];
+        ratio[1][r] = one[3] / one[2];
+    }
+    char name[96];
+    for (int k = 0; k < WAKE_KINDS; k++) {
+        snprintf(name, sizeof name, "ipc.wake.%s_p50_us", names[k]);
+        bench_report(name, bench_median(p50[k], runs),
+                     k & 1 ? "us (epoll echo on another CPU: peek, answer, then consume)"
+                           : "us (epoll echo on another CPU: read, then answer)");
+    }
+    bench_report("ipc.wake.peek_over_consume", bench_median(ratio[0], runs), "x (median of the per-run ratios)");
+    bench_report("ipc.wake.peek_over_consume_work1000ns", bench_median(ratio[1], runs),
+                 "x (the same, echoes spinning 1000 ns per message)");
 }
 
 /* ---- servers ---- */
@@ -602,6 +670,8 @@ int main(int argc, char **argv)
         bench_report(name, bench_median(wp50, runs), "us (epoll echo spinning that long per message)");
     }
     echo_work_ns = 0;
+    if (online_cpus() >= 2)
+        report_wake(lat, runs);
 
     char *cargv[] = { (char *)corod, "--socket", sock, "--state-dir", state, NULL, NULL, NULL };
     if (corod_nice) {
