@@ -476,6 +476,22 @@ class Protocol(unittest.TestCase):
             self.assertEqual(e.exception.code, "quota_exceeded")
             c.call("cancel", {"id": t})
 
+    def test_many_clients_at_once_are_all_served(self):
+        # 150 connections queued while the daemon is stopped: more than it accepts per
+        # wake-up of the listener (64), so some wait for later turns; none is lost.
+        self.d.proc.send_signal(signal.SIGSTOP)
+        try:
+            clients = [self.client() for _ in range(150)]
+        finally:
+            self.d.proc.send_signal(signal.SIGCONT)
+        try:
+            msgids = [c.send("hello", {"client": f"py{i}"}) for i, c in enumerate(clients)]
+            for c, m in zip(clients, msgids):
+                self.assertEqual(c.response(m)["protocol"], 1)
+        finally:
+            for c in clients:
+                c.s.close()
+
     def test_client_vanishes_while_waiting(self):
         c = self.client()
         t = c.call("submit", {"kind": "sleep", "args": {"seconds": 0.2}})["id"]
