@@ -132,6 +132,15 @@ class Client:
         return self.response(self.send(method, params))
 
 
+def native_allocator():
+    """Whether corod frees memory through glibc's malloc: not under valgrind, nor when
+    built with ASan, whose quarantine holds freed memory back."""
+    if os.environ.get("COROD_WRAPPER"):
+        return False
+    with open(COROD, "rb") as f:
+        return b"__asan_init" not in f.read()
+
+
 def fill(c, n=10):
     """Submit n finished tasks, so that `list` answers are not trivially small."""
     ids = [c.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": "r" * 100}})["id"] for _ in range(n)]
@@ -410,6 +419,39 @@ class Protocol(unittest.TestCase):
                 got = [c.read()[1] for _ in range(n)]
                 writer.join()
                 self.assertEqual(got, list(range(n)))
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+    def test_burst_output_buffer_is_returned_once_drained(self):
+        # A subscriber that stops reading while 6,000 tasks with 1,000-byte results end:
+        # ~7 MB of notifications wait in its output buffer, far past SRV_OUT_KEEP (1 MiB)
+        # and under --max-output. Once it has read them all, the daemon frees that buffer
+        # instead of keeping a burst's memory for the connection's lifetime.
+        d = Daemon("--max-output", str(64 << 20))
+        try:
+            def rss_kib():
+                with open(f"/proc/{d.proc.pid}/status") as f:
+                    return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+            with Client(d.sock) as lazy, Client(d.sock) as c:
+                lazy.call("subscribe", {"all": True})
+                n = 6000
+                for start in range(0, n, 500):
+                    ids = [c.response(c.send("submit", {"kind": "sleep", "args": {"seconds": 0, "result": "x" * 1000}}))["id"]
+                           for _ in range(500)]
+                    c.call("wait", {"ids": ids})
+                peak = rss_kib()
+                got = 0
+                while len(lazy.notes) < n:
+                    m = lazy.read()
+                    got += len(msgpack.packb(m))
+                    lazy.notes.append(m)
+                self.assertTrue(all(m[1] == "task.done" for m in lazy.notes))
+                lazy.call("hello")  # its buffer drained before this answer was written
+                after = rss_kib()
+                self.assertGreater(got, 6 << 20)
+                if native_allocator():
+                    self.assertGreater(peak - after, got // 1024 // 2,
+                                       f"RSS {peak} KiB at the burst, {after} KiB after it drained")
         finally:
             self.assertEqual(d.stop(), 0)
 
