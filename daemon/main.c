@@ -48,7 +48,8 @@ static const char usage[] =
     "                        rest is discarded after a marker line (default 0: no cap;\n"
     "                        a task's args.output_limit overrides it)\n"
     "  --nice N              nice value of the daemon itself, from -20 to 19 (default -5;\n"
-    "                        lowering it needs root or CAP_SYS_NICE, else it is kept).\n"
+    "                        lowering it needs root, CAP_SYS_NICE or an RLIMIT_NICE of\n"
+    "                        20-N or more, else it is kept).\n"
     "                        Jobs run at the value corod was started with (under an\n"
     "                        unprivileged corod that raised its own: at that one)\n"
     "  -h, --help            this help\n"
@@ -101,7 +102,14 @@ static void apply_nice(int want, srv_limits *lim)
     if (want == start)
         return;
     if (setpriority(PRIO_PROCESS, 0, want) < 0) {
-        fprintf(stderr, "corod: keeping nice value %d: cannot set %d: %s\n", start, want, strerror(errno));
+        /* An unprivileged daemon may go as low as its RLIMIT_NICE allows (20 - limit);
+         * a per-user one gets that limit from pam_limits' "nice" item. */
+        int err = errno;
+        if (err == EPERM || err == EACCES)
+            fprintf(stderr, "corod: keeping nice value %d: cannot set %d: %s (it needs CAP_SYS_NICE "
+                            "or an RLIMIT_NICE of %d or more)\n", start, want, strerror(err), 20 - want);
+        else
+            fprintf(stderr, "corod: keeping nice value %d: cannot set %d: %s\n", start, want, strerror(err));
         return;
     }
     lim->set_job_nice = true;

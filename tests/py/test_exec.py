@@ -8,6 +8,7 @@ With COROD_WRAPPER set (valgrind...), every corod runs under it.
 import grp
 import os
 import pwd
+import resource
 import shutil
 import signal
 import subprocess
@@ -562,7 +563,9 @@ class Nice(unittest.TestCase):
 
     def test_unprivileged_daemon_keeps_its_nice_and_says_so(self):
         nb = pwd.getpwnam("nobody")
-        for extra, want_daemon, say in (((), 0, "keeping nice value 0: cannot set -5"), (("--nice", "3"), 3, None)):
+        refused = ("keeping nice value 0: cannot set -5: Permission denied "
+                   "(it needs CAP_SYS_NICE or an RLIMIT_NICE of 25 or more)")
+        for extra, want_daemon, say in (((), 0, refused), (("--nice", "3"), 3, None)):
             d = Daemon(*extra, user=nb, capture_stderr=True)
             try:
                 self.assertEqual(nice_of(d.proc.pid), want_daemon, extra)
@@ -577,6 +580,23 @@ class Nice(unittest.TestCase):
                 self.assertIn(say, d.stderr)
             else:
                 self.assertNotIn("keeping nice value", d.stderr)
+
+    @unittest.skipUnless(subprocess.run(["/usr/bin/python3", "-c", "import resource; "
+                                         "resource.setrlimit(resource.RLIMIT_NICE, (25, 25))"]).returncode == 0,
+                         "cannot raise RLIMIT_NICE here (no CAP_SYS_RESOURCE)")
+    def test_unprivileged_daemon_lowers_its_nice_as_rlimit_nice_allows(self):
+        # A per-user daemon given RLIMIT_NICE (pam_limits' "nice" item) gets its default
+        # weight; its jobs go back to where it started, which needs no privilege.
+        d = Daemon(user=pwd.getpwnam("nobody"), capture_stderr=True, rlimits={resource.RLIMIT_NICE: 25})
+        try:
+            self.assertEqual(nice_of(d.proc.pid), -5)
+            with Client(d.sock) as c:
+                r = run(c, JOB_NICE, {"cwd": "/"})
+                self.assertEqual(r["state"], "succeeded", r)
+                self.assertEqual(int(output(c, r["id"])), 0)
+        finally:
+            self.assertEqual(d.stop(), 0, d.stderr)
+        self.assertNotIn("keeping nice value", d.stderr)
 
 
 class Retention(unittest.TestCase):

@@ -32,10 +32,10 @@ COROD = None
 
 class Daemon:
     """A corod on a private socket and state directory. user: a pwd entry to run it as
-    (from root); capture_stderr: keep what it says, in self.stderr after stop(); nofile:
-    its limit on open file descriptors."""
+    (from root); capture_stderr: keep what it says, in self.stderr after stop(); rlimits:
+    {resource.RLIMIT_*: value} set as both its soft and hard limits before it starts."""
 
-    def __init__(self, *extra, user=None, capture_stderr=False, nofile=None):
+    def __init__(self, *extra, user=None, capture_stderr=False, rlimits=None):
         self.dir = tempfile.mkdtemp(prefix="corod-py-")
         self.sock = os.path.join(self.dir, "corod.sock")
         self.stderr = None
@@ -44,15 +44,15 @@ class Daemon:
             os.chown(self.dir, user.pw_uid, user.pw_gid)
 
         def prepare():
-            if nofile:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            for which, value in (rlimits or {}).items():
+                resource.setrlimit(which, (value, value))
             if user:
                 os.setgroups([])
                 os.setgid(user.pw_gid)
                 os.setuid(user.pw_uid)
         self.proc = subprocess.Popen(
             [*wrapper, COROD, "--socket", self.sock, "--state-dir", os.path.join(self.dir, "state"), *extra],
-            preexec_fn=prepare if user or nofile else None, text=capture_stderr,
+            preexec_fn=prepare if user or rlimits else None, text=capture_stderr,
             stderr=subprocess.PIPE if capture_stderr else None if wrapper else subprocess.DEVNULL)
         deadline = time.time() + (60 if wrapper else 5)
         while time.time() < deadline:
@@ -550,7 +550,7 @@ class Accepting(unittest.TestCase):
         in the listen queue; it says so once, does not spin on the socket that stays
         readable, keeps serving the clients it has, and takes the others once
         descriptors are free again."""
-        d = Daemon(capture_stderr=True, nofile=32)
+        d = Daemon(capture_stderr=True, rlimits={resource.RLIMIT_NOFILE: 32})
         try:
             first = Client(d.sock)
             first.call("hello")
