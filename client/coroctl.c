@@ -66,6 +66,26 @@ static const char usage[] =
 
 int json_out;
 corod_client *cli;
+static const char *sock_path; /* --socket, else NULL: CORO_SOCKET or the default */
+
+/* Commands check their arguments first and connect only then, so that a mistake is
+ * reported as one (exit 2) whether or not the daemon is up. */
+int connect_daemon(void)
+{
+    if (cli)
+        return EX_OK;
+    int rc = corod_connect(sock_path, &cli);
+    if (rc == 0)
+        return EX_OK;
+    char def[256] = "";
+    if (!sock_path)
+        corod_default_socket(def, sizeof def);
+    const char *where = sock_path ? sock_path : def[0] ? def
+                                    : "(no default without XDG_RUNTIME_DIR: set CORO_SOCKET or pass "
+                                      "--socket; the system-wide daemon is /run/corod/corod.sock)";
+    fprintf(stderr, "coroctl: cannot connect to corod at %s: %s\n", where, strerror(-rc));
+    return EX_CONN;
+}
 
 /* getopt's own complaint names the subcommand as the program: say it our way instead. */
 int bad_option(char **argv)
@@ -413,7 +433,10 @@ static int cmd_ping(int argc, char **argv)
     uint32_t proto, pid;
     void *res;
     size_t len;
-    int rc = corod_hello(cli, "coroctl", &proto, &pid);
+    int rc = connect_daemon();
+    if (rc != EX_OK)
+        return rc;
+    rc = corod_hello(cli, "coroctl", &proto, &pid);
     if (rc < 0)
         return daemon_error(rc);
     rc = corod_call(cli, "hello", NULL, 0, &res, &len);
@@ -438,6 +461,8 @@ static int cmd_sleep(int argc, char **argv)
     double secs;
     if (argc - first != 1 || parse_seconds(argv[first], &secs) < 0)
         return usage_error("sleep takes one number of seconds (0 to 1e9)%s", "");
+    if ((rc = connect_daemon()) != EX_OK)
+        return rc;
     uint64_t id;
     rc = corod_submit_sleep(cli, secs, NULL, 0, &o.spec, &id);
     return after_submit(rc, id, o.wait);
@@ -462,7 +487,7 @@ static int cmd_gather(int argc, char **argv)
     if (argc - first < 1)
         return usage_error("gather takes one or more task ids%s", "");
     uint64_t *ids, id;
-    if ((rc = parse_ids(argv + first, argc - first, &ids)) != 0)
+    if ((rc = parse_ids(argv + first, argc - first, &ids)) != 0 || (rc = connect_daemon()) != EX_OK)
         return free(ids), rc;
     rc = corod_submit_gather(cli, ids, (size_t)(argc - first), o.return_exceptions, &o.spec, &id);
     free(ids);
@@ -484,7 +509,10 @@ static int cmd_cancel(int argc, char **argv)
     if (argc - optind != 1 || parse_id(argv[optind], &id) < 0)
         return usage_error("cancel takes one task id%s", "");
     bool done;
-    int rc = corod_cancel(cli, id, msg, &done);
+    int rc = connect_daemon();
+    if (rc != EX_OK)
+        return rc;
+    rc = corod_cancel(cli, id, msg, &done);
     if (rc < 0)
         return daemon_error(rc);
     if (json_out)
@@ -546,6 +574,8 @@ static int cmd_wait(int argc, char **argv)
     uint64_t *ids;
     int rc = parse_ids(argv + optind, argc - optind, &ids);
     if (rc == 0)
+        rc = connect_daemon();
+    if (rc == 0)
         rc = do_wait(ids, (size_t)(argc - optind), mode, timeout);
     free(ids);
     return rc;
@@ -557,7 +587,10 @@ static int cmd_status(int argc, char **argv)
     if (argc != 2 || parse_id(argv[1], &id) < 0)
         return usage_error("status takes one task id%s", "");
     corod_task *t;
-    int rc = corod_get(cli, id, &t);
+    int rc = connect_daemon();
+    if (rc != EX_OK)
+        return rc;
+    rc = corod_get(cli, id, &t);
     if (rc < 0)
         return daemon_error(rc);
     print_task(t, -1);
@@ -589,7 +622,10 @@ static int cmd_list(int argc, char **argv)
         return usage_error("list takes no positional arguments (got \"%s\")", argv[optind]);
     corod_task **tasks;
     size_t n;
-    int rc = corod_list(cli, state, group, (uint32_t)limit, &tasks, &n);
+    int rc = connect_daemon();
+    if (rc != EX_OK)
+        return rc;
+    rc = corod_list(cli, state, group, (uint32_t)limit, &tasks, &n);
     if (rc < 0)
         return daemon_error(rc);
     for (size_t i = 0; i < n; i++)
@@ -622,7 +658,7 @@ static int cmd_watch(int argc, char **argv)
     uint64_t *ids = NULL;
     size_t n = (size_t)(argc - 1);
     int rc;
-    if ((rc = parse_ids(argv + 1, argc - 1, &ids)) != 0)
+    if ((rc = parse_ids(argv + 1, argc - 1, &ids)) != 0 || (rc = connect_daemon()) != EX_OK)
         return free(ids), rc;
     uint32_t sub;
     rc = corod_subscribe(cli, ids, n, n == 0, &sub);
@@ -654,7 +690,10 @@ static int cmd_groups(int argc, char **argv)
         return usage_error("groups takes no arguments%s", "");
     void *res;
     size_t len;
-    int rc = corod_call(cli, "groups", NULL, 0, &res, &len);
+    int rc = connect_daemon();
+    if (rc != EX_OK)
+        return rc;
+    rc = corod_call(cli, "groups", NULL, 0, &res, &len);
     if (rc < 0)
         return daemon_error(rc);
     msgpack_unpacked u;
@@ -699,12 +738,11 @@ int main(int argc, char **argv)
 {
     static const struct option lo[] = { { "socket", required_argument, 0, 's' }, { "json", no_argument, 0, 'j' },
                                         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
-    const char *sock = NULL;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
         switch (c) {
-        case 's': sock = optarg; break;
+        case 's': sock_path = optarg; break;
         case 'j': json_out = 1; break;
         case 'h': fputs(usage, stdout); return EX_OK;
         default: return bad_option(argv);
@@ -718,19 +756,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
         if (strcmp(name, commands[i].name))
             continue;
-        int rc = corod_connect(sock, &cli);
-        if (rc < 0) {
-            char def[256] = "";
-            if (!sock)
-                corod_default_socket(def, sizeof def);
-            const char *where = sock ? sock : def[0] ? def
-                                          : "(no default without XDG_RUNTIME_DIR: set CORO_SOCKET or pass "
-                                            "--socket; the system-wide daemon is /run/corod/corod.sock)";
-            fprintf(stderr, "coroctl: cannot connect to corod at %s: %s\n", where, strerror(-rc));
-            return EX_CONN;
-        }
-        rc = commands[i].fn(argc - optind, argv + optind);
-        corod_close(cli);
+        int rc = commands[i].fn(argc - optind, argv + optind);
+        if (cli)
+            corod_close(cli);
         return rc;
     }
     return usage_error("unknown command \"%s\"", name);

@@ -14,6 +14,7 @@ enum { EX_OK = 0, EX_TASK = 1, EX_USAGE = 2, EX_DAEMON = 3, EX_CONN = 4, EX_TIME
 extern int json_out;
 extern corod_client *cli;
 
+int connect_daemon(void); /* EX_OK, or EX_CONN after saying why; a command calls it once its arguments are checked */
 int usage_error(const char *fmt, const char *arg);
 int bad_option(char **argv);
 int daemon_error(int rc); /* EX_DAEMON (it said no) or EX_CONN, after saying why */

@@ -184,7 +184,10 @@ static int submit_exec(int argc, char **argv, const char *cmd, submit_opts *o, u
         }
         x->ex.stdin_data = in;
     }
-    rc = corod_submit_exec(cli, &x->ex, &o->spec, id);
+    if ((*rc_out = connect_daemon()) != EX_OK)
+        rc = -ENOTCONN;
+    else
+        rc = corod_submit_exec(cli, &x->ex, &o->spec, id);
     free(in);
     free(env);
     free(x);
@@ -378,6 +381,9 @@ int cmd_logs(int argc, char **argv)
     uint64_t id;
     if (argc - optind != 1 || parse_id(argv[optind], &id) < 0)
         return usage_error("logs takes one task id%s", "");
+    int rc = connect_daemon();
+    if (rc != EX_OK)
+        return rc;
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
     return stream_output(id, mask, follow, 0);
@@ -387,7 +393,10 @@ int cmd_logs(int argc, char **argv)
 
 static int set_group(const char *name, int64_t parallel, int paused)
 {
-    int rc = corod_set_group(cli, name, parallel, paused);
+    int rc = connect_daemon();
+    if (rc != EX_OK)
+        return rc;
+    rc = corod_set_group(cli, name, parallel, paused);
     if (rc < 0)
         return daemon_error(rc);
     if (json_out)

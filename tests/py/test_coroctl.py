@@ -101,6 +101,20 @@ class Coroctl(unittest.TestCase):
         self.assertIn("cannot connect", r.stderr)
         r = self.run_ctl("--socket", self.sock, "ping", env_socket=False)
         self.assertEqual(r.returncode, 0)
+        # With no daemon, a mistake on the command line is still reported as a mistake:
+        # every command checks its arguments before it connects.
+        for args in (["ping", "x"], ["sleep", "abc"], ["gather"], ["cancel", "x"], ["wait"],
+                     ["wait", "--timeout", "x", "1"], ["status"], ["list", "--limit", "0"], ["watch", "x"],
+                     ["groups", "x"], ["add"], ["run"], ["logs"], ["group", "set", "g"], ["pause"], ["resume"]):
+            r = subprocess.run([COROCTL, *args], capture_output=True, text=True, env=env)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertNotIn("cannot connect", r.stderr, args)
+        for args in (["sleep", "1"], ["gather", "1"], ["cancel", "1"], ["wait", "1"], ["status", "1"], ["list"],
+                     ["watch"], ["groups"], ["add", "--", "true"], ["run", "--", "true"], ["logs", "1"],
+                     ["group", "set", "g", "--pause"], ["pause", "g"], ["resume", "g"]):
+            r = subprocess.run([COROCTL, *args], capture_output=True, text=True, env=env)
+            self.assertEqual(r.returncode, 4, (args, r.stderr))
+            self.assertIn("cannot connect", r.stderr, args)
 
     def test_watch_prints_done_tasks(self):
         a = self.run_ctl("sleep", "0.1").stdout.strip()
