@@ -102,14 +102,13 @@ static void apply_nice(int want, srv_limits *lim)
     if (want == start)
         return;
     if (setpriority(PRIO_PROCESS, 0, want) < 0) {
-        /* An unprivileged daemon may go as low as its RLIMIT_NICE allows (20 - limit);
-         * a per-user one gets that limit from pam_limits' "nice" item. */
+        /* Without CAP_SYS_NICE a process may go as low as 20 - its RLIMIT_NICE; a per-user
+         * daemon is given that limit by its service manager (systemd/user/corod.service). */
         int err = errno;
+        char hint[80] = "";
         if (err == EPERM || err == EACCES)
-            fprintf(stderr, "corod: keeping nice value %d: cannot set %d: %s (it needs CAP_SYS_NICE "
-                            "or an RLIMIT_NICE of %d or more)\n", start, want, strerror(err), 20 - want);
-        else
-            fprintf(stderr, "corod: keeping nice value %d: cannot set %d: %s\n", start, want, strerror(err));
+            snprintf(hint, sizeof hint, " (it needs CAP_SYS_NICE or an RLIMIT_NICE of %d or more)", 20 - want);
+        fprintf(stderr, "corod: keeping nice value %d: cannot set %d: %s%s\n", start, want, strerror(err), hint);
         return;
     }
     lim->set_job_nice = true;
