@@ -585,7 +585,7 @@ class Nice(unittest.TestCase):
                                          "resource.setrlimit(resource.RLIMIT_NICE, (25, 25))"]).returncode == 0,
                          "cannot raise RLIMIT_NICE here (no CAP_SYS_RESOURCE)")
     def test_unprivileged_daemon_lowers_its_nice_as_rlimit_nice_allows(self):
-        # A per-user daemon given RLIMIT_NICE (pam_limits' "nice" item) gets its default
+        # A per-user daemon given RLIMIT_NICE (LimitNICE=, see systemd/user/) gets its default
         # weight; its jobs go back to where it started, which needs no privilege.
         d = Daemon(user=pwd.getpwnam("nobody"), capture_stderr=True, rlimits={resource.RLIMIT_NICE: 25})
         try:

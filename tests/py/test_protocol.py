@@ -435,8 +435,8 @@ class Protocol(unittest.TestCase):
             with Client(d.sock) as lazy, Client(d.sock) as c:
                 lazy.call("subscribe", {"all": True})
                 n = 6000
-                for start in range(0, n, 500):
-                    ids = [c.response(c.send("submit", {"kind": "sleep", "args": {"seconds": 0, "result": "x" * 1000}}))["id"]
+                for _ in range(n // 500):
+                    ids = [c.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": "x" * 1000}})["id"]
                            for _ in range(500)]
                     c.call("wait", {"ids": ids})
                 peak = rss_kib()
