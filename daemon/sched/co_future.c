@@ -15,7 +15,7 @@ void co__future_init(co_future *f, co_sched *s, uint8_t type)
     f->rq.next = NULL;
     f->rq.run = co__future_dispatch;
     f->sched = s;
-    f->cb_head = f->cb_tail = NULL;
+    co_queue_init(&f->cbs);
     f->value = CO_VALUE_NIL;
     f->refs = 1;
     f->state = CO_PENDING;
@@ -58,24 +58,16 @@ void co_future_unref(co_future *f)
 
 static void co__future_queue(co_future *f)
 {
-    if (f->queued || !f->cb_head)
+    if (f->queued || co_queue_empty(&f->cbs))
         return;
     f->queued = 1;
     f->refs++;
     co__post(f->sched, &f->rq);
 }
 
-static void co__cb_unlink(co_future *f, co_cb *cb)
+static void co__cb_unlink(co_cb *cb)
 {
-    if (cb->prev)
-        cb->prev->next = cb->next;
-    else
-        f->cb_head = cb->next;
-    if (cb->next)
-        cb->next->prev = cb->prev;
-    else
-        f->cb_tail = cb->prev;
-    cb->next = cb->prev = NULL;
+    co_queue_remove(&cb->node);
     cb->fut = NULL;
 }
 
@@ -83,9 +75,10 @@ static void co__future_dispatch(co_runnable *r)
 {
     co_future *f = co_container_of(r, co_future, rq);
     f->queued = 0;
-    co_cb *cb;
-    while ((cb = f->cb_head)) {
-        co__cb_unlink(f, cb);
+    co_queue *q;
+    while ((q = co_queue_first(&f->cbs))) {
+        co_cb *cb = co_queue_data(q, co_cb, node);
+        co__cb_unlink(cb);
         co_cb_fn fn = cb->fn;
         void *arg = cb->arg;
         if (cb->owned)
@@ -151,13 +144,7 @@ void co_future_add_cb(co_future *f, co_cb *cb, co_cb_fn fn, void *arg)
     cb->arg = arg;
     cb->owned = 0;
     cb->fut = f;
-    cb->next = NULL;
-    cb->prev = f->cb_tail;
-    if (f->cb_tail)
-        f->cb_tail->next = cb;
-    else
-        f->cb_head = cb;
-    f->cb_tail = cb;
+    co_queue_insert_tail(&f->cbs, &cb->node);
     if (f->state != CO_PENDING)
         co__future_queue(f);
 }
@@ -166,7 +153,7 @@ void co_future_remove_cb(co_cb *cb)
 {
     /* Only caller-owned registrations reach here: co_future_on_done hands out none. */
     if (cb->fut)
-        co__cb_unlink(cb->fut, cb);
+        co__cb_unlink(cb);
 }
 
 int co_future_on_done(co_future *f, co_cb_fn fn, void *arg)

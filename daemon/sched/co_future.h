@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "co_queue.h"
 #include "co_sched.h"
 #include "co_value.h"
 
@@ -24,7 +25,7 @@ typedef void (*co_cb_fn)(co_future *f, void *arg);
 /* A callback registration. Caller-owned memory (intrusive): it must stay valid until the
  * callback has run or was removed. */
 typedef struct co_cb {
-    struct co_cb *next, *prev;
+    co_queue node;  /* in its future's callbacks */
     co_future *fut; /* non-NULL while registered */
     co_cb_fn fn;
     void *arg;

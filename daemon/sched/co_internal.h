@@ -20,8 +20,6 @@
 #endif
 #endif
 
-#define co_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
 /* A run queue entry: something to call from the loop's next drain. */
 typedef struct co_runnable co_runnable;
 struct co_runnable {
@@ -56,7 +54,7 @@ enum co_fut_type { CO_FUT_PLAIN = 0, CO_FUT_TASK };
 struct co_future {
     co_runnable rq; /* callback dispatch */
     co_sched *sched;
-    co_cb *cb_head, *cb_tail;
+    co_queue cbs; /* co_cb.node, in the order added */
     co_value value;
     uint32_t refs;
     uint8_t state;

@@ -12,7 +12,6 @@
  * A connection whose unsent output passes its bound is dropped: nobody else waits on a
  * slow reader. */
 #include "srv_internal.h"
-#include "srv_list.h"
 
 #include "cp_decode.h"
 #include "srv_sock.h"
@@ -82,11 +81,9 @@ void srv_maybe_resume(srv_conn *c)
 
 void srv_conn_mark(srv_conn *c)
 {
-    if (c->is_dirty || c->closing)
+    if (co_queue_linked(&c->dirty_node) || c->closing)
         return;
-    c->is_dirty = true;
-    c->dirty_next = c->srv->dirty;
-    c->srv->dirty = c;
+    co_queue_insert_tail(&c->srv->dirty, &c->dirty_node);
 }
 
 /* A client whose unread answers pass the bound is dropped: true if it was. */
@@ -149,10 +146,10 @@ static void srv_conn_flush(srv_conn *c)
 
 static void srv_flush_dirty(srv *v)
 {
-    while (v->dirty) {
-        srv_conn *c = v->dirty;
-        v->dirty = c->dirty_next;
-        c->is_dirty = false;
+    co_queue *q;
+    while ((q = co_queue_first(&v->dirty))) {
+        srv_conn *c = co_queue_data(q, srv_conn, dirty_node);
+        co_queue_remove(q);
         srv_conn_flush(c);
         srv_maybe_resume(c); /* may dispatch more and mark it dirty again: flushed next */
     }
@@ -188,16 +185,9 @@ void srv_conn_close(srv_conn *c)
     srv *v = c->srv;
     srv_watch_conn_closed(c);
     srv_output_conn_closed(c);
-    SRV_LIST_UNLINK(v->conns, c);
+    co_queue_remove(&c->node);
     v->nconns--;
-    if (c->is_dirty) { /* the flush must never meet a freed connection */
-        for (srv_conn **pp = &v->dirty; *pp; pp = &(*pp)->dirty_next)
-            if (*pp == c) {
-                *pp = c->dirty_next;
-                break;
-            }
-        c->is_dirty = false;
-    }
+    co_queue_remove(&c->dirty_node); /* the flush must never meet a freed connection */
     uv_close((uv_handle_t *)&c->poll, srv_conn_freed);
     close(c->fd); /* libuv lets go of a descriptor as soon as its poll handle is closing */
 }
@@ -368,7 +358,11 @@ static void srv_conn_open(srv *v, int fd)
     c->pid = cred.pid;
     cp_frame_init(&c->frame, v->cfg.max_message);
     cp_out_init(&c->out);
-    SRV_LIST_PUSH(v->conns, c);
+    co_queue_init(&c->dirty_node);
+    co_queue_init(&c->waits);
+    co_queue_init(&c->subs);
+    co_queue_init(&c->reads);
+    co_queue_insert_tail(&v->conns, &c->node);
     v->nconns++;
     srv_conn_poll(c);
 }
@@ -469,6 +463,9 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     v->loop = loop;
     v->sched = s;
     v->cfg = *cfg;
+    co_queue_init(&v->conns);
+    co_queue_init(&v->dirty);
+    co_queue_init(&v->all_subs);
     if (!v->cfg.max_connections)
         v->cfg.max_connections = SRV_MAX_CONNECTIONS;
     if (!v->cfg.max_message)
@@ -546,12 +543,12 @@ void srv_shutdown(srv *v)
     unlink(v->path);
     /* Last words first: pending waits are told, and whatever is packed goes out before the
      * connections close. */
-    for (srv_conn *c = v->conns; c; c = c->next)
-        srv_watch_shutdown(c);
+    co_queue *q;
+    co_queue_foreach(q, &v->conns)
+        srv_watch_shutdown(co_queue_data(q, srv_conn, node));
     srv_flush_all(&v->flush);
-    while (v->conns)
-        srv_conn_close(v->conns);
-    v->dirty = NULL;
+    while ((q = co_queue_first(&v->conns)))
+        srv_conn_close(co_queue_data(q, srv_conn, node));
     /* The handles live inside *v: it is freed when the last of them has closed. */
     v->closing = 3;
     uv_close((uv_handle_t *)&v->listener, srv_handle_closed);

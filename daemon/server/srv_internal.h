@@ -27,9 +27,9 @@ struct srv {
     uv_prepare_t flush; /* writes what the loop produced, just before poll would block */
     uint8_t *scratch;   /* where consumed request bytes go (their copy is already read) */
     msgpack_zone zone;  /* decoded messages live here, cleared after each (no malloc each) */
-    srv_conn *conns;
-    srv_conn *dirty;   /* connections with unflushed output */
-    srv_sub *all_subs; /* subscriptions with all: true */
+    co_queue conns;    /* srv_conn.node */
+    co_queue dirty;    /* srv_conn.dirty_node: connections with unflushed output */
+    co_queue all_subs; /* srv_sub.all_node: subscriptions with all: true */
     size_t nconns;
     uid_t self_uid;
     bool stopping;
@@ -48,18 +48,18 @@ struct srv_conn {
     cp_frame frame;
     cp_out out;      /* packed answers; those from out_sent on are not yet written */
     size_t out_sent;
-    srv_wait *waits;
+    co_queue waits; /* srv_wait.node */
     size_t nwaits;
-    srv_sub *subs;
+    co_queue subs;  /* srv_sub.node */
     size_t nsubs;
     size_t watched; /* ids registered by its waits and subscriptions */
     size_t nall;    /* of its subscriptions, those with all: true */
-    srv_outread *reads; /* `output` reads on the thread pool */
+    co_queue reads; /* srv_outread.node: `output` reads on the thread pool */
     size_t nreads;
     uint32_t next_sub;
-    srv_conn *prev, *next;
-    srv_conn *dirty_next;
-    bool is_dirty, closing;
+    co_queue node;       /* in srv.conns */
+    co_queue dirty_node; /* in srv.dirty while it has output to flush */
+    bool closing;
     bool paused;       /* backpressure: not dispatching while its output is backed up */
     bool read_stopped; /* ... and its input buffer filled up meanwhile */
 };

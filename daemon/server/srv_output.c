@@ -4,7 +4,6 @@
  * SRV_MAX_READS_PER_CONN reads in flight (its dispatch pauses at that many), each of at
  * most SRV_OUTPUT_MAX bytes. */
 #include "srv_internal.h"
-#include "srv_list.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,8 +17,8 @@
 
 struct srv_outread {
     uv_work_t req;
-    srv_conn *c; /* NULL once the connection has closed */
-    srv_outread *prev, *next;
+    srv_conn *c;   /* NULL once the connection has closed */
+    co_queue node; /* in c->reads */
     uint32_t msgid;
     char path[4096];
     uint64_t offset, max;
@@ -73,7 +72,7 @@ static void srv_read_work(uv_work_t *req)
 static void srv_read_unlink(srv_outread *rd)
 {
     srv_conn *c = rd->c;
-    SRV_LIST_UNLINK(c->reads, rd);
+    co_queue_remove(&rd->node);
     c->nreads--;
     rd->c = NULL;
 }
@@ -157,13 +156,14 @@ void srv_output(srv_conn *c, const cp_request *rq)
         return;
     }
     rd->c = c;
-    SRV_LIST_PUSH(c->reads, rd);
+    co_queue_insert_tail(&c->reads, &rd->node);
     c->nreads++;
 }
 
 void srv_output_conn_closed(srv_conn *c)
 {
     /* Reads in flight finish on the thread pool and are freed then, unanswered. */
-    while (c->reads)
-        srv_read_unlink(c->reads);
+    co_queue *q;
+    while ((q = co_queue_first(&c->reads)))
+        srv_read_unlink(co_queue_data(q, srv_outread, node));
 }

@@ -23,8 +23,6 @@
 #include "kind.h"
 #include "srv_group.h"
 
-#define srv_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
 enum srv_stage { ST_ARMING, ST_DEPS, ST_DELAY, ST_READY, ST_RUNNING, ST_DONE };
 
 typedef struct srv_dep {
@@ -60,8 +58,8 @@ struct srv_rec {
     co_future **refs; /* the kind's referenced tasks (gather members) */
     size_t nrefs;
     srv_table *table;
-    srv_rec *prev, *next; /* all records, id order */
-    srv_rec *fin_next;    /* finished records, oldest first */
+    co_queue node;     /* in the table's records, id order */
+    co_queue fin_node; /* in the table's finished records, oldest first */
 };
 
 typedef struct srv_slot {
@@ -81,8 +79,8 @@ struct srv_table {
     uint64_t next_id;
     srv_slot *slots; /* the id index (below); rec NULL = empty */
     size_t cap, count;
-    srv_rec *head, *tail;
-    srv_rec *fin_head, *fin_tail;
+    co_queue recs; /* srv_rec.node, id order */
+    co_queue fin;  /* srv_rec.fin_node: finished, oldest first (retention evicts from here) */
     size_t finished;
     srv_group *groups;
     size_t ngroups;
@@ -289,6 +287,8 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
         return -ENOMEM;
     t->sched = s;
     t->lim = l ? *l : (srv_limits){ 0 };
+    co_queue_init(&t->recs);
+    co_queue_init(&t->fin);
     if (!t->lim.retain)
         t->lim.retain = SRV_RETAIN_DEFAULT;
     if (!t->lim.max_active_per_uid)
@@ -390,8 +390,17 @@ bool srv_rec_has_output(const srv_rec *r) { return r->kind->has_output; }
 bool srv_rec_terminal(const srv_rec *r) { return r->stage == ST_DONE; }
 const char *srv_table_output_dir(const srv_table *t) { return t->env.output_dir; }
 co_future *srv_rec_future(srv_rec *r) { return co_task_future(r->task); }
-srv_rec *srv_table_first(srv_table *t) { return t->head; }
-srv_rec *srv_rec_next(const srv_rec *r) { return r->next; }
+srv_rec *srv_table_first(srv_table *t)
+{
+    co_queue *q = co_queue_first(&t->recs);
+    return q ? co_queue_data(q, srv_rec, node) : NULL;
+}
+
+srv_rec *srv_rec_next(srv_table *t, const srv_rec *r)
+{
+    co_queue *q = co_queue_after(&t->recs, &r->node);
+    return q ? co_queue_data(q, srv_rec, node) : NULL;
+}
 
 const char *srv_rec_state(const srv_rec *r)
 {
@@ -439,7 +448,7 @@ static void srv_group_pump(srv_group *g)
     g->pumping = true;
     srv_ready *it;
     while ((it = srv_group_pop(g)))
-        srv_rec_start(srv_container_of(it, srv_rec, ready));
+        srv_rec_start(co_container_of(it, srv_rec, ready));
     g->pumping = false;
 }
 
@@ -531,12 +540,7 @@ static void srv_rec_done(co_future *f, void *arg)
         srv_rec_unref(r);
         return;
     }
-    r->fin_next = NULL;
-    if (t->fin_tail)
-        t->fin_tail->fin_next = r;
-    else
-        t->fin_head = r;
-    t->fin_tail = r;
+    co_queue_insert_tail(&t->fin, &r->fin_node);
     t->finished++;
     srv_rec_unref(r); /* this callback's reference */
 }
@@ -544,20 +548,11 @@ static void srv_rec_done(co_future *f, void *arg)
 void srv_table_trim(srv_table *t)
 {
     while (t->finished > t->lim.retain) {
-        srv_rec *old = t->fin_head;
-        t->fin_head = old->fin_next;
-        if (!t->fin_head)
-            t->fin_tail = NULL;
+        srv_rec *old = co_queue_data(co_queue_first(&t->fin), srv_rec, fin_node);
+        co_queue_remove(&old->fin_node);
         t->finished--;
         srv_index_del(t, old->id);
-        if (old->prev)
-            old->prev->next = old->next;
-        else
-            t->head = old->next;
-        if (old->next)
-            old->next->prev = old->prev;
-        else
-            t->tail = old->prev;
+        co_queue_remove(&old->node);
         old->in_table = false;
         srv_rec_drop_output(t, old);
         srv_rec_unref(old);
@@ -870,12 +865,8 @@ int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, s
     r->in_table = true;
     r->group->pending++;
     u->active++;
-    r->prev = t->tail;
-    if (t->tail)
-        t->tail->next = r;
-    else
-        t->head = r;
-    t->tail = r;
+    co_queue_insert_tail(&t->recs, &r->node);
+    co_queue_init(&r->fin_node);
     srv_rec_ref(r); /* the done callback's */
     co_future_add_cb(co_task_future(r->task), &r->done_cb, srv_rec_done, r);
     cp_spec_free(&sp);
@@ -896,15 +887,19 @@ void srv_table_free(srv_table *t)
     if (!t)
         return;
     /* End what still runs, so nothing calls back into freed records. */
-    for (srv_rec *r = t->head; r; r = r->next)
+    co_queue *q;
+    co_queue_foreach(q, &t->recs) {
+        srv_rec *r = co_queue_data(q, srv_rec, node);
         if (r->stage != ST_DONE) {
             srv_rec_ref(r);
             srv_rec_finish(r, CO_CANCELLED, NULL);
             srv_rec_unref(r);
         }
-    while (t->head) {
-        srv_rec *r = t->head;
-        t->head = r->next;
+    }
+    while ((q = co_queue_first(&t->recs))) {
+        srv_rec *r = co_queue_data(q, srv_rec, node);
+        co_queue_remove(q);
+        co_queue_remove(&r->fin_node);
         r->in_table = false;
         if (r->done_cb.fut) { /* its done callback will not run now: drop its reference */
             co_future_remove_cb(&r->done_cb);

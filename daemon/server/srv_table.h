@@ -66,7 +66,7 @@ void srv_rec_pack(cp_out *o, const srv_rec *r);
 
 /* Records in id order, for `list`. */
 srv_rec *srv_table_first(srv_table *t);
-srv_rec *srv_rec_next(const srv_rec *r);
+srv_rec *srv_rec_next(srv_table *t, const srv_rec *r);
 
 /* Evicts finished records past the retention bound, oldest first. Records end at any
  * time; the server trims after it has written, so evicting (cold memory, frees) never

@@ -3,7 +3,6 @@
  * records' futures and hold a reference on each record they will read; both are torn down
  * with their connection. */
 #include "srv_internal.h"
-#include "srv_list.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -25,7 +24,7 @@ struct srv_wait {
     size_t n, done, failed;
     srv_item *items;
     uv_timer_t *timer;
-    srv_wait *prev, *next;
+    co_queue node; /* in c->waits */
 };
 
 /* Unhook and release a wait's or subscription's items. */
@@ -80,7 +79,7 @@ static void srv_timer_closed(uv_handle_t *h)
 static void srv_wait_free(srv_wait *w)
 {
     srv_conn *c = w->c;
-    SRV_LIST_UNLINK(c->waits, w);
+    co_queue_remove(&w->node);
     c->nwaits--;
     srv_items_release(c, w->items, w->n);
     if (w->timer)
@@ -187,7 +186,7 @@ void srv_wait_start(srv_conn *c, const cp_request *rq)
     w->mode = m;
     w->n = n;
     w->items = items;
-    SRV_LIST_PUSH(c->waits, w);
+    co_queue_insert_tail(&c->waits, &w->node);
     c->nwaits++;
     /* Count what is already done, then listen to the rest. */
     for (size_t i = 0; i < n; i++) {
@@ -221,8 +220,8 @@ struct srv_sub {
     srv_conn *c;
     srv_item *items;
     size_t n;
-    srv_sub *prev, *next;         /* the connection's */
-    srv_sub *all_prev, *all_next; /* the server's all: true list */
+    co_queue node;     /* in c->subs */
+    co_queue all_node; /* in srv.all_subs when all: true */
 };
 
 static void srv_notify(srv_sub *s, srv_rec *r)
@@ -247,25 +246,22 @@ static void srv_sub_item_done(co_future *f, void *arg)
 void srv_watch_on_finish(srv_rec *r, void *arg)
 {
     srv *v = arg;
-    for (srv_sub *s = v->all_subs; s; s = s->all_next)
+    co_queue *q;
+    co_queue_foreach(q, &v->all_subs) {
+        srv_sub *s = co_queue_data(q, srv_sub, all_node);
         if (s->c->uid == 0 || s->c->uid == srv_rec_owner(r))
             srv_notify(s, r);
+    }
 }
 
 static void srv_sub_free(srv_sub *s)
 {
     srv_conn *c = s->c;
-    SRV_LIST_UNLINK(c->subs, s);
+    co_queue_remove(&s->node);
     c->nsubs--;
     if (s->all) {
-        srv *v = c->srv;
         c->nall--;
-        if (s->all_prev)
-            s->all_prev->all_next = s->all_next;
-        else
-            v->all_subs = s->all_next;
-        if (s->all_next)
-            s->all_next->all_prev = s->all_prev;
+        co_queue_remove(&s->all_node);
     }
     srv_items_release(c, s->items, s->n);
     free(s);
@@ -320,15 +316,11 @@ void srv_subscribe(srv_conn *c, const cp_request *rq)
     s->c = c;
     s->items = items;
     s->n = n;
-    SRV_LIST_PUSH(c->subs, s);
+    co_queue_insert_tail(&c->subs, &s->node);
     c->nsubs++;
     if (all) {
-        srv *v = c->srv;
         c->nall++;
-        s->all_next = v->all_subs;
-        if (v->all_subs)
-            v->all_subs->all_prev = s;
-        v->all_subs = s;
+        co_queue_insert_tail(&c->srv->all_subs, &s->all_node);
     }
     cp_pack_response_ok(&c->out, rq->msgid);
     cp_out_map(&c->out, 1);
@@ -348,7 +340,9 @@ void srv_unsubscribe(srv_conn *c, const cp_request *rq)
         srv_reply_error(c, rq, &err);
         return;
     }
-    for (srv_sub *s = c->subs; s; s = s->next) {
+    co_queue *q;
+    co_queue_foreach(q, &c->subs) {
+        srv_sub *s = co_queue_data(q, srv_sub, node);
         if (s->id == id) {
             srv_sub_free(s);
             cp_pack_response_ok(&c->out, rq->msgid);
@@ -363,8 +357,9 @@ void srv_unsubscribe(srv_conn *c, const cp_request *rq)
 void srv_watch_shutdown(srv_conn *c)
 {
     /* Whoever waits learns why the answer will never come. */
-    while (c->waits) {
-        srv_wait *w = c->waits;
+    co_queue *q;
+    while ((q = co_queue_first(&c->waits))) {
+        srv_wait *w = co_queue_data(q, srv_wait, node);
         cp_request rq = { .has_msgid = true, .msgid = w->msgid };
         srv_reply_error(c, &rq, &(cp_error){ CP_SHUTTING_DOWN, "corod is shutting down" });
         srv_wait_free(w);
@@ -373,8 +368,9 @@ void srv_watch_shutdown(srv_conn *c)
 
 void srv_watch_conn_closed(srv_conn *c)
 {
-    while (c->waits)
-        srv_wait_free(c->waits);
-    while (c->subs)
-        srv_sub_free(c->subs);
+    co_queue *q;
+    while ((q = co_queue_first(&c->waits)))
+        srv_wait_free(co_queue_data(q, srv_wait, node));
+    while ((q = co_queue_first(&c->subs)))
+        srv_sub_free(co_queue_data(q, srv_sub, node));
 }
