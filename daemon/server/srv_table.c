@@ -22,6 +22,7 @@
 
 #include "kind.h"
 #include "srv_group.h"
+#include "srv_index.h"
 
 enum srv_stage { ST_ARMING, ST_DEPS, ST_DELAY, ST_READY, ST_RUNNING, ST_DONE };
 
@@ -62,11 +63,6 @@ struct srv_rec {
     co_queue fin_node; /* in the table's finished records, oldest first */
 };
 
-typedef struct srv_slot {
-    uint64_t id; /* kept beside the pointer: probing never touches a record */
-    srv_rec *rec;
-} srv_slot;
-
 typedef struct srv_uid_count {
     uint32_t uid;
     size_t active;
@@ -77,8 +73,7 @@ struct srv_table {
     srv_limits lim;
     kind_env env;
     uint64_t next_id;
-    srv_slot *slots; /* the id index (below); rec NULL = empty */
-    size_t cap, count;
+    srv_index index; /* id -> srv_rec */
     co_queue recs; /* srv_rec.node, id order */
     co_queue fin;  /* srv_rec.fin_node: finished, oldest first (retention evicts from here) */
     size_t finished;
@@ -95,111 +90,6 @@ double srv_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- the id index -------------------------------------------------------------------
- * Open addressing with Robin Hood ordering and the identity hash. Ids are handed out in
- * sequence, so consecutive records take consecutive slots: an insert writes next to the
- * previous one (a scattering hash made it a cache miss, ~0.1 us on the path of every
- * submit), and a table of live ids is collision-free until they span more than its
- * capacity. Robin Hood ordering lets a deletion's backward shift stop at the first
- * entry already in its home slot, so evicting in id order costs O(1); plain linear
- * probing would shift through the whole run of consecutive ids. Ids come from the
- * daemon, never from clients: nobody can choose colliding ones. */
-
-static size_t srv_home(const srv_table *t, uint64_t id)
-{
-    return (size_t)id & (t->cap - 1);
-}
-
-/* How far slot j is from the home of the id in it. */
-static size_t srv_dist(const srv_table *t, size_t j, uint64_t id)
-{
-    return (j - srv_home(t, id)) & (t->cap - 1);
-}
-
-static void srv_index_insert(srv_table *t, srv_slot e)
-{
-    size_t j = srv_home(t, e.id);
-    for (size_t d = 0;; j = (j + 1) & (t->cap - 1), d++) {
-        srv_slot *s = &t->slots[j];
-        if (!s->rec) {
-            *s = e;
-            return;
-        }
-        size_t sd = srv_dist(t, j, s->id);
-        if (sd < d) { /* the richer entry moves on; this one takes its place */
-            srv_slot tmp = *s;
-            *s = e;
-            e = tmp;
-            d = sd;
-        }
-    }
-}
-
-static int srv_index_grow(srv_table *t)
-{
-    size_t ncap = t->cap ? t->cap * 2 : 1024;
-    srv_slot *ns = calloc(ncap, sizeof *ns);
-    if (!ns)
-        return -ENOMEM;
-    srv_slot *old = t->slots;
-    size_t ocap = t->cap;
-    t->slots = ns;
-    t->cap = ncap;
-    for (size_t i = 0; i < ocap; i++)
-        if (old[i].rec)
-            srv_index_insert(t, old[i]);
-    free(old);
-    return 0;
-}
-
-static int srv_index_put(srv_table *t, srv_rec *r)
-{
-    if ((t->count + 1) * 2 > t->cap && srv_index_grow(t) < 0)
-        return -ENOMEM;
-    srv_index_insert(t, (srv_slot){ r->id, r });
-    t->count++;
-    return 0;
-}
-
-/* The slot holding id, or (size_t)-1. Stops at an empty slot or at an entry nearer its
- * home than id would be: Robin Hood ordering puts id before it. */
-static size_t srv_index_find(const srv_table *t, uint64_t id)
-{
-    if (!t->cap)
-        return (size_t)-1;
-    size_t j = srv_home(t, id);
-    for (size_t d = 0;; j = (j + 1) & (t->cap - 1), d++) {
-        const srv_slot *s = &t->slots[j];
-        if (!s->rec || srv_dist(t, j, s->id) < d)
-            return (size_t)-1;
-        if (s->id == id)
-            return j;
-    }
-}
-
-static srv_rec *srv_index_get(const srv_table *t, uint64_t id)
-{
-    size_t j = srv_index_find(t, id);
-    return j == (size_t)-1 ? NULL : t->slots[j].rec;
-}
-
-static void srv_index_del(srv_table *t, uint64_t id)
-{
-    size_t j = srv_index_find(t, id);
-    if (j == (size_t)-1)
-        return;
-    for (;;) { /* shift the entries behind it back by one, up to one at home or a hole */
-        size_t k = (j + 1) & (t->cap - 1);
-        srv_slot *next = &t->slots[k];
-        if (!next->rec || srv_dist(t, k, next->id) == 0)
-            break;
-        t->slots[j] = *next;
-        j = k;
-    }
-    t->slots[j] = (srv_slot){ 0, NULL };
-    t->count--;
 }
 
 /* ---- per-uid quota ---- */
@@ -289,6 +179,7 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
     t->lim = l ? *l : (srv_limits){ 0 };
     co_queue_init(&t->recs);
     co_queue_init(&t->fin);
+    srv_index_init(&t->index);
     if (!t->lim.retain)
         t->lim.retain = SRV_RETAIN_DEFAULT;
     if (!t->lim.max_active_per_uid)
@@ -431,7 +322,7 @@ void srv_rec_pack(cp_out *o, const srv_rec *r)
 
 srv_rec *srv_table_get(srv_table *t, uint64_t id, uint32_t uid)
 {
-    srv_rec *r = srv_index_get(t, id);
+    srv_rec *r = srv_index_get(&t->index, id);
     if (!r || (uid != 0 && r->owner != uid))
         return NULL; /* another uid's task does not exist, as far as this caller knows */
     return r;
@@ -551,7 +442,7 @@ void srv_table_trim(srv_table *t)
         srv_rec *old = co_queue_data(co_queue_first(&t->fin), srv_rec, fin_node);
         co_queue_remove(&old->fin_node);
         t->finished--;
-        srv_index_del(t, old->id);
+        srv_index_del(&t->index, old->id);
         co_queue_remove(&old->node);
         old->in_table = false;
         srv_rec_drop_output(t, old);
@@ -844,7 +735,7 @@ int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, s
         rc = cp_fail(err, CP_INTERNAL, "out of memory");
         goto fail;
     }
-    if (srv_index_put(t, r) < 0) {
+    if (srv_index_put(&t->index, r->id, r) < 0) {
         co_task_unref(r->task);
         r->task = NULL;
         rc = cp_fail(err, CP_INTERNAL, "out of memory");
@@ -912,7 +803,7 @@ void srv_table_free(srv_table *t)
         t->groups = g->next;
         srv_group_free(g);
     }
-    free(t->slots);
+    srv_index_free(&t->index);
     free(t->uids);
     free((char *)t->env.output_dir);
     free(t);
