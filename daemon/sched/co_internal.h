@@ -41,6 +41,9 @@ struct co_sched {
     int draining;       /* inside co__run: co_sched_run_ready must not nest */
     int held;           /* co_sched_hold: the caller drains before returning to the loop */
     size_t tasks_closing; /* task records whose timer close callback is pending */
+    /* Cancels requested while one is being carried out, to carry out next (co_task.c). */
+    struct co_task *cancel_head, **cancel_tailp;
+    int cancelling;
     void *task_cache;  /* free list of task records (linked through their first word) */
     size_t task_cached, task_cache_max;
 #ifdef CO_ASAN
@@ -81,6 +84,7 @@ enum co_task_flag {
     CO_TF_TIMED_OUT = 1u << 7,   /* the run timeout fired */
     CO_TF_CANCELLING = 1u << 8,  /* gather: cancelling its members */
     CO_TF_TG_CANCEL = 1u << 9,   /* pending cancel came from the task group, not a user */
+    CO_TF_CANCEL_QUEUED = 1u << 10, /* in the scheduler's cancel queue */
 };
 
 typedef struct co_gather_member {
@@ -94,6 +98,7 @@ struct co_task {
     co_runnable step;
     uint64_t id;
     char *name;
+    struct co_task *cancel_next; /* in the scheduler's cancel queue */
     uint16_t flags;
     uint8_t body;
     uv_timer_t timer;      /* sleep, and timeouts of a coroutine's awaits; lazily initialised */

@@ -110,6 +110,7 @@ int co_sched_new(uv_loop_t *loop, const co_sched_config *cfg, co_sched **out)
         goto fail;
     s->loop = loop;
     s->tailp = &s->head;
+    s->cancel_tailp = &s->cancel_head;
     s->task_cache_max = cfg && cfg->task_cache ? cfg->task_cache : CO_TASK_CACHE_DEFAULT;
     uv_check_init(loop, &s->check);
     uv_idle_init(loop, &s->idle);

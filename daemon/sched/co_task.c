@@ -575,13 +575,11 @@ void *co_task_data(const co_task *t)
 
 /* ---- cancellation ------------------------------------------------------------------- */
 
-bool co_task_cancel(co_task *t, const char *msg)
+/* What a cancel does to each kind of body. A gather's passes the cancel on to its
+ * members, a custom body's may cancel the task it runs, a coroutine's await may cancel
+ * what it awaits: co_task_cancel queues those (see below). */
+static void co__cancel_act(co_task *t)
 {
-    if (t->fut.state != CO_PENDING)
-        return false;
-    if (!t->fut.value.len) /* the first message is the one reported */
-        co_value_error(&t->fut.value, "cancelled", msg ? msg : "cancelled");
-    t->flags |= CO_TF_CANCEL_REQ;
     switch (t->body) {
     case CO_BODY_CORO:
         if (!(t->flags & CO_TF_STARTED)) {
@@ -606,6 +604,43 @@ bool co_task_cancel(co_task *t, const char *msg)
         t->u.custom.body->cancel(t, t->u.custom.data);
         break;
     }
+}
+
+/* A cancel that reaches other tasks (a gather's members, a record's body, an awaited
+ * task) must not recurse: gathers nested 60,000 deep once overflowed the loop's stack
+ * (four frames a level). Requests made while one is being carried out are queued, and
+ * the outermost call carries them out in order, breadth first: the depth of the cascade
+ * costs queue entries (one link in each task), never stack. Everything a cancel does
+ * still happens before the outermost co_task_cancel returns. */
+bool co_task_cancel(co_task *t, const char *msg)
+{
+    if (t->fut.state != CO_PENDING)
+        return false;
+    if (!t->fut.value.len) /* the first message is the one reported */
+        co_value_error(&t->fut.value, "cancelled", msg ? msg : "cancelled");
+    t->flags |= CO_TF_CANCEL_REQ;
+    co_sched *s = t->fut.sched;
+    if (s->cancelling) {
+        if (!(t->flags & CO_TF_CANCEL_QUEUED)) {
+            t->flags |= CO_TF_CANCEL_QUEUED;
+            t->fut.refs++; /* the queue's */
+            t->cancel_next = NULL;
+            *s->cancel_tailp = t;
+            s->cancel_tailp = &t->cancel_next;
+        }
+        return true;
+    }
+    s->cancelling = 1;
+    co__cancel_act(t);
+    while ((t = s->cancel_head)) {
+        if (!(s->cancel_head = t->cancel_next))
+            s->cancel_tailp = &s->cancel_head;
+        t->flags &= ~CO_TF_CANCEL_QUEUED;
+        if (t->fut.state == CO_PENDING) /* it may have ended since it was queued */
+            co__cancel_act(t);
+        co_task_unref(t);
+    }
+    s->cancelling = 0;
     return true;
 }
 

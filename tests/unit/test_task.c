@@ -396,6 +396,56 @@ static void test_100k_stackless_sleepers(void **state)
     free(cbs);
 }
 
+/* A custom task whose cancel reaches the gather it "runs", and which ends as that gather
+ * does: a daemon record and its body, in miniature. */
+static void cancel_inner(co_task *t, void *data)
+{
+    (void)t;
+    co_task_cancel(data, "cancelled from outside");
+}
+
+static const co_task_body record_like = { .cancel = cancel_inner };
+
+static void end_as_inner(co_future *f, void *arg)
+{
+    assert_int_equal(co_task_finish(arg, co_future_state(f), NULL), 0);
+}
+
+/* 200,000 levels of record-like task → gather → record-like task → ..., around one sleep:
+ * a cancel of the top reaches the sleep, and every level then ends cancelled. The cascade
+ * once recursed, four frames a level, and overflowed the stack at ~60,000 levels. */
+#define LEVELS 200000
+
+static void test_cancel_cascade_200k_levels(void **state)
+{
+    co_env *e = *state;
+    co_task **g = malloc(LEVELS * sizeof *g), **r = malloc(LEVELS * sizeof *r);
+    co_cb *cbs = malloc(LEVELS * sizeof *cbs);
+    co_task *leaf;
+    assert_int_equal(co_sleep_task(e->s, 60, NULL, NULL, &leaf), 0);
+    co_future *inner = co_task_future(leaf);
+    for (int i = 0; i < LEVELS; i++) {
+        assert_int_equal(co_gather_task(e->s, &inner, 1, false, NULL, &g[i]), 0);
+        assert_int_equal(co_custom_task(e->s, &record_like, g[i], NULL, &r[i]), 0);
+        co_future_add_cb(co_task_future(g[i]), &cbs[i], end_as_inner, r[i]);
+        inner = co_task_future(r[i]);
+    }
+    assert_true(co_task_cancel(r[LEVELS - 1], "stop"));
+    assert_int_equal(co_future_state(co_task_future(leaf)), CO_CANCELLED); /* at once */
+    assert_int_equal(co_sched_run_until(e->s, co_task_future(r[LEVELS - 1])), 0);
+    for (int i = 0; i < LEVELS; i++) {
+        assert_int_equal(co_future_state(co_task_future(g[i])), CO_CANCELLED);
+        assert_int_equal(co_future_state(co_task_future(r[i])), CO_CANCELLED);
+    }
+    co_test_assert_str_field(co_future_value(co_task_future(r[LEVELS - 1])), "message", "stop");
+    for (int i = LEVELS - 1; i >= 0; i--) {
+        co_task_unref(r[i]);
+        co_task_unref(g[i]);
+    }
+    co_task_unref(leaf);
+    free(g), free(r), free(cbs);
+}
+
 #define COROS 10000
 
 static int sleep_200ms(void *arg)
@@ -441,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_stack_budget_reported),
         cmocka_unit_test(test_task_cache_bound),
         T(test_custom_task),
+        T(test_cancel_cascade_200k_levels),
         T(test_100k_stackless_sleepers),
         T(test_10k_concurrent_coroutines),
     };
