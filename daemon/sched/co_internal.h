@@ -46,6 +46,8 @@ struct co_sched {
     int cancelling;
     void *task_cache;  /* free list of task records (linked through their first word) */
     size_t task_cached, task_cache_max;
+    size_t value_max_bytes; /* co_sched_config's bounds on a gather's result */
+    unsigned value_max_depth;
 #ifdef CO_ASAN
     const void *main_bottom; /* ASan fiber bookkeeping for the loop stack */
     size_t main_size;
@@ -143,6 +145,11 @@ void co__future_init(co_future *f, co_sched *s, uint8_t type);
 /* Completes `f`: moves *value in, schedules the callbacks. f must be pending. */
 void co__future_finish(co_future *f, co_state st, co_value *value);
 void co__future_release(co_future *f); /* frees a plain future's memory at refs == 0 */
+
+/* A failed gather's error sums up its member's: that error's code and the start of its
+ * message, at most these many bytes of each. */
+#define CO_MEMBER_CODE_MAX 64u
+#define CO_MEMBER_MESSAGE_MAX 512u
 
 /* Durations: finite, >= 0 and at most CO_MAX_SECONDS (about 31 years). */
 #define CO_MAX_SECONDS 1e9

@@ -112,6 +112,10 @@ int co_sched_new(uv_loop_t *loop, const co_sched_config *cfg, co_sched **out)
     s->tailp = &s->head;
     s->cancel_tailp = &s->cancel_head;
     s->task_cache_max = cfg && cfg->task_cache ? cfg->task_cache : CO_TASK_CACHE_DEFAULT;
+    s->value_max_bytes = cfg && cfg->value_max_bytes ? cfg->value_max_bytes : CO_VALUE_BYTES_DEFAULT;
+    s->value_max_depth = cfg && cfg->value_max_depth ? cfg->value_max_depth : CO_VALUE_DEPTH_DEFAULT;
+    if (s->value_max_depth > CO_VALUE_DEPTH_MAX)
+        s->value_max_depth = CO_VALUE_DEPTH_MAX;
     uv_check_init(loop, &s->check);
     uv_idle_init(loop, &s->idle);
     s->check.data = s;

@@ -28,9 +28,16 @@ typedef struct co_future co_future;
  * each) stay cached. */
 #define CO_TASK_CACHE_DEFAULT 16384u
 
+/* Bounds on the values the runtime builds itself (a gather's result: its members' values
+ * side by side), so that no arrangement of tasks makes one without limit. */
+#define CO_VALUE_BYTES_DEFAULT (4u * 1024u * 1024u)
+#define CO_VALUE_DEPTH_DEFAULT 16u
+
 typedef struct co_sched_config {
     co_stack_config stack;
-    size_t task_cache; /* 0: CO_TASK_CACHE_DEFAULT */
+    size_t task_cache;     /* 0: CO_TASK_CACHE_DEFAULT */
+    size_t value_max_bytes; /* 0: CO_VALUE_BYTES_DEFAULT */
+    unsigned value_max_depth; /* nesting levels, 0: CO_VALUE_DEPTH_DEFAULT (<= CO_VALUE_DEPTH_MAX) */
 } co_sched_config;
 
 /* Binds a scheduler to `loop` and installs the stack overflow report. Returns 0 or a

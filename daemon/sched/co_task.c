@@ -411,11 +411,49 @@ static void co__gather_detach(co_task *g)
         co_future_remove_cb(&g->u.gather.m[i].cb);
 }
 
+/* The gather's result would pass the scheduler's bounds: it fails instead, before any
+ * of it is built. */
+static bool co__gather_too_large(co_task *g, co_value *err)
+{
+    co_sched *s = g->fut.sched;
+    size_t total = 5; /* the array's header, at most */
+    unsigned deepest = 0;
+    for (size_t i = 0; i < g->u.gather.n; i++) {
+        size_t len, used;
+        unsigned depth = 0;
+        const uint8_t *b = co_value_bytes(&g->u.gather.m[i].fut->value, &len);
+        total += len;
+        if (total > s->value_max_bytes)
+            break;
+        int rc = co_value_measure(b, len, s->value_max_depth - 1, &used, &depth);
+        if (rc == -E2BIG || depth + 1 > s->value_max_depth) {
+            deepest = s->value_max_depth + 1;
+            break;
+        }
+        deepest = depth + 1 > deepest ? depth + 1 : deepest;
+    }
+    char msg[160];
+    if (total > s->value_max_bytes)
+        snprintf(msg, sizeof msg, "the gather's result would take more than the limit of %zu bytes",
+                 s->value_max_bytes);
+    else if (deepest > s->value_max_depth)
+        snprintf(msg, sizeof msg, "the gather's result would nest more than the limit of %u levels",
+                 s->value_max_depth);
+    else
+        return false;
+    co_value_error(err, "result_too_large", msg);
+    return true;
+}
+
 static void co__gather_succeed(co_task *g)
 {
     size_t n = g->u.gather.n;
-    const co_value **vals = malloc((n ? n : 1) * sizeof *vals);
     co_value arr = CO_VALUE_NIL;
+    if (co__gather_too_large(g, &arr)) {
+        co__task_complete(g, CO_FAILED, &arr);
+        return;
+    }
+    const co_value **vals = malloc((n ? n : 1) * sizeof *vals);
     int rc = -ENOMEM;
     if (vals) {
         for (size_t i = 0; i < n; i++)
@@ -431,6 +469,17 @@ static void co__gather_succeed(co_task *g)
     co__task_complete(g, CO_SUCCEEDED, &arr);
 }
 
+static uint8_t *co__put_str(uint8_t *p, const char *s, size_t n)
+{
+    p += co_value_put_str_header(p, (uint32_t)n);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* {code: member_failed, message, member, index, error: {code, message}}. The member's
+ * error is summed up, not copied: a chain of failed gathers once nested a copy of every
+ * error below it in each one (records deeper than clients decode, and memory quadratic in
+ * the chain's length: 4.4 GB at 8,000 levels). `member` names the task to ask for more. */
 static void co__gather_member_failed(co_task *g, size_t i)
 {
     co_future *f = g->u.gather.m[i].fut;
@@ -440,24 +489,36 @@ static void co__gather_member_failed(co_task *g, size_t i)
     char msg[128];
     snprintf(msg, sizeof msg, "member %llu %s", (unsigned long long)member,
              f->state == CO_CANCELLED ? "was cancelled" : "failed");
-
-    size_t elen;
-    const uint8_t *eb = co_value_bytes(&f->value, &elen);
+    const char *code = "error", *why = "";
+    size_t clen = 5, wlen = 0;
+    if (co_value_get_str(&f->value, "code", &code, &clen) < 0 || clen > CO_MEMBER_CODE_MAX)
+        code = "error", clen = 5;
+    if (co_value_get_str(&f->value, "message", &why, &wlen) < 0)
+        why = "", wlen = 0;
+    if (wlen > CO_MEMBER_MESSAGE_MAX) { /* at a character's start: the text is UTF-8 */
+        wlen = CO_MEMBER_MESSAGE_MAX;
+        while (wlen && ((uint8_t)why[wlen] & 0xc0) == 0x80)
+            wlen--;
+    }
     size_t mlen = strlen(msg);
     co_value err = CO_VALUE_NIL;
-    uint8_t *buf = malloc(64 + mlen + elen), *p = buf;
+    uint8_t *buf = malloc(96 + mlen + clen + wlen), *p = buf;
     if (buf) {
         p += co_value_put_map_header(p, 5);
-        p += co_value_put_str_header(p, 4), memcpy(p, "code", 4), p += 4;
-        p += co_value_put_str_header(p, 13), memcpy(p, "member_failed", 13), p += 13;
-        p += co_value_put_str_header(p, 7), memcpy(p, "message", 7), p += 7;
-        p += co_value_put_str_header(p, (uint32_t)mlen), memcpy(p, msg, mlen), p += mlen;
-        p += co_value_put_str_header(p, 6), memcpy(p, "member", 6), p += 6;
+        p = co__put_str(p, "code", 4);
+        p = co__put_str(p, "member_failed", 13);
+        p = co__put_str(p, "message", 7);
+        p = co__put_str(p, msg, mlen);
+        p = co__put_str(p, "member", 6);
         p += co_value_put_uint(p, member);
-        p += co_value_put_str_header(p, 5), memcpy(p, "index", 5), p += 5;
+        p = co__put_str(p, "index", 5);
         p += co_value_put_uint(p, i);
-        p += co_value_put_str_header(p, 5), memcpy(p, "error", 5), p += 5;
-        memcpy(p, eb, elen), p += elen;
+        p = co__put_str(p, "error", 5);
+        p += co_value_put_map_header(p, 2);
+        p = co__put_str(p, "code", 4);
+        p = co__put_str(p, code, clen);
+        p = co__put_str(p, "message", 7);
+        p = co__put_str(p, why, wlen);
         err.data = buf;
         err.len = (size_t)(p - buf);
     }

@@ -36,9 +36,12 @@ int co_sleep_task(co_sched *s, double seconds, co_value *result, const co_task_o
                   co_task **out);
 /* Stackless gather of `members` (each referenced until it is done). Succeeds once all are
  * done with an array of their results in order — or, with return_exceptions, of results
- * and error maps. Without it, the first member to end failed or cancelled ends the gather
- * failed with code "member_failed", `member` (task id, or index when it has none),
- * `index` and `error`; the others keep running. Cancelling the gather cancels every member
+ * and error maps — unless that array would pass the scheduler's value bounds
+ * (co_sched_config): it then fails with code "result_too_large" instead. Without
+ * return_exceptions, the first member to end failed or cancelled ends the gather failed
+ * with code "member_failed", `member` (task id, or index when it has none), `index` and
+ * `error`: that member's code and message (the first CO_MEMBER_MESSAGE_MAX bytes), never
+ * its whole error; the others keep running. Cancelling the gather cancels every member
  * not yet done except shielded tasks, and it ends cancelled once they are done. */
 int co_gather_task(co_sched *s, co_future *const *members, size_t n, bool return_exceptions,
                    const co_task_opts *opts, co_task **out);

@@ -37,6 +37,17 @@ int co_value_error(co_value *out, const char *code, const char *message);
 /* An array of the given values, packed back to back. Returns 0 or -ENOMEM. */
 int co_value_array(co_value *out, const co_value *const *items, size_t n);
 
+/* The packed object at p: its length (within len) and nesting depth (a scalar 0, an array
+ * or a map one more than its deepest element). 0; -EINVAL when p does not start with one
+ * whole object; -E2BIG when it nests deeper than max_depth (measuring stops there: the
+ * walk keeps a stack of at most max_depth open containers, and max_depth is at most
+ * CO_VALUE_DEPTH_MAX). */
+#define CO_VALUE_DEPTH_MAX 64u
+int co_value_measure(const uint8_t *p, size_t len, unsigned max_depth, size_t *used, unsigned *depth);
+/* The string stored under `key` in the map v holds: 0 with *s and *n pointing into v;
+ * -ENOENT when v is not a map, has no such key, or its value there is not a string. */
+int co_value_get_str(const co_value *v, const char *key, const char **s, size_t *n);
+
 /* Low-level writers, for modules that pack their own small maps. Each returns the number
  * of bytes written (at most 9; at most 5 for headers) into buf. */
 size_t co_value_put_map_header(uint8_t *buf, uint32_t n);

@@ -178,9 +178,14 @@ static void test_gather_member_failed(void **state)
     assert_int_equal(co_test_field(&u.data, "index")->via.u64, 1);
     const msgpack_object *err = co_test_field(&u.data, "error");
     assert_non_null(err);
+    assert_int_equal(err->type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(err->via.map.size, 2); /* the member's code and message, no more */
     const msgpack_object *code = co_test_field(err, "code");
     assert_int_equal(code->via.str.size, 11);
     assert_memory_equal(code->via.str.ptr, "exit_status", 11);
+    const msgpack_object *why = co_test_field(err, "message");
+    assert_int_equal(why->via.str.size, 13);
+    assert_memory_equal(why->via.str.ptr, "exited with 2", 13);
     msgpack_unpacked_destroy(&u);
     co_test_assert_error_code(co_task_future(g), "member_failed");
     assert_int_equal(co_sched_run_until(e->s, co_task_future(c)), 0);
@@ -210,6 +215,93 @@ static void test_gather_return_exceptions(void **state)
     assert_int_equal(co_gather_task(e->s, NULL, 0, false, NULL, &g), 0);
     assert_int_equal(co_future_state(co_task_future(g)), CO_SUCCEEDED);
     co_task_unref(g);
+}
+
+/* A chain of gathers each failing because the one below failed: every error has the same
+ * fixed shape, however long the chain (each once nested all the errors below it). */
+static void test_gather_failure_chain_stays_flat(void **state)
+{
+    co_env *e = *state;
+    enum { CHAIN = 2000 };
+    co_task **g = malloc(CHAIN * sizeof *g), *leaf;
+    assert_int_equal(co_spawn(e->s, fail_after_10ms, NULL, &(co_task_opts){ .id = 1 }, &leaf), 0);
+    co_future *inner = co_task_future(leaf);
+    for (int i = 0; i < CHAIN; i++) {
+        assert_int_equal(co_gather_task(e->s, &inner, 1, false, &(co_task_opts){ .id = (uint64_t)i + 2 }, &g[i]),
+                         0);
+        inner = co_task_future(g[i]);
+    }
+    assert_int_equal(co_sched_run_until(e->s, inner), 0);
+    const co_value *top = co_future_value(inner), *first = co_future_value(co_task_future(g[0]));
+    size_t used;
+    unsigned depth;
+    assert_int_equal(co_value_measure(top->data, top->len, 64, &used, &depth), 0);
+    assert_int_equal(depth, 2);
+    assert_true(top->len < 200);
+    co_test_assert_str_field(top, "message", "member 2000 failed");
+    /* The first gather above the leaf says why the leaf failed; the top says its member
+     * failed because its own member did. */
+    msgpack_unpacked u;
+    co_test_unpack(first, &u);
+    co_test_assert_str_field(first, "code", "member_failed");
+    const msgpack_object *why = co_test_field(co_test_field(&u.data, "error"), "message");
+    assert_memory_equal(why->via.str.ptr, "exited with 2", 13);
+    msgpack_unpacked_destroy(&u);
+    for (int i = 0; i < CHAIN; i++)
+        co_task_unref(g[i]);
+    co_task_unref(leaf);
+    free(g);
+}
+
+/* Results past the scheduler's bounds fail the gather instead of being built. */
+static void test_gather_result_bounds(void **state)
+{
+    (void)state;
+    co_env *e;
+    co_sched_config cfg = { .value_max_bytes = 1000, .value_max_depth = 3 };
+    assert_int_equal(co_env_setup_with((void **)&e, &cfg), 0);
+    /* Bytes: 20 members of 75 bytes pass 1000. */
+    char s[58];
+    memset(s, 'x', 57);
+    s[57] = 0;
+    co_value v;
+    assert_int_equal(co_value_error(&v, "c", s), 0); /* a map of 75 bytes */
+    co_task *t[20], *g;
+    co_future *m[20];
+    for (int i = 0; i < 20; i++) {
+        co_value c;
+        assert_int_equal(co_value_copy(&c, v.data, v.len), 0);
+        assert_int_equal(co_sleep_task(e->s, 0, &c, NULL, &t[i]), 0);
+        m[i] = co_task_future(t[i]);
+    }
+    assert_int_equal(co_gather_task(e->s, m, 20, false, NULL, &g), 0);
+    assert_int_equal(co_sched_run_until(e->s, co_task_future(g)), 0);
+    assert_int_equal(co_future_state(co_task_future(g)), CO_FAILED);
+    co_test_assert_error_code(co_task_future(g), "result_too_large");
+    co_task_unref(g);
+    /* 13 of them fit. */
+    assert_int_equal(co_gather_task(e->s, m, 13, false, NULL, &g), 0);
+    assert_int_equal(co_sched_run_until(e->s, co_task_future(g)), 0);
+    assert_int_equal(co_future_state(co_task_future(g)), CO_SUCCEEDED);
+    /* Depth: a gather of that gather (maps in arrays in an array) is 3 levels; one more is
+     * too deep. */
+    co_task *g2, *g3;
+    co_future *f = co_task_future(g);
+    assert_int_equal(co_gather_task(e->s, &f, 1, false, NULL, &g2), 0);
+    assert_int_equal(co_sched_run_until(e->s, co_task_future(g2)), 0);
+    assert_int_equal(co_future_state(co_task_future(g2)), CO_SUCCEEDED);
+    f = co_task_future(g2);
+    assert_int_equal(co_gather_task(e->s, &f, 1, false, NULL, &g3), 0);
+    assert_int_equal(co_sched_run_until(e->s, co_task_future(g3)), 0);
+    assert_int_equal(co_future_state(co_task_future(g3)), CO_FAILED);
+    co_test_assert_error_code(co_task_future(g3), "result_too_large");
+    co_test_assert_str_field(co_future_value(co_task_future(g3)), "message",
+                             "the gather's result would nest more than the limit of 3 levels");
+    co_task_unref(g3), co_task_unref(g2), co_task_unref(g);
+    for (int i = 0; i < 20; i++)
+        co_task_unref(t[i]);
+    co_value_free(&v);
+    assert_int_equal(co_env_teardown((void **)&e), 0);
 }
 
 static void test_gather_cancel_spares_shielded(void **state)
@@ -486,6 +578,8 @@ int main(void)
         T(test_sleep_task_cancel_and_validation),
         T(test_gather_member_failed),
         T(test_gather_return_exceptions),
+        T(test_gather_failure_chain_stays_flat),
+        cmocka_unit_test(test_gather_result_bounds),
         T(test_gather_cancel_spares_shielded),
         T(test_run_timeout),
         cmocka_unit_test(test_stack_budget_reported),
