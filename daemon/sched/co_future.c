@@ -138,6 +138,15 @@ bool co_future_done(const co_future *f) { return f->state != CO_PENDING; }
 const co_value *co_future_value(const co_future *f) { return &f->value; }
 co_sched *co_future_sched(const co_future *f) { return f->sched; }
 
+int co_future_take_value(co_future *f, co_value *out)
+{
+    if (f->state == CO_PENDING)
+        return -EINVAL;
+    *out = f->value;
+    f->value = CO_VALUE_NIL;
+    return 0;
+}
+
 void co_future_add_cb(co_future *f, co_cb *cb, co_cb_fn fn, void *arg)
 {
     cb->fn = fn;

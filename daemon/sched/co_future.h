@@ -49,6 +49,9 @@ bool co_future_done(const co_future *f);
 /* The result (succeeded) or the error map (failed, cancelled). Owned by the future. */
 const co_value *co_future_value(const co_future *f);
 co_sched *co_future_sched(const co_future *f);
+/* Moves a done future's value out (it is left nil): for the one reader of a future only
+ * it holds, which keeps the value without a second copy. -EINVAL while pending. */
+int co_future_take_value(co_future *f, co_value *out);
 
 void co_future_add_cb(co_future *f, co_cb *cb, co_cb_fn fn, void *arg);
 /* Unregister a callback (added with co_future_add_cb) that has not run yet; a no-op if

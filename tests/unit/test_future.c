@@ -127,6 +127,26 @@ static void test_unref_inside_callback(void **state)
     assert_int_equal(co_sched_live(e->s), 0);
 }
 
+static void test_take_value(void **state)
+{
+    co_env *e = *state;
+    co_future *f;
+    assert_int_equal(co_future_new(e->s, &f), 0);
+    co_value out = co_test_uint_value(1);
+    assert_int_equal(co_future_take_value(f, &out), -EINVAL); /* pending: nothing to take */
+    co_value_free(&out);
+    co_value v = co_test_uint_value(70000);
+    uint8_t *bytes = v.data;
+    assert_int_equal(co_future_set_result(f, &v), 0);
+    assert_int_equal(co_future_take_value(f, &out), 0);
+    assert_ptr_equal(out.data, bytes); /* moved, not copied */
+    assert_int_equal(co_test_uint_of(&out), 70000);
+    assert_int_equal(co_future_value(f)->len, 0); /* left nil */
+    assert_int_equal(co_future_state(f), CO_SUCCEEDED);
+    co_value_free(&out);
+    co_future_unref(f);
+}
+
 static void test_state_names(void **state)
 {
     (void)state;
@@ -143,6 +163,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remove_callback, co_env_setup, co_env_teardown),
         cmocka_unit_test_setup_teardown(test_exactly_one_outcome, co_env_setup, co_env_teardown),
         cmocka_unit_test_setup_teardown(test_unref_inside_callback, co_env_setup, co_env_teardown),
+        cmocka_unit_test_setup_teardown(test_take_value, co_env_setup, co_env_teardown),
         cmocka_unit_test(test_state_names),
     };
     return cmocka_run_group_tests_name("future", tests, NULL, NULL);
