@@ -10,13 +10,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_utf8.h"
+
 int cp_fail(cp_error *err, const char *code, const char *fmt, ...)
 {
-    err->code = code;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    cp_vfail(err, code, fmt, ap);
     va_end(ap);
+    return -EINVAL;
+}
+
+int cp_vfail(cp_error *err, const char *code, const char *fmt, va_list ap)
+{
+    /* Messages quote what clients sent, which may be any bytes, and vsnprintf would cut
+     * one inside a character: it goes out as UTF-8 whatever it quotes. */
+    char text[1024];
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
+    err->code = code;
+    cp_utf8_escape(err->message, sizeof err->message, text, len, NULL);
     return -EINVAL;
 }
 
@@ -200,8 +213,52 @@ int cp_val_str(const msgpack_object *o, const char *key, bool required, uint32_t
                        o->via.str.size, maxlen);
     if (memchr(o->via.str.ptr, '\0', o->via.str.size))
         return cp_fail(err, CP_BAD_REQUEST, "%s must not contain NUL bytes", key);
+    if (!cp_utf8_valid(o->via.str.ptr, o->via.str.size))
+        return cp_fail(err, CP_BAD_REQUEST, "%s is not valid UTF-8", key);
     *out = (cp_str){ o->via.str.ptr, o->via.str.size };
     return 1;
+}
+
+/* 0, or -E2BIG (too deep) or -EILSEQ (a string that is not UTF-8). Recursion is bounded:
+ * a decoded message nests at most CP_MAX_DEPTH levels. */
+static int cp_value_check(const msgpack_object *o, unsigned depth_left)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR:
+        return cp_utf8_valid(o->via.str.ptr, o->via.str.size) ? 0 : -EILSEQ;
+    case MSGPACK_OBJECT_ARRAY:
+        if (!depth_left)
+            return -E2BIG;
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            int rc = cp_value_check(&o->via.array.ptr[i], depth_left - 1);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    case MSGPACK_OBJECT_MAP:
+        if (!depth_left)
+            return -E2BIG;
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            int rc = cp_value_check(&o->via.map.ptr[i].key, depth_left - 1);
+            if (rc == 0)
+                rc = cp_value_check(&o->via.map.ptr[i].val, depth_left - 1);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int cp_val_value(const msgpack_object *o, const char *key, unsigned max_depth, cp_error *err)
+{
+    int rc = o ? cp_value_check(o, max_depth) : 0;
+    if (rc == -E2BIG)
+        return cp_fail(err, CP_BAD_REQUEST, "%s nests more than %u levels deep", key, max_depth);
+    if (rc == -EILSEQ)
+        return cp_fail(err, CP_BAD_REQUEST, "%s holds a string that is not valid UTF-8", key);
+    return 0;
 }
 
 int cp_val_bool(const msgpack_object *o, const char *key, bool required, bool *out, cp_error *err)

@@ -5,6 +5,7 @@
 #define CP_MSG_H
 
 #include <msgpack.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,8 +30,10 @@ typedef struct cp_error {
     char message[256];
 } cp_error;
 
-/* Fill err and return -EINVAL (printf-style message). */
+/* Fill err and return -EINVAL (printf-style message). The message is made valid UTF-8
+ * (bytes that are not are escaped as \xNN) and cut where a character ends. */
 int cp_fail(cp_error *err, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4), cold));
+int cp_vfail(cp_error *err, const char *code, const char *fmt, va_list ap) __attribute__((cold));
 
 /* A string inside a decoded message (not NUL-terminated; lives as long as the message). */
 typedef struct cp_str {
@@ -80,6 +83,9 @@ int cp_val_seconds(const msgpack_object *o, const char *key, bool required, doub
 int cp_val_str(const msgpack_object *o, const char *key, bool required, uint32_t maxlen, cp_str *out,
                cp_error *err);
 int cp_val_bool(const msgpack_object *o, const char *key, bool required, bool *out, cp_error *err);
+/* Any value a client hands over to be given back (a sleep's result): it nests at most
+ * max_depth levels (a scalar is 0), and its strings, map keys included, are UTF-8. */
+int cp_val_value(const msgpack_object *o, const char *key, unsigned max_depth, cp_error *err);
 /* An array of task ids (each 1..CP_MAX_ID), at most `max` of them. *out points into a
  * malloc'd array the caller frees. */
 int cp_val_ids(const msgpack_object *o, const char *key, bool required, size_t max, uint64_t **out, size_t *n,

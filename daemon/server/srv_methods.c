@@ -22,10 +22,10 @@ static void srv_fail(srv_conn *c, const cp_request *rq, const char *code, const 
     __attribute__((format(printf, 4, 5)));
 static void srv_fail(srv_conn *c, const cp_request *rq, const char *code, const char *fmt, ...)
 {
-    cp_error err = { .code = code };
+    cp_error err;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err.message, sizeof err.message, fmt, ap);
+    cp_vfail(&err, code, fmt, ap);
     va_end(ap);
     srv_reply_error(c, rq, &err);
 }

@@ -15,6 +15,7 @@
 #include "cp_frame.h"
 #include "cp_msg.h"
 #include "cp_spec.h"
+#include "cp_utf8.h"
 
 /* A stream of messages covering every MessagePack header form, into a new sbuffer; ends[i]
  * is where message i ends. */
@@ -661,6 +662,81 @@ static void test_out_nomem(void **state)
     cp_out_free(&o);
 }
 
+/* RFC 3629's boundaries: each valid form, and each way a sequence goes wrong. */
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "", "plain ascii", "\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf", "\xee\x80\x80",
+        "\xef\xbf\xbf", "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "caf\xc3\xa9 \xe2\x82\xac",
+    };
+    static const char *const bad[] = {
+        "\x80", "\xbf", "\xc0\x80", "\xc1\xbf",  /* a lone continuation; overlong 2-byte */
+        "\xe0\x80\x80", "\xe0\x9f\xbf",          /* overlong 3-byte */
+        "\xed\xa0\x80", "\xed\xbf\xbf",          /* surrogates */
+        "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf",  /* overlong 4-byte */
+        "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", /* above U+10FFFF */
+        "\xff", "\xfe", "\xc3", "\xe2\x82", "\xf0\x90\x80", "ok\xc3(", "\xe2\x28\xa1",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_true(cp_utf8_valid(good[i], strlen(good[i])));
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_false(cp_utf8_valid(bad[i], strlen(bad[i])));
+    assert_true(cp_utf8_valid("a\0b", 3)); /* NUL is a character; callers refuse it where it matters */
+}
+
+static void test_utf8_cut_and_escape(void **state)
+{
+    (void)state;
+    const char *s = "ab\xc3\xa9\xe2\x82\xac!"; /* a b é € ! */
+    size_t n = strlen(s);
+    assert_int_equal(cp_utf8_cut(s, n, 100), n);
+    assert_int_equal(cp_utf8_cut(s, n, 3), 2); /* not inside é */
+    assert_int_equal(cp_utf8_cut(s, n, 4), 4);
+    assert_int_equal(cp_utf8_cut(s, n, 6), 4); /* not inside € */
+    assert_int_equal(cp_utf8_cut(s, n, 0), 0);
+
+    char out[64];
+    bool whole;
+    assert_int_equal(cp_utf8_escape(out, sizeof out, s, n, &whole), n);
+    assert_string_equal(out, s);
+    assert_true(whole);
+    const char *raw = "a\xff\xfe" "b\xc3"; /* invalid bytes, and a sequence cut short */
+    cp_utf8_escape(out, sizeof out, raw, strlen(raw), &whole);
+    assert_string_equal(out, "a\\xff\\xfeb\\xc3");
+    assert_true(whole);
+    assert_true(cp_utf8_valid(out, strlen(out)));
+    /* Room runs out: stops at a character's end, never inside one or inside an escape. */
+    assert_int_equal(cp_utf8_escape(out, 4, s, n, &whole), 2);
+    assert_string_equal(out, "ab");
+    assert_false(whole);
+    assert_int_equal(cp_utf8_escape(out, 5, raw, strlen(raw), &whole), 1);
+    assert_string_equal(out, "a");
+    assert_int_equal(cp_utf8_escape(out, 1, s, n, &whole), 0);
+    assert_string_equal(out, "");
+}
+
+/* Error messages quote what was sent: they go out as UTF-8 whatever it was. */
+static void test_fail_messages_are_text(void **state)
+{
+    (void)state;
+    cp_error err;
+    char quoted[600];
+    memset(quoted, 'x', sizeof quoted);
+    memcpy(quoted + 250, "\xe2\x82\xac\xff", 4); /* a € across the message's end, a bad byte */
+    quoted[sizeof quoted - 1] = '\0';
+    cp_fail(&err, CP_BAD_REQUEST, "%s", quoted);
+    assert_true(cp_utf8_valid(err.message, strlen(err.message)));
+    assert_true(strlen(err.message) < sizeof err.message);
+    cp_fail(&err, CP_BAD_REQUEST, "unknown method \"%s\"", "x\xc3");
+    assert_string_equal(err.message, "unknown method \"x\\xc3\"");
+
+    msgpack_object o = { .type = MSGPACK_OBJECT_STR, .via.str = { .size = 3, .ptr = "a\xff" "b" } };
+    cp_str out;
+    assert_int_equal(cp_val_str(&o, "name", false, 100, &out, &err), -EINVAL);
+    assert_string_equal(err.message, "name is not valid UTF-8");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -676,6 +752,9 @@ int main(void)
         cmocka_unit_test(test_record_matches_msgpack),
         cmocka_unit_test(test_out_matches_msgpack),
         cmocka_unit_test(test_out_nomem),
+        cmocka_unit_test(test_utf8_valid),
+        cmocka_unit_test(test_utf8_cut_and_escape),
+        cmocka_unit_test(test_fail_messages_are_text),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }
