@@ -39,6 +39,8 @@ static const char usage[] =
     "  --max-output BYTES    unsent output a client may leave unread before it is\n"
     "                        disconnected (default 33554432)\n"
     "  --retain N            finished task records kept (default 10000)\n"
+    "  --max-result BYTES    largest result a task may have: a sleep's, a gather's\n"
+    "                        (default 4194304; results also nest at most 16 levels)\n"
     "  --max-active N        pending+running tasks one uid may have (default 100000)\n"
     "  --parallel N          slots of the default group, and of groups created from it\n"
     "                        (default: the number of online CPUs; 0: no bound)\n"
@@ -187,6 +189,7 @@ int main(int argc, char **argv)
         { "max-output", required_argument, 0, 'o' }, { "max-active", required_argument, 0, 'a' },
         { "parallel", required_argument, 0, 'p' },  { "grace", required_argument, 0, 'g' },
         { "output-limit", required_argument, 0, 'L' }, { "nice", required_argument, 0, 'n' },
+        { "max-result", required_argument, 0, 'R' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
@@ -230,6 +233,12 @@ int main(int argc, char **argv)
             if (parse_size("--retain", optarg, 1, 100000000, &v) < 0)
                 goto bad_usage;
             cfg.limits.retain = v;
+            break;
+        case 'R':
+            /* A result travels inside a record, which must fit a message. */
+            if (parse_size("--max-result", optarg, 1024, (size_t)1 << 30, &v) < 0)
+                goto bad_usage;
+            cfg.limits.max_result = v;
             break;
         case 'p':
             if (parse_size("--parallel", optarg, 0, 65536, &v) < 0)
@@ -319,7 +328,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a vanished client is a write error, not a death */
     uv_loop_t *loop = uv_default_loop();
     co_sched *sched;
-    if ((rc = co_sched_new(loop, NULL, &sched)) < 0) {
+    co_sched_config scfg = { .value_max_bytes = cfg.limits.max_result };
+    if ((rc = co_sched_new(loop, &scfg, &sched)) < 0) {
         fprintf(stderr, "corod: cannot start the scheduler: %s\n", co_strerror(rc));
         return 1;
     }

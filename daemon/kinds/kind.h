@@ -24,6 +24,8 @@ typedef struct kind_env {
     bool as_root;           /* the daemon runs as root: jobs run as their owners */
     double grace;           /* seconds between SIGTERM and SIGKILL (KIND_GRACE_DEFAULT) */
     uint64_t output_limit;  /* bytes kept per output stream, 0: no cap */
+    size_t max_result;      /* bytes of a value a client hands over (a sleep's result) */
+    unsigned max_depth;     /* ... and its nesting levels */
     bool set_job_nice;      /* jobs get job_nice: the loop runs at another (--nice) */
     int job_nice;
 } kind_env;
@@ -46,9 +48,9 @@ typedef struct kind_ops {
     bool takes_slot; /* does work (runs a program): counts against its group's `parallel` */
     bool has_output; /* has stdout/stderr files the `output` method reads */
     size_t args_size; /* bytes of the parsed form, <= KIND_ARGS_MAX */
-    /* Parse and check args (may be NULL when absent) into `parsed`. Returns 0, or
-     * -EINVAL with err and nothing left to free. */
-    int (*validate)(const msgpack_object *args, void *parsed, cp_error *err);
+    /* Parse and check args (may be NULL when absent) into `parsed`, within env's limits.
+     * Returns 0, or -EINVAL with err and nothing left to free. */
+    int (*validate)(const msgpack_object *args, const kind_env *env, void *parsed, cp_error *err);
     /* Task ids the parsed args refer to (may be none). */
     void (*refs)(const void *parsed, const uint64_t **ids, size_t *n);
     int (*start)(const kind_start *ks, co_task **body);

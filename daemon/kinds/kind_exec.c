@@ -25,6 +25,7 @@
 #include "co_await.h"
 #include "co_io.h"
 #include "cp_spec.h"
+#include "cp_utf8.h"
 #include "ex_ident.h"
 #include "ex_pump.h"
 #include "ex_spawn.h"
@@ -87,24 +88,32 @@ static int exec_cstr(const msgpack_object *o, const char *what, size_t idx, bool
     return 0;
 }
 
-/* The command line for records: argv joined by spaces, shortened with "...". */
+/* The command line for records: argv joined by spaces, as text (an argument may be any
+ * bytes: those that are not UTF-8 are shown as \xNN), shortened with "..." where a
+ * character ends. */
 static void exec_describe(exec_args *a)
 {
-    size_t o = 0, cap = sizeof a->command;
-    for (char **p = a->argv; *p && o < cap - 1; p++) {
-        int n = snprintf(a->command + o, cap - o, "%s%s", p == a->argv ? "" : " ", *p);
-        if (n < 0)
-            break;
-        o += (size_t)n;
+    size_t o = 0, room = sizeof a->command - 3; /* keeps room for "..." */
+    bool whole = true;
+    for (char **p = a->argv; *p && whole; p++) {
+        if (p != a->argv) {
+            if (o + 2 > room) {
+                whole = false;
+                break;
+            }
+            a->command[o++] = ' ';
+        }
+        o += cp_utf8_escape(a->command + o, room - o, *p, strlen(*p), &whole);
     }
-    if (o >= cap - 1)
-        memcpy(a->command + cap - 4, "...", 4);
+    if (!whole)
+        memcpy(a->command + o, "...", 4);
 }
 
 /* The record's block holds a pointer: a running job keeps the args past the record's
  * stage (they are reference counted). */
-static int exec_validate(const msgpack_object *args, void *parsed, cp_error *err)
+static int exec_validate(const msgpack_object *args, const kind_env *env, void *parsed, cp_error *err)
 {
+    (void)env;
     if (!args)
         return cp_fail(err, CP_BAD_REQUEST, "args.argv is required for an exec");
     exec_args *a = calloc(1, sizeof *a);
@@ -513,8 +522,12 @@ static int exec_body(void *arg)
     }
     if (co_cancel_requested())
         return -ECANCELED; /* cancelled during the lookup: do not start it */
-    if (exec_spawn(j) < 0)
-        return co_fail("spawn_failed", "%s", j->err);
+    if (exec_spawn(j) < 0) {
+        /* The message quotes argv[0] or the cwd: any bytes, made text here. */
+        char text[sizeof j->err];
+        cp_utf8_escape(text, sizeof text, j->err, strlen(j->err), NULL);
+        return co_fail("spawn_failed", "%s", text);
+    }
     if ((rc = co_future_new(j->sched, &j->io_done)) < 0 || (rc = exec_start_pumps(j)) < 0) {
         /* Without its pumps the job would block on a full pipe: stop it now. */
         kill(-j->sp.pid, SIGKILL);

@@ -13,8 +13,9 @@ typedef struct gather_args {
 
 _Static_assert(sizeof(gather_args) <= KIND_ARGS_MAX, "gather_args lives in the record");
 
-static int gather_validate(const msgpack_object *args, void *parsed, cp_error *err)
+static int gather_validate(const msgpack_object *args, const kind_env *env, void *parsed, cp_error *err)
 {
+    (void)env;
     gather_args *a = parsed;
     if (!args)
         return cp_fail(err, CP_BAD_REQUEST, "args.ids is required for a gather");

@@ -13,7 +13,7 @@ typedef struct sleep_args {
 
 _Static_assert(sizeof(sleep_args) <= KIND_ARGS_MAX, "sleep_args lives in the record");
 
-static int sleep_validate(const msgpack_object *args, void *parsed, cp_error *err)
+static int sleep_validate(const msgpack_object *args, const kind_env *env, void *parsed, cp_error *err)
 {
     sleep_args *a = parsed;
     if (!args)
@@ -23,15 +23,21 @@ static int sleep_validate(const msgpack_object *args, void *parsed, cp_error *er
         kind_args_error(err);
         return -EINVAL;
     }
+    /* The result goes out in records and gathers: text that clients can decode, within
+     * the bounds of any value the daemon holds for a task. */
     const msgpack_object *r = cp_get(args, "result");
     if (r) {
+        if (cp_val_value(r, "args.result", env->max_depth, err) < 0)
+            return -EINVAL;
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         msgpack_pack_object(&pk, *r);
-        int rc = co_value_copy(&a->result, sb.data, sb.size);
+        int rc = sb.size > env->max_result ? -E2BIG : co_value_copy(&a->result, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
+        if (rc == -E2BIG)
+            return cp_fail(err, CP_BAD_REQUEST, "args.result takes more than the limit of %zu bytes", env->max_result);
         if (rc < 0)
             return cp_fail(err, CP_INTERNAL, "out of memory");
     }

@@ -184,6 +184,10 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
         t->lim.retain = SRV_RETAIN_DEFAULT;
     if (!t->lim.max_active_per_uid)
         t->lim.max_active_per_uid = SRV_MAX_ACTIVE_PER_UID;
+    if (!t->lim.max_result)
+        t->lim.max_result = CO_VALUE_BYTES_DEFAULT;
+    if (!t->lim.max_depth)
+        t->lim.max_depth = CO_VALUE_DEPTH_DEFAULT;
     if (!t->lim.default_parallel) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         t->lim.default_parallel = n > 0 ? (uint32_t)n : 1;
@@ -203,6 +207,8 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
         .as_root = geteuid() == 0,
         .grace = t->lim.has_grace ? t->lim.grace : KIND_GRACE_DEFAULT,
         .output_limit = t->lim.output_limit,
+        .max_result = t->lim.max_result,
+        .max_depth = t->lim.max_depth,
         .set_job_nice = t->lim.set_job_nice,
         .job_nice = t->lim.job_nice,
     };
@@ -657,7 +663,7 @@ int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, s
     }
     *r = (srv_rec){ .kind = kind, .nuse = 1, .table = t, .started_at = NAN, .finished_at = NAN };
     assert(kind->args_size <= sizeof r->args_block);
-    if ((rc = kind->validate(sp.args, &r->args_block, err)) < 0)
+    if ((rc = kind->validate(sp.args, &t->env, &r->args_block, err)) < 0)
         goto fail;
     r->args = &r->args_block;
 

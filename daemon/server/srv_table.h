@@ -30,6 +30,9 @@ typedef struct srv_limits {
     bool has_grace;            /* else KIND_GRACE_DEFAULT */
     double grace;              /* seconds from SIGTERM to SIGKILL when a job is stopped */
     uint64_t output_limit;     /* bytes kept per output stream of a job, 0: no cap */
+    /* Bounds on a task's result (give the scheduler the same: it builds gathers'). */
+    size_t max_result;         /* bytes, 0: CO_VALUE_BYTES_DEFAULT */
+    unsigned max_depth;        /* nesting levels, 0: CO_VALUE_DEPTH_DEFAULT */
     bool set_job_nice;         /* jobs run at job_nice (the daemon changed its own) */
     int job_nice;
 } srv_limits;

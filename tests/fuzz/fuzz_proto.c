@@ -15,6 +15,8 @@
 #include "cp_spec.h"
 #include "kind.h"
 
+static const kind_env fuzz_env = { .output_dir = "/nonexistent", .max_result = 4u << 20, .max_depth = 16 };
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* msgpack_object_equal, but floats compare by their bits (NaN is NaN); the pointer of
@@ -107,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (cp_spec_parse(rq.params, &sp, &err) == 0) {
                 const kind_ops *k = kind_find(sp.kind);
                 kind_args_block parsed = { 0 };
-                if (k && k->available && k->validate(sp.args, &parsed, &err) == 0 && k->free)
+                if (k && k->available && k->validate(sp.args, &fuzz_env, &parsed, &err) == 0 && k->free)
                     k->free(&parsed);
             }
             cp_spec_free(&sp);
