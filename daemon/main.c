@@ -38,7 +38,11 @@ static const char usage[] =
     "  --max-message BYTES   largest message accepted (default 16777216)\n"
     "  --max-output BYTES    unsent output a client may leave unread before it is\n"
     "                        disconnected (default 33554432)\n"
-    "  --retain N            finished task records kept (default 10000)\n"
+    "  --retain N            finished task records kept per uid, its newest (default 10000)\n"
+    "  --max-uid-memory BYTES\n"
+    "                        memory one uid's tasks may hold: specs, results, records\n"
+    "                        (default 268435456); past it a uid's oldest finished\n"
+    "                        records go first, then its submits are refused\n"
     "  --max-result BYTES    largest result a task may have: a sleep's, a gather's\n"
     "                        (default 4194304; results also nest at most 16 levels)\n"
     "  --max-active N        pending+running tasks one uid may have (default 100000)\n"
@@ -189,7 +193,7 @@ int main(int argc, char **argv)
         { "max-output", required_argument, 0, 'o' }, { "max-active", required_argument, 0, 'a' },
         { "parallel", required_argument, 0, 'p' },  { "grace", required_argument, 0, 'g' },
         { "output-limit", required_argument, 0, 'L' }, { "nice", required_argument, 0, 'n' },
-        { "max-result", required_argument, 0, 'R' },
+        { "max-result", required_argument, 0, 'R' },  { "max-uid-memory", required_argument, 0, 'U' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
@@ -233,6 +237,11 @@ int main(int argc, char **argv)
             if (parse_size("--retain", optarg, 1, 100000000, &v) < 0)
                 goto bad_usage;
             cfg.limits.retain = v;
+            break;
+        case 'U':
+            if (parse_size("--max-uid-memory", optarg, (size_t)1 << 20, (size_t)1 << 40, &v) < 0)
+                goto bad_usage;
+            cfg.limits.max_uid_memory = v;
             break;
         case 'R':
             /* A result travels inside a record, which must fit a message. */

@@ -58,6 +58,8 @@ typedef struct kind_ops {
     void (*free)(void *parsed);
     /* Optional: the command line for records (exec), shortened to fit KIND_COMMAND_MAX. */
     const char *(*command)(const void *parsed);
+    /* Bytes the parsed form holds outside the record (counted against its owner). */
+    size_t (*bytes)(const void *parsed);
 } kind_ops;
 
 #define KIND_COMMAND_MAX 256u

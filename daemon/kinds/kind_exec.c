@@ -46,6 +46,7 @@ typedef struct exec_args {
     bool has_in;
     double grace;          /* < 0: the daemon's */
     uint64_t output_limit; /* UINT64_MAX: the daemon's; 0: none */
+    size_t bytes;          /* what all of this takes */
     char command[KIND_COMMAND_MAX];
 } exec_args;
 
@@ -249,6 +250,7 @@ static int exec_validate(const msgpack_object *args, const kind_env *env, void *
     if (got)
         a->output_limit = lim;
     exec_describe(a);
+    a->bytes = sizeof *a + total + (a->cwd ? strlen(a->cwd) + 1 : 0) + a->in_len;
     *(exec_args **)parsed = a;
     return 0;
 fail:
@@ -273,6 +275,11 @@ static void exec_free(void *parsed)
 static const char *exec_command(const void *parsed)
 {
     return (*(exec_args *const *)parsed)->command;
+}
+
+static size_t exec_bytes(const void *parsed)
+{
+    return (*(exec_args *const *)parsed)->bytes;
 }
 
 /* ---- the job ---- */
@@ -651,4 +658,4 @@ static int exec_start(const kind_start *ks, co_task **body)
 
 const kind_ops kind_exec = { .name = "exec", .available = true, .takes_slot = true, .has_output = true,
                              .args_size = sizeof(exec_args *), .validate = exec_validate, .refs = exec_refs, .start = exec_start,
-                             .free = exec_free, .command = exec_command };
+                             .free = exec_free, .command = exec_command, .bytes = exec_bytes };

@@ -42,6 +42,12 @@ static int gather_start(const kind_start *ks, co_task **body)
     return co_gather_task(ks->sched, ks->refs, ks->nrefs, a->return_exceptions, &ks->opts, body);
 }
 
+static size_t gather_bytes(const void *parsed)
+{
+    const gather_args *a = parsed;
+    return a->n * sizeof *a->ids;
+}
+
 static void gather_free(void *parsed)
 {
     gather_args *a = parsed;
@@ -51,4 +57,4 @@ static void gather_free(void *parsed)
 
 const kind_ops kind_gather = { .name = "gather", .available = true, .args_size = sizeof(gather_args),
                                .validate = gather_validate, .refs = gather_refs,
-                               .start = gather_start, .free = gather_free };
+                               .start = gather_start, .free = gather_free, .bytes = gather_bytes };

@@ -57,6 +57,12 @@ static int sleep_start(const kind_start *ks, co_task **body)
     return co_sleep_task(ks->sched, a->seconds, &a->result, &ks->opts, body);
 }
 
+static size_t sleep_bytes(const void *parsed)
+{
+    const sleep_args *a = parsed;
+    return a->result.len;
+}
+
 static void sleep_free(void *parsed)
 {
     sleep_args *a = parsed;
@@ -65,4 +71,4 @@ static void sleep_free(void *parsed)
 
 const kind_ops kind_sleep = { .name = "sleep", .available = true, .args_size = sizeof(sleep_args),
                               .validate = sleep_validate, .refs = sleep_refs,
-                              .start = sleep_start, .free = sleep_free };
+                              .start = sleep_start, .free = sleep_free, .bytes = sleep_bytes };

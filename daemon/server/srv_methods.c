@@ -149,9 +149,8 @@ static void m_list(srv_conn *c, const cp_request *rq)
             cp_out_array(&c->out, (uint32_t)n);
         }
         size_t k = 0;
-        for (srv_rec *r = srv_table_first(c->srv->table); r && k < limit; r = srv_rec_next(c->srv->table, r)) {
-            if (c->uid != 0 && srv_rec_owner(r) != c->uid)
-                continue;
+        for (srv_rec *r = srv_table_first(c->srv->table, c->uid); r && k < limit;
+             r = srv_rec_next(c->srv->table, r, c->uid)) {
             if (state.ptr && !cp_str_eq(state, srv_rec_state(r)))
                 continue;
             if (group.ptr && !cp_str_eq(group, srv_rec_group_name(r)))

@@ -1,8 +1,9 @@
 /* srv_table: the daemon's task records. A record is the outward face of a task: an
  * owner-driven runtime task (co_custom_task) that waits for its `after` dependencies,
  * then its `delay`, then runs the kind's body and ends as the body ends. Records stay
- * after they end (bounded retention) so get, wait and subscribe work on finished tasks.
- * Ids come from a counter that a later store persists. */
+ * after they end so get, wait and subscribe work on finished tasks: each uid keeps its
+ * newest finished records, within its own count and memory bounds (srv_acct.h), so no
+ * uid's records make another's go. Ids come from a counter that a later store persists. */
 #ifndef SRV_TABLE_H
 #define SRV_TABLE_H
 
@@ -12,8 +13,9 @@
 #include "co.h"
 #include "cp_spec.h"
 
-#define SRV_RETAIN_DEFAULT 10000u          /* finished records kept */
+#define SRV_RETAIN_DEFAULT 10000u          /* finished records kept per uid */
 #define SRV_MAX_ACTIVE_PER_UID 100000u     /* pending + running tasks of one uid */
+#define SRV_UID_MEMORY_DEFAULT (256u << 20) /* bytes one uid's records may hold */
 #define SRV_MAX_GROUPS 1024u
 
 #define SRV_PARALLEL_UNBOUNDED UINT32_MAX
@@ -23,8 +25,9 @@ typedef struct srv_rec srv_rec;
 typedef struct srv_group srv_group;
 
 typedef struct srv_limits {
-    size_t retain;             /* 0: SRV_RETAIN_DEFAULT */
+    size_t retain;             /* per uid, 0: SRV_RETAIN_DEFAULT */
     size_t max_active_per_uid; /* 0: SRV_MAX_ACTIVE_PER_UID */
+    size_t max_uid_memory;     /* 0: SRV_UID_MEMORY_DEFAULT */
     uint32_t default_parallel; /* 0: the number of online CPUs; SRV_PARALLEL_UNBOUNDED: none */
     const char *output_dir;    /* exec output files (required; copied) */
     bool has_grace;            /* else KIND_GRACE_DEFAULT */
@@ -67,13 +70,13 @@ const char *srv_table_output_dir(const srv_table *t);
 co_future *srv_rec_future(srv_rec *r);
 void srv_rec_pack(cp_out *o, const srv_rec *r);
 
-/* Records in id order, for `list`. */
-srv_rec *srv_table_first(srv_table *t);
-srv_rec *srv_rec_next(srv_table *t, const srv_rec *r);
+/* Records in id order, for `list`: every one for uid 0, else only uid's. */
+srv_rec *srv_table_first(srv_table *t, uint32_t uid);
+srv_rec *srv_rec_next(srv_table *t, const srv_rec *r, uint32_t uid);
 
-/* Evicts finished records past the retention bound, oldest first. Records end at any
- * time; the server trims after it has written, so evicting (cold memory, frees) never
- * delays an answer. Between trims the table holds what ended since the last one. */
+/* Evicts finished records past the retention bounds, each uid's oldest first. Records end
+ * at any time; the server trims after it has written, so evicting (cold memory, frees)
+ * never delays an answer. Between trims the table holds what ended since the last one. */
 void srv_table_trim(srv_table *t);
 /* Called for every record that reaches a terminal state (subscriptions with all: true). */
 void srv_table_on_finish(srv_table *t, void (*fn)(srv_rec *r, void *arg), void *arg);

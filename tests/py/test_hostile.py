@@ -40,6 +40,14 @@ def as_user(pw):
         os.setegid(0)
 
 
+def drop_to_nobody():
+    """For a child process: nobody through and through (a process whose real and effective
+    uids differ cannot be traced, and LeakSanitizer needs to trace it)."""
+    os.setgroups([])
+    os.setgid(NOBODY.pw_gid)
+    os.setuid(NOBODY.pw_uid)
+
+
 def nobody_client(d):
     with as_user(NOBODY):
         return Client(d.sock)
@@ -154,6 +162,67 @@ class Hostile(unittest.TestCase):
             self.assertEqual(e.exception.code, "bad_request")
             self.assertIn("args.result takes more than the limit of 65536 bytes", e.exception.message)
 
+    def test_memory_is_bounded_per_uid(self):
+        """nobody fills its own memory share with big results; root's submits, big ones
+        included, are untouched (100 sleeps with 8 MB results once held 830 MB)."""
+        d = Daemon("--max-uid-memory", str(8 << 20), "--max-result", str(1 << 20))
+        os.chmod(d.dir, 0o755)
+        try:
+            before = rss_kib(d.proc.pid)
+            mb = "x" * ((1 << 20) - 100)
+            with nobody_client(d) as c:
+                # Pending, they cannot be evicted: the share fills, then submits are refused.
+                held = []
+                with self.assertRaises(RemoteError) as e:
+                    for _ in range(20):
+                        held.append(c.call("submit", {"kind": "sleep", "args": {"seconds": 3600, "result": mb}})["id"])
+                self.assertEqual(e.exception.code, "quota_exceeded")
+                self.assertIn("past the limit of 8388608", e.exception.message)
+                self.assertTrue(5 <= len(held) < 8, len(held))
+                for i in held:
+                    c.call("cancel", {"id": i})
+                # Finished, the oldest go to make room: every one of these is taken.
+                done = [c.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": mb}})["id"]
+                        for _ in range(30)]
+                c.call("wait", {"ids": done[-1:]})
+                with self.assertRaises(RemoteError) as e:
+                    c.call("get", {"id": done[0]})
+                self.assertEqual(e.exception.code, "not_found")
+                self.assertEqual(c.call("get", {"id": done[-1]})["state"], "succeeded")
+            with Client(d.sock) as c:  # root's share is its own
+                i = c.call("submit", {"kind": "sleep", "args": {"seconds": 3600, "result": mb}})["id"]
+                self.assertEqual(c.call("get", {"id": i})["state"], "running")
+            if tp.native_allocator():
+                grew = rss_kib(d.proc.pid) - before
+                self.assertLess(grew, 64 * 1024, f"corod grew {grew} KiB")
+        finally:
+            d.stop()
+
+    # ---- 6: retention is per uid ----
+
+    def test_retention_is_per_uid(self):
+        """nobody's flood of finished tasks evicts nobody's oldest, never root's (10,001
+        sleep-0s once evicted root's job and deleted its output)."""
+        d = Daemon("--retain", "50")
+        os.chmod(d.dir, 0o755)
+        try:
+            with Client(d.sock) as root:
+                mine = root.call("submit", {"kind": "exec", "args": {"argv": ["echo", "root's"]}})["id"]
+                root.call("wait", {"ids": [mine]})
+                with nobody_client(d) as c:
+                    ids = [m[3]["id"] for m in pipeline(c, "submit", [{"kind": "sleep", "args": {"seconds": 0}}] * 200)]
+                    c.call("wait", {"ids": ids[-1:]})
+                    c.call("hello")  # a turn after the last ended: retention has run
+                    with self.assertRaises(RemoteError):
+                        c.call("get", {"id": ids[0]})
+                    self.assertEqual(len(c.call("list", {"limit": 1000})["tasks"]), 50)
+                self.assertEqual(root.call("get", {"id": mine})["state"], "succeeded")
+                out = root.call("output", {"id": mine})
+                self.assertEqual(out["data"], b"root's\n")
+                self.assertEqual(len(root.call("list", {"limit": 1000})["tasks"]), 51)
+        finally:
+            d.stop()
+
     # ---- 7: every reply decodes, for every client ----
 
     def test_strings_that_are_not_utf8_are_refused(self):
@@ -222,9 +291,8 @@ class Hostile(unittest.TestCase):
             self.assertEqual(states[41], "succeeded")
         if COROCTL:  # decoded by libcorod, whose decoder stops at 32 levels as msgpack-c's does
             for task in (ids[16], ids[17], ids[-1]):
-                with as_user(NOBODY):
-                    p = subprocess.run([COROCTL, "--json", "status", str(task)], capture_output=True, text=True,
-                                       timeout=60, env={**os.environ, "CORO_SOCKET": self.d.sock})
+                p = subprocess.run([COROCTL, "--json", "status", str(task)], capture_output=True, text=True,
+                                   timeout=60, env={**os.environ, "CORO_SOCKET": self.d.sock}, preexec_fn=drop_to_nobody)
                 self.assertEqual(p.returncode, 0, p.stderr)
                 self.assertIn(f'"id": {task}', p.stdout[:100])
 

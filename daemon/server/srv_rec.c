@@ -1,0 +1,382 @@
+/* srv_rec.c: a record's life — its stages (srv_rec.h), its outcome, and how it is packed.
+ * Each stage's wait is a callback on a runtime future; a cancel tears down the stage it
+ * finds (a running body is cancelled and the record ends as the body does). Records are
+ * reference counted: the table holds one until retention evicts the record, and so does
+ * every wait or subscription that will still read it. */
+#include "srv_rec.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+double srv_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void srv_rec_ref(srv_rec *r)
+{
+    r->nuse++;
+}
+
+/* Let go of what the current stage holds: dependencies, referenced tasks, the delay's
+ * timer, the running body (cancelled: a no-op once it has ended), and the parsed args. */
+void srv_rec_release_stage(srv_rec *r)
+{
+    for (size_t i = 0; i < r->ndeps; i++) {
+        co_future_remove_cb(&r->deps[i].cb);
+        co_future_unref(r->deps[i].fut);
+    }
+    free(r->deps);
+    r->deps = NULL;
+    r->ndeps = 0;
+    for (size_t i = 0; i < r->nrefs; i++)
+        co_future_unref(r->refs[i]);
+    free(r->refs);
+    r->refs = NULL;
+    r->nrefs = 0;
+    if (r->delay_task) {
+        co_future_remove_cb(&r->delay_cb);
+        co_task_cancel(r->delay_task, NULL);
+        co_task_unref(r->delay_task);
+        r->delay_task = NULL;
+    }
+    if (r->body) {
+        co_future_remove_cb(&r->body_cb);
+        co_task_cancel(r->body, NULL);
+        co_task_unref(r->body);
+        r->body = NULL;
+    }
+    if (r->args && r->kind->free) {
+        r->kind->free(r->args);
+        r->args = NULL;
+    }
+}
+
+void srv_rec_unref(srv_rec *r)
+{
+    assert(r->nuse > 0);
+    if (--r->nuse)
+        return;
+    assert(!r->in_table);
+    srv_rec_release_stage(r);
+    co_future_remove_cb(&r->done_cb);
+    co_task_unref(r->task);
+    if (r->acct) {
+        r->acct->bytes -= r->bytes;
+        srv_acct_unref(r->acct);
+    }
+    free(r->name);
+    free(r->command);
+    free(r);
+}
+
+uint64_t srv_rec_id(const srv_rec *r) { return r->id; }
+uint32_t srv_rec_owner(const srv_rec *r) { return r->acct->uid; }
+const char *srv_rec_group_name(const srv_rec *r) { return r->group->name; }
+const char *srv_rec_kind_name(const srv_rec *r) { return r->kind->name; }
+bool srv_rec_has_output(const srv_rec *r) { return r->kind->has_output; }
+bool srv_rec_terminal(const srv_rec *r) { return r->stage == ST_DONE; }
+co_future *srv_rec_future(srv_rec *r) { return co_task_future(r->task); }
+
+const char *srv_rec_state(const srv_rec *r)
+{
+    co_state st = co_future_state(co_task_future(r->task));
+    if (st != CO_PENDING)
+        return co_state_name(st);
+    return r->stage == ST_RUNNING ? "running" : "pending";
+}
+
+void srv_rec_pack(cp_out *o, const srv_rec *r)
+{
+    co_future *f = co_task_future(r->task);
+    co_state st = co_future_state(f);
+    size_t vlen = 0;
+    const uint8_t *v = co_value_bytes(co_future_value(f), &vlen);
+    cp_record c = {
+        .id = r->id, .kind = r->kind->name, .name = r->name, .group = r->group->name,
+        .state = srv_rec_state(r), .owner_uid = r->acct->uid, .created_at = r->created_at,
+        .started_at = r->started_at, .finished_at = r->finished_at, .attempts = r->attempts,
+        .command = r->command,
+    };
+    if (st == CO_SUCCEEDED)
+        c.result = v, c.result_len = vlen;
+    else if (st == CO_FAILED || st == CO_CANCELLED)
+        c.error = v, c.error_len = vlen;
+    cp_pack_record(o, &c);
+}
+
+/* ---- stages ----------------------------------------------------------------------------- */
+
+static void srv_rec_start(srv_rec *r);
+
+/* The group's queued records that may start now, started. Re-entry (a start that fails
+ * ends its record, which pumps again) is folded into the running loop. */
+void srv_group_pump(srv_group *g)
+{
+    if (g->pumping)
+        return;
+    g->pumping = true;
+    srv_ready *it;
+    while ((it = srv_group_pop(g)))
+        srv_rec_start(co_container_of(it, srv_rec, ready));
+    g->pumping = false;
+}
+
+/* Leave the RUNNING stage (the attempt ended) or a waiting one, for the counters. */
+static void srv_rec_leave_stage(srv_rec *r)
+{
+    srv_group *g = r->group;
+    if (r->stage == ST_RUNNING) {
+        assert(g->running > 0);
+        g->running--;
+        if (r->ready.work) {
+            assert(g->busy > 0);
+            g->busy--;
+        }
+    } else {
+        assert(g->pending > 0);
+        g->pending--;
+        if (r->stage == ST_READY)
+            srv_group_dequeue(g, &r->ready);
+    }
+}
+
+/* What the record counts for once it has ended: the parsed args are gone, the outcome is
+ * there (outcome: its bytes). */
+static size_t srv_rec_final_bytes(const srv_rec *r, size_t outcome)
+{
+    return SRV_REC_FIXED + (r->name ? strlen(r->name) + 1 : 0) + (r->command ? strlen(r->command) + 1 : 0) +
+           outcome;
+}
+
+/* Bookkeeping as the record ends, then the outcome. Consumes *v. */
+void srv_rec_finish(srv_rec *r, co_state st, co_value *v)
+{
+    assert(r->stage != ST_DONE);
+    bool freed_slot = r->stage == ST_RUNNING && r->ready.work;
+    srv_rec_leave_stage(r);
+    srv_acct *ac = r->acct;
+    assert(ac->active > 0);
+    ac->active--;
+    r->stage = ST_DONE;
+    r->finished_at = srv_now();
+    srv_rec_ref(r); /* releasing the stage may drop the last task reference elsewhere */
+    srv_rec_release_stage(r);
+    size_t now = srv_rec_final_bytes(r, v ? v->len : 0);
+    ac->bytes = ac->bytes - r->bytes + now;
+    r->bytes = now;
+    co_task_finish(r->task, st, v);
+    if (freed_slot)
+        srv_group_pump(r->group);
+    srv_rec_unref(r);
+}
+
+static void srv_rec_fail(srv_rec *r, const char *code, const char *msg)
+{
+    co_value e;
+    co_value_error(&e, code, msg);
+    srv_rec_finish(r, CO_FAILED, &e);
+}
+
+/* Runs from the loop after the record ended: all-subscriptions, then retention (the
+ * finished records of its owner, oldest first; srv_table_trim evicts from there). */
+void srv_rec_done(co_future *f, void *arg)
+{
+    (void)f;
+    srv_rec *r = arg;
+    srv_table *t = r->table;
+    if (t->on_finish)
+        t->on_finish(r, t->on_finish_arg);
+    if (r->in_table) {
+        srv_acct *ac = r->acct;
+        co_queue_insert_tail(&ac->fin, &r->fin_node);
+        ac->retained++;
+        if ((ac->retained > t->lim.retain || ac->bytes > t->lim.max_uid_memory) && !co_queue_linked(&ac->trim_node))
+            co_queue_insert_tail(&t->trim, &ac->trim_node);
+    }
+    srv_rec_unref(r); /* this callback's reference */
+}
+
+static void srv_rec_wait(srv_rec *r, double seconds);
+
+static void srv_body_done(co_future *f, void *arg)
+{
+    srv_rec *r = arg;
+    co_state st = co_future_state(f);
+    if (st == CO_FAILED && !r->cancelling && r->attempts <= r->retries) {
+        /* Another attempt (a timeout is a failure too; a cancel is not): free the slot,
+         * wait retry_delay, queue again. */
+        co_future_remove_cb(&r->body_cb);
+        co_task_unref(r->body);
+        r->body = NULL;
+        srv_rec_leave_stage(r);
+        bool freed_slot = r->ready.work;
+        r->group->pending++;
+        srv_rec_wait(r, r->retry_delay);
+        if (freed_slot)
+            srv_group_pump(r->group);
+        return;
+    }
+    /* The body is the record's alone: its value moves into the record, never copied (a
+     * copy once held every result twice while the record was kept). */
+    co_value v;
+    co_future_take_value(f, &v);
+    /* A result counts against its owner's memory like everything else it holds; one that
+     * does not fit (after the owner's oldest finished records have made what room they
+     * can) is not kept. Errors are small by construction, and always kept. */
+    size_t final = srv_rec_final_bytes(r, v.len);
+    if (st == CO_SUCCEEDED && final > r->bytes && !srv_table_make_room(r->table, r->acct, final - r->bytes)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the result (%zu bytes) would take uid %u past its memory limit of %zu bytes",
+                 v.len, (unsigned)r->acct->uid, r->table->lim.max_uid_memory);
+        co_value_free(&v);
+        srv_rec_fail(r, CP_QUOTA_EXCEEDED, msg);
+        return;
+    }
+    srv_rec_finish(r, st, &v);
+}
+
+static void srv_rec_start(srv_rec *r)
+{
+    srv_table *t = r->table;
+    assert(r->stage == ST_READY);
+    kind_start ks = {
+        .sched = t->sched,
+        .opts = { .id = r->id, .name = r->name, .timeout = r->timeout },
+        .args = r->args,
+        .refs = r->refs,
+        .nrefs = r->nrefs,
+        .owner = r->acct->uid,
+        .env = &t->env,
+    };
+    co_task *body;
+    int rc = r->kind->start(&ks, &body);
+    if (rc < 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "cannot start the %s body: %s", r->kind->name, co_strerror(rc));
+        srv_rec_fail(r, "internal", msg);
+        return;
+    }
+    r->stage = ST_RUNNING;
+    r->group->pending--;
+    r->group->running++;
+    if (r->ready.work)
+        r->group->busy++;
+    r->started_at = srv_now();
+    r->attempts++;
+    r->body = body;
+    co_future_add_cb(co_task_future(body), &r->body_cb, srv_body_done, r);
+}
+
+/* Dependencies and delay are behind it: queue it in its group. */
+static void srv_rec_ready(srv_rec *r)
+{
+    r->stage = ST_READY;
+    r->ready.priority = r->priority;
+    r->ready.id = r->id;
+    if (!r->group->pumping && srv_group_admits(r->group, &r->ready)) {
+        srv_rec_start(r); /* nothing ahead of it: no trip through the queue */
+        return;
+    }
+    if (srv_group_queue(r->group, &r->ready) < 0) {
+        srv_rec_fail(r, "internal", "out of memory queueing the task");
+        return;
+    }
+    srv_group_pump(r->group);
+}
+
+static void srv_delay_done(co_future *f, void *arg)
+{
+    srv_rec *r = arg;
+    (void)f;
+    co_task_unref(r->delay_task);
+    r->delay_task = NULL;
+    srv_rec_ready(r);
+}
+
+/* DELAY for `seconds` (the first start's delay, or a retry's), then READY. */
+static void srv_rec_wait(srv_rec *r, double seconds)
+{
+    if (seconds <= 0) {
+        srv_rec_ready(r);
+        return;
+    }
+    r->stage = ST_DELAY;
+    if (co_sleep_task(r->table->sched, seconds, NULL, NULL, &r->delay_task) < 0) {
+        srv_rec_fail(r, "internal", "out of memory arming the delay");
+        return;
+    }
+    co_future_add_cb(co_task_future(r->delay_task), &r->delay_cb, srv_delay_done, r);
+}
+
+static void srv_dep_done(co_future *f, void *arg)
+{
+    srv_dep *d = arg;
+    srv_rec *r = d->rec;
+    co_state st = co_future_state(f);
+    if (st != CO_SUCCEEDED) {
+        /* {code, message, dependency}: which dependency, and why it stopped us. */
+        char msg[128];
+        snprintf(msg, sizeof msg, "dependency %llu %s", (unsigned long long)d->id,
+                 st == CO_CANCELLED ? "was cancelled" : "failed");
+        cp_out o;
+        cp_out_init(&o);
+        cp_out_map(&o, 3);
+        cp_out_lit(&o, "code");
+        cp_out_lit(&o, "dependency_failed");
+        cp_out_lit(&o, "message");
+        cp_out_str(&o, msg);
+        cp_out_lit(&o, "dependency");
+        cp_out_uint(&o, d->id);
+        co_value e;
+        int rc = cp_out_failed(&o) ? -ENOMEM : co_value_copy(&e, o.data, o.size);
+        cp_out_free(&o);
+        if (rc < 0)
+            co_value_error(&e, "dependency_failed", msg);
+        srv_rec_finish(r, CO_FAILED, &e);
+        return;
+    }
+    assert(r->deps_left > 0);
+    if (--r->deps_left == 0)
+        srv_rec_wait(r, r->delay);
+}
+
+static void srv_rec_cancel_hook(co_task *t, void *data)
+{
+    srv_rec *r = data;
+    (void)t;
+    r->cancelling = true;
+    if (r->stage == ST_RUNNING)
+        co_task_cancel(r->body, "cancelled"); /* the record ends when the body has */
+    else if (r->stage != ST_DONE)
+        srv_rec_finish(r, CO_CANCELLED, NULL);
+}
+
+const co_task_body srv_rec_body = { .cancel = srv_rec_cancel_hook };
+
+bool srv_rec_cancel(srv_rec *r, const char *msg)
+{
+    return co_task_cancel(r->task, msg);
+}
+
+void srv_table_arm(srv_table *t, srv_rec *r)
+{
+    (void)t;
+    if (r->stage != ST_ARMING)
+        return; /* cancelled before its submit was durable */
+    if (r->ndeps) {
+        r->stage = ST_DEPS;
+        r->deps_left = r->ndeps;
+        for (size_t i = 0; i < r->ndeps; i++)
+            co_future_add_cb(r->deps[i].fut, &r->deps[i].cb, srv_dep_done, &r->deps[i]);
+        return;
+    }
+    srv_rec_wait(r, r->delay);
+}

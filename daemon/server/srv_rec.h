@@ -1,0 +1,91 @@
+/* srv_rec.h: the task table's insides, shared by the table (srv_table.c: submit, lookup,
+ * retention) and the record lifecycle (srv_rec.c: stages, outcome, packing). Nothing
+ * outside those two files includes this.
+ *
+ * Stages: ARMING (created, submit not yet durable) → DEPS (waiting for `after`) → DELAY
+ * → READY (queued in its group until the group lets it start) → RUNNING (the kind's
+ * body) → DONE; a failed attempt with retries left goes back through DELAY (its
+ * retry_delay) and READY. */
+#ifndef SRV_REC_H
+#define SRV_REC_H
+
+#include "kind.h"
+#include "srv_acct.h"
+#include "srv_group.h"
+#include "srv_index.h"
+#include "srv_table.h"
+
+enum srv_stage { ST_ARMING, ST_DEPS, ST_DELAY, ST_READY, ST_RUNNING, ST_DONE };
+
+typedef struct srv_dep {
+    co_cb cb;
+    srv_rec *rec;
+    co_future *fut; /* the dependency's task (referenced) */
+    uint64_t id;
+} srv_dep;
+
+struct srv_rec {
+    uint64_t id;
+    uint32_t nuse, attempts; /* nuse: references to this record */
+    uint32_t retries;        /* extra attempts allowed after a failure */
+    uint8_t stage;
+    bool shield, in_table;
+    bool cancelling; /* a cancel reached it: a failing body is not retried */
+    srv_ready ready; /* its place in its group's ready queue */
+    const kind_ops *kind;
+    void *args; /* &args_block once validated, NULL once released */
+    kind_args_block args_block;
+    char *name;
+    char *command; /* exec: its command line, kept after the args are freed */
+    srv_group *group;
+    srv_acct *acct; /* its owner's (referenced) */
+    size_t bytes;   /* what it counts for in acct->bytes */
+    int64_t priority;
+    double created_at, started_at, finished_at;
+    double delay, timeout, retry_delay;
+    co_task *task;       /* the record's outward future */
+    co_task *body;       /* while running */
+    co_task *delay_task; /* while in DELAY */
+    co_cb body_cb, delay_cb, done_cb;
+    srv_dep *deps;
+    size_t ndeps, deps_left;
+    co_future **refs; /* the kind's referenced tasks (gather members) */
+    size_t nrefs;
+    srv_table *table;
+    co_queue node;      /* in the table's records, id order */
+    co_queue acct_node; /* in its account's records, id order */
+    co_queue fin_node;  /* in its account's finished records, oldest first */
+};
+
+struct srv_table {
+    co_sched *sched;
+    srv_limits lim;
+    kind_env env;
+    uint64_t next_id;
+    srv_index index; /* id -> srv_rec */
+    co_queue recs;   /* srv_rec.node, id order */
+    srv_accts accts;
+    co_queue trim;   /* srv_acct.trim_node: accounts past a retention bound */
+    srv_group *groups;
+    size_t ngroups;
+    void (*on_finish)(srv_rec *r, void *arg);
+    void *on_finish_arg;
+};
+
+/* What a record counts for in its owner's memory: itself and its runtime task, and what
+ * it holds besides (name, command, the kind's parsed args or its outcome). */
+#define SRV_REC_FIXED (sizeof(srv_rec) + 512u)
+
+/* srv_rec.c */
+extern const co_task_body srv_rec_body;
+void srv_rec_done(co_future *f, void *arg); /* the record's own done callback */
+void srv_rec_finish(srv_rec *r, co_state st, co_value *v);
+void srv_rec_release_stage(srv_rec *r);
+void srv_group_pump(srv_group *g);
+
+/* srv_table.c */
+/* Evicts the oldest finished records of ac until it holds `need` more bytes within its
+ * memory bound; true when that much room is there (or there is no bound to meet). */
+bool srv_table_make_room(srv_table *t, srv_acct *ac, size_t need);
+
+#endif
