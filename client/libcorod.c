@@ -680,6 +680,7 @@ typedef struct list_ctx {
     corod_task ***tasks;
     size_t *n;
     const char *key;
+    uint64_t next; /* list: the cursor of the next page, 0 for none */
 } list_ctx;
 
 static int take_tasks(const msgpack_object *arr, corod_task ***tasks, size_t *n)
@@ -705,22 +706,54 @@ static int take_tasks(const msgpack_object *arr, corod_task ***tasks, size_t *n)
 static int take_list(const msgpack_object *res, void *ctx)
 {
     list_ctx *l = ctx;
+    const msgpack_object *next = cp_get(res, "next");
+    l->next = next && next->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? next->via.u64 : 0;
     return take_tasks(cp_get(res, l->key), l->tasks, l->n);
 }
 
+/* Pages (the daemon bounds each answer in bytes and in records looked at) until `limit`
+ * records, or the daemon's default count, or the end. */
 int corod_list(corod_client *c, const char *state, const char *group, uint32_t limit, corod_task ***tasks,
                size_t *n)
 {
-    corod_params p;
-    corod_params_begin(&p, (state != NULL) + (group != NULL) + (limit > 0));
-    if (state)
-        cp_pack_str(&p.pk, "state"), cp_pack_str(&p.pk, state);
-    if (group)
-        cp_pack_str(&p.pk, "group"), cp_pack_str(&p.pk, group);
-    if (limit)
-        cp_pack_str(&p.pk, "limit"), msgpack_pack_uint32(&p.pk, limit);
-    list_ctx l = { tasks, n, "tasks" };
-    return corod_do(c, "list", &p, take_list, &l);
+    corod_task **all = NULL;
+    size_t nall = 0, want = limit ? limit : COROD_LIST_DEFAULT;
+    uint64_t after = 0;
+    int rc = 0;
+    do {
+        corod_params p;
+        corod_params_begin(&p, (state != NULL) + (group != NULL) + 1 + (after > 0));
+        if (state)
+            cp_pack_str(&p.pk, "state"), cp_pack_str(&p.pk, state);
+        if (group)
+            cp_pack_str(&p.pk, "group"), cp_pack_str(&p.pk, group);
+        cp_pack_str(&p.pk, "limit"), msgpack_pack_uint64(&p.pk, want - nall);
+        if (after)
+            cp_pack_str(&p.pk, "after"), msgpack_pack_uint64(&p.pk, after);
+        corod_task **page;
+        size_t npage;
+        list_ctx l = { &page, &npage, "tasks", 0 };
+        if ((rc = corod_do(c, "list", &p, take_list, &l)) < 0)
+            break;
+        corod_task **grown = npage ? realloc(all, (nall + npage) * sizeof *all) : all;
+        if (npage && !grown) {
+            corod_tasks_free(page, npage);
+            rc = -ENOMEM;
+            break;
+        }
+        all = grown;
+        memcpy(all + nall, page, npage * sizeof *page);
+        nall += npage;
+        free(page);
+        after = l.next;
+    } while (after && nall < want);
+    if (rc < 0) {
+        corod_tasks_free(all, nall);
+        return rc;
+    }
+    *tasks = all ? all : calloc(1, sizeof *all);
+    *n = nall;
+    return *tasks ? 0 : -ENOMEM;
 }
 
 typedef struct wait_ctx {

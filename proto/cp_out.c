@@ -54,6 +54,23 @@ uint8_t *cp_out_grow(cp_out *o, size_t n)
     return d + o->size;
 }
 
+size_t cp_out_array_begin(cp_out *o)
+{
+    size_t at = o->size;
+    uint8_t *p = cp_out_reserve(o, 5);
+    if (p) {
+        p[0] = 0xdd;
+        cp_out_commit(o, p + 5);
+    }
+    return at;
+}
+
+void cp_out_array_end(cp_out *o, size_t at, uint32_t n)
+{
+    if (!o->nomem)
+        cp_out_be32(o->data + at + 1, n);
+}
+
 int cp_out_write(void *data, const char *buf, size_t len)
 {
     cp_out *o = data;

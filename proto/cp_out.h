@@ -232,6 +232,10 @@ CP_OUT_INLINE void cp_out_uint(cp_out *o, uint64_t v) { CP_OUT_ONE(o, CP_PUT_NUM
 CP_OUT_INLINE void cp_out_int(cp_out *o, int64_t v) { CP_OUT_ONE(o, CP_PUT_NUM_MAX, cp_put_int(cp_p_, v)); }
 CP_OUT_INLINE void cp_out_double(cp_out *o, double d) { CP_OUT_ONE(o, CP_PUT_NUM_MAX, cp_put_double(cp_p_, d)); }
 CP_OUT_INLINE void cp_out_map(cp_out *o, uint32_t n) { CP_OUT_ONE(o, CP_PUT_HEAD_MAX, cp_put_map(cp_p_, n)); }
+/* An array whose length is known only once its items are packed: a 32-bit header now,
+ * its count filled in by cp_out_array_end (given what cp_out_array_begin returned). */
+size_t cp_out_array_begin(cp_out *o);
+void cp_out_array_end(cp_out *o, size_t at, uint32_t n);
 CP_OUT_INLINE void cp_out_array(cp_out *o, uint32_t n) { CP_OUT_ONE(o, CP_PUT_HEAD_MAX, cp_put_array(cp_p_, n)); }
 CP_OUT_INLINE void cp_out_raw(cp_out *o, const void *bytes, size_t len)
 {

@@ -90,15 +90,15 @@ void cp_pack_record(cp_out *o, const cp_record *r)
 {
     size_t kind = strlen(r->kind), name = r->name ? strlen(r->name) : 0, group = strlen(r->group),
            state = strlen(r->state), command = r->command ? strlen(r->command) : 0;
-    /* 13 keys of at most 12 bytes each, a map header, six numbers (id, owner_uid, three
+    /* 14 keys of at most 12 bytes each, a map header, six numbers (id, owner_uid, three
      * times, attempts) and five strings' headers, then the variable parts. */
-    size_t bound = 13 * 12 + CP_PUT_HEAD_MAX + 6 * CP_PUT_NUM_MAX + 5 * CP_PUT_HEAD_MAX + kind + name + group +
+    size_t bound = 14 * 12 + CP_PUT_HEAD_MAX + 6 * CP_PUT_NUM_MAX + 5 * CP_PUT_HEAD_MAX + kind + name + group +
                    state + command + r->result_len + r->error_len;
     uint8_t *p = cp_out_reserve(o, bound);
     if (!p)
         return;
     uint8_t *start __attribute__((unused)) = p; /* for the assert below */
-    p = cp_put_map(p, 10 + (r->result != NULL) + (r->error != NULL) + (r->command != NULL));
+    p = cp_put_map(p, 10 + (r->result != NULL) + (r->error != NULL) + (r->command != NULL) + r->omitted);
     p = cp_put_lit(p, "id");
     p = cp_put_uint(p, r->id);
     p = cp_put_lit(p, "kind");
@@ -130,6 +130,10 @@ void cp_pack_record(cp_out *o, const cp_record *r)
     if (r->error) {
         p = cp_put_lit(p, "error");
         p = cp_put_raw(p, r->error, r->error_len);
+    }
+    if (r->omitted) {
+        p = cp_put_lit(p, "omitted");
+        p = cp_put_bool(p, true);
     }
     assert((size_t)(p - start) <= bound);
     cp_out_commit(o, p);

@@ -46,6 +46,7 @@ typedef struct cp_record {
     size_t result_len;
     const uint8_t *error;
     size_t error_len;
+    bool omitted; /* result and error left out of an answer that holds enough: `omitted: true` */
 } cp_record;
 
 void cp_pack_record(cp_out *o, const cp_record *r);

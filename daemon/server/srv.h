@@ -22,6 +22,11 @@
 #define SRV_OUTPUT_MAX (4u * 1024u * 1024u) /* bytes one `output` call returns at most */
 #define SRV_LIST_DEFAULT 1000u             /* records `list` returns without a limit */
 #define SRV_LIST_MAX 100000u
+#define SRV_LIST_SCAN 100000u              /* records one `list` looks at, matching or not */
+/* Bytes of records an answer holds before it stops (`list`: a page ends) or packs the rest
+ * without results and errors (`wait`). A record may hold a result of --max-result bytes,
+ * so an answer stays under this plus one such record. */
+#define SRV_ANSWER_BYTES (8u * 1024u * 1024u)
 
 typedef struct srv_config {
     const char *socket_path;

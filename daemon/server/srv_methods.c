@@ -113,19 +113,23 @@ static void m_get(srv_conn *c, const cp_request *rq)
     if (!r)
         return;
     srv_ok(c, rq);
-    srv_rec_pack(&c->out, r);
+    srv_rec_pack(&c->out, r, false);
 }
 
 static const char *const srv_states[] = { "pending", "running", "succeeded", "failed", "cancelled" };
 
+/* A page of the caller's records (every record, for root) in id order, from the first
+ * after `after`: at most `limit` that match, SRV_ANSWER_BYTES of them and SRV_LIST_SCAN
+ * looked at. `next` is the cursor for the next page, nil when there is none. */
 static void m_list(srv_conn *c, const cp_request *rq)
 {
     cp_error err;
     cp_str state = { NULL, 0 }, group = { NULL, 0 };
-    uint64_t limit = SRV_LIST_DEFAULT;
+    uint64_t limit = SRV_LIST_DEFAULT, after = 0;
     if (cp_get_str(rq->params, "state", false, 16, &state, &err) < 0 ||
         cp_get_str(rq->params, "group", false, CP_MAX_GROUP, &group, &err) < 0 ||
-        cp_get_uint(rq->params, "limit", false, 1, SRV_LIST_MAX, &limit, &err) < 0) {
+        cp_get_uint(rq->params, "limit", false, 1, SRV_LIST_MAX, &limit, &err) < 0 ||
+        cp_get_uint(rq->params, "after", false, 0, CP_MAX_ID, &after, &err) < 0) {
         srv_reply_error(c, rq, &err);
         return;
     }
@@ -139,28 +143,29 @@ static void m_list(srv_conn *c, const cp_request *rq)
             return;
         }
     }
-    /* Two passes: count, then pack (a map's size comes first). */
-    size_t n = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) {
-            srv_ok(c, rq);
-            cp_out_map(&c->out, 1);
-            cp_out_lit(&c->out, "tasks");
-            cp_out_array(&c->out, (uint32_t)n);
-        }
-        size_t k = 0;
-        for (srv_rec *r = srv_table_first(c->srv->table, c->uid); r && k < limit;
-             r = srv_rec_next(c->srv->table, r, c->uid)) {
-            if (state.ptr && !cp_str_eq(state, srv_rec_state(r)))
-                continue;
-            if (group.ptr && !cp_str_eq(group, srv_rec_group_name(r)))
-                continue;
-            if (pass == 1)
-                srv_rec_pack(&c->out, r);
-            k++;
-        }
-        n = k;
+    srv_table *t = c->srv->table;
+    srv_rec *r = after ? srv_table_after(t, after, c->uid) : srv_table_first(t, c->uid);
+    srv_ok(c, rq);
+    cp_out_map(&c->out, 2);
+    cp_out_lit(&c->out, "tasks");
+    size_t at = cp_out_array_begin(&c->out), start = c->out.size, k = 0, seen = 0;
+    uint64_t last = 0;
+    for (; r && k < limit && seen < SRV_LIST_SCAN && c->out.size - start < SRV_ANSWER_BYTES;
+         r = srv_rec_next(t, r, c->uid)) {
+        seen++;
+        last = srv_rec_id(r);
+        if ((state.ptr && !cp_str_eq(state, srv_rec_state(r))) ||
+            (group.ptr && !cp_str_eq(group, srv_rec_group_name(r))))
+            continue;
+        srv_rec_pack(&c->out, r, false);
+        k++;
     }
+    cp_out_array_end(&c->out, at, (uint32_t)k);
+    cp_out_lit(&c->out, "next");
+    if (r)
+        cp_out_uint(&c->out, last);
+    else
+        cp_out_nil(&c->out);
 }
 
 static void m_set_group(srv_conn *c, const cp_request *rq)

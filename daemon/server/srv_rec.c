@@ -93,7 +93,7 @@ const char *srv_rec_state(const srv_rec *r)
     return r->stage == ST_RUNNING ? "running" : "pending";
 }
 
-void srv_rec_pack(cp_out *o, const srv_rec *r)
+void srv_rec_pack(cp_out *o, const srv_rec *r, bool omit_outcome)
 {
     co_future *f = co_task_future(r->task);
     co_state st = co_future_state(f);
@@ -103,9 +103,11 @@ void srv_rec_pack(cp_out *o, const srv_rec *r)
         .id = r->id, .kind = r->kind->name, .name = r->name, .group = r->group->name,
         .state = srv_rec_state(r), .owner_uid = r->acct->uid, .created_at = r->created_at,
         .started_at = r->started_at, .finished_at = r->finished_at, .attempts = r->attempts,
-        .command = r->command,
+        .command = r->command, .omitted = omit_outcome && st != CO_PENDING,
     };
-    if (st == CO_SUCCEEDED)
+    if (c.omitted)
+        ;
+    else if (st == CO_SUCCEEDED)
         c.result = v, c.result_len = vlen;
     else if (st == CO_FAILED || st == CO_CANCELLED)
         c.error = v, c.error_len = vlen;

@@ -150,6 +150,17 @@ srv_rec *srv_table_first(srv_table *t, uint32_t uid)
     return q ? co_queue_data(q, srv_rec, acct_node) : NULL;
 }
 
+srv_rec *srv_table_after(srv_table *t, uint64_t after, uint32_t uid)
+{
+    srv_rec *r = srv_table_get(t, after, uid);
+    if (r)
+        return srv_rec_next(t, r, uid);
+    /* Evicted since (or never the caller's): from the start, past the ids before it. */
+    for (r = srv_table_first(t, uid); r && r->id <= after; r = srv_rec_next(t, r, uid))
+        ;
+    return r;
+}
+
 srv_rec *srv_rec_next(srv_table *t, const srv_rec *r, uint32_t uid)
 {
     if (uid == 0) {

@@ -68,10 +68,14 @@ bool srv_rec_terminal(const srv_rec *r);
 /* Where exec output files live. */
 const char *srv_table_output_dir(const srv_table *t);
 co_future *srv_rec_future(srv_rec *r);
-void srv_rec_pack(cp_out *o, const srv_rec *r);
+/* omit_outcome: a finished record without its result or error, marked `omitted: true` (an
+ * answer holding many records packs whole ones only up to SRV_ANSWER_BYTES). */
+void srv_rec_pack(cp_out *o, const srv_rec *r, bool omit_outcome);
 
-/* Records in id order, for `list`: every one for uid 0, else only uid's. */
+/* Records in id order, for `list`: every one for uid 0, else only uid's; the first, or
+ * the first after id `after`. */
 srv_rec *srv_table_first(srv_table *t, uint32_t uid);
+srv_rec *srv_table_after(srv_table *t, uint64_t after, uint32_t uid);
 srv_rec *srv_rec_next(srv_table *t, const srv_rec *r, uint32_t uid);
 
 /* Evicts finished records past the retention bounds, each uid's oldest first. Records end

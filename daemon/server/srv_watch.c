@@ -97,9 +97,10 @@ static void srv_wait_answer(srv_wait *w)
     cp_out_map(&c->out, 2);
     cp_out_lit(&c->out, "done");
     cp_out_array(&c->out, (uint32_t)ndone);
+    size_t start = c->out.size;
     for (size_t i = 0; i < w->n; i++)
         if (co_future_done(srv_rec_future(w->items[i].rec)))
-            srv_rec_pack(&c->out, w->items[i].rec);
+            srv_rec_pack(&c->out, w->items[i].rec, c->out.size - start >= SRV_ANSWER_BYTES);
     cp_out_lit(&c->out, "pending");
     cp_out_array(&c->out, (uint32_t)(w->n - ndone));
     for (size_t i = 0; i < w->n; i++)
@@ -232,7 +233,7 @@ static void srv_notify(srv_sub *s, srv_rec *r)
     cp_out_lit(&c->out, "sub");
     cp_out_uint(&c->out, s->id);
     cp_out_lit(&c->out, "task");
-    srv_rec_pack(&c->out, r);
+    srv_rec_pack(&c->out, r, false);
     srv_conn_mark(c);
 }
 

@@ -268,6 +268,51 @@ class Hostile(unittest.TestCase):
             self.assertIn("\\xff\\xfe-no-such-program", r[2]["error"]["message"])
             c.call("list", {"limit": 100000})  # every record of nobody's decodes
 
+    def test_answers_with_many_records_are_bounded(self):
+        """Big results from nobody cannot make root's `list` or a `wait` answer too large
+        to read (three 15 MiB results once made root's list 47 MB: root was dropped)."""
+        d = Daemon()  # the default --max-result, 4 MiB
+        os.chmod(d.dir, 0o755)
+        try:
+            big = "x" * ((4 << 20) - 64)
+            with nobody_client(d) as c:
+                ids = [c.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": big}})["id"]
+                       for _ in range(6)]
+                c.s.sendall(msgpack.packb([0, 99, "wait", [{"ids": ids}]]))
+                raw = b""
+                u = msgpack.Unpacker(raw=False, max_buffer_size=64 << 20)
+                while True:
+                    data = c.s.recv(1 << 20)
+                    raw += data
+                    u.feed(data)
+                    got = [m for m in u]
+                    if got:
+                        break
+                answer = got[0][3]
+                self.assertLess(len(raw), 13 << 20)
+                self.assertEqual(len(answer["done"]), 6)
+                whole = [t for t in answer["done"] if "result" in t]
+                self.assertTrue(1 <= len(whole) < 6)
+                self.assertTrue(all(t.get("omitted") for t in answer["done"][len(whole):]))
+            with Client(d.sock) as root:
+                seen, after, pages = [], 0, 0
+                while True:
+                    page = root.call("list", {"after": after} if after else {})
+                    pages += 1
+                    seen += [t["id"] for t in page["tasks"]]
+                    if page["next"] is None:
+                        break
+                    after = page["next"]
+                self.assertEqual(seen, ids)
+                self.assertGreater(pages, 1)
+            if COROCTL:
+                p = subprocess.run([COROCTL, "--socket", d.sock, "--json", "list"], capture_output=True,
+                                   timeout=60)
+                self.assertEqual(p.returncode, 0, p.stderr[-500:])
+                self.assertEqual(p.stdout.count(b'"state": "succeeded"'), 6)
+        finally:
+            d.stop()
+
     def test_records_never_nest_too_deep(self):
         """Results nest at most 16 levels, so a record fits within the 32 levels clients
         decode; gathers of gathers stop there instead of nesting further."""
