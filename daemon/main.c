@@ -46,6 +46,8 @@ static const char usage[] =
     "  --max-result BYTES    largest result a task may have: a sleep's, a gather's\n"
     "                        (default 4194304; results also nest at most 16 levels)\n"
     "  --max-active N        pending+running tasks one uid may have (default 100000)\n"
+    "  --max-uid-groups N    groups one uid's submits may make (default 64; a group goes\n"
+    "                        once empty; root's and those set up with set_group stay)\n"
     "  --parallel N          slots of the default group, and of groups created from it\n"
     "                        (default: the number of online CPUs; 0: no bound)\n"
     "  --grace SECONDS       from SIGTERM to SIGKILL when a job is cancelled or times out\n"
@@ -194,6 +196,7 @@ int main(int argc, char **argv)
         { "parallel", required_argument, 0, 'p' },  { "grace", required_argument, 0, 'g' },
         { "output-limit", required_argument, 0, 'L' }, { "nice", required_argument, 0, 'n' },
         { "max-result", required_argument, 0, 'R' },  { "max-uid-memory", required_argument, 0, 'U' },
+        { "max-uid-groups", required_argument, 0, 'G' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
@@ -237,6 +240,11 @@ int main(int argc, char **argv)
             if (parse_size("--retain", optarg, 1, 100000000, &v) < 0)
                 goto bad_usage;
             cfg.limits.retain = v;
+            break;
+        case 'G':
+            if (parse_size("--max-uid-groups", optarg, 1, 1000000, &v) < 0)
+                goto bad_usage;
+            cfg.limits.max_uid_groups = v;
             break;
         case 'U':
             if (parse_size("--max-uid-memory", optarg, (size_t)1 << 20, (size_t)1 << 40, &v) < 0)

@@ -1,8 +1,20 @@
-/* srv_group: a group's settings, counters and ready queues. A record whose dependencies
- * and delay are behind it is queued here until its group lets it start: a paused group
- * starts nothing; tasks that only wait (sleep, gather) then start at once; tasks that do
- * work (exec) start while fewer than `parallel` of them run (0: no bound). Among queued
- * tasks, higher priority first, then lower id — a binary heap per queue. */
+/* srv_group: groups — their settings and counters, who may use them, how long they live,
+ * and their ready queues.
+ *
+ * Scheduling. A record whose dependencies and delay are behind it is queued in its group
+ * until the group lets it start: a paused group starts nothing; tasks that only wait
+ * (sleep, gather) then start at once; tasks that do work (exec) start while fewer than
+ * `parallel` of them run (0: no bound). The slots are shared across the uids that have
+ * work queued: the next to start is the head of the uid queue whose head has the highest
+ * priority, then whose uid holds the fewest of the group's slots, then whose uid started
+ * one least recently (round robin), then the lowest id. So one uid cannot keep every slot
+ * while another waits (priorities above 0 are root's), and within a uid higher priority
+ * goes first, then the lower id — a binary heap each.
+ *
+ * Lifetime. The default group and those root (or the daemon's uid) sets up with set_group
+ * are configured: they stay, and may say which uids may submit to them. A group a submit
+ * names into being is its submitter's: it counts against that uid's share of groups and
+ * goes when no record is left in it. */
 #ifndef SRV_GROUP_H
 #define SRV_GROUP_H
 
@@ -10,14 +22,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "co_queue.h"
 #include "cp_spec.h"
+#include "srv_acct.h"
+#include "srv_index.h"
+
+typedef struct srv_group srv_group;
+typedef struct srv_group_user srv_group_user;
 
 /* Embedded in a record: its place in a ready queue. */
 typedef struct srv_ready {
     int64_t priority;
     uint64_t id;
-    size_t idx; /* position in its heap; SRV_NOT_QUEUED when not queued */
-    bool work;  /* takes a slot */
+    size_t idx;           /* position in its heap; SRV_NOT_QUEUED when not queued */
+    bool work;            /* takes a slot */
+    srv_group_user *user; /* its uid's share of the group (srv_group_join) */
 } srv_ready;
 
 #define SRV_NOT_QUEUED ((size_t)-1)
@@ -27,20 +46,74 @@ typedef struct srv_heap {
     size_t n, cap;
 } srv_heap;
 
-typedef struct srv_group {
+/* One uid's part in a group: its queued work, and the slots it holds. */
+struct srv_group_user {
+    uint32_t uid;
+    size_t refs;     /* its records in the group that are pending or running */
+    size_t busy;     /* of them, running and taking a slot */
+    uint64_t last_start; /* when it last took a slot, in the group's count of starts */
+    srv_heap work;   /* its ready work */
+    co_queue node;   /* in the group's users */
+    co_queue waiting_node; /* in the group's users with work queued */
+    srv_group *group;
+};
+
+typedef struct srv_groups srv_groups;
+
+struct srv_group {
     char name[CP_MAX_GROUP + 1];
     uint32_t parallel;
     bool paused;
-    bool pumping; /* starting queued records (see srv_group_pump) */
+    bool pumping;    /* starting queued records (see srv_group_pump) */
+    bool configured; /* default, or set up by root: stays */
     size_t running, pending; /* records in the group, by outward state */
     size_t busy;             /* running records that take a slot */
-    srv_heap ready_wait, ready_work;
-    struct srv_group *next;
-} srv_group;
+    uint64_t starts;         /* slots taken so far: the clock of last_start */
+    srv_heap ready_wait;     /* ready waits (no slot, no share) */
+    size_t nwork;            /* ready work, all uids */
+    co_queue users;          /* srv_group_user.node */
+    co_queue waiting;        /* srv_group_user.waiting_node */
+    uint32_t *allowed;       /* configured: the uids that may submit to it; NULL: all */
+    size_t nallowed;
+    size_t refs;             /* records in it, finished ones included */
+    srv_acct *creator;       /* not configured: whose share it counts against (referenced) */
+    uint64_t hash;
+    srv_group *hash_next;    /* another group whose name hashes alike */
+    co_queue node;           /* in srv_groups.all, creation order */
+    srv_groups *home;
+};
 
-/* A new group named `name`, with `like`'s settings (NULL: parallel, not paused). */
-srv_group *srv_group_new(cp_str name, const srv_group *like, uint32_t parallel);
-void srv_group_free(srv_group *g);
+struct srv_groups {
+    srv_index by_hash; /* name hash -> a chain of groups */
+    co_queue all;      /* srv_group.node: "default" first, then in creation order */
+    size_t n;
+    size_t max_per_uid;   /* groups one unprivileged uid's submits may make */
+    srv_group *deflt;
+};
+
+#define SRV_MAX_GROUPS_PER_UID 64u
+
+/* The registry, with a configured "default" group of `parallel` slots. 0 or -ENOMEM. */
+int srv_groups_init(srv_groups *gs, uint32_t parallel, size_t max_per_uid);
+/* Frees every group left (each record must have let go of its group already). */
+void srv_groups_free(srv_groups *gs);
+srv_group *srv_groups_find(const srv_groups *gs, cp_str name);
+/* The group `name` for a submit by ac, made (with the default group's settings, counted
+ * against ac) when there is none. -EINVAL with err: not allowed to submit there, or ac's
+ * share of groups is used up; -ENOMEM. The group is referenced for the caller. */
+int srv_groups_for_submit(srv_groups *gs, cp_str name, srv_acct *ac, srv_group **out, cp_error *err);
+/* The group `name` made configured (set_group): made if need be. NULL: out of memory. */
+srv_group *srv_groups_configure(srv_groups *gs, cp_str name);
+/* Who may submit to a configured group (uids copied; n == 0: everyone). 0 or -ENOMEM. */
+int srv_group_allow(srv_group *g, const uint64_t *uids, size_t n);
+void srv_group_ref(srv_group *g);
+/* A group no longer configured and without records goes. */
+void srv_group_unref(srv_group *g);
+
+/* A uid's share of the group, while it has a record there that is pending or running:
+ * taken when the record is made (NULL: out of memory), given back as it ends. */
+srv_group_user *srv_group_join(srv_group *g, uint32_t uid);
+void srv_group_leave(srv_group_user *u);
 
 int srv_group_queue(srv_group *g, srv_ready *it); /* 0 or -ENOMEM */
 void srv_group_dequeue(srv_group *g, srv_ready *it);
@@ -52,5 +125,10 @@ size_t srv_group_queued(const srv_group *g);
  * free slot. (Conservative: a queued task of lower priority also says no; the queue then
  * decides, as it always did.) */
 bool srv_group_admits(const srv_group *g, const srv_ready *it);
+/* A started task takes its slot (work only), and gives it back as it stops running. */
+void srv_group_take_slot(srv_group *g, srv_ready *it);
+void srv_group_give_slot(srv_group *g, srv_ready *it);
+
+void srv_group_pack(cp_out *o, const srv_group *g);
 
 #endif

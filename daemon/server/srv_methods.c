@@ -168,6 +168,26 @@ static void m_list(srv_conn *c, const cp_request *rq)
         cp_out_nil(&c->out);
 }
 
+/* `users`: the uids that may submit to the group, an array of at most SRV_MAX_GROUP_USERS
+ * (an empty one, or nil: everyone). 1 when given, 0 when absent, -EINVAL with err. */
+static int srv_get_users(const cp_request *rq, uint64_t *uids, size_t *n, cp_error *err)
+{
+    const msgpack_object *o = cp_get(rq->params, "users");
+    *n = 0;
+    if (!o)
+        return 0;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > SRV_MAX_GROUP_USERS)
+        return cp_fail(err, CP_BAD_REQUEST, "users must be an array of at most %u uids", SRV_MAX_GROUP_USERS);
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *u = &o->via.array.ptr[i];
+        if (u->type != MSGPACK_OBJECT_POSITIVE_INTEGER || u->via.u64 > UINT32_MAX)
+            return cp_fail(err, CP_BAD_REQUEST, "users[%u] must be a uid (0 to %u)", i, UINT32_MAX);
+        uids[i] = u->via.u64;
+    }
+    *n = o->via.array.size;
+    return 1;
+}
+
 static void m_set_group(srv_conn *c, const cp_request *rq)
 {
     if (c->uid != 0 && c->uid != c->srv->self_uid) {
@@ -177,12 +197,14 @@ static void m_set_group(srv_conn *c, const cp_request *rq)
     }
     cp_error err;
     cp_str name;
-    uint64_t parallel;
+    uint64_t parallel, users[SRV_MAX_GROUP_USERS];
+    size_t nusers;
     bool paused;
-    int hp, hz;
+    int hp, hz, hu;
     if (cp_get_str(rq->params, "name", true, CP_MAX_GROUP, &name, &err) < 0 ||
         (hp = cp_get_uint(rq->params, "parallel", false, 0, 65536, &parallel, &err)) < 0 ||
-        (hz = cp_get_bool(rq->params, "paused", false, &paused, &err)) < 0) {
+        (hz = cp_get_bool(rq->params, "paused", false, &paused, &err)) < 0 ||
+        (hu = srv_get_users(rq, users, &nusers, &err)) < 0) {
         srv_reply_error(c, rq, &err);
         return;
     }
@@ -190,9 +212,9 @@ static void m_set_group(srv_conn *c, const cp_request *rq)
         srv_fail(c, rq, CP_BAD_REQUEST, "name must be 1 to %u characters of A-Z a-z 0-9 . _ -", CP_MAX_GROUP);
         return;
     }
-    srv_group *g = srv_table_group(c->srv->table, name, true);
-    if (!g) {
-        srv_fail(c, rq, CP_QUOTA_EXCEEDED, "at most %u groups", SRV_MAX_GROUPS);
+    srv_group *g = srv_table_configure_group(c->srv->table, name);
+    if (!g || (hu && srv_group_allow(g, users, nusers) < 0)) {
+        srv_fail(c, rq, CP_INTERNAL, "out of memory");
         return;
     }
     uint32_t p32 = (uint32_t)parallel;
@@ -203,14 +225,15 @@ static void m_set_group(srv_conn *c, const cp_request *rq)
 
 static void m_groups(srv_conn *c, const cp_request *rq)
 {
+    srv_table *t = c->srv->table;
     size_t n = 0;
-    for (srv_group *g = srv_table_groups(c->srv->table); g; g = srv_group_next(g))
+    for (srv_group *g = srv_table_groups(t); g; g = srv_group_next(t, g))
         n++;
     srv_ok(c, rq);
     cp_out_map(&c->out, 1);
     cp_out_lit(&c->out, "groups");
     cp_out_array(&c->out, (uint32_t)n);
-    for (srv_group *g = srv_table_groups(c->srv->table); g; g = srv_group_next(g))
+    for (srv_group *g = srv_table_groups(t); g; g = srv_group_next(t, g))
         srv_group_pack(&c->out, g);
 }
 

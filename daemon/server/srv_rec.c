@@ -68,10 +68,9 @@ void srv_rec_unref(srv_rec *r)
     srv_rec_release_stage(r);
     co_future_remove_cb(&r->done_cb);
     co_task_unref(r->task);
-    if (r->acct) {
-        r->acct->bytes -= r->bytes;
-        srv_acct_unref(r->acct);
-    }
+    r->acct->bytes -= r->bytes;
+    srv_acct_unref(r->acct);
+    srv_group_unref(r->group);
     free(r->name);
     free(r->command);
     free(r);
@@ -138,10 +137,7 @@ static void srv_rec_leave_stage(srv_rec *r)
     if (r->stage == ST_RUNNING) {
         assert(g->running > 0);
         g->running--;
-        if (r->ready.work) {
-            assert(g->busy > 0);
-            g->busy--;
-        }
+        srv_group_give_slot(g, &r->ready);
     } else {
         assert(g->pending > 0);
         g->pending--;
@@ -171,6 +167,8 @@ void srv_rec_finish(srv_rec *r, co_state st, co_value *v)
     r->finished_at = srv_now();
     srv_rec_ref(r); /* releasing the stage may drop the last task reference elsewhere */
     srv_rec_release_stage(r);
+    srv_group_leave(r->ready.user);
+    r->ready.user = NULL;
     size_t now = srv_rec_final_bytes(r, v ? v->len : 0);
     ac->bytes = ac->bytes - r->bytes + now;
     r->bytes = now;
@@ -269,8 +267,7 @@ static void srv_rec_start(srv_rec *r)
     r->stage = ST_RUNNING;
     r->group->pending--;
     r->group->running++;
-    if (r->ready.work)
-        r->group->busy++;
+    srv_group_take_slot(r->group, &r->ready);
     r->started_at = srv_now();
     r->attempts++;
     r->body = body;

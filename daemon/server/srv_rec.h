@@ -37,8 +37,8 @@ struct srv_rec {
     kind_args_block args_block;
     char *name;
     char *command; /* exec: its command line, kept after the args are freed */
-    srv_group *group;
-    srv_acct *acct; /* its owner's (referenced) */
+    srv_group *group; /* referenced; ready.user is its owner's share of it while active */
+    srv_acct *acct;   /* its owner's (referenced) */
     size_t bytes;   /* what it counts for in acct->bytes */
     int64_t priority;
     double created_at, started_at, finished_at;
@@ -66,8 +66,7 @@ struct srv_table {
     co_queue recs;   /* srv_rec.node, id order */
     srv_accts accts;
     co_queue trim;   /* srv_acct.trim_node: accounts past a retention bound */
-    srv_group *groups;
-    size_t ngroups;
+    srv_groups groups;
     void (*on_finish)(srv_rec *r, void *arg);
     void *on_finish_arg;
 };

@@ -14,29 +14,24 @@
 
 /* ---- groups ---- */
 
-srv_group *srv_table_group(srv_table *t, cp_str name, bool create)
+srv_group *srv_table_groups(srv_table *t)
 {
-    for (srv_group *g = t->groups; g; g = g->next)
-        if (cp_str_eq(name, g->name))
-            return g;
-    if (!create || t->ngroups >= SRV_MAX_GROUPS || !cp_group_name_ok(name))
-        return NULL;
-    /* A group named in a submit starts with the default group's settings. */
-    srv_group *g = srv_group_new(name, t->groups, t->lim.default_parallel);
-    if (!g)
-        return NULL;
-    /* Keep "default" first; append the rest in creation order. */
-    srv_group **pp = &t->groups;
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = g;
-    t->ngroups++;
-    return g;
+    co_queue *q = co_queue_first(&t->groups.all);
+    return q ? co_queue_data(q, srv_group, node) : NULL;
 }
 
-srv_group *srv_table_groups(srv_table *t) { return t->groups; }
-srv_group *srv_group_next(const srv_group *g) { return g->next; }
+srv_group *srv_group_next(srv_table *t, const srv_group *g)
+{
+    co_queue *q = co_queue_after(&t->groups.all, &g->node);
+    return q ? co_queue_data(q, srv_group, node) : NULL;
+}
+
 const char *srv_group_name(const srv_group *g) { return g->name; }
+
+srv_group *srv_table_configure_group(srv_table *t, cp_str name)
+{
+    return srv_groups_configure(&t->groups, name);
+}
 
 void srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, const bool *paused)
 {
@@ -46,23 +41,6 @@ void srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, c
         g->paused = *paused;
     (void)t;
     srv_group_pump(g); /* more slots, or resumed: start what may start now */
-}
-
-void srv_group_pack(cp_out *o, const srv_group *g)
-{
-    cp_out_map(o, 6);
-    cp_out_lit(o, "name");
-    cp_out_str(o, g->name);
-    cp_out_lit(o, "parallel");
-    cp_out_uint(o, g->parallel);
-    cp_out_lit(o, "paused");
-    cp_out_bool(o, g->paused);
-    cp_out_lit(o, "running");
-    cp_out_uint(o, g->running);
-    cp_out_lit(o, "pending");
-    cp_out_uint(o, g->pending);
-    cp_out_lit(o, "slots_used"); /* running tasks that take a slot (exec) */
-    cp_out_uint(o, g->busy);
 }
 
 /* ---- the table -------------------------------------------------------------------------- */
@@ -113,7 +91,7 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
         .job_nice = t->lim.job_nice,
     };
     t->next_id = 1;
-    if (!srv_table_group(t, (cp_str){ "default", 7 }, true)) {
+    if (srv_groups_init(&t->groups, t->lim.default_parallel, t->lim.max_uid_groups) < 0) {
         free(outdir);
         free(t);
         return -ENOMEM;
@@ -254,7 +232,7 @@ typedef struct srv_submit {
     kind_args_block args;
     bool has_args;
     srv_acct *acct;     /* referenced */
-    srv_group *group;
+    srv_group *group;   /* referenced */
     co_future **after;  /* sp.n_after, referenced */
     co_future **refs;   /* the kind's, nrefs, referenced */
     size_t nrefs;
@@ -277,6 +255,8 @@ static void srv_submit_free(srv_submit *s)
     srv_futures_free(s->refs, s->nrefs);
     if (s->has_args && s->kind->free)
         s->kind->free(&s->args);
+    if (s->group)
+        srv_group_unref(s->group);
     if (s->acct)
         srv_acct_unref(s->acct);
     cp_spec_free(&s->sp);
@@ -322,10 +302,11 @@ static int srv_submit_admit(srv_table *t, uint32_t uid, srv_submit *s, cp_error 
     if (s->sp.priority > 0 && !ac->privileged)
         return cp_fail(err, CP_PERMISSION_DENIED, "priority %lld: only root may give a priority above 0",
                        (long long)s->sp.priority);
-    /* Most tasks name no group: the default one is first, no lookup needed. */
-    if (!(s->group = s->sp.has_group ? srv_table_group(t, s->sp.group, true) : t->groups))
-        return cp_fail(err, CP_QUOTA_EXCEEDED, "cannot create group \"%.*s\": at most %u groups",
-                       (int)s->sp.group.len, s->sp.group.ptr, SRV_MAX_GROUPS);
+    /* Most tasks name no group: the default one, no lookup needed. */
+    if (s->sp.has_group)
+        return srv_groups_for_submit(&t->groups, s->sp.group, ac, &s->group, err);
+    s->group = t->groups.deflt;
+    srv_group_ref(s->group);
     return 0;
 }
 
@@ -372,7 +353,8 @@ static int srv_submit_insert(srv_table *t, srv_submit *s, srv_rec **out)
         return -ENOMEM;
     *r = (srv_rec){ .kind = s->kind, .nuse = 1, .table = t, .id = t->next_id, .started_at = NAN,
                     .finished_at = NAN, .stage = ST_ARMING, .group = s->group };
-    if ((s->sp.n_after && !(r->deps = calloc(s->sp.n_after, sizeof *r->deps))) ||
+    if (!(r->ready.user = srv_group_join(s->group, s->acct->uid)) ||
+        (s->sp.n_after && !(r->deps = calloc(s->sp.n_after, sizeof *r->deps))) ||
         (s->kind->command && !(r->command = strdup(s->kind->command(&s->args)))) ||
         (s->sp.has_name && !(r->name = strndup(s->sp.name.ptr, s->sp.name.len))))
         goto nomem;
@@ -398,6 +380,7 @@ static int srv_submit_insert(srv_table *t, srv_submit *s, srv_rec **out)
     s->refs = NULL;
     r->acct = s->acct;
     s->acct = NULL;
+    s->group = NULL; /* the record's reference now */
     r->bytes = s->bytes;
     r->acct->bytes += r->bytes;
     r->acct->active++;
@@ -420,6 +403,8 @@ static int srv_submit_insert(srv_table *t, srv_submit *s, srv_rec **out)
     *out = r;
     return 0;
 nomem:
+    if (r->ready.user)
+        srv_group_leave(r->ready.user);
     free(r->deps);
     free(r->command);
     free(r->name);
@@ -471,11 +456,7 @@ void srv_table_free(srv_table *t)
         }
         srv_rec_unref(r);
     }
-    while (t->groups) {
-        srv_group *g = t->groups;
-        t->groups = g->next;
-        srv_group_free(g);
-    }
+    srv_groups_free(&t->groups);
     srv_index_free(&t->index);
     srv_accts_free(&t->accts);
     free((char *)t->env.output_dir);

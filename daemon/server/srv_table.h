@@ -16,7 +16,6 @@
 #define SRV_RETAIN_DEFAULT 10000u          /* finished records kept per uid */
 #define SRV_MAX_ACTIVE_PER_UID 100000u     /* pending + running tasks of one uid */
 #define SRV_UID_MEMORY_DEFAULT (256u << 20) /* bytes one uid's records may hold */
-#define SRV_MAX_GROUPS 1024u
 
 #define SRV_PARALLEL_UNBOUNDED UINT32_MAX
 
@@ -28,6 +27,7 @@ typedef struct srv_limits {
     size_t retain;             /* per uid, 0: SRV_RETAIN_DEFAULT */
     size_t max_active_per_uid; /* 0: SRV_MAX_ACTIVE_PER_UID */
     size_t max_uid_memory;     /* 0: SRV_UID_MEMORY_DEFAULT */
+    size_t max_uid_groups;     /* groups an unprivileged uid's submits may make, 0: SRV_MAX_GROUPS_PER_UID */
     uint32_t default_parallel; /* 0: the number of online CPUs; SRV_PARALLEL_UNBOUNDED: none */
     const char *output_dir;    /* exec output files (required; copied) */
     bool has_grace;            /* else KIND_GRACE_DEFAULT */
@@ -85,12 +85,15 @@ void srv_table_trim(srv_table *t);
 /* Called for every record that reaches a terminal state (subscriptions with all: true). */
 void srv_table_on_finish(srv_table *t, void (*fn)(srv_rec *r, void *arg), void *arg);
 
-/* Groups. */
-srv_group *srv_table_group(srv_table *t, cp_str name, bool create);
+/* Groups, in creation order ("default" first). */
 srv_group *srv_table_groups(srv_table *t);
-srv_group *srv_group_next(const srv_group *g);
+srv_group *srv_group_next(srv_table *t, const srv_group *g);
 const char *srv_group_name(const srv_group *g);
+/* The group `name`, configured (made if need be): it stays. NULL: out of memory. */
+srv_group *srv_table_configure_group(srv_table *t, cp_str name);
 void srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, const bool *paused);
+/* Who may submit to a configured group: uids (n == 0: everyone). 0 or -ENOMEM. */
+int srv_group_allow(srv_group *g, const uint64_t *uids, size_t n);
 void srv_group_pack(cp_out *o, const srv_group *g);
 
 /* Unix time now, in seconds. */

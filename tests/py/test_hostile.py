@@ -223,6 +223,92 @@ class Hostile(unittest.TestCase):
         finally:
             d.stop()
 
+    # ---- 5: groups are per uid, and go when empty ----
+
+    def test_groups_made_by_submits_are_a_share_and_go(self):
+        """nobody's submits into new names use up nobody's share only, and the names go
+        with its tasks (1,022 of them once locked root out of new groups for good)."""
+        d = Daemon("--max-uid-groups", "20")
+        os.chmod(d.dir, 0o755)
+        try:
+            with nobody_client(d) as c:
+                held = [c.call("submit", {"kind": "sleep", "args": {"seconds": 3600}, "group": f"n{i}"})["id"]
+                        for i in range(20)]
+                with self.assertRaises(RemoteError) as e:
+                    c.call("submit", {"kind": "sleep", "args": {"seconds": 0}, "group": "n20"})
+                self.assertEqual(e.exception.code, "quota_exceeded")
+                self.assertIn("already has 20 groups", e.exception.message)
+                with Client(d.sock) as root:  # root is not held back by nobody's share
+                    root.call("set_group", {"name": "fresh", "parallel": 2})
+                    i = root.call("submit", {"kind": "sleep", "args": {"seconds": 0}, "group": "fresh2"})["id"]
+                    root.call("wait", {"ids": [i]})
+                for i in held:
+                    c.call("cancel", {"id": i})
+                c.call("wait", {"ids": held})
+                # Finished records keep their group until retention lets them go.
+                names = {g["name"] for g in c.call("groups")["groups"]}
+                self.assertIn("fresh", names)
+            d.stop()
+            d = Daemon("--max-uid-groups", "2", "--retain", "1")
+            os.chmod(d.dir, 0o755)
+            with nobody_client(d) as c:
+                for i in range(6):  # each group goes once its one record has: nothing builds up
+                    t = c.call("submit", {"kind": "sleep", "args": {"seconds": 0}, "group": f"g{i}"})["id"]
+                    c.call("wait", {"ids": [t]})
+                    c.call("hello")
+                names = [g["name"] for g in c.call("groups")["groups"]]
+                self.assertLessEqual(len(names), 3, names)
+                self.assertEqual(names[0], "default")
+        finally:
+            d.stop()
+
+    def test_root_may_say_who_submits_to_a_group(self):
+        with Client(self.d.sock) as root:
+            root.call("set_group", {"name": "roots-only", "users": [0]})
+            g = [g for g in root.call("groups")["groups"] if g["name"] == "roots-only"][0]
+            self.assertEqual((g["users"], g["configured"]), ([0], True))
+            with nobody_client(self.d) as c:
+                with self.assertRaises(RemoteError) as e:
+                    c.call("submit", {"kind": "sleep", "args": {"seconds": 0}, "group": "roots-only"})
+                self.assertEqual(e.exception.code, "permission_denied")
+                with self.assertRaises(RemoteError) as e:
+                    c.call("set_group", {"name": "roots-only", "users": []})
+                self.assertEqual(e.exception.code, "permission_denied")
+                root.call("set_group", {"name": "roots-only", "users": [0, NOBODY.pw_uid]})
+                i = c.call("submit", {"kind": "sleep", "args": {"seconds": 0}, "group": "roots-only"})["id"]
+                self.assertEqual(c.call("wait", {"ids": [i]})["done"][0]["state"], "succeeded")
+            for bad in ({"users": 5}, {"users": [-1]}, {"users": [2 ** 32]}, {"users": [0] * 1025}):
+                with self.assertRaises(RemoteError) as e:
+                    root.call("set_group", {"name": "x", **bad})
+                self.assertEqual(e.exception.code, "bad_request", bad)
+
+    # ---- 8: no uid starves another ----
+
+    def test_priorities_above_zero_are_roots(self):
+        with nobody_client(self.d) as c:
+            with self.assertRaises(RemoteError) as e:
+                c.call("submit", {"kind": "sleep", "args": {"seconds": 0}, "priority": 1000000})
+            self.assertEqual(e.exception.code, "permission_denied")
+            i = c.call("submit", {"kind": "sleep", "args": {"seconds": 0}, "priority": -5})["id"]
+            c.call("wait", {"ids": [i]})
+        with Client(self.d.sock) as root:
+            i = root.call("submit", {"kind": "sleep", "args": {"seconds": 0}, "priority": 1000000})["id"]
+            root.call("wait", {"ids": [i]})
+
+    def test_slots_are_shared_across_uids(self):
+        """nobody queues a group full of jobs before root queues one: root's starts in the
+        first slot to free, not after all of nobody's."""
+        with Client(self.d.sock) as root:
+            root.call("set_group", {"name": "render", "parallel": 1})
+            with nobody_client(self.d) as c:
+                theirs = [c.call("submit", {"kind": "exec", "group": "render",
+                                            "args": {"argv": ["sleep", "0.3"], "cwd": "/"}})["id"]
+                          for _ in range(4)]
+                mine = root.call("submit", {"kind": "exec", "group": "render", "args": {"argv": ["true"]}})["id"]
+                done = root.call("wait", {"ids": theirs + [mine], "timeout": 30 * SLOW})["done"]
+            starts = sorted((t["started_at"], t["owner_uid"]) for t in done)
+            self.assertEqual([uid for _, uid in starts], [NOBODY.pw_uid, 0] + [NOBODY.pw_uid] * 3)
+
     # ---- 7: every reply decodes, for every client ----
 
     def test_strings_that_are_not_utf8_are_refused(self):
