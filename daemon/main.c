@@ -34,7 +34,16 @@ static const char usage[] =
     "  --state-dir DIR       state directory (default: as root /var/lib/corod; else\n"
     "                        $XDG_STATE_HOME/corod or ~/.local/state/corod)\n"
     "  --socket-mode MODE    octal mode of the socket (default: 0666 as root, else 0600)\n"
-    "  --max-connections N   connections served at once (default 1024)\n"
+    "  --max-connections N   connections served at once (default 1024; root's and the\n"
+    "                        daemon's own uid's are never turned away for it)\n"
+    "  --max-uid-connections N\n"
+    "                        connections one uid may have open (default 128; not root)\n"
+    "  --max-uid-buffers BYTES\n"
+    "                        input and output one uid's connections may buffer\n"
+    "                        (default 134217728; not root); past it, a connection goes\n"
+    "  --message-timeout SECONDS\n"
+    "                        time for a message to arrive whole, counted from the last\n"
+    "                        one (default 30); idle connections are never dropped\n"
     "  --max-message BYTES   largest message accepted (default 16777216)\n"
     "  --max-output BYTES    unsent output a client may leave unread before it is\n"
     "                        disconnected (default 33554432)\n"
@@ -119,8 +128,21 @@ static void apply_nice(int want, srv_limits *lim)
         fprintf(stderr, "corod: keeping nice value %d: cannot set %d: %s%s\n", start, want, strerror(err), hint);
         return;
     }
-    lim->set_job_nice = true;
-    lim->job_nice = start;
+    lim->restore.nice_set = true;
+    lim->restore.nice = start;
+}
+
+/* Descriptors up to the hard limit: each connection and each running job takes some, and
+ * the per-uid bounds keep any one user's share, but the soft limit (1,024 under systemd)
+ * would be reached by the whole machine's users long before they are. */
+static void raise_nofile(srv_limits *lim)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        lim->restore.nofile = rl; /* jobs get this back */
+        rl.rlim_cur = rl.rlim_max;
+        lim->restore.nofile_set = setrlimit(RLIMIT_NOFILE, &rl) == 0;
+    }
 }
 
 /* mkdir -p with `mode` for the directories it creates. */
@@ -197,6 +219,8 @@ int main(int argc, char **argv)
         { "output-limit", required_argument, 0, 'L' }, { "nice", required_argument, 0, 'n' },
         { "max-result", required_argument, 0, 'R' },  { "max-uid-memory", required_argument, 0, 'U' },
         { "max-uid-groups", required_argument, 0, 'G' },
+        { "max-uid-connections", required_argument, 0, 'C' }, { "max-uid-buffers", required_argument, 0, 'B' },
+        { "message-timeout", required_argument, 0, 'T' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
@@ -241,6 +265,25 @@ int main(int argc, char **argv)
                 goto bad_usage;
             cfg.limits.retain = v;
             break;
+        case 'C':
+            if (parse_size("--max-uid-connections", optarg, 1, 1000000, &cfg.max_uid_connections) < 0)
+                goto bad_usage;
+            break;
+        case 'B':
+            if (parse_size("--max-uid-buffers", optarg, (size_t)1 << 20, (size_t)1 << 40, &cfg.max_uid_buffers) < 0)
+                goto bad_usage;
+            break;
+        case 'T': {
+            char *end;
+            errno = 0;
+            double t = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(t >= 0.1 && t <= 86400)) {
+                fprintf(stderr, "corod: --message-timeout must be seconds from 0.1 to 86400, not \"%s\"\n", optarg);
+                goto bad_usage;
+            }
+            cfg.message_timeout = t;
+            break;
+        }
         case 'G':
             if (parse_size("--max-uid-groups", optarg, 1, 1000000, &v) < 0)
                 goto bad_usage;
@@ -310,6 +353,7 @@ int main(int argc, char **argv)
     }
 
     apply_nice(nice_value, &cfg.limits); /* before any thread exists: they inherit it */
+    raise_nofile(&cfg.limits);
 
     /* One daemon per state directory: a second one would corrupt what the first keeps. */
     int rc = mkdirs(state, 0700);

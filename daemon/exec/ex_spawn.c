@@ -150,9 +150,13 @@ EX_NO_ASAN static int ex_child_main(void *arg)
 
     /* The daemon may run at another nice value than it started with (--nice); the job gets
      * back the one it started with. Best effort: an unprivileged daemon that raised its
-     * own cannot lower a job's again, and the job then runs at the daemon's. */
-    if (rq->set_nice)
-        syscall(SYS_setpriority, PRIO_PROCESS, 0, rq->nice);
+     * own cannot lower a job's again, and the job then runs at the daemon's. Likewise the
+     * soft limit on descriptors, which the daemon raised. */
+    const ex_restore *rs = rq->restore;
+    if (rs && rs->nice_set)
+        syscall(SYS_setpriority, PRIO_PROCESS, 0, rs->nice);
+    if (rs && rs->nofile_set)
+        syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &rs->nofile, NULL);
     if (rq->set_ids) {
         /* Raw system calls: glibc's wrappers would broadcast to the daemon's threads,
          * whose memory this child shares. */

@@ -21,6 +21,16 @@
 
 #define EX_MAX_GROUPS 65536u /* supplementary groups (NGROUPS_MAX on Linux) */
 
+/* What the daemon changed of itself at start that its jobs must not inherit, given back
+ * to each job in the child before it execs: its nice value (--nice) and the soft limit on
+ * descriptors (raised to the hard one; programs that select() break above 1,024). */
+typedef struct ex_restore {
+    bool nice_set;
+    int nice;
+    bool nofile_set;
+    struct rlimit nofile;
+} ex_restore;
+
 typedef struct ex_spawn_req {
     char *const *argv;  /* argv[0] is looked up in envp's PATH unless it has a '/' */
     char *const *envp;  /* the whole environment */
@@ -32,8 +42,7 @@ typedef struct ex_spawn_req {
     gid_t gid;
     const gid_t *groups;
     size_t ngroups;
-    bool set_nice;      /* give the process this nice value (the daemon runs at another) */
-    int nice;
+    const ex_restore *restore; /* NULL: nothing to give back */
 } ex_spawn_req;
 
 typedef struct ex_spawned {

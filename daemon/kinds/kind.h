@@ -16,6 +16,7 @@
 
 #include "co.h"
 #include "cp_msg.h"
+#include "ex_spawn.h"
 
 /* Daemon-wide settings the kinds read. Copied by a body that needs them: a job may
  * still be ending after the table that started it is gone (shutdown). */
@@ -26,8 +27,7 @@ typedef struct kind_env {
     uint64_t output_limit;  /* bytes kept per output stream, 0: no cap */
     size_t max_result;      /* bytes of a value a client hands over (a sleep's result) */
     unsigned max_depth;     /* ... and its nesting levels */
-    bool set_job_nice;      /* jobs get job_nice: the loop runs at another (--nice) */
-    int job_nice;
+    ex_restore restore;     /* what jobs get back of the daemon's start */
 } kind_env;
 
 #define KIND_GRACE_DEFAULT 5.0

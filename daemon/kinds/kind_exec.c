@@ -289,8 +289,7 @@ typedef struct exec_job {
     co_sched *sched;
     uid_t owner;
     bool as_root;
-    bool set_nice; /* the job's nice value, when the loop runs at another */
-    int nice;
+    ex_restore restore; /* what the job gets back of the daemon's start */
     double grace;
     uint64_t limit;
     char path[2][PATH_MAX]; /* stdout, stderr files */
@@ -375,7 +374,7 @@ static int exec_spawn(exec_job *j)
             .argv = a->argv, .envp = envp, .cwd = a->cwd ? a->cwd : id->home,
             .stdin_fd = child[0], .stdout_fd = child[1], .stderr_fd = child[2],
             .set_ids = set_ids, .uid = j->owner, .gid = id->gid, .groups = id->groups, .ngroups = id->ngroups,
-            .set_nice = j->set_nice, .nice = j->nice,
+            .restore = &j->restore,
         };
         rc = ex_spawn(&rq, &j->sp, j->err, sizeof j->err);
     }
@@ -629,8 +628,7 @@ static int exec_start(const kind_start *ks, co_task **body)
     j->sched = ks->sched;
     j->owner = ks->owner;
     j->as_root = ks->env->as_root;
-    j->set_nice = ks->env->set_job_nice;
-    j->nice = ks->env->job_nice;
+    j->restore = ks->env->restore;
     j->grace = a->grace >= 0 ? a->grace : ks->env->grace;
     j->limit = a->output_limit != UINT64_MAX ? a->output_limit : ks->env->output_limit;
     j->rd[0] = j->rd[1] = j->in_w = -1;

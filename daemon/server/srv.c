@@ -33,6 +33,55 @@
 
 static void srv_process(srv_conn *c);
 static void srv_conn_io(uv_poll_t *h, int status, int events);
+static void srv_sweep(uv_timer_t *t);
+static void srv_conn_flush(srv_conn *c);
+
+/* ---- messages that never arrive whole ----------------------------------------------
+ * A connection holding part of a message costs a buffer until the rest comes; one that
+ * never sends the rest would hold it for good (40 of them held 654 MB). The part must be
+ * whole within --message-timeout of the last message completed on the connection (or of
+ * its first byte): a sweep, armed only while some connection holds a part, drops those
+ * past that. Connections between messages may stay idle as long as they like. */
+
+static uint64_t srv_sweep_every(const srv *v)
+{
+    uint64_t ms = (uint64_t)(v->cfg.message_timeout * 1000.0 / 4);
+    return ms < 100 ? 100 : ms > 1000 ? 1000 : ms;
+}
+
+static void srv_conn_set_partial(srv_conn *c, bool partial, bool progress)
+{
+    srv *v = c->srv;
+    if (partial && (!c->partial_since || progress)) {
+        if (!c->partial_since && v->npartial++ == 0)
+            uv_timer_start(&v->sweep, srv_sweep, srv_sweep_every(v), srv_sweep_every(v));
+        c->partial_since = uv_now(v->loop) + 1; /* 0 means none */
+    } else if (!partial && c->partial_since) {
+        c->partial_since = 0;
+        if (--v->npartial == 0)
+            uv_timer_stop(&v->sweep);
+    }
+}
+
+static void srv_sweep(uv_timer_t *t)
+{
+    srv *v = t->data;
+    uint64_t now = uv_now(v->loop), limit = (uint64_t)(v->cfg.message_timeout * 1000.0);
+    co_queue *q = co_queue_first(&v->conns);
+    while (q) {
+        srv_conn *c = co_queue_data(q, srv_conn, node);
+        q = co_queue_after(&v->conns, q); /* before c may go */
+        if (!c->partial_since || now - (c->partial_since - 1) <= limit)
+            continue;
+        cp_error err;
+        cp_fail(&err, CP_BAD_REQUEST, "a message did not arrive whole within %g s", v->cfg.message_timeout);
+        fprintf(stderr, "corod: dropping a client (uid %u, pid %d): %s\n", (unsigned)c->uid, (int)c->pid,
+                err.message);
+        srv_reply_error(c, NULL, &err);
+        srv_conn_flush(c);
+        srv_conn_close(c);
+    }
+}
 
 static size_t srv_unsent(const srv_conn *c)
 {
@@ -86,13 +135,34 @@ void srv_conn_mark(srv_conn *c)
     co_queue_insert_tail(&c->srv->dirty, &c->dirty_node);
 }
 
-/* A client whose unread answers pass the bound is dropped: true if it was. */
+/* What the connection's buffers hold, counted in its uid's account. */
+static void srv_conn_charge(srv_conn *c)
+{
+    size_t now = c->in_cap + c->out.cap;
+    c->acct->client_bytes = c->acct->client_bytes - c->charged + now;
+    c->charged = now;
+}
+
+/* A uid (not root's) whose connections' buffers pass its share. */
+static bool srv_uid_over_buffers(const srv_conn *c)
+{
+    return !c->acct->privileged && c->acct->client_bytes > c->srv->cfg.max_uid_buffers;
+}
+
+/* A client whose unread answers pass the bound, or whose uid's buffers pass its share,
+ * is dropped: true if it was. */
 static bool srv_conn_over_bound(srv_conn *c)
 {
-    if (srv_unsent(c) <= c->srv->cfg.max_output)
+    srv_conn_charge(c);
+    if (srv_unsent(c) > c->srv->cfg.max_output) {
+        fprintf(stderr, "corod: dropping a client (uid %u, pid %d): %zu bytes unread, limit %zu\n",
+                (unsigned)c->uid, (int)c->pid, srv_unsent(c), c->srv->cfg.max_output);
+    } else if (srv_uid_over_buffers(c)) {
+        fprintf(stderr, "corod: dropping a client (uid %u, pid %d): the uid's connections buffer %zu bytes, "
+                "limit %zu\n", (unsigned)c->uid, (int)c->pid, c->acct->client_bytes, c->srv->cfg.max_uid_buffers);
+    } else {
         return false;
-    fprintf(stderr, "corod: dropping a client (uid %u, pid %d): %zu bytes unread, limit %zu\n",
-            (unsigned)c->uid, (int)c->pid, srv_unsent(c), c->srv->cfg.max_output);
+    }
     srv_conn_close(c);
     return true;
 }
@@ -188,12 +258,17 @@ void srv_conn_close(srv_conn *c)
     co_queue_remove(&c->node);
     v->nconns--;
     co_queue_remove(&c->dirty_node); /* the flush must never meet a freed connection */
+    srv_conn_set_partial(c, false, false);
+    c->acct->client_bytes -= c->charged;
+    c->acct->conns--;
+    srv_acct_unref(c->acct);
     uv_close((uv_handle_t *)&c->poll, srv_conn_freed);
     close(c->fd); /* libuv lets go of a descriptor as soon as its poll handle is closing */
 }
 
 /* Room at the end of the input buffer, which grows in steps up to the message limit plus
- * one read: 0 when it is full (dispatch is paused) or cannot grow. */
+ * one read: 0 when it is full (dispatch is paused) or cannot grow (memory, or its uid's
+ * share of buffers: srv_conn_read then drops it). */
 static size_t srv_in_room(srv_conn *c)
 {
     size_t limit = c->srv->cfg.max_message + SRV_READ_CHUNK;
@@ -201,10 +276,13 @@ static size_t srv_in_room(srv_conn *c)
         size_t ncap = c->in_cap ? c->in_cap * 2 : SRV_READ_CHUNK;
         if (ncap > limit)
             ncap = limit;
-        uint8_t *n = realloc(c->in, ncap);
-        if (n) {
+        uint8_t *n = NULL;
+        bool share = c->acct->privileged ||
+                     c->acct->client_bytes + (ncap - c->in_cap) <= c->srv->cfg.max_uid_buffers;
+        if (share && (n = realloc(c->in, ncap))) {
             c->in = n;
             c->in_cap = ncap;
+            srv_conn_charge(c);
         }
     }
     return c->in_cap - c->in_len;
@@ -229,6 +307,7 @@ static void srv_handle_object(srv_conn *c, const msgpack_object *obj)
 static void srv_process(srv_conn *c)
 {
     size_t off = 0;
+    bool more = false; /* stopped inside a message: the rest is still to come */
     while (off < c->in_len && !c->closing) {
         if (srv_backed_up(c)) {
             c->paused = true;
@@ -237,8 +316,10 @@ static void srv_process(srv_conn *c)
         msgpack_object obj;
         size_t used;
         int rc = cp_next(&c->frame, c->in + off, c->in_len - off, &c->srv->zone, &obj, &used);
-        if (rc == 0)
+        if (rc == 0) {
+            more = true;
             break;
+        }
         if (rc < 0 && !used) {
             /* The stream cannot be parsed past this point: say why, then hang up. */
             cp_error err;
@@ -267,7 +348,10 @@ static void srv_process(srv_conn *c)
         }
         srv_handle_object(c, &obj);
     }
-    if (off && !c->closing) {
+    if (c->closing)
+        return;
+    srv_conn_set_partial(c, more, off > 0);
+    if (off) {
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
     }
@@ -279,8 +363,16 @@ static void srv_conn_read(srv_conn *c)
     size_t room = srv_in_room(c);
     if (!room) {
         if (!c->paused) { /* not full: it could not grow */
-            fprintf(stderr, "corod: dropping a client (uid %u, pid %d): out of memory for its requests\n",
-                    (unsigned)c->uid, (int)c->pid);
+            cp_error err;
+            if (srv_uid_over_buffers(c) || c->acct->client_bytes + SRV_READ_CHUNK > v->cfg.max_uid_buffers)
+                cp_fail(&err, CP_QUOTA_EXCEEDED, "uid %u's connections already buffer %zu bytes (limit %zu)",
+                        (unsigned)c->uid, c->acct->client_bytes, v->cfg.max_uid_buffers);
+            else
+                cp_fail(&err, CP_INTERNAL, "out of memory for its requests");
+            fprintf(stderr, "corod: dropping a client (uid %u, pid %d): %s\n", (unsigned)c->uid, (int)c->pid,
+                    err.message);
+            srv_reply_error(c, NULL, &err);
+            srv_conn_flush(c);
             srv_conn_close(c);
             return;
         }
@@ -337,20 +429,59 @@ bool srv_conn_watch(srv_conn *c, const cp_request *rq, size_t n)
     return true;
 }
 
-/* A connection accepted: who is on the other end decides what they may see and touch. */
+/* A client turned away is told why, in one message it may read before the hang-up (the
+ * socket is new: its buffer takes it, or the client is gone and nothing is lost). */
+static void srv_refuse(int fd, const char *code, const char *why)
+{
+    cp_out o;
+    cp_out_init(&o);
+    cp_pack_response_error(&o, false, 0, code, why);
+    if (!cp_out_failed(&o))
+        srv_sock_send(fd, o.data, o.size);
+    cp_out_free(&o);
+    close(fd);
+}
+
+/* A connection accepted: who is on the other end decides what they may see and touch,
+ * and whose share it counts against. Root's and the daemon's own uid's are never turned
+ * away for the others' (or their own) number: another user's connections must not lock
+ * out the administrator. */
 static void srv_conn_open(srv *v, int fd)
 {
     struct ucred cred;
     socklen_t len = sizeof cred;
     srv_conn *c = NULL;
-    /* Past the bound (or shutting down), a client is hung up on at once. */
-    if (v->nconns >= v->cfg.max_connections || v->stopping ||
-        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || !(c = calloc(1, sizeof *c)) ||
-        uv_poll_init(v->loop, &c->poll, fd) < 0) {
-        free(c);
+    srv_acct *ac = NULL;
+    char why[160];
+    if (v->stopping || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
         close(fd);
         return;
     }
+    if (!(ac = srv_table_acct(v->table, cred.uid))) {
+        srv_refuse(fd, CP_INTERNAL, "out of memory");
+        return;
+    }
+    if (!ac->privileged && ac->conns >= v->cfg.max_uid_connections) {
+        snprintf(why, sizeof why, "uid %u already has %zu connections open (limit %zu)", (unsigned)cred.uid,
+                 ac->conns, v->cfg.max_uid_connections);
+        srv_acct_unref(ac);
+        srv_refuse(fd, CP_QUOTA_EXCEEDED, why);
+        return;
+    }
+    if (!ac->privileged && v->nconns >= v->cfg.max_connections) {
+        snprintf(why, sizeof why, "corod has %zu connections open (limit %zu)", v->nconns, v->cfg.max_connections);
+        srv_acct_unref(ac);
+        srv_refuse(fd, CP_QUOTA_EXCEEDED, why);
+        return;
+    }
+    if (!(c = calloc(1, sizeof *c)) || uv_poll_init(v->loop, &c->poll, fd) < 0) {
+        free(c);
+        srv_acct_unref(ac);
+        srv_refuse(fd, CP_INTERNAL, "out of memory");
+        return;
+    }
+    c->acct = ac;
+    ac->conns++;
     c->poll.data = c;
     c->fd = fd;
     c->srv = v;
@@ -468,6 +599,12 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     co_queue_init(&v->all_subs);
     if (!v->cfg.max_connections)
         v->cfg.max_connections = SRV_MAX_CONNECTIONS;
+    if (!v->cfg.max_uid_connections)
+        v->cfg.max_uid_connections = SRV_MAX_UID_CONNECTIONS;
+    if (!v->cfg.max_uid_buffers)
+        v->cfg.max_uid_buffers = SRV_UID_BUFFERS;
+    if (!(v->cfg.message_timeout > 0))
+        v->cfg.message_timeout = SRV_MESSAGE_TIMEOUT;
     if (!v->cfg.max_message)
         v->cfg.max_message = CP_MAX_MESSAGE_DEFAULT;
     if (!v->cfg.max_output)
@@ -508,6 +645,8 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     uv_poll_start(&v->listener, UV_READABLE, srv_on_listen);
     uv_timer_init(loop, &v->accept_retry);
     v->accept_retry.data = v;
+    uv_timer_init(loop, &v->sweep);
+    v->sweep.data = v;
     uv_prepare_init(loop, &v->flush);
     v->flush.data = v;
     uv_prepare_start(&v->flush, srv_flush_all);
@@ -550,7 +689,8 @@ void srv_shutdown(srv *v)
     while ((q = co_queue_first(&v->conns)))
         srv_conn_close(co_queue_data(q, srv_conn, node));
     /* The handles live inside *v: it is freed when the last of them has closed. */
-    v->closing = 3;
+    v->closing = 4;
+    uv_close((uv_handle_t *)&v->sweep, srv_handle_closed);
     uv_close((uv_handle_t *)&v->listener, srv_handle_closed);
     close(v->listen_fd);
     uv_close((uv_handle_t *)&v->accept_retry, srv_handle_closed);

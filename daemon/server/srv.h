@@ -10,7 +10,10 @@
 #include "co.h"
 #include "srv_table.h"
 
-#define SRV_MAX_CONNECTIONS 1024u          /* open connections at once */
+#define SRV_MAX_CONNECTIONS 1024u          /* open connections at once (root's aside) */
+#define SRV_MAX_UID_CONNECTIONS 128u       /* open connections of one uid (root's aside) */
+#define SRV_UID_BUFFERS (128u * 1024u * 1024u) /* input and output buffered for one uid */
+#define SRV_MESSAGE_TIMEOUT 30.0           /* seconds a message may take to arrive whole */
 #define SRV_MAX_OUTPUT (32u * 1024u * 1024u) /* unsent bytes before a client is dropped */
 #define SRV_MAX_WAITS_PER_CONN 1024u       /* deferred `wait`s in flight on a connection */
 #define SRV_MAX_SUBS_PER_CONN 1024u        /* subscriptions of a connection */
@@ -33,6 +36,9 @@ typedef struct srv_config {
     const char *socket_path;
     int socket_mode;        /* -1: 0666 for a root daemon, 0600 otherwise */
     size_t max_connections; /* 0: SRV_MAX_CONNECTIONS */
+    size_t max_uid_connections; /* 0: SRV_MAX_UID_CONNECTIONS */
+    size_t max_uid_buffers; /* 0: SRV_UID_BUFFERS */
+    double message_timeout; /* 0: SRV_MESSAGE_TIMEOUT */
     size_t max_message;     /* 0: CP_MAX_MESSAGE_DEFAULT */
     size_t max_output;      /* 0: SRV_MAX_OUTPUT */
     srv_limits limits;

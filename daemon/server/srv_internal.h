@@ -8,6 +8,7 @@
 #include "cp_frame.h"
 #include "cp_msg.h"
 #include "srv.h"
+#include "srv_acct.h"
 
 typedef struct srv_conn srv_conn;
 typedef struct srv_wait srv_wait;
@@ -25,6 +26,8 @@ struct srv {
     uv_timer_t accept_retry; /* accepting failed (out of descriptors): try again later */
     bool accept_failing;     /* ... and the operator has been told */
     uv_prepare_t flush; /* writes what the loop produced, just before poll would block */
+    uv_timer_t sweep;   /* while a message is arriving: drops those past their deadline */
+    size_t npartial;    /* connections holding part of a message */
     uint8_t *scratch;   /* where consumed request bytes go (their copy is already read) */
     msgpack_zone zone;  /* decoded messages live here, cleared after each (no malloc each) */
     co_queue conns;    /* srv_conn.node */
@@ -43,6 +46,9 @@ struct srv_conn {
     srv *srv;
     uid_t uid;
     pid_t pid;
+    srv_acct *acct;    /* its uid's (referenced): connections and buffers are counted there */
+    size_t charged;    /* what its buffers count for in acct->client_bytes */
+    uint64_t partial_since; /* uv_now when the message it holds part of began; 0: none */
     uint8_t *in;
     size_t in_len, in_cap;
     cp_frame frame;

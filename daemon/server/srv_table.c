@@ -87,8 +87,7 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
         .output_limit = t->lim.output_limit,
         .max_result = t->lim.max_result,
         .max_depth = t->lim.max_depth,
-        .set_job_nice = t->lim.set_job_nice,
-        .job_nice = t->lim.job_nice,
+        .restore = t->lim.restore,
     };
     t->next_id = 1;
     if (srv_groups_init(&t->groups, t->lim.default_parallel, t->lim.max_uid_groups) < 0) {
@@ -107,6 +106,11 @@ void srv_table_on_finish(srv_table *t, void (*fn)(srv_rec *r, void *arg), void *
 }
 
 const char *srv_table_output_dir(const srv_table *t) { return t->env.output_dir; }
+
+srv_acct *srv_table_acct(srv_table *t, uint32_t uid)
+{
+    return srv_acct_get(&t->accts, uid);
+}
 
 srv_rec *srv_table_get(srv_table *t, uint64_t id, uint32_t uid)
 {

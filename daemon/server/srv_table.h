@@ -12,6 +12,7 @@
 
 #include "co.h"
 #include "cp_spec.h"
+#include "ex_spawn.h"
 
 #define SRV_RETAIN_DEFAULT 10000u          /* finished records kept per uid */
 #define SRV_MAX_ACTIVE_PER_UID 100000u     /* pending + running tasks of one uid */
@@ -36,8 +37,7 @@ typedef struct srv_limits {
     /* Bounds on a task's result (give the scheduler the same: it builds gathers'). */
     size_t max_result;         /* bytes, 0: CO_VALUE_BYTES_DEFAULT */
     unsigned max_depth;        /* nesting levels, 0: CO_VALUE_DEPTH_DEFAULT */
-    bool set_job_nice;         /* jobs run at job_nice (the daemon changed its own) */
-    int job_nice;
+    ex_restore restore;        /* what jobs get back of the daemon's start (ex_spawn.h) */
 } srv_limits;
 
 /* -EINVAL without l->output_dir. */
@@ -82,6 +82,9 @@ srv_rec *srv_rec_next(srv_table *t, const srv_rec *r, uint32_t uid);
  * at any time; the server trims after it has written, so evicting (cold memory, frees)
  * never delays an answer. Between trims the table holds what ended since the last one. */
 void srv_table_trim(srv_table *t);
+/* The account of uid (srv_acct.h), referenced for the caller; NULL: out of memory. */
+struct srv_acct *srv_table_acct(srv_table *t, uint32_t uid);
+
 /* Called for every record that reaches a terminal state (subscriptions with all: true). */
 void srv_table_on_finish(srv_table *t, void (*fn)(srv_rec *r, void *arg), void *arg);
 

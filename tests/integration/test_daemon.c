@@ -388,10 +388,13 @@ static void test_retention_and_connection_limit(void **state)
     assert_string_equal(corod_error_code(c), "not_found");
     assert_int_equal(corod_get(c, ids[2], &t), 0);
     corod_task_free(t);
-    /* A second connection is served; a third is closed at once. */
+    /* Past --max-connections the daemon's own uid (this test's, or root) is still served:
+     * nobody else's connections may lock it out (test_hostile.py crosses the bound as
+     * another user). */
     corod_client *c2 = h_connect(&d), *c3 = h_connect(&d);
     assert_int_equal(corod_hello(c2, NULL, NULL, NULL), 0);
-    assert_true(c3 == NULL || corod_hello(c3, NULL, NULL, NULL) < 0);
+    assert_non_null(c3);
+    assert_int_equal(corod_hello(c3, NULL, NULL, NULL), 0);
     corod_close(c3);
     corod_close(c2);
     corod_close(c);

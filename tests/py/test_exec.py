@@ -544,6 +544,23 @@ def nice_of(pid):
 JOB_NICE = ["sh", "-c", "cut -d' ' -f19 /proc/self/stat"]
 
 
+class Limits(unittest.TestCase):
+    def test_jobs_get_back_the_descriptor_limit_corod_started_with(self):
+        """corod raises its soft limit on descriptors to the hard one (its connections and
+        jobs' pipes); a job gets the soft limit corod was started with."""
+        d = Daemon(rlimits={resource.RLIMIT_NOFILE: (200, 4000)})
+        try:
+            with open(f"/proc/{d.proc.pid}/limits") as f:
+                line = [x for x in f if x.startswith("Max open files")][0]
+            self.assertEqual(line.split()[3:5], ["4000", "4000"])
+            with Client(d.sock) as c:
+                i = c.call("submit", {"kind": "exec", "args": {"argv": ["sh", "-c", "ulimit -Sn; ulimit -Hn"]}})["id"]
+                self.assertEqual(c.call("wait", {"ids": [i]})["done"][0]["state"], "succeeded")
+                self.assertEqual(output(c, i), b"200\n4000\n")
+        finally:
+            d.stop()
+
+
 @unittest.skipUnless(os.geteuid() == 0, "needs root: lowers a nice value, starts a daemon as nobody")
 class Nice(unittest.TestCase):
     """--nice: the daemon's own weight against its clients; jobs keep the value it started with."""

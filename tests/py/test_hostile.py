@@ -11,6 +11,7 @@ otherwise. With COROD_WRAPPER set, every corod runs under it.
 import contextlib
 import os
 import pwd
+import select
 import subprocess
 import sys
 import time
@@ -221,6 +222,104 @@ class Hostile(unittest.TestCase):
                 self.assertEqual(out["data"], b"root's\n")
                 self.assertEqual(len(root.call("list", {"limit": 1000})["tasks"]), 51)
         finally:
+            d.stop()
+
+    # ---- 4: connections ----
+
+    def test_connections_are_bounded_per_uid_and_never_lock_out_root(self):
+        """nobody holding every connection it may open leaves root served (1,030 idle
+        connections from nobody once made root's connect fail)."""
+        d = Daemon("--max-uid-connections", "20", "--max-connections", "30")
+        os.chmod(d.dir, 0o755)
+        held = []
+        try:
+            for _ in range(20):
+                held.append(nobody_client(d))
+                held[-1].call("hello")
+            late = nobody_client(d)
+            m = late.read()  # told why, then hung up on
+            self.assertEqual((m[1], m[2]["code"]), (None, "quota_exceeded"))
+            self.assertIn("uid 65534 already has 20 connections open (limit 20)", m[2]["message"])
+            late.s.close()
+            # Another user's share is its own; past the global bound only root gets in.
+            daemon = pwd.getpwnam("daemon")
+            for _ in range(10):
+                with as_user(daemon):
+                    held.append(Client(d.sock))
+                held[-1].call("hello")
+            with as_user(daemon):
+                late = Client(d.sock)
+            m = late.read()
+            self.assertIn("corod has 30 connections open (limit 30)", m[2]["message"])
+            late.s.close()
+            roots = [Client(d.sock) for _ in range(5)]
+            for r in roots:
+                self.assertEqual(r.call("hello")["protocol"], 1)
+                r.s.close()
+        finally:
+            for c in held:
+                c.s.close()
+            d.stop()
+
+    def test_a_message_that_never_completes_is_dropped(self):
+        d = Daemon("--message-timeout", "0.5")
+        os.chmod(d.dir, 0o755)
+        try:
+            whole = msgpack.packb([0, 1, "hello", []])
+            with nobody_client(d) as slow, nobody_client(d) as idle:
+                idle.call("hello")
+                slow.s.sendall(whole[:3])
+                t = time.monotonic()
+                m = slow.read()
+                self.assertEqual((m[1], m[2]["code"]), (None, "bad_request"))
+                self.assertIn("did not arrive whole within 0.5 s", m[2]["message"])
+                self.assertLess(time.monotonic() - t, 5 * SLOW)
+                time.sleep(0.7)
+                self.assertEqual(idle.call("hello")["protocol"], 1)  # idle between messages: kept
+                # A steady stream of whole messages is never cut off, however long it goes on.
+                end = time.monotonic() + 1.2
+                while time.monotonic() < end:
+                    idle.s.sendall(whole + whole[:2])
+                    time.sleep(0.1)
+                    idle.s.sendall(whole[2:])
+                    idle.read(), idle.read()
+        finally:
+            d.stop()
+
+    def test_buffers_are_bounded_per_uid(self):
+        """Connections each holding most of a 16 MiB message: nobody's share of buffers
+        runs out, root's does not (40 such connections once held 654 MB)."""
+        d = Daemon("--max-uid-buffers", str(48 << 20))
+        os.chmod(d.dir, 0o755)
+        conns = []
+        try:
+            before = rss_kib(d.proc.pid)
+            part = b"\x94\x00\x01\xa5hello\x91\xdb" + (15 << 20).to_bytes(4, "big") + b"x" * (14 << 20)
+            for _ in range(6):
+                c = nobody_client(d)
+                conns.append(c)
+                try:
+                    c.s.sendall(part)
+                except OSError:
+                    pass  # dropped while sending
+            time.sleep(0.5 * SLOW)
+            told = 0
+            for c in conns:  # a dropped one was told why; a kept one has nothing to read
+                if select.select([c.s], [], [], 0)[0]:
+                    try:
+                        m = c.read()
+                        told += m[2]["code"] == "quota_exceeded"
+                    except OSError:
+                        pass
+            self.assertEqual(told, 3)  # 16 MiB buffers: three fit in 48 MiB
+            with Client(d.sock) as root:
+                self.assertEqual(root.call("hello")["protocol"], 1)
+            if tp.native_allocator():
+                grew = rss_kib(d.proc.pid) - before
+                self.assertLess(grew, 100 * 1024, f"corod grew {grew} KiB")
+        finally:
+            for c in conns:
+                c.s.close()
             d.stop()
 
     # ---- 5: groups are per uid, and go when empty ----

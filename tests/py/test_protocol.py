@@ -33,7 +33,8 @@ COROD = None
 class Daemon:
     """A corod on a private socket and state directory. user: a pwd entry to run it as
     (from root); capture_stderr: keep what it says, in self.stderr after stop(); rlimits:
-    {resource.RLIMIT_*: value} set as both its soft and hard limits before it starts."""
+    {resource.RLIMIT_*: value} set as both its soft and hard limits before it starts (or
+    {...: (soft, hard)})."""
 
     def __init__(self, *extra, user=None, capture_stderr=False, rlimits=None):
         self.dir = tempfile.mkdtemp(prefix="corod-py-")
@@ -45,7 +46,7 @@ class Daemon:
 
         def prepare():
             for which, value in (rlimits or {}).items():
-                resource.setrlimit(which, (value, value))
+                resource.setrlimit(which, value if isinstance(value, tuple) else (value, value))
             if user:
                 os.setgroups([])
                 os.setgid(user.pw_gid)
