@@ -62,8 +62,12 @@ static const char usage[] =
     "  --grace SECONDS       from SIGTERM to SIGKILL when a job is cancelled or times out\n"
     "                        (default 5; a task's args.grace overrides it)\n"
     "  --output-limit BYTES  keep at most this much of each job's stdout and stderr; the\n"
-    "                        rest is discarded after a marker line (default 0: no cap;\n"
-    "                        a task's args.output_limit overrides it)\n"
+    "                        rest is discarded after a marker line (default 67108864;\n"
+    "                        0: no cap; a task's args.output_limit overrides it)\n"
+    "  --max-uid-output BYTES\n"
+    "                        output on disk one uid's jobs may keep (default 1073741824;\n"
+    "                        0: no bound); past it the uid's oldest finished jobs go,\n"
+    "                        then the rest of a job's output is discarded after a marker\n"
     "  --nice N              nice value of the daemon itself, from -20 to 19 (default -5;\n"
     "                        lowering it needs root, CAP_SYS_NICE or an RLIMIT_NICE of\n"
     "                        20-N or more, else it is kept).\n"
@@ -220,12 +224,12 @@ int main(int argc, char **argv)
         { "max-result", required_argument, 0, 'R' },  { "max-uid-memory", required_argument, 0, 'U' },
         { "max-uid-groups", required_argument, 0, 'G' },
         { "max-uid-connections", required_argument, 0, 'C' }, { "max-uid-buffers", required_argument, 0, 'B' },
-        { "message-timeout", required_argument, 0, 'T' },
+        { "message-timeout", required_argument, 0, 'T' },   { "max-uid-output", required_argument, 0, 'O' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
     char *sock = NULL, *state = NULL;
-    srv_config cfg = { .socket_mode = -1 };
+    srv_config cfg = { .socket_mode = -1, .limits.output_limit = SRV_OUTPUT_LIMIT_DEFAULT };
     int nice_value = COROD_NICE_DEFAULT;
     size_t v;
     int c;
@@ -264,6 +268,11 @@ int main(int argc, char **argv)
             if (parse_size("--retain", optarg, 1, 100000000, &v) < 0)
                 goto bad_usage;
             cfg.limits.retain = v;
+            break;
+        case 'O':
+            if (parse_size("--max-uid-output", optarg, 0, (size_t)1 << 62, &v) < 0)
+                goto bad_usage;
+            cfg.limits.max_uid_output = v ? v : SRV_UNBOUNDED;
             break;
         case 'C':
             if (parse_size("--max-uid-connections", optarg, 1, 1000000, &cfg.max_uid_connections) < 0)

@@ -25,6 +25,10 @@ struct ex_pump {
     bool done_called;
     int file_fd, error;
     uint64_t offset, limit, bytes;
+    ex_disk_use *disk;
+    bool chown;
+    uid_t uid;
+    gid_t gid;
     char *buf;
     size_t pending, sent; /* of buf: bytes to write, bytes written so far */
     ex_pump_done done;
@@ -106,6 +110,8 @@ static void ex_out_written(uv_fs_t *req)
     } else {
         p->offset += (uint64_t)r;
         p->sent += (size_t)r;
+        if (p->disk)
+            ex_disk_add(p->disk, (uint64_t)r);
         if (p->sent < p->pending) { /* a short write: the rest */
             ex_out_write_next(p);
             return;
@@ -138,11 +144,21 @@ static void ex_out_chunk(ex_pump *p, size_t n)
         return;
     }
     size_t keep = n;
+    char marker[160];
+    int m = 0;
     if (p->limit && p->offset + keep > p->limit) {
         keep = p->offset < p->limit ? (size_t)(p->limit - p->offset) : 0;
-        /* The marker goes after the kept bytes, in the same write. */
-        char marker[128];
-        int m = snprintf(marker, sizeof marker, EX_PUMP_MARKER, (unsigned long long)p->limit);
+        m = snprintf(marker, sizeof marker, EX_PUMP_MARKER, (unsigned long long)p->limit);
+    }
+    if (p->disk) { /* the owner's share; the marker may pass it by its own few bytes */
+        size_t room = (size_t)ex_disk_room(p->disk, keep);
+        if (room < keep) {
+            keep = room;
+            m = snprintf(marker, sizeof marker, EX_PUMP_SHARE_MARKER, (unsigned)p->uid,
+                         (unsigned long long)p->disk->disk->limit);
+        }
+    }
+    if (m > 0) { /* the marker goes after the kept bytes, in the same write */
         if (keep + (size_t)m > EX_PUMP_BUF)
             keep = EX_PUMP_BUF - (size_t)m;
         memcpy(p->buf + keep, marker, (size_t)m);
@@ -160,6 +176,10 @@ static void ex_out_open_work(uv_work_t *req)
     ex_pump *p = req->data;
     int fd = open(p->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     struct stat st;
+    /* The job's owner's file: filesystem quotas count it against them, not the daemon
+     * (best effort: a filesystem that refuses leaves it the daemon's). */
+    int owned = fd >= 0 && p->chown ? fchown(fd, p->uid, p->gid) : 0;
+    (void)owned;
     if (fd < 0 || fstat(fd, &st) < 0) {
         p->error = -errno;
         if (fd >= 0)
@@ -235,11 +255,11 @@ static int ex_pump_new(uv_loop_t *loop, int pipe_fd, ex_pump_done done, void *ar
     return 0;
 }
 
-int ex_pump_output(uv_loop_t *loop, int pipe_fd, const char *path, uint64_t limit, ex_pump_done done,
-                   void *arg, ex_pump **out)
+int ex_pump_output(uv_loop_t *loop, int pipe_fd, const ex_out_opts *o, ex_pump_done done, void *arg,
+                   ex_pump **out)
 {
     char *buf = malloc(EX_PUMP_BUF);
-    char *pathc = strdup(path);
+    char *pathc = strdup(o->path);
     if (!buf || !pathc) {
         free(buf);
         free(pathc);
@@ -255,7 +275,12 @@ int ex_pump_output(uv_loop_t *loop, int pipe_fd, const char *path, uint64_t limi
     p->output = true;
     p->buf = buf;
     p->path = pathc;
-    p->limit = limit;
+    p->limit = o->limit;
+    if ((p->disk = o->disk))
+        ex_disk_use_ref(p->disk);
+    p->chown = o->chown;
+    p->uid = o->uid;
+    p->gid = o->gid;
     *out = p;
     ex_out_resume(p);
     return 0;
@@ -314,6 +339,8 @@ void ex_pump_free(ex_pump *p)
         return;
     free(p->buf);
     free(p->path);
+    if (p->disk)
+        ex_disk_use_unref(p->disk);
     free(p);
 }
 

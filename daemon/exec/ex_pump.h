@@ -12,18 +12,31 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
+
+#include "ex_disk.h"
 
 #define EX_PUMP_BUF (64u * 1024u) /* bytes in flight per output stream */
 
 typedef struct ex_pump ex_pump;
 typedef void (*ex_pump_done)(ex_pump *p, void *arg);
 
-/* Copy pipe_fd (read end, taken over) to the end of the file at `path` (copied), which
- * is created — on the thread pool — only when the job first writes, so a silent job
- * costs no file and no thread-pool trip. `limit` caps the file's size (0: none). */
-int ex_pump_output(uv_loop_t *loop, int pipe_fd, const char *path, uint64_t limit, ex_pump_done done,
-                   void *arg, ex_pump **out);
+typedef struct ex_out_opts {
+    const char *path;  /* copied */
+    uint64_t limit;    /* caps the file's size, 0: none */
+    ex_disk_use *disk; /* the owner's share of the disk (referenced while the pump lives), or NULL */
+    bool chown;        /* give the file to uid:gid, so that their disk quota counts it */
+    uid_t uid;
+    gid_t gid;
+} ex_out_opts;
+
+/* Copy pipe_fd (read end, taken over) to the end of the file o->path, which is created —
+ * on the thread pool — only when the job first writes, so a silent job costs no file and
+ * no thread-pool trip. What passes o->limit or the owner's share is discarded after a
+ * marker line. */
+int ex_pump_output(uv_loop_t *loop, int pipe_fd, const ex_out_opts *o, ex_pump_done done, void *arg,
+                   ex_pump **out);
 /* Write data (borrowed: keep it alive until done) into pipe_fd (write end, taken over),
  * then close it. */
 int ex_pump_input(uv_loop_t *loop, int pipe_fd, const void *data, size_t len, ex_pump_done done,
@@ -34,10 +47,11 @@ void ex_pump_stop(ex_pump *p);
 void ex_pump_free(ex_pump *p);
 
 uint64_t ex_pump_bytes(const ex_pump *p);   /* bytes read from the job (output) or written to it (input) */
-bool ex_pump_truncated(const ex_pump *p);   /* the cap was reached */
+bool ex_pump_truncated(const ex_pump *p);   /* the cap or the owner's share was reached */
 int ex_pump_error(const ex_pump *p);        /* the first write error (negative errno), 0 */
 
-/* The line appended when an output's cap is reached. */
+/* The lines appended when an output's cap, or its owner's share of the disk, is reached. */
 #define EX_PUMP_MARKER "\n[corod: output limit of %llu bytes reached; the rest was discarded]\n"
+#define EX_PUMP_SHARE_MARKER "\n[corod: uid %u's share of output (%llu bytes) is used up; the rest was discarded]\n"
 
 #endif

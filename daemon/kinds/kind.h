@@ -16,6 +16,7 @@
 
 #include "co.h"
 #include "cp_msg.h"
+#include "ex_disk.h"
 #include "ex_spawn.h"
 
 /* Daemon-wide settings the kinds read. Copied by a body that needs them: a job may
@@ -40,6 +41,7 @@ typedef struct kind_start {
     size_t nrefs;
     uint32_t owner;            /* the record's owner uid */
     const kind_env *env;
+    ex_disk_use *disk;         /* has_output: the record's share of its owner's disk */
 } kind_start;
 
 typedef struct kind_ops {

@@ -292,6 +292,7 @@ typedef struct exec_job {
     ex_restore restore; /* what the job gets back of the daemon's start */
     double grace;
     uint64_t limit;
+    ex_disk_use *disk;      /* the record's share of its owner's disk (referenced) */
     char path[2][PATH_MAX]; /* stdout, stderr files */
 
     ex_ident *ident;
@@ -397,7 +398,11 @@ static int exec_start_pumps(exec_job *j)
     uv_loop_t *loop = co_sched_loop(j->sched);
     int rc;
     for (int s = 0; s < 2; s++) {
-        if ((rc = ex_pump_output(loop, j->rd[s], j->path[s], j->limit, exec_pump_done, j, &j->pump[s + 1])) < 0)
+        ex_out_opts o = {
+            .path = j->path[s], .limit = j->limit, .disk = j->disk,
+            .chown = j->as_root && j->owner != 0, .uid = j->owner, .gid = j->ident->gid,
+        };
+        if ((rc = ex_pump_output(loop, j->rd[s], &o, exec_pump_done, j, &j->pump[s + 1])) < 0)
             return rc;
         j->rd[s] = -1; /* the pump owns it */
         j->live++;
@@ -613,6 +618,8 @@ static void exec_job_free(co_future *f, void *arg)
         close(j->sp.pidfd);
     if (j->io_done)
         co_future_unref(j->io_done);
+    if (j->disk)
+        ex_disk_use_unref(j->disk);
     exec_args_unref(j->a);
     free(j);
 }
@@ -629,6 +636,8 @@ static int exec_start(const kind_start *ks, co_task **body)
     j->owner = ks->owner;
     j->as_root = ks->env->as_root;
     j->restore = ks->env->restore;
+    if ((j->disk = ks->disk))
+        ex_disk_use_ref(j->disk);
     j->grace = a->grace >= 0 ? a->grace : ks->env->grace;
     j->limit = a->output_limit != UINT64_MAX ? a->output_limit : ks->env->output_limit;
     j->rd[0] = j->rd[1] = j->in_w = -1;
@@ -646,6 +655,8 @@ static int exec_start(const kind_start *ks, co_task **body)
             co_task_cancel(t, NULL);
             co_task_unref(t);
         }
+        if (j->disk)
+            ex_disk_use_unref(j->disk);
         exec_args_unref(a);
         free(j);
         return rc;

@@ -4,10 +4,13 @@
 #include <assert.h>
 #include <stdlib.h>
 
-void srv_accts_init(srv_accts *a, uint32_t self_uid)
+void srv_accts_init(srv_accts *a, uint32_t self_uid, uint64_t disk_limit,
+                    void (*reclaim)(ex_disk *d, uint64_t need, void *acct))
 {
     srv_index_init(&a->by_uid);
     a->self = self_uid;
+    a->disk_limit = disk_limit;
+    a->reclaim = reclaim;
 }
 
 void srv_accts_free(srv_accts *a)
@@ -37,10 +40,14 @@ srv_acct *srv_acct_get(srv_accts *a, uint32_t uid)
     co_queue_init(&ac->recs);
     co_queue_init(&ac->fin);
     co_queue_init(&ac->trim_node);
-    if (srv_index_put(&a->by_uid, uid, ac) < 0) {
+    if (!(ac->disk = ex_disk_new(a->disk_limit)) || srv_index_put(&a->by_uid, uid, ac) < 0) {
+        if (ac->disk)
+            ex_disk_unref(ac->disk);
         free(ac);
         return NULL;
     }
+    ac->disk->reclaim = a->reclaim;
+    ac->disk->arg = ac;
     return ac;
 }
 
@@ -57,5 +64,7 @@ void srv_acct_unref(srv_acct *ac)
     assert(!ac->active && !ac->retained && !ac->conns && co_queue_empty(&ac->recs));
     co_queue_remove(&ac->trim_node);
     srv_index_del(&ac->home->by_uid, ac->uid);
+    ac->disk->reclaim = NULL; /* a job still draining (shutdown) may outlive the account */
+    ex_disk_unref(ac->disk);
     free(ac);
 }

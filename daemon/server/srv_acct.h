@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "co_queue.h"
+#include "ex_disk.h"
 #include "srv_index.h"
 
 typedef struct srv_accts srv_accts;
@@ -30,7 +31,7 @@ typedef struct srv_acct {
     co_queue fin;      /* srv_rec.fin_node: its finished records, oldest first */
     co_queue trim_node; /* in the table's accounts over a retention bound */
     size_t groups;     /* groups its submits made that still exist */
-    uint64_t output;   /* bytes in its jobs' output files */
+    ex_disk *disk;     /* its jobs' output files (ex_disk.h) */
     /* Connections. */
     size_t conns;
     size_t client_bytes; /* their input and output buffers */
@@ -38,10 +39,13 @@ typedef struct srv_acct {
 
 struct srv_accts {
     srv_index by_uid;
-    uint32_t self; /* the daemon's own uid */
+    uint32_t self;        /* the daemon's own uid */
+    uint64_t disk_limit;  /* each account's share of output on disk, 0: none */
+    void (*reclaim)(ex_disk *d, uint64_t need, void *acct); /* evicts for room on disk */
 };
 
-void srv_accts_init(srv_accts *a, uint32_t self_uid);
+void srv_accts_init(srv_accts *a, uint32_t self_uid, uint64_t disk_limit,
+                    void (*reclaim)(ex_disk *d, uint64_t need, void *acct));
 /* Every account must have been released. */
 void srv_accts_free(srv_accts *a);
 /* The account of uid, created if need be, with a reference for the caller. NULL: out of

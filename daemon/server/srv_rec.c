@@ -69,6 +69,8 @@ void srv_rec_unref(srv_rec *r)
     co_future_remove_cb(&r->done_cb);
     co_task_unref(r->task);
     r->acct->bytes -= r->bytes;
+    if (r->disk)
+        ex_disk_use_unref(r->disk);
     srv_acct_unref(r->acct);
     srv_group_unref(r->group);
     free(r->name);
@@ -255,6 +257,7 @@ static void srv_rec_start(srv_rec *r)
         .nrefs = r->nrefs,
         .owner = r->acct->uid,
         .env = &t->env,
+        .disk = r->disk,
     };
     co_task *body;
     int rc = r->kind->start(&ks, &body);

@@ -39,6 +39,7 @@ struct srv_rec {
     char *command; /* exec: its command line, kept after the args are freed */
     srv_group *group; /* referenced; ready.user is its owner's share of it while active */
     srv_acct *acct;   /* its owner's (referenced) */
+    ex_disk_use *disk; /* has_output: its share of the owner's disk (referenced) */
     size_t bytes;   /* what it counts for in acct->bytes */
     int64_t priority;
     double created_at, started_at, finished_at;

@@ -45,6 +45,8 @@ void srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, c
 
 /* ---- the table -------------------------------------------------------------------------- */
 
+static void srv_reclaim_disk(ex_disk *d, uint64_t need, void *arg);
+
 int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
 {
     srv_table *t = calloc(1, sizeof *t);
@@ -55,7 +57,10 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
     co_queue_init(&t->recs);
     co_queue_init(&t->trim);
     srv_index_init(&t->index);
-    srv_accts_init(&t->accts, (uint32_t)geteuid());
+    if (!t->lim.max_uid_output)
+        t->lim.max_uid_output = SRV_UID_OUTPUT_DEFAULT;
+    srv_accts_init(&t->accts, (uint32_t)geteuid(),
+                   t->lim.max_uid_output == SRV_UNBOUNDED ? 0 : t->lim.max_uid_output, srv_reclaim_disk);
     if (!t->lim.retain)
         t->lim.retain = SRV_RETAIN_DEFAULT;
     if (!t->lim.max_active_per_uid)
@@ -189,10 +194,10 @@ static void srv_rec_drop_output(srv_table *t, srv_rec *r)
         free(u);
 }
 
-/* The oldest finished record of ac leaves the table (those who still hold it keep it). */
-static void srv_evict_oldest(srv_table *t, srv_acct *ac)
+/* A finished record leaves the table (those who still hold it keep it), its output files
+ * with it: their bytes go back to the owner's share of the disk at once. */
+static void srv_evict(srv_table *t, srv_acct *ac, srv_rec *old)
 {
-    srv_rec *old = co_queue_data(co_queue_first(&ac->fin), srv_rec, fin_node);
     assert(old->stage == ST_DONE && old->in_table);
     co_queue_remove(&old->fin_node);
     ac->retained--;
@@ -200,8 +205,30 @@ static void srv_evict_oldest(srv_table *t, srv_acct *ac)
     co_queue_remove(&old->node);
     co_queue_remove(&old->acct_node);
     old->in_table = false;
+    if (old->disk)
+        ex_disk_forget(old->disk);
     srv_rec_drop_output(t, old);
     srv_rec_unref(old);
+}
+
+static void srv_evict_oldest(srv_table *t, srv_acct *ac)
+{
+    srv_evict(t, ac, co_queue_data(co_queue_first(&ac->fin), srv_rec, fin_node));
+}
+
+/* A job of ac's would write past its share of the disk: its oldest finished records with
+ * output go until `need` more bytes fit, or none is left. */
+static void srv_reclaim_disk(ex_disk *d, uint64_t need, void *arg)
+{
+    srv_acct *ac = arg;
+    srv_table *t = co_container_of(ac->home, srv_table, accts);
+    co_queue *q = co_queue_first(&ac->fin);
+    while (q && d->used + need > d->limit) {
+        srv_rec *r = co_queue_data(q, srv_rec, fin_node);
+        q = co_queue_after(&ac->fin, q);
+        if (r->disk && r->disk->bytes)
+            srv_evict(t, ac, r);
+    }
 }
 
 bool srv_table_make_room(srv_table *t, srv_acct *ac, size_t need)
@@ -358,6 +385,7 @@ static int srv_submit_insert(srv_table *t, srv_submit *s, srv_rec **out)
     *r = (srv_rec){ .kind = s->kind, .nuse = 1, .table = t, .id = t->next_id, .started_at = NAN,
                     .finished_at = NAN, .stage = ST_ARMING, .group = s->group };
     if (!(r->ready.user = srv_group_join(s->group, s->acct->uid)) ||
+        (s->kind->has_output && !(r->disk = ex_disk_use_new(s->acct->disk))) ||
         (s->sp.n_after && !(r->deps = calloc(s->sp.n_after, sizeof *r->deps))) ||
         (s->kind->command && !(r->command = strdup(s->kind->command(&s->args)))) ||
         (s->sp.has_name && !(r->name = strndup(s->sp.name.ptr, s->sp.name.len))))
@@ -409,6 +437,8 @@ static int srv_submit_insert(srv_table *t, srv_submit *s, srv_rec **out)
 nomem:
     if (r->ready.user)
         srv_group_leave(r->ready.user);
+    if (r->disk)
+        ex_disk_use_unref(r->disk);
     free(r->deps);
     free(r->command);
     free(r->name);

@@ -17,6 +17,9 @@
 #define SRV_RETAIN_DEFAULT 10000u          /* finished records kept per uid */
 #define SRV_MAX_ACTIVE_PER_UID 100000u     /* pending + running tasks of one uid */
 #define SRV_UID_MEMORY_DEFAULT (256u << 20) /* bytes one uid's records may hold */
+#define SRV_UID_OUTPUT_DEFAULT (1ull << 30) /* bytes of output files one uid's jobs may keep */
+#define SRV_OUTPUT_LIMIT_DEFAULT (64ull << 20) /* bytes kept of each output stream of a job */
+#define SRV_UNBOUNDED UINT64_MAX            /* a limit set to none */
 
 #define SRV_PARALLEL_UNBOUNDED UINT32_MAX
 
@@ -34,6 +37,7 @@ typedef struct srv_limits {
     bool has_grace;            /* else KIND_GRACE_DEFAULT */
     double grace;              /* seconds from SIGTERM to SIGKILL when a job is stopped */
     uint64_t output_limit;     /* bytes kept per output stream of a job, 0: no cap */
+    uint64_t max_uid_output;   /* bytes of output files per uid, 0: SRV_UID_OUTPUT_DEFAULT, SRV_UNBOUNDED */
     /* Bounds on a task's result (give the scheduler the same: it builds gathers'). */
     size_t max_result;         /* bytes, 0: CO_VALUE_BYTES_DEFAULT */
     unsigned max_depth;        /* nesting levels, 0: CO_VALUE_DEPTH_DEFAULT */

@@ -408,6 +408,54 @@ class Hostile(unittest.TestCase):
             starts = sorted((t["started_at"], t["owner_uid"]) for t in done)
             self.assertEqual([uid for _, uid in starts], [NOBODY.pw_uid, 0] + [NOBODY.pw_uid] * 3)
 
+    # ---- 9: disk ----
+
+    def test_output_is_capped_by_default_and_files_are_the_owners(self):
+        """No job writes without bound into the daemon's state directory (a 500 MB
+        root-owned file once went around nobody's own disk quota)."""
+        with nobody_client(self.d) as c:
+            i = c.call("submit", {"kind": "exec", "args": {"argv": ["head", "-c", "70000000", "/dev/zero"],
+                                                           "cwd": "/"}})["id"]
+            r = c.call("wait", {"ids": [i], "timeout": 60 * SLOW})["done"][0]
+            self.assertEqual((r["state"], r["result"]["stdout_bytes"]), ("succeeded", 70000000))
+            self.assertTrue(r["result"]["output_truncated"])
+            tail = c.call("output", {"id": i, "offset": 64 << 20})
+            self.assertIn(b"output limit of 67108864 bytes reached", tail["data"])
+            self.assertTrue(tail["eof"])
+        st = os.stat(os.path.join(self.d.dir, "state", "output", f"{i}.out"))
+        self.assertEqual((st.st_uid, st.st_size < (64 << 20) + 200), (NOBODY.pw_uid, True))
+
+    def test_output_on_disk_is_a_share_per_uid(self):
+        d = Daemon("--max-uid-output", str(1 << 20))
+        os.chmod(d.dir, 0o755)
+        try:
+            with nobody_client(d) as c:
+                def job(n):
+                    i = c.call("submit", {"kind": "exec", "args": {"argv": ["head", "-c", str(n), "/dev/zero"],
+                                                                   "cwd": "/", "output_limit": 0}})["id"]
+                    return c.call("wait", {"ids": [i], "timeout": 30 * SLOW})["done"][0]
+                big = job(5 << 20)  # alone, it passes the share: the rest is discarded
+                self.assertTrue(big["result"]["output_truncated"])
+                tail = c.call("output", {"id": big["id"], "offset": (1 << 20) - 10})
+                self.assertIn(b"uid 65534's share of output (1048576 bytes) is used up", tail["data"])
+                # Later jobs make room by sending nobody's oldest finished ones away.
+                first, second = job(400000), job(400000)
+                self.assertFalse(first["result"].get("output_truncated", False))
+                with self.assertRaises(RemoteError):
+                    c.call("get", {"id": big["id"]})
+                third = job(400000)
+                self.assertFalse(third["result"].get("output_truncated", False))
+                self.assertEqual(len(c.call("output", {"id": third["id"], "max": 1 << 20})["data"]), 400000)
+                with self.assertRaises(RemoteError):
+                    c.call("get", {"id": first["id"]})
+                self.assertEqual(c.call("get", {"id": second["id"]})["state"], "succeeded")
+            with Client(d.sock) as root:  # root's share is its own
+                i = root.call("submit", {"kind": "exec", "args": {"argv": ["head", "-c", "900000", "/dev/zero"]}})["id"]
+                r = root.call("wait", {"ids": [i]})["done"][0]
+                self.assertFalse(r["result"].get("output_truncated", False))
+        finally:
+            d.stop()
+
     # ---- 7: every reply decodes, for every client ----
 
     def test_strings_that_are_not_utf8_are_refused(self):

@@ -237,7 +237,7 @@ static char *slurp(const char *path, size_t *len)
 }
 
 /* Write `n` patterned bytes into a pipe from a child while a pump copies them. */
-static void pump_run(const char *path, size_t n, uint64_t limit, ex_pump **out_pump, pump_case *pc)
+static void pump_run_opts(const ex_out_opts *o, size_t n, ex_pump **out_pump, pump_case *pc)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -258,11 +258,16 @@ static void pump_run(const char *path, size_t n, uint64_t limit, ex_pump **out_p
         _exit(0);
     }
     close(p[1]);
-    assert_int_equal(ex_pump_output(&loop, p[0], path, limit, pump_done, pc, out_pump), 0);
+    assert_int_equal(ex_pump_output(&loop, p[0], o, pump_done, pc, out_pump), 0);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(pc->done, 1);
     waitpid(pid, NULL, 0);
     assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void pump_run(const char *path, size_t n, uint64_t limit, ex_pump **out_pump, pump_case *pc)
+{
+    pump_run_opts(&(ex_out_opts){ .path = path, .limit = limit }, n, out_pump, pc);
 }
 
 static void test_pump_copies_exactly_and_appends(void **state)
@@ -322,6 +327,71 @@ static void test_pump_cap_and_marker(void **state)
     free(b);
 }
 
+/* Frees the first record's bytes when asked for room, as the server's eviction does. */
+static void reclaim_first(ex_disk *d, uint64_t need, void *arg)
+{
+    (void)d, (void)need;
+    ex_disk_forget(arg);
+}
+
+/* The owner's share of the disk: what passes it is discarded after a marker; asking for
+ * room (the server evicting old records) makes room. */
+static void test_pump_disk_share(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/shared1", tmpdir);
+    ex_disk *d = ex_disk_new(10000);
+    ex_disk_use *u1 = ex_disk_use_new(d), *u2 = ex_disk_use_new(d);
+    pump_case pc = { 0 };
+    ex_pump *p;
+    pump_run_opts(&(ex_out_opts){ .path = path, .disk = u1, .uid = 77 }, 200000, &p, &pc);
+    assert_true(ex_pump_truncated(p));
+    assert_int_equal(ex_pump_bytes(p), 200000);
+    ex_pump_free(p);
+    size_t len;
+    char *b = slurp(path, &len);
+    char marker[160];
+    int m = snprintf(marker, sizeof marker, EX_PUMP_SHARE_MARKER, 77u, 10000ull);
+    assert_int_equal(len, 10000 + (size_t)m);
+    assert_memory_equal(b + 10000, marker, (size_t)m);
+    free(b);
+    assert_int_equal(d->used, len);
+    assert_int_equal(u1->bytes, len);
+    /* The share is used up; a second record's job gets room once the first is forgotten. */
+    d->reclaim = reclaim_first;
+    d->arg = u1;
+    snprintf(path, sizeof path, "%s/shared2", tmpdir);
+    pc.done = 0;
+    pump_run_opts(&(ex_out_opts){ .path = path, .disk = u2 }, 6000, &p, &pc);
+    assert_false(ex_pump_truncated(p));
+    ex_pump_free(p);
+    assert_int_equal(d->used, 6000);
+    assert_int_equal(u1->bytes, 0);
+    ex_disk_use_unref(u1);
+    ex_disk_use_unref(u2);
+    ex_disk_unref(d);
+}
+
+/* A root daemon gives each output file to the job's owner: their disk quota counts it. */
+static void test_pump_gives_the_file_to_the_owner(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    char path[128];
+    snprintf(path, sizeof path, "%s/owned", tmpdir);
+    pump_case pc = { 0 };
+    ex_pump *p;
+    pump_run_opts(&(ex_out_opts){ .path = path, .chown = true, .uid = 65534, .gid = 65534 }, 100, &p, &pc);
+    ex_pump_free(p);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_uid, 65534);
+    assert_int_equal(st.st_gid, 65534);
+    assert_int_equal(st.st_mode & 0777, 0600);
+}
+
 static void test_pump_silent_job_makes_no_file(void **state)
 {
     (void)state;
@@ -359,7 +429,7 @@ static void test_pump_input(void **state)
     pump_case pi = { 0 }, po = { 0 };
     ex_pump *pin, *pout;
     assert_int_equal(ex_pump_input(&loop, in[1], data, n, pump_done, &pi, &pin), 0);
-    assert_int_equal(ex_pump_output(&loop, out[0], path, 0, pump_done, &po, &pout), 0);
+    assert_int_equal(ex_pump_output(&loop, out[0], &(ex_out_opts){ .path = path }, pump_done, &po, &pout), 0);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(pi.done + po.done, 2);
     assert_int_equal(ex_pump_bytes(pin), n);
@@ -390,6 +460,8 @@ int main(void)
         cmocka_unit_test(test_ident_unknown_and_cache),
         cmocka_unit_test(test_pump_copies_exactly_and_appends),
         cmocka_unit_test(test_pump_cap_and_marker),
+        cmocka_unit_test(test_pump_disk_share),
+        cmocka_unit_test(test_pump_gives_the_file_to_the_owner),
         cmocka_unit_test(test_pump_silent_job_makes_no_file),
         cmocka_unit_test(test_pump_input),
     };

@@ -23,7 +23,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    srv_accts_init(&f->accts, 4242);
+    srv_accts_init(&f->accts, 4242, 0, NULL);
     if (srv_groups_init(&f->gs, 4, 3) < 0)
         return -1;
     *state = f;
