@@ -59,6 +59,10 @@ static const char usage[] =
     "                        once empty; root's and those set up with set_group stay)\n"
     "  --parallel N          slots of the default group, and of groups created from it\n"
     "                        (default: the number of online CPUs; 0: no bound)\n"
+    "  --spawn-timeout SECONDS\n"
+    "                        time a job may take from its start to its exec (default 10):\n"
+    "                        past it the job's process is killed and the task fails\n"
+    "                        spawn_failed (its owner stopped it, or its PATH search runs on)\n"
     "  --grace SECONDS       from SIGTERM to SIGKILL when a job is cancelled or times out\n"
     "                        (default 5; a task's args.grace overrides it)\n"
     "  --output-limit BYTES  keep at most this much of each job's stdout and stderr; the\n"
@@ -224,7 +228,7 @@ int main(int argc, char **argv)
         { "max-result", required_argument, 0, 'R' },  { "max-uid-memory", required_argument, 0, 'U' },
         { "max-uid-groups", required_argument, 0, 'G' },
         { "max-uid-connections", required_argument, 0, 'C' }, { "max-uid-buffers", required_argument, 0, 'B' },
-        { "message-timeout", required_argument, 0, 'T' },   { "max-uid-output", required_argument, 0, 'O' },
+        { "message-timeout", required_argument, 0, 'T' },   { "spawn-timeout", required_argument, 0, 'S' },   { "max-uid-output", required_argument, 0, 'O' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
@@ -291,6 +295,17 @@ int main(int argc, char **argv)
                 goto bad_usage;
             }
             cfg.message_timeout = t;
+            break;
+        }
+        case 'S': {
+            char *end;
+            errno = 0;
+            double t = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(t >= 0.1 && t <= 3600)) {
+                fprintf(stderr, "corod: --spawn-timeout must be seconds from 0.1 to 3600, not \"%s\"\n", optarg);
+                goto bad_usage;
+            }
+            cfg.limits.spawn_timeout = t;
             break;
         }
         case 'G':

@@ -1,8 +1,16 @@
-/* ex_spawn.c: clone(CLONE_VM | CLONE_VFORK) and the child's few steps before execve.
- * The child shares the caller's memory: it touches only its own stack and the ex_child
- * block, calls only system calls and pure string functions, and never returns. A failed
- * step is reported through a close-on-exec pipe (valgrind runs CLONE_VFORK children as
- * forks, so shared memory would not carry the report there). */
+/* ex_spawn.c: the clone and the child's few steps before execve.
+ *
+ * The child shares the daemon's memory until it execs (CLONE_VM: no page tables copied).
+ * It touches only its own stack and the ex_child block, makes only raw system calls
+ * (ex_sys.h: glibc's wrappers would write errno into the loop thread, which keeps running
+ * meanwhile) and copies with its own loops (ASan's interceptors keep per-thread state),
+ * and never returns. A failed step is reported through a close-on-exec pipe, whose end of
+ * file says the exec happened: the caller learns of either by polling it, so it never
+ * waits for the child — for its PATH search, its chdir, or for a child its owner stopped.
+ *
+ * Where raw calls are not available, and under valgrind (which runs CLONE_VM children
+ * only as threads or, with CLONE_VFORK, as forks), the clone waits for the exec as
+ * posix_spawn does. */
 #include "ex_spawn.h"
 
 #include <errno.h>
@@ -13,12 +21,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sys/prctl.h>
-#include <sys/resource.h>
+#include "ex_sys.h"
+
+#ifdef CORO_HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #define EX_CHILD_STACK (64u * 1024u)
 
@@ -35,6 +49,13 @@ typedef struct ex_child {
     char buf[PATH_MAX];
 } ex_child;
 
+struct ex_spawning {
+    ex_child *c;
+    char *stack;
+    int fd;  /* the report pipe's read end */
+    pid_t pid;
+};
+
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define EX_NO_ASAN __attribute__((no_sanitize("address")))
@@ -50,41 +71,65 @@ typedef struct ex_child {
 
 /* Child side. Not instrumented by ASan: its frames live on a borrowed stack whose shadow
  * the parent would later see as poisoned. */
-EX_NO_ASAN __attribute__((noreturn)) static void ex_child_fail(ex_child *c, int stage)
+
+EX_NO_ASAN static size_t ex_len(const char *s)
 {
-    ex_report r = { stage, errno };
-    ssize_t n;
-    do
-        n = write(c->report_fd, &r, sizeof r);
-    while (n < 0 && errno == EINTR);
-    _exit(127);
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
 }
 
-EX_NO_ASAN static void ex_child_exec(ex_child *c)
+EX_NO_ASAN static bool ex_has(const char *s, char ch)
+{
+    for (; *s; s++)
+        if (*s == ch)
+            return true;
+    return false;
+}
+
+EX_NO_ASAN static void ex_copy(char *d, const char *s, size_t n)
+{
+    while (n--)
+        *d++ = *s++;
+}
+
+EX_NO_ASAN __attribute__((noreturn)) static void ex_child_fail(ex_child *c, int stage, long err)
+{
+    ex_report r = { stage, (int)-err };
+    while (ex_sys(SYS_write, c->report_fd, &r, sizeof r) == -EINTR) {
+    }
+    for (;;)
+        ex_sys(SYS_exit_group, 127, 0, 0);
+}
+
+/* execve, or for a name without '/' execvp's search over the job's own PATH: an empty
+ * entry is the current directory; EACCES is remembered while later entries are tried.
+ * Returns the error to report. */
+EX_NO_ASAN static long ex_child_exec(ex_child *c)
 {
     char *const *argv = c->rq->argv;
+    char *const *envp = c->rq->envp;
     const char *file = argv[0];
-    if (strchr(file, '/')) {
-        execve(file, argv, c->rq->envp);
-        return;
-    }
-    /* execvp's search, over the job's own PATH: an empty entry is the current directory;
-     * EACCES is remembered while later entries are tried. */
-    size_t flen = strlen(file);
+    if (ex_has(file, '/'))
+        return ex_sys(SYS_execve, file, argv, envp);
+    size_t flen = ex_len(file);
     bool eacces = false;
-    for (const char *p = c->path;; p++) {
-        const char *end = strchr(p, ':');
-        size_t dlen = end ? (size_t)(end - p) : strlen(p);
+    for (const char *p = c->path;;) {
+        const char *end = p;
+        while (*end && *end != ':')
+            end++;
+        size_t dlen = (size_t)(end - p);
         if (dlen + 1 + flen + 1 <= sizeof c->buf) {
             size_t o = 0;
             if (dlen) {
-                memcpy(c->buf, p, dlen);
+                ex_copy(c->buf, p, dlen);
                 c->buf[dlen] = '/';
                 o = dlen + 1;
             }
-            memcpy(c->buf + o, file, flen + 1);
-            execve(c->buf, argv, c->rq->envp);
-            switch (errno) {
+            ex_copy(c->buf + o, file, flen + 1);
+            long rc = ex_sys(SYS_execve, c->buf, argv, envp);
+            switch (-rc) {
             case EACCES:
                 eacces = true;
                 break;
@@ -92,61 +137,69 @@ EX_NO_ASAN static void ex_child_exec(ex_child *c)
             case ETIMEDOUT:
                 break;
             default:
-                return; /* a real failure of an existing file: report it */
+                return rc; /* a real failure of an existing file: report it */
             }
         }
-        if (!end)
+        if (!*end)
             break;
-        p = end;
+        p = end + 1;
     }
-    errno = eacces ? EACCES : ENOENT;
+    return eacces ? -EACCES : -ENOENT;
 }
 
 EX_NO_ASAN static int ex_child_main(void *arg)
 {
     ex_child *c = arg;
     const ex_spawn_req *rq = c->rq;
+    long rc;
     /* A report pipe on 0..2 (a daemon started with stdio closed) would be overwritten. */
-    if (c->report_fd < 3 && (c->report_fd = fcntl(c->report_fd, F_DUPFD_CLOEXEC, 3)) < 0)
-        _exit(127);
+    if (c->report_fd < 3) {
+        if ((rc = ex_sys(SYS_fcntl, c->report_fd, F_DUPFD_CLOEXEC, 3)) < 0)
+            for (;;)
+                ex_sys(SYS_exit_group, 127, 0, 0);
+        c->report_fd = (int)rc;
+    }
 
     /* The daemon's handlers and mask are not the job's: default dispositions (SIGPIPE
      * is ignored in the daemon, and an ignored signal would stay ignored across exec),
-     * nothing blocked (thread-pool threads block every signal). */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++)
+     * nothing blocked (the parent blocked everything around the clone). The kernel's
+     * sigaction starts with the handler on every architecture: zeros are SIG_DFL. */
+    struct {
+        unsigned long words[4];
+    } dfl = { { 0, 0, 0, 0 } };
+    for (int s = 1; s < 65; s++)
         if (s != SIGKILL && s != SIGSTOP)
-            sigaction(s, &dfl, NULL); /* glibc's reserved signals answer EINVAL: fine */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+            ex_sys6(SYS_rt_sigaction, s, (long)&dfl, 0, 8, 0, 0);
+    unsigned long none = 0;
+    ex_sys6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8, 0, 0);
 
     /* Its own session, so it leads a process group that a cancel can signal whole. */
-    if (setsid() < 0)
-        ex_child_fail(c, EX_SETSID);
+    if ((rc = ex_sys(SYS_setsid, 0, 0, 0)) < 0)
+        ex_child_fail(c, EX_SETSID, rc);
 
     int fds[3] = { rq->stdin_fd, rq->stdout_fd, rq->stderr_fd };
-    if (fds[0] < 0 && (fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
-        ex_child_fail(c, EX_STDIO);
-    /* Move sources that sit on 0..2 out of the way before any dup2 lands there. */
+    if (fds[0] < 0) {
+        if ((rc = ex_sys6(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDONLY | O_CLOEXEC, 0, 0, 0)) < 0)
+            ex_child_fail(c, EX_STDIO, rc);
+        fds[0] = (int)rc;
+    }
+    /* Move sources that sit on 0..2 out of the way before any dup lands there. */
     for (int i = 0; i < 3; i++)
-        if (fds[i] < 3 && fds[i] != i && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0)
-            ex_child_fail(c, EX_STDIO);
-    for (int i = 0; i < 3; i++) {
-        if (fds[i] == i) {
-            if (fcntl(i, F_SETFD, 0) < 0)
-                ex_child_fail(c, EX_STDIO);
-        } else if (dup2(fds[i], i) < 0) {
-            ex_child_fail(c, EX_STDIO);
+        if (fds[i] < 3 && fds[i] != i) {
+            if ((rc = ex_sys(SYS_fcntl, fds[i], F_DUPFD_CLOEXEC, 3)) < 0)
+                ex_child_fail(c, EX_STDIO, rc);
+            fds[i] = (int)rc;
         }
+    for (int i = 0; i < 3; i++) {
+        rc = fds[i] == i ? ex_sys(SYS_fcntl, i, F_SETFD, 0) : ex_sys(SYS_dup3, fds[i], i, 0);
+        if (rc < 0)
+            ex_child_fail(c, EX_STDIO, rc);
     }
     /* Everything the daemon opens is close-on-exec; this also covers what a library
      * might have opened without it. The report pipe must survive until exec. */
     if (c->report_fd > 3)
-        syscall(SYS_close_range, 3, (unsigned)c->report_fd - 1, 0);
-    syscall(SYS_close_range, (unsigned)c->report_fd + 1, ~0u, 0);
+        ex_sys(SYS_close_range, 3, (unsigned)c->report_fd - 1, 0);
+    ex_sys(SYS_close_range, (unsigned)c->report_fd + 1, ~0u, 0);
 
     /* The daemon may run at another nice value than it started with (--nice); the job gets
      * back the one it started with. Best effort: an unprivileged daemon that raised its
@@ -154,27 +207,24 @@ EX_NO_ASAN static int ex_child_main(void *arg)
      * soft limit on descriptors, which the daemon raised. */
     const ex_restore *rs = rq->restore;
     if (rs && rs->nice_set)
-        syscall(SYS_setpriority, PRIO_PROCESS, 0, rs->nice);
+        ex_sys(SYS_setpriority, PRIO_PROCESS, 0, rs->nice);
     if (rs && rs->nofile_set)
-        syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &rs->nofile, NULL);
+        ex_sys6(SYS_prlimit64, 0, RLIMIT_NOFILE, (long)&rs->nofile, 0, 0, 0);
     if (rq->set_ids) {
-        /* Raw system calls: glibc's wrappers would broadcast to the daemon's threads,
-         * whose memory this child shares. */
-        if (syscall(SYS_setgroups, rq->ngroups, rq->groups) < 0)
-            ex_child_fail(c, EX_GROUPS);
-        if (syscall(SYS_setresgid, rq->gid, rq->gid, rq->gid) < 0)
-            ex_child_fail(c, EX_GID);
-        if (syscall(SYS_setresuid, rq->uid, rq->uid, rq->uid) < 0)
-            ex_child_fail(c, EX_UID);
+        if ((rc = ex_sys(SYS_setgroups, rq->ngroups, rq->groups, 0)) < 0)
+            ex_child_fail(c, EX_GROUPS, rc);
+        if ((rc = ex_sys(SYS_setresgid, rq->gid, rq->gid, rq->gid)) < 0)
+            ex_child_fail(c, EX_GID, rc);
+        if ((rc = ex_sys(SYS_setresuid, rq->uid, rq->uid, rq->uid)) < 0)
+            ex_child_fail(c, EX_UID, rc);
     }
     /* If the daemon is killed outright, its jobs go with it rather than run unsupervised.
      * (Set after the uid change, which clears it.) */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ex_sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
 
-    if (rq->cwd && chdir(rq->cwd) < 0)
-        ex_child_fail(c, EX_CWD);
-    ex_child_exec(c);
-    ex_child_fail(c, EX_EXEC);
+    if (rq->cwd && (rc = ex_sys(SYS_chdir, rq->cwd, 0, 0)) < 0)
+        ex_child_fail(c, EX_CWD, rc);
+    ex_child_fail(c, EX_EXEC, ex_child_exec(c));
 }
 
 /* ---- parent side ---- */
@@ -205,13 +255,22 @@ static void ex_describe(const ex_spawn_req *rq, const ex_report *r, char *errbuf
     }
 }
 
-static void ex_wait_gone(pid_t pid)
+/* Whether a clone may go on without waiting for the child's exec (see the top). */
+static bool ex_async(void)
 {
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
+    return EX_SYS_RAW && !RUNNING_ON_VALGRIND;
 }
 
-int ex_spawn(const ex_spawn_req *rq, ex_spawned *out, char *errbuf, size_t errlen)
+static void ex_spawning_free(ex_spawning *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s->stack);
+    free(s->c);
+    free(s);
+}
+
+int ex_spawn_start(const ex_spawn_req *rq, ex_spawning **out, char *errbuf, size_t errlen)
 {
     if (!rq->argv || !rq->argv[0] || (rq->set_ids && rq->ngroups > EX_MAX_GROUPS)) {
         snprintf(errbuf, errlen, "invalid spawn request");
@@ -223,65 +282,89 @@ int ex_spawn(const ex_spawn_req *rq, ex_spawned *out, char *errbuf, size_t errle
         snprintf(errbuf, errlen, "cannot start a process: %s", strerror(e));
         return -e;
     }
-    ex_child *c = malloc(sizeof *c);
-    char *stack = malloc(EX_CHILD_STACK);
-    if (!c || !stack) {
-        free(c);
-        free(stack);
-        close(rp[0]);
+    ex_spawning *s = calloc(1, sizeof *s);
+    if (s) {
+        s->fd = rp[0];
+        s->c = malloc(sizeof *s->c);
+        s->stack = malloc(EX_CHILD_STACK);
+    }
+    if (!s || !s->c || !s->stack) {
+        if (s)
+            ex_spawning_free(s);
+        else
+            close(rp[0]);
         close(rp[1]);
         snprintf(errbuf, errlen, "cannot start a process: out of memory");
         return -ENOMEM;
     }
-    c->rq = rq;
-    c->path = ex_envp_path(rq->envp);
-    c->report_fd = rp[1];
+    s->c->rq = rq;
+    s->c->path = ex_envp_path(rq->envp);
+    s->c->report_fd = rp[1];
 
     /* No signal handler may run in the child while it shares our memory. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid_t pid = clone(ex_child_main, stack + EX_CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, c);
+    int flags = CLONE_VM | SIGCHLD | (ex_async() ? 0 : CLONE_VFORK);
+    s->pid = clone(ex_child_main, s->stack + EX_CHILD_STACK, flags, s->c);
     int cerr = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    close(rp[1]);
-    free(stack);
-    free(c);
-    if (pid < 0) {
-        close(rp[0]);
+    close(rp[1]); /* the child's copy is the last: end of file once it exec'd or died */
+    if (s->pid < 0) {
+        ex_spawning_free(s);
         snprintf(errbuf, errlen, "cannot start a process: %s", strerror(cerr));
         return -cerr;
     }
-    /* EOF: it exec'd. A report: it failed and has exited. */
+    *out = s;
+    return 0;
+}
+
+int ex_spawning_fd(const ex_spawning *s) { return s->fd; }
+pid_t ex_spawning_pid(const ex_spawning *s) { return s->pid; }
+
+int ex_spawn_finish(ex_spawning *s, ex_spawned *out, char *errbuf, size_t errlen)
+{
+    /* End of file: it exec'd (or died without a word: killed). A report: it failed. */
     ex_report r = { EX_OK, 0 };
     ssize_t n;
     do
-        n = read(rp[0], &r, sizeof r);
+        n = read(s->fd, &r, sizeof r);
     while (n < 0 && errno == EINTR);
-    close(rp[0]);
+    const ex_spawn_req *rq = s->c->rq;
+    out->pid = s->pid;
+    out->pidfd = -1;
+    int rc = 0;
     if (n == (ssize_t)sizeof r) {
-        ex_wait_gone(pid);
         ex_describe(rq, &r, errbuf, errlen);
-        return r.err ? -r.err : -EIO;
+        rc = r.err ? -r.err : -EIO;
+    } else {
+        int pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+        if (pidfd >= 0) {
+            out->pidfd = pidfd;
+        } else if (errno != ENOSYS) {
+            /* Before Linux 5.3 (and under valgrind, which does not know the call) the
+             * caller polls with ex_exited instead; any other failure is one. */
+            rc = -errno;
+            snprintf(errbuf, errlen, "cannot watch the started process: %s", strerror(-rc));
+        }
     }
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd < 0 && errno == ENOSYS) {
-        /* Before Linux 5.3 (and under valgrind, which does not know the call): the caller
-         * polls with ex_exited instead. */
-        out->pid = pid;
-        out->pidfd = -1;
-        return 0;
+    ex_spawning_free(s);
+    return rc;
+}
+
+int ex_spawn(const ex_spawn_req *rq, ex_spawned *out, char *errbuf, size_t errlen)
+{
+    ex_spawning *s;
+    int rc = ex_spawn_start(rq, &s, errbuf, errlen);
+    if (rc < 0)
+        return rc;
+    pid_t pid = s->pid;
+    if ((rc = ex_spawn_finish(s, out, errbuf, errlen)) < 0) {
+        kill(pid, SIGKILL); /* it failed and is on its way out: make sure, then reap */
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
     }
-    if (pidfd < 0) {
-        int e = errno;
-        kill(pid, SIGKILL);
-        ex_wait_gone(pid);
-        snprintf(errbuf, errlen, "cannot watch the started process: %s", strerror(e));
-        return -e;
-    }
-    out->pid = pid;
-    out->pidfd = pidfd;
-    return 0;
+    return rc;
 }
 
 int ex_reap(pid_t pid, int *status, struct rusage *ru)

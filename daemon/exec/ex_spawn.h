@@ -4,10 +4,11 @@
  *
  * Why not uv_spawn: its setuid path calls setgroups(0, NULL), so a job would lose its
  * owner's supplementary groups; and it fork()s, copying the daemon's page tables (many
- * coroutine stacks) for every job. This uses clone(CLONE_VM | CLONE_VFORK) as
- * posix_spawn does: the child shares memory until it execs, runs only system calls, and
- * the caller's thread is suspended meanwhile. Safe from any thread; the daemon calls it
- * on the thread pool so the loop never waits for an exec.
+ * coroutine stacks) for every job, and waits for the exec. This clones with CLONE_VM, as
+ * posix_spawn does (the child shares memory until it execs and runs only system calls),
+ * but without waiting: between the clone and the exec the child does what its owner
+ * chose — searches their PATH, changes to their directory — and may be stopped by them,
+ * so the caller polls a pipe for the outcome instead (ex_spawn.c says when it must wait).
  *
  * Children are not reaped by libuv (it waits only for its own pids): the caller waits on
  * the pidfd and reaps with ex_reap. */
@@ -51,8 +52,21 @@ typedef struct ex_spawned {
                   the kernel has no pidfd_open (before 5.3; valgrind): poll ex_exited */
 } ex_spawned;
 
-/* 0, or a negative errno with a sentence for the user in errbuf ("cannot execute
- * \"foo\": No such file or directory"). On failure no process is left behind. */
+typedef struct ex_spawning ex_spawning;
+
+/* Starts the child: 0 with *out, or a negative errno with a sentence in errbuf (nothing
+ * left behind). rq and all it points to must stay valid until ex_spawn_finish. */
+int ex_spawn_start(const ex_spawn_req *rq, ex_spawning **out, char *errbuf, size_t errlen);
+/* Readable once the child has exec'd or failed (at once when the clone waited). */
+int ex_spawning_fd(const ex_spawning *s);
+/* The child's pid, for a caller whose patience ran out (SIGKILL ends a stopped child). */
+pid_t ex_spawning_pid(const ex_spawning *s);
+/* Once ex_spawning_fd is readable: 0 with out's pid and pidfd; or a negative errno with
+ * a sentence in errbuf ("cannot execute \"foo\": No such file or directory") and out->pid
+ * still set: that child failed and exits, and the caller must reap it. Frees s. A child
+ * killed before it exec'd reads as one that exec'd: its killer knows better. */
+int ex_spawn_finish(ex_spawning *s, ex_spawned *out, char *errbuf, size_t errlen);
+/* Both, waiting for the outcome (tests, tools). On failure no process is left behind. */
 int ex_spawn(const ex_spawn_req *rq, ex_spawned *out, char *errbuf, size_t errlen);
 
 /* Reaps an exited child without blocking: 0 with its wait status and resource usage,

@@ -29,9 +29,11 @@ typedef struct kind_env {
     size_t max_result;      /* bytes of a value a client hands over (a sleep's result) */
     unsigned max_depth;     /* ... and its nesting levels */
     ex_restore restore;     /* what jobs get back of the daemon's start */
+    double spawn_timeout;   /* seconds a job may take from clone to exec (KIND_SPAWN_TIMEOUT) */
 } kind_env;
 
 #define KIND_GRACE_DEFAULT 5.0
+#define KIND_SPAWN_TIMEOUT 10.0
 
 typedef struct kind_start {
     co_sched *sched;

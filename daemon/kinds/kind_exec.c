@@ -298,6 +298,8 @@ typedef struct exec_job {
     ex_ident *ident;
     int ident_rc;      /* of a lookup on the thread pool */
     char err[512];
+    double spawn_timeout; /* seconds from clone to exec */
+    bool stop_now;     /* cancelled while it started: stopped as soon as it runs */
     ex_spawned sp;
     int rd[2];         /* read ends of the stdout/stderr pipes */
     int in_w;          /* write end of the stdin pipe, or -1 */
@@ -329,10 +331,55 @@ static void exec_lookup(void *arg)
     j->ident_rc = ex_ident_get(j->owner, &j->ident);
 }
 
-/* On the loop: pipes and the spawn. The loop waits for the execve to complete, as
- * uv_spawn does (typically 0.1–0.3 ms); a thread-pool trip here measured slower, since
- * under load the worker thread waits for a CPU. Nothing here touches the disk but the
- * exec itself; output files are created by the pumps, off the loop, on first output. */
+/* Until the child has exec'd or failed (ex_spawn.h: the loop never waits for it): the
+ * outcome of ex_spawn_finish, with a child past the deadline killed — stopped by its
+ * owner, or searching a PATH without end — and reported as such. A cancel meanwhile is
+ * remembered: a child that did start is stopped at once. */
+static int exec_await_start(exec_job *j, ex_spawning *sg)
+{
+    double deadline = j->spawn_timeout;
+    bool killed = false;
+    for (;;) {
+        int rc = co_wait_fd(ex_spawning_fd(sg), UV_READABLE, deadline);
+        if (rc > 0)
+            break;
+        if (rc == -ECANCELED) {
+            j->stop_now = true;
+        } else if (rc == -ETIMEDOUT && !killed) {
+            kill(ex_spawning_pid(sg), SIGKILL);
+            killed = true;
+            deadline = -1;
+        } else if (rc < 0 && rc != -ETIMEDOUT) {
+            co_sleep(0.01); /* the fd could not be watched (out of memory): look again */
+        }
+    }
+    int rc = ex_spawn_finish(sg, &j->sp, j->err, sizeof j->err);
+    if (killed) {
+        snprintf(j->err, sizeof j->err,
+                 "the program did not start within %g s, and was killed: it was stopped before it "
+                 "could exec, or searched a PATH without end",
+                 j->spawn_timeout);
+        rc = -ETIMEDOUT;
+    }
+    return rc;
+}
+
+/* Kill and reap a child that will not run (it failed, or was killed before it exec'd):
+ * SIGKILL ends even a stopped one, and it is ours until reaped. */
+static void exec_bury(exec_job *j)
+{
+    if (j->sp.pidfd >= 0) {
+        close(j->sp.pidfd);
+        j->sp.pidfd = -1;
+    }
+    kill(j->sp.pid, SIGKILL);
+    int status;
+    while (ex_reap(j->sp.pid, &status, NULL) == -EAGAIN)
+        co_sleep(0.001);
+}
+
+/* Pipes on the loop; the child's start is awaited, not waited for. Nothing here touches
+ * the disk; output files are created by the pumps, off the loop, on first output. */
 static int exec_spawn(exec_job *j)
 {
     exec_args *a = j->a;
@@ -377,7 +424,10 @@ static int exec_spawn(exec_job *j)
             .set_ids = set_ids, .uid = j->owner, .gid = id->gid, .groups = id->groups, .ngroups = id->ngroups,
             .restore = &j->restore,
         };
-        rc = ex_spawn(&rq, &j->sp, j->err, sizeof j->err);
+        ex_spawning *sg;
+        if ((rc = ex_spawn_start(&rq, &sg, j->err, sizeof j->err)) == 0 &&
+            (rc = exec_await_start(j, sg)) < 0)
+            exec_bury(j);
     }
     for (int i = 0; i < 3; i++)
         exec_close(&child[i]);
@@ -448,7 +498,7 @@ static bool exec_await_exit(exec_job *j)
 {
     pid_t pg = j->sp.pid; /* it leads its own session and group */
     int rc;
-    if ((rc = exec_wait_leader(j, -1)) != -ECANCELED)
+    if (!j->stop_now && (rc = exec_wait_leader(j, -1)) != -ECANCELED)
         return false;
     kill(-pg, SIGTERM);
     kill(-pg, SIGCONT);
@@ -534,6 +584,8 @@ static int exec_body(void *arg)
     if (co_cancel_requested())
         return -ECANCELED; /* cancelled during the lookup: do not start it */
     if (exec_spawn(j) < 0) {
+        if (j->stop_now)
+            return -ECANCELED; /* cancelled while it failed to start */
         /* The message quotes argv[0] or the cwd: any bytes, made text here. */
         char text[sizeof j->err];
         cp_utf8_escape(text, sizeof text, j->err, strlen(j->err), NULL);
@@ -636,6 +688,7 @@ static int exec_start(const kind_start *ks, co_task **body)
     j->owner = ks->owner;
     j->as_root = ks->env->as_root;
     j->restore = ks->env->restore;
+    j->spawn_timeout = ks->env->spawn_timeout;
     if ((j->disk = ks->disk))
         ex_disk_use_ref(j->disk);
     j->grace = a->grace >= 0 ? a->grace : ks->env->grace;

@@ -42,6 +42,7 @@ typedef struct srv_limits {
     size_t max_result;         /* bytes, 0: CO_VALUE_BYTES_DEFAULT */
     unsigned max_depth;        /* nesting levels, 0: CO_VALUE_DEPTH_DEFAULT */
     ex_restore restore;        /* what jobs get back of the daemon's start (ex_spawn.h) */
+    double spawn_timeout;      /* seconds a job may take to exec, 0: KIND_SPAWN_TIMEOUT */
 } srv_limits;
 
 /* -EINVAL without l->output_dir. */

@@ -12,6 +12,7 @@ import contextlib
 import os
 import pwd
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -52,6 +53,30 @@ def drop_to_nobody():
 def nobody_client(d):
     with as_user(NOBODY):
         return Client(d.sock)
+
+
+def stop_pre_exec_child(daemon_pid, uid, within):
+    """SIGSTOP a child of the daemon that runs as uid but has not exec'd yet (its name is
+    still the daemon's): the window in which its owner could stop it. Its pid, or None."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        kids = []
+        for tid in os.listdir(f"/proc/{daemon_pid}/task"):
+            try:
+                with open(f"/proc/{daemon_pid}/task/{tid}/children") as f:
+                    kids += f.read().split()
+            except OSError:
+                pass
+        for k in kids:
+            try:
+                with open(f"/proc/{k}/status") as f:
+                    st = dict(line.split(":", 1) for line in f if ":" in line)
+            except OSError:
+                continue
+            if st["Name"].strip() == "corod" and int(st["Uid"].split()[0]) == uid:
+                os.kill(int(k), signal.SIGSTOP)
+                return int(k)
+    return None
 
 
 def rss_kib(pid):
@@ -126,6 +151,76 @@ class Hostile(unittest.TestCase):
             self.assertEqual(r["pending"], [])
             self.assertEqual([t["state"] for t in r["done"]], ["cancelled", "cancelled"])
         self.assert_serving()
+
+    # ---- 2: nothing a user controls blocks the loop ----
+
+    def looping_path(self):
+        """A directory nobody can use where `prog` is a symlink to itself and `l` one to
+        `.`, and a PATH of 60,000 `l`: each entry costs an execve that fails ELOOP, about
+        0.2 s of search before the child can exec or give up."""
+        d = os.path.join(self.d.dir, "loops")
+        if not os.path.isdir(d):
+            os.mkdir(d)
+            os.symlink(".", os.path.join(d, "l"))
+            os.symlink("prog", os.path.join(d, "prog"))
+            os.chmod(d, 0o755)
+        return d, ":".join(["l"] * 60000)
+
+    def test_a_spawn_never_holds_the_loop(self):
+        """nobody's jobs spend their pre-exec time searching a PATH of looping symlinks:
+        root's round trips meanwhile are not held up by it (the spawn once ran on the
+        loop thread, which waited for the exec)."""
+        d, path = self.looping_path()
+        with nobody_client(self.d) as c, Client(self.d.sock) as root:
+            spec = {"kind": "exec", "args": {"argv": ["prog"], "env": {"PATH": path}, "cwd": d}}
+            ids = [m[3]["id"] for m in pipeline(c, "submit", [spec] * 8)]
+            lat = []
+            while c.call("wait", {"ids": ids, "timeout": 0})["pending"]:
+                t = time.monotonic()
+                root.call("hello")
+                lat.append(time.monotonic() - t)
+                time.sleep(0.005)
+            done = c.call("wait", {"ids": ids})["done"]
+            self.assertEqual({r["error"]["code"] for r in done}, {"spawn_failed"})
+            lat.sort()
+            self.assertGreater(len(lat), 10)
+            self.assertLess(lat[len(lat) // 2], 0.05, f"root's hello p50 {lat[len(lat) // 2]:.3f} s")
+
+    def test_a_stopped_child_costs_only_its_own_task(self):
+        """nobody stops its own child before it could exec: the daemon serves everyone
+        meanwhile, root's jobs run, and nobody's task fails when the deadline passes (the
+        daemon once waited for that child until someone sent SIGCONT)."""
+        d = Daemon("--spawn-timeout", "2")
+        os.chmod(d.dir, 0o755)
+        loops, path = self.looping_path()
+        try:
+            with nobody_client(d) as c, Client(d.sock) as root:
+                spec = {"kind": "exec", "args": {"argv": ["prog"], "env": {"PATH": path}, "cwd": loops}}
+                stopped = None
+                for _ in range(10):  # catch one in its window between the uid change and the exec
+                    i = c.call("submit", spec)["id"]
+                    stopped = stop_pre_exec_child(d.proc.pid, NOBODY.pw_uid, 2.0)
+                    if stopped:
+                        break
+                    c.call("wait", {"ids": [i]})
+                self.assertIsNotNone(stopped, "never caught a child before its exec")
+                t0 = time.monotonic()
+                mine = root.call("submit", {"kind": "exec", "args": {"argv": ["true"]}, "group": "roots"})["id"]
+                worst = 0.0
+                while c.call("wait", {"ids": [i], "timeout": 0})["pending"]:
+                    t = time.monotonic()
+                    root.call("hello")
+                    worst = max(worst, time.monotonic() - t)
+                    self.assertLess(time.monotonic() - t0, 10 * SLOW, "nobody's stopped job never ended")
+                    time.sleep(0.01)
+                r = c.call("get", {"id": i})
+                self.assertEqual((r["state"], r["error"]["code"]), ("failed", "spawn_failed"))
+                self.assertIn("did not start within 2 s", r["error"]["message"])
+                self.assertLess(worst, 0.5 * SLOW)
+                self.assertEqual(root.call("wait", {"ids": [mine], "timeout": 5})["done"][0]["state"], "succeeded")
+                self.assertFalse(os.path.exists(f"/proc/{stopped}"), "the stopped child was not reaped")
+        finally:
+            d.stop()
 
     # ---- 3: memory is bounded in bytes ----
 
