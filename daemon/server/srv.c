@@ -31,8 +31,9 @@
 #define SRV_ACCEPT_BATCH 64u          /* connections accepted per wake-up of the listener */
 #define SRV_ACCEPT_RETRY_MS 100u      /* after a failed accept (e.g. EMFILE), try again then */
 
-static void srv_process(srv_conn *c);
+static bool srv_process(srv_conn *c);
 static void srv_conn_io(uv_poll_t *h, int status, int events);
+static void srv_conn_set_backlog(srv_conn *c, bool on);
 static void srv_sweep(uv_timer_t *t);
 static void srv_conn_flush(srv_conn *c);
 
@@ -92,7 +93,8 @@ static size_t srv_unsent(const srv_conn *c)
  * while dispatch is paused, and writability while answers wait for room. */
 static void srv_conn_poll(srv_conn *c)
 {
-    int ev = (c->read_stopped ? 0 : UV_READABLE) | (srv_unsent(c) ? UV_WRITABLE : 0);
+    bool reading = !c->read_stopped && !co_queue_linked(&c->backlog_node);
+    int ev = (reading ? UV_READABLE : 0) | (srv_unsent(c) ? UV_WRITABLE : 0);
     if (ev == c->events || c->closing)
         return;
     c->events = ev;
@@ -113,17 +115,17 @@ static bool srv_backed_up(const srv_conn *c)
     return srv_unsent(c) >= c->srv->cfg.max_output / 2 || c->nreads >= SRV_MAX_READS_PER_CONN;
 }
 
+/* What it buffered meanwhile is served on its next turn (srv_conn_turn). */
 void srv_maybe_resume(srv_conn *c)
 {
     if (!c->paused || c->closing || srv_unsent(c) > c->srv->cfg.max_output / 4 ||
         c->nreads >= SRV_MAX_READS_PER_CONN)
         return;
     c->paused = false;
-    srv_process(c);
-    if (!c->paused && !c->closing && c->read_stopped) {
-        c->read_stopped = false;
-        srv_conn_poll(c);
-    }
+    c->read_stopped = false;
+    if (c->in_len)
+        srv_conn_set_backlog(c, true);
+    srv_conn_poll(c);
 }
 
 /* ---- output ------------------------------------------------------------------------- */
@@ -258,6 +260,7 @@ void srv_conn_close(srv_conn *c)
     co_queue_remove(&c->node);
     v->nconns--;
     co_queue_remove(&c->dirty_node); /* the flush must never meet a freed connection */
+    srv_conn_set_backlog(c, false);
     srv_conn_set_partial(c, false, false);
     c->acct->client_bytes -= c->charged;
     c->acct->conns--;
@@ -302,17 +305,24 @@ static void srv_handle_object(srv_conn *c, const msgpack_object *obj)
     msgpack_zone_clear(&c->srv->zone);
 }
 
-/* Dispatch the complete messages buffered, in order, until input runs out or the
- * connection's output backs up. */
-static void srv_process(srv_conn *c)
+/* Dispatch the complete messages buffered, in order, until input runs out, the
+ * connection's output backs up, or it has had its share of this turn: true in that last
+ * case (requests may be left for its next turn). */
+static bool srv_process(srv_conn *c)
 {
     size_t off = 0;
-    bool more = false; /* stopped inside a message: the rest is still to come */
+    unsigned served = 0;
+    bool more = false, share = false; /* stopped inside a message; at the turn's share */
     while (off < c->in_len && !c->closing) {
         if (srv_backed_up(c)) {
             c->paused = true;
             break;
         }
+        if (served == SRV_TURN_MESSAGES) {
+            share = true;
+            break;
+        }
+        served++;
         msgpack_object obj;
         size_t used;
         int rc = cp_next(&c->frame, c->in + off, c->in_len - off, &c->srv->zone, &obj, &used);
@@ -332,7 +342,7 @@ static void srv_process(srv_conn *c)
             srv_reply_error(c, NULL, &err);
             srv_conn_flush(c);
             srv_conn_close(c);
-            return;
+            return false;
         }
         off += used;
         if (rc < 0) {
@@ -349,11 +359,85 @@ static void srv_process(srv_conn *c)
         srv_handle_object(c, &obj);
     }
     if (c->closing)
-        return;
+        return false;
     srv_conn_set_partial(c, more, off > 0);
     if (off) {
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
+    }
+    return share;
+}
+
+/* ---- turns ---------------------------------------------------------------------------
+ * A connection gets a share of each loop turn — SRV_TURN_MESSAGES requests — and is then
+ * answered; what it pipelined beyond waits for its next turn, after poll has served
+ * everyone else's input. One client pipelining at full speed once held every other
+ * client's round trip to several milliseconds (a read peeked ~1,600 submits and served
+ * them all first). While a connection has requests waiting it is not read from: what it
+ * sends meanwhile waits in the socket, as with any slow reader. */
+
+static void srv_backlog_run(uv_check_t *h);
+
+static void srv_backlog_idle(uv_idle_t *h)
+{
+    (void)h; /* its being active keeps poll from blocking while requests wait */
+}
+
+static void srv_conn_set_backlog(srv_conn *c, bool on)
+{
+    srv *v = c->srv;
+    if (on == co_queue_linked(&c->backlog_node))
+        return;
+    if (on) {
+        if (co_queue_empty(&v->backlog)) {
+            uv_check_start(&v->backlog_check, srv_backlog_run);
+            uv_idle_start(&v->backlog_idle, srv_backlog_idle);
+        }
+        co_queue_insert_tail(&v->backlog, &c->backlog_node);
+    } else {
+        co_queue_remove(&c->backlog_node);
+        if (co_queue_empty(&v->backlog)) {
+            uv_check_stop(&v->backlog_check);
+            uv_idle_stop(&v->backlog_idle);
+        }
+    }
+    if (!c->closing)
+        srv_conn_poll(c);
+}
+
+/* A share of what the connection has buffered, answered at once. */
+static void srv_conn_turn(srv_conn *c)
+{
+    srv *v = c->srv;
+    co_sched_hold(v->sched);
+    bool more = srv_process(c);
+    /* Answer from here rather than from the next turn's flush: run what the requests made
+     * runnable (a task that ends at once, its done-callbacks), then write. On a VM whose
+     * idle vCPU halts, a reply later than about a microsecond finds the client asleep
+     * and costs it ~5 µs to wake (bench_ipc's echo with work shows the step). */
+    co_sched_run_ready(v->sched);
+    srv_flush_dirty(v);
+    /* The flush may have resumed it (its output drained): whole requests still buffered
+     * then wait for its next turn, whatever this one stopped for. */
+    if (!c->closing)
+        srv_conn_set_backlog(c, more || (!c->paused && c->in_len && !c->partial_since));
+}
+
+/* After poll: each connection with requests waiting gets its next share, in turn. */
+static void srv_backlog_run(uv_check_t *h)
+{
+    srv *v = h->data;
+    co_queue *q;
+    co_queue_foreach(q, &v->backlog)
+        co_queue_data(q, srv_conn, backlog_node)->turn_pending = true;
+    while ((q = co_queue_first(&v->backlog))) {
+        srv_conn *c = co_queue_data(q, srv_conn, backlog_node);
+        if (!c->turn_pending)
+            break; /* came back for another share: that waits for the next turn */
+        c->turn_pending = false;
+        co_queue_remove(q);
+        co_queue_insert_tail(&v->backlog, q);
+        srv_conn_turn(c);
     }
 }
 
@@ -380,7 +464,8 @@ static void srv_conn_read(srv_conn *c)
         srv_conn_poll(c);
         return;
     }
-    ssize_t n = srv_sock_peek(c->fd, c->in + c->in_len, room);
+    /* A turn's worth: what a connection sends beyond waits in its socket. */
+    ssize_t n = srv_sock_peek(c->fd, c->in + c->in_len, room < SRV_READ_CHUNK ? room : SRV_READ_CHUNK);
     if (n == -EAGAIN)
         return;
     if (n <= 0) {
@@ -388,14 +473,7 @@ static void srv_conn_read(srv_conn *c)
         return;
     }
     c->in_len += (size_t)n;
-    co_sched_hold(v->sched);
-    srv_process(c);
-    /* Answer from here rather than from the next turn's flush: run what the requests made
-     * runnable (a task that ends at once, its done-callbacks), then write. On a VM whose
-     * idle vCPU halts, a reply later than about a microsecond finds the client asleep
-     * and costs it ~5 µs to wake (bench_ipc's echo with work shows the step). */
-    co_sched_run_ready(v->sched);
-    srv_flush_dirty(v);
+    srv_conn_turn(c);
     /* Only now are the request's bytes taken off the socket (srv_sock.h says why). */
     if (!c->closing && srv_sock_discard(c->fd, (size_t)n, v->scratch, SRV_READ_CHUNK) < 0)
         srv_conn_close(c);
@@ -490,6 +568,7 @@ static void srv_conn_open(srv *v, int fd)
     cp_frame_init(&c->frame, v->cfg.max_message);
     cp_out_init(&c->out);
     co_queue_init(&c->dirty_node);
+    co_queue_init(&c->backlog_node);
     co_queue_init(&c->waits);
     co_queue_init(&c->subs);
     co_queue_init(&c->reads);
@@ -597,6 +676,7 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     co_queue_init(&v->conns);
     co_queue_init(&v->dirty);
     co_queue_init(&v->all_subs);
+    co_queue_init(&v->backlog);
     if (!v->cfg.max_connections)
         v->cfg.max_connections = SRV_MAX_CONNECTIONS;
     if (!v->cfg.max_uid_connections)
@@ -647,6 +727,10 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     v->accept_retry.data = v;
     uv_timer_init(loop, &v->sweep);
     v->sweep.data = v;
+    uv_check_init(loop, &v->backlog_check);
+    v->backlog_check.data = v;
+    uv_idle_init(loop, &v->backlog_idle);
+    v->backlog_idle.data = v;
     uv_prepare_init(loop, &v->flush);
     v->flush.data = v;
     uv_prepare_start(&v->flush, srv_flush_all);
@@ -689,7 +773,9 @@ void srv_shutdown(srv *v)
     while ((q = co_queue_first(&v->conns)))
         srv_conn_close(co_queue_data(q, srv_conn, node));
     /* The handles live inside *v: it is freed when the last of them has closed. */
-    v->closing = 4;
+    v->closing = 6;
+    uv_close((uv_handle_t *)&v->backlog_check, srv_handle_closed);
+    uv_close((uv_handle_t *)&v->backlog_idle, srv_handle_closed);
     uv_close((uv_handle_t *)&v->sweep, srv_handle_closed);
     uv_close((uv_handle_t *)&v->listener, srv_handle_closed);
     close(v->listen_fd);

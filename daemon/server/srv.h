@@ -14,6 +14,7 @@
 #define SRV_MAX_UID_CONNECTIONS 128u       /* open connections of one uid (root's aside) */
 #define SRV_UID_BUFFERS (128u * 1024u * 1024u) /* input and output buffered for one uid */
 #define SRV_MESSAGE_TIMEOUT 30.0           /* seconds a message may take to arrive whole */
+#define SRV_TURN_MESSAGES 256u             /* requests of one connection served per loop turn */
 #define SRV_MAX_OUTPUT (32u * 1024u * 1024u) /* unsent bytes before a client is dropped */
 #define SRV_MAX_WAITS_PER_CONN 1024u       /* deferred `wait`s in flight on a connection */
 #define SRV_MAX_SUBS_PER_CONN 1024u        /* subscriptions of a connection */

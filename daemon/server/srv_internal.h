@@ -28,6 +28,9 @@ struct srv {
     uv_prepare_t flush; /* writes what the loop produced, just before poll would block */
     uv_timer_t sweep;   /* while a message is arriving: drops those past their deadline */
     size_t npartial;    /* connections holding part of a message */
+    co_queue backlog;   /* srv_conn.backlog_node: requests buffered past a turn's share */
+    uv_check_t backlog_check; /* serves them, a share each, after every poll */
+    uv_idle_t backlog_idle;   /* ... and keeps poll from blocking meanwhile */
     uint8_t *scratch;   /* where consumed request bytes go (their copy is already read) */
     msgpack_zone zone;  /* decoded messages live here, cleared after each (no malloc each) */
     co_queue conns;    /* srv_conn.node */
@@ -65,8 +68,10 @@ struct srv_conn {
     uint32_t next_sub;
     co_queue node;       /* in srv.conns */
     co_queue dirty_node; /* in srv.dirty while it has output to flush */
+    co_queue backlog_node; /* in srv.backlog while requests wait for its next turn */
     bool closing;
     bool paused;       /* backpressure: not dispatching while its output is backed up */
+    bool turn_pending; /* has a share coming in this turn's backlog run */
     bool read_stopped; /* ... and its input buffer filled up meanwhile */
 };
 

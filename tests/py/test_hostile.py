@@ -13,8 +13,10 @@ import os
 import pwd
 import select
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -668,6 +670,63 @@ class Hostile(unittest.TestCase):
                                    timeout=60, env={**os.environ, "CORO_SOCKET": self.d.sock}, preexec_fn=drop_to_nobody)
                 self.assertEqual(p.returncode, 0, p.stderr)
                 self.assertIn(f'"id": {task}', p.stdout[:100])
+
+    # ---- 11: one connection cannot hold up everyone ----
+
+    def test_one_pipelining_connection_does_not_hold_up_the_others(self):
+        """nobody pipelines submits as fast as it can write them; a round trip of root's
+        meanwhile waits for at most a turn's share of them (SRV_TURN_MESSAGES, 256), where
+        a read once served all a peek returned first (~1,600-2,000 here). Counted in
+        nobody's requests served during root's round trip (its p50 times nobody's answer
+        rate), the bound holds whatever the machine's or the build's speed."""
+        with Client(self.d.sock) as root:
+            hog = nobody_client(self.d)
+            stop = threading.Event()
+            answered = [0]
+            batch = b"".join(msgpack.packb([0, i, "submit", [{"kind": "sleep", "args": {"seconds": 0}}]])
+                             for i in range(2000))
+
+            def write():
+                try:
+                    while not stop.is_set():
+                        hog.s.sendall(batch)
+                except OSError:
+                    pass
+
+            def read():
+                u = msgpack.Unpacker()
+                try:
+                    while not stop.is_set():
+                        data = hog.s.recv(1 << 20)
+                        if not data:
+                            return
+                        u.feed(data)
+                        for _ in u:
+                            answered[0] += 1
+                except OSError:
+                    pass
+            threads = [threading.Thread(target=write), threading.Thread(target=read)]
+            for t in threads:
+                t.start()
+            try:
+                time.sleep(0.3)
+                lat = []
+                a0, t0 = answered[0], time.monotonic()
+                for _ in range(200):
+                    t = time.monotonic()
+                    root.call("hello")
+                    lat.append(time.monotonic() - t)
+                rate = (answered[0] - a0) / (time.monotonic() - t0)
+            finally:
+                stop.set()
+                hog.s.shutdown(socket.SHUT_RDWR)
+                for t in threads:
+                    t.join()
+                hog.s.close()
+            p50 = sorted(lat)[100]
+            self.assertGreater(rate, 1000, "the load did not get going")
+            self.assertLess(p50 * rate, 800, f"root's hello p50 {p50 * 1e3:.3f} ms while nobody's requests were "
+                                             f"answered at {rate:.0f}/s")
 
     # ---- 10: no operation's cost depends on the history of ids ----
 
