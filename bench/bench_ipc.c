@@ -19,9 +19,14 @@
  *   ipc.wake.*                    epoll echoes on another CPU that consume a message before
  *                                 answering or peek, answer, then consume (as corod does),
  *                                 with no work and 1000 ns; the ratios peek / consume
+ *   ipc.underload.*               one connection pipelines requests as fast as the server
+ *                                 takes them (corod: sleep-0 submits; Redis: SET) while a
+ *                                 second times round trips (hello; PING): p50/p99, and
+ *                                 corod's p50 over Redis's, measured in the same run
+ *                                 (with --redis, or /usr/bin/redis-server when installed)
  * --corod-nice N runs corod with --nice N (its default otherwise).
- * Usage: bench_ipc --corod PATH [--corod-nice N] [--peer SCRIPT] [--n N] [--conns K] [--lat N] [--runs R]
- *        [--json] */
+ * Usage: bench_ipc --corod PATH [--corod-nice N] [--peer SCRIPT] [--redis PATH] [--n N] [--conns K]
+ *        [--lat N] [--runs R] [--json] */
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
@@ -527,6 +532,113 @@ static void report_wake(int lat, int runs)
                  "x (the same, echoes spinning 1000 ns per message)");
 }
 
+/* ---- a round trip while another connection pipelines ---- */
+
+typedef struct load {
+    int fd;
+    bool redis;
+    volatile bool stop;
+} load;
+
+static const char redis_set[] = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n";
+
+static void *load_writer(void *arg)
+{
+    load *l = arg;
+    cp_out o;
+    cp_out_init(&o);
+    uint32_t id = 0;
+    while (!l->stop) {
+        while (o.size < 64 * 1024) {
+            if (l->redis) {
+                uint8_t *p = cp_out_reserve(&o, sizeof redis_set - 1);
+                memcpy(p, redis_set, sizeof redis_set - 1);
+                cp_out_commit(&o, p + sizeof redis_set - 1);
+            } else {
+                pack_submit(&o, ++id);
+            }
+        }
+        ssize_t off = 0;
+        while (off < (ssize_t)o.size && !l->stop) {
+            ssize_t w = write(l->fd, o.data + off, o.size - (size_t)off);
+            if (w < 0 && errno != EINTR)
+                goto out;
+            off += w > 0 ? w : 0;
+        }
+        cp_out_clear(&o);
+    }
+out:
+    cp_out_free(&o);
+    return NULL;
+}
+
+static void *load_reader(void *arg)
+{
+    load *l = arg;
+    char buf[65536];
+    while (!l->stop && read(l->fd, buf, sizeof buf) > 0) {
+    }
+    return NULL;
+}
+
+/* p50 and p99 of n round trips on a second connection, while a first one pipelines at
+ * full speed: corod's hello or Redis's PING. */
+static void run_underload(const char *path, bool redis, int n, double *p50, double *p99)
+{
+    load l = { connect_to(path), redis, false };
+    int fd = connect_to(path);
+    if (l.fd < 0 || fd < 0) {
+        fprintf(stderr, "bench_ipc: cannot connect to %s\n", path);
+        exit(1);
+    }
+    pthread_t w, r;
+    pthread_create(&w, NULL, load_writer, &l);
+    pthread_create(&r, NULL, load_reader, &l);
+    usleep(200000); /* the load is in full swing */
+    double *v = malloc((size_t)n * sizeof *v);
+    cp_out o;
+    cp_out_init(&o);
+    reader rd;
+    reader_init(&rd, fd);
+    for (int i = 0; i < n; i++) {
+        double t0 = bench_now();
+        if (redis) {
+            write_all(fd, "*1\r\n$4\r\nPING\r\n", 14);
+            char pong[7];
+            for (size_t got = 0; got < sizeof pong;) {
+                ssize_t k = read(fd, pong + got, sizeof pong - got);
+                if (k <= 0) {
+                    fprintf(stderr, "bench_ipc: redis closed the connection\n");
+                    exit(1);
+                }
+                got += (size_t)k;
+            }
+        } else {
+            cp_out_clear(&o);
+            uint8_t *p = cp_out_reserve(&o, 16);
+            p = cp_put_array(p, 4);
+            p = cp_put_uint(p, CP_REQUEST);
+            p = cp_put_uint(p, (uint32_t)i);
+            p = cp_put_lit(p, "hello");
+            p = cp_put_array(p, 0);
+            cp_out_commit(&o, p);
+            write_all(fd, (const char *)o.data, o.size);
+            reader_next(&rd);
+        }
+        v[i] = (bench_now() - t0) * 1e6;
+    }
+    l.stop = true;
+    shutdown(l.fd, SHUT_RDWR);
+    pthread_join(w, NULL);
+    pthread_join(r, NULL);
+    close(l.fd);
+    reader_free(&rd);
+    cp_out_free(&o);
+    close(fd);
+    percentiles(v, n, p50, p99);
+    free(v);
+}
+
 /* ---- servers ---- */
 
 static pid_t start_server(char *const argv[], const char *sock)
@@ -602,7 +714,7 @@ static void bench_server(const char *label, char *const argv[], const char *sock
 int main(int argc, char **argv)
 {
     bench_parse_common(argc, argv);
-    const char *corod = NULL, *corod_nice = NULL, *peer = NULL;
+    const char *corod = NULL, *corod_nice = NULL, *peer = NULL, *redis = NULL;
     long n = 200000;
     int conns = 4, lat = 5000, runs = 3;
     for (int i = 1; i < argc; i++) {
@@ -619,6 +731,8 @@ int main(int argc, char **argv)
         }
         else if (!strcmp(argv[i], "--peer") && i + 1 < argc)
             peer = argv[++i];
+        else if (!strcmp(argv[i], "--redis") && i + 1 < argc)
+            redis = argv[++i];
         else if (!strcmp(argv[i], "--n") && i + 1 < argc)
             n = atol(argv[++i]);
         else if (!strcmp(argv[i], "--conns") && i + 1 < argc)
@@ -628,8 +742,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
             runs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--json")) {
-            fprintf(stderr, "usage: bench_ipc --corod PATH [--corod-nice N] [--peer SCRIPT] [--n N] [--conns K] [--lat N]"
-                            " [--runs R] [--json]\n");
+            fprintf(stderr, "usage: bench_ipc --corod PATH [--corod-nice N] [--peer SCRIPT] [--redis PATH] [--n N]"
+                            " [--conns K] [--lat N] [--runs R] [--json]\n");
             return 2;
         }
     }
@@ -679,6 +793,34 @@ int main(int argc, char **argv)
         cargv[6] = (char *)corod_nice;
     }
     bench_server("corod", cargv, sock, n, conns, lat, runs);
+    if (!redis && access("/usr/bin/redis-server", X_OK) == 0)
+        redis = "/usr/bin/redis-server";
+    if (redis) {
+        /* Each run: corod, then Redis (on a private socket, no persistence), alternating. */
+        char rsock[160];
+        snprintf(rsock, sizeof rsock, "%s/redis.sock", dir);
+        char *rargv[] = { (char *)redis, "--port", "0", "--unixsocket", rsock, "--save", "", "--appendonly", "no",
+                          NULL };
+        double c50[32], c99[32], r50[32], r99[32], ratio[32];
+        int m = lat < 2000 ? lat : 2000;
+        for (int r = 0; r < runs; r++) {
+            pid_t pid = start_server(cargv, sock);
+            run_underload(sock, false, m, &c50[r], &c99[r]);
+            stop_server(pid);
+            pid = start_server(rargv, rsock);
+            run_underload(rsock, true, m, &r50[r], &r99[r]);
+            stop_server(pid);
+            ratio[r] = c50[r] / r50[r];
+        }
+        bench_report("ipc.underload.corod_hello_p50_us", bench_median(c50, runs),
+                     "us (another connection pipelining submits at full speed)");
+        bench_report("ipc.underload.corod_hello_p99_us", bench_median(c99, runs), "us");
+        bench_report("ipc.underload.redis_ping_p50_us", bench_median(r50, runs),
+                     "us (another connection pipelining SETs at full speed)");
+        bench_report("ipc.underload.redis_ping_p99_us", bench_median(r99, runs), "us");
+        bench_report("ipc.underload.corod_over_redis", bench_median(ratio, runs),
+                     "x (median of the per-run ratios of the p50s; target <= 2)");
+    }
     if (peer) {
         char *pargv[] = { "/usr/bin/python3", (char *)peer, psock, NULL };
         /* asyncio is an order of magnitude slower: a tenth of the work keeps runs short. */
