@@ -3,6 +3,7 @@
  * records' futures and hold a reference on each record they will read; both are torn down
  * with their connection. */
 #include "srv_internal.h"
+#include "srv_index.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -38,13 +39,41 @@ static void srv_items_release(srv_conn *c, srv_item *items, size_t n)
     free(items);
 }
 
-/* Items for the records `ids` name (each referenced, `owner` still unset), with room
- * reserved in the connection's watch budget; frees ids. NULL after an error reply:
- * quota_exceeded, not_found (an unknown or invisible id: nothing is registered) or
- * internal. */
-static srv_item *srv_items_new(srv_conn *c, const cp_request *rq, uint64_t *ids, size_t n)
+/* Keep the first of each id, in order: a task named twice is still notified exactly once
+ * (and a wait's answer lists it once). Returns the count kept; -ENOMEM. */
+static int srv_unique_ids(uint64_t *ids, size_t *n)
+{
+    if (*n < 2)
+        return 0;
+    srv_index seen;
+    srv_index_init(&seen);
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if (srv_index_get(&seen, ids[i]))
+            continue;
+        if (srv_index_put(&seen, ids[i], &seen) < 0) {
+            srv_index_free(&seen);
+            return -ENOMEM;
+        }
+        ids[k++] = ids[i];
+    }
+    srv_index_free(&seen);
+    *n = k;
+    return 0;
+}
+
+/* Items for the records `ids` name, each once (each referenced, `owner` still unset), with
+ * room reserved in the connection's watch budget; frees ids; *n becomes the count. NULL
+ * after an error reply: quota_exceeded, not_found (an unknown or invisible id: nothing is
+ * registered) or internal. */
+static srv_item *srv_items_new(srv_conn *c, const cp_request *rq, uint64_t *ids, size_t *np)
 {
     srv_item *items = NULL;
+    if (srv_unique_ids(ids, np) < 0) {
+        srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
+        goto out;
+    }
+    size_t n = *np;
     if (!srv_conn_watch(c, rq, n))
         goto out;
     if (!(items = calloc(n ? n : 1, sizeof *items))) {
@@ -171,7 +200,7 @@ void srv_wait_start(srv_conn *c, const cp_request *rq)
         srv_reply_error(c, rq, &err);
         return;
     }
-    srv_item *items = srv_items_new(c, rq, ids, n);
+    srv_item *items = srv_items_new(c, rq, ids, &n);
     if (!items)
         return;
     srv_wait *w = calloc(1, sizeof *w);
@@ -301,7 +330,7 @@ void srv_subscribe(srv_conn *c, const cp_request *rq)
     }
     if (all)
         n = 0; /* every task of the owner from now on; naming some as well adds nothing */
-    srv_item *items = srv_items_new(c, rq, ids, n);
+    srv_item *items = srv_items_new(c, rq, ids, &n);
     if (!items)
         return;
     srv_sub *s = calloc(1, sizeof *s);

@@ -204,6 +204,17 @@ class Protocol(unittest.TestCase):
             self.assertEqual(note[2][0]["sub"], sub)
             self.assertEqual(note[2][0]["task"]["id"], t)
 
+    def test_an_id_named_twice_is_notified_once(self):
+        with self.client() as c:
+            t = c.call("submit", {"kind": "sleep", "args": {"seconds": 0}})["id"]
+            u = c.call("submit", {"kind": "sleep", "args": {"seconds": 0.05}})["id"]
+            self.assertEqual(len(c.call("wait", {"ids": [t, u, t, t]})["done"]), 2)
+            sub = c.call("subscribe", {"ids": [t, t, u, t, u]})["sub"]
+            c.call("hello")  # after the notifications of tasks already done
+            notes = [n for n in c.notes if n[2][0]["sub"] == sub]
+            self.assertEqual(sorted(n[2][0]["task"]["id"] for n in notes), [t, u])
+            c.call("unsubscribe", {"sub": sub})
+
     def test_all_subscription_and_cancel(self):
         with self.client() as c:
             sub = c.call("subscribe", {"all": True})["sub"]
@@ -495,13 +506,24 @@ class Protocol(unittest.TestCase):
 
     def test_watched_ids_are_bounded(self):
         with self.client() as c:
-            t = c.call("submit", {"kind": "sleep", "args": {"seconds": 30}})["id"]
-            for _ in range(4):  # 4 x 65,536 = the per-connection cap of 262,144
-                c.call("subscribe", {"ids": [t] * 65536})
+            # 65,536 distinct tasks (an id named twice counts once), pipelined in batches
+            # this connection's small output bound (--max-output 65536) takes.
+            def batch(method, params):
+                first = c.msgid + 1
+                c.s.sendall(b"".join(msgpack.packb([0, first + i, method, [p]]) for i, p in enumerate(params)))
+                c.msgid += len(params)
+                return [c.response(first + i) for i in range(len(params))]
+            ids = []
+            for _ in range(16):
+                ids += [r["id"] for r in batch("submit", [{"kind": "sleep", "args": {"seconds": 60}}] * 4096)]
+            subs = [c.call("subscribe", {"ids": ids})["sub"] for _ in range(4)]  # 4 x 65,536: the cap
             with self.assertRaises(RemoteError) as e:
-                c.call("wait", {"ids": [t], "timeout": 0})
+                c.call("wait", {"ids": ids[:1], "timeout": 0})
             self.assertEqual(e.exception.code, "quota_exceeded")
-            c.call("cancel", {"id": t})
+            for sub in subs:  # before the cancels, or their notifications pass the output bound
+                c.call("unsubscribe", {"sub": sub})
+            for k in range(0, 65536, 4096):
+                batch("cancel", [{"id": t} for t in ids[k:k + 4096]])
 
     def test_many_clients_at_once_are_all_served(self):
         # 150 connections queued while the daemon is stopped: more than it accepts per
