@@ -670,8 +670,10 @@ static int cmd_watch(int argc, char **argv)
     signal(SIGINT, on_stop);
     signal(SIGTERM, on_stop);
     while (!stop_watch) {
+        /* Tasks that ended before the subscribe are notified right after its answer, and
+         * the client may hold them already: the fd would not say so. */
         struct pollfd pf = { .fd = corod_fd(cli), .events = POLLIN };
-        if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+        if (!corod_pending(cli) && poll(&pf, 1, -1) < 0 && errno != EINTR)
             break;
         if (stop_watch)
             break;

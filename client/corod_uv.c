@@ -5,29 +5,55 @@
 #include <errno.h>
 #include <stdlib.h>
 
-void *corod__uv_slot(corod_client *c); /* libcorod.c: where the attachment lives */
+#include "corod_internal.h"
 
 typedef struct corod_uv {
     uv_poll_t poll;
+    uv_idle_t kick; /* active while notifications wait in the client, not in the fd */
     corod_client *c;
+    int closing;
 } corod_uv;
 
 static void corod_uv_closed(uv_handle_t *h)
 {
-    free(h);
+    corod_uv *u = h->data;
+    if (--u->closing == 0)
+        free(u);
+}
+
+static void corod_uv_dispatch(corod_uv *u)
+{
+    if (corod_dispatch(u->c) == -ECONNRESET)
+        uv_poll_stop(&u->poll); /* the daemon went away: nothing more will come */
 }
 
 static void corod_uv_ready(uv_poll_t *h, int status, int events)
 {
     (void)events;
     corod_uv *u = h->data;
-    if (status < 0 || corod_dispatch(u->c) == -ECONNRESET)
-        uv_poll_stop(h); /* the daemon went away: nothing more will come */
+    if (status < 0)
+        uv_poll_stop(h);
+    else
+        corod_uv_dispatch(u);
+}
+
+static void corod_uv_kicked(uv_idle_t *h)
+{
+    corod_uv *u = h->data;
+    uv_idle_stop(h);
+    corod_uv_dispatch(u);
+}
+
+void corod__uv_kick(corod_client *c)
+{
+    corod_uv *u = *corod__uv_slot(c);
+    if (u)
+        uv_idle_start(&u->kick, corod_uv_kicked);
 }
 
 int corod_uv_attach(corod_client *c, uv_loop_t *loop)
 {
-    corod_uv **slot = corod__uv_slot(c);
+    void **slot = corod__uv_slot(c);
     if (*slot)
         return -EALREADY;
     corod_uv *u = calloc(1, sizeof *u);
@@ -40,8 +66,12 @@ int corod_uv_attach(corod_client *c, uv_loop_t *loop)
     }
     u->c = c;
     u->poll.data = u;
+    uv_idle_init(loop, &u->kick);
+    u->kick.data = u;
     if ((rc = uv_poll_start(&u->poll, UV_READABLE, corod_uv_ready)) < 0) {
+        u->closing = 2;
         uv_close((uv_handle_t *)&u->poll, corod_uv_closed);
+        uv_close((uv_handle_t *)&u->kick, corod_uv_closed);
         return rc;
     }
     *slot = u;
@@ -52,10 +82,13 @@ int corod_uv_attach(corod_client *c, uv_loop_t *loop)
 
 void corod_uv_detach(corod_client *c)
 {
-    corod_uv **slot = corod__uv_slot(c);
+    void **slot = corod__uv_slot(c);
     if (!*slot)
         return;
-    uv_poll_stop(&(*slot)->poll);
-    uv_close((uv_handle_t *)&(*slot)->poll, corod_uv_closed);
+    corod_uv *u = *slot;
+    uv_poll_stop(&u->poll);
+    u->closing = 2;
+    uv_close((uv_handle_t *)&u->poll, corod_uv_closed);
+    uv_close((uv_handle_t *)&u->kick, corod_uv_closed);
     *slot = NULL;
 }

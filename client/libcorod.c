@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "corod_internal.h"
 #include "cp_decode.h"
 #include "cp_msg.h"
 
@@ -45,8 +46,16 @@ struct corod_client {
     void *uv; /* corod_uv's attachment */
 };
 
-void *corod__uv_slot(corod_client *c);
-void *corod__uv_slot(corod_client *c) { return &c->uv; }
+void **corod__uv_slot(corod_client *c) { return &c->uv; }
+
+int corod_pending(const corod_client *c)
+{
+    int n = 0;
+    for (const corod_note *note = c->nhead; note; note = note->next)
+        n++;
+    /* Bytes read but not yet parsed may hold more: say so, dispatch will tell. */
+    return n ? n : c->in_off < c->in_len;
+}
 
 /* ---- records ---- */
 
@@ -316,7 +325,7 @@ static void corod_queue_note(corod_client *c, const cp_incoming *in)
 
 /* Send a request and wait for its response. On success *result points at its result,
  * valid until the client reads its next message. */
-static int corod_rpc(corod_client *c, const char *method, const void *params, size_t plen,
+static int corod_rpc_once(corod_client *c, const char *method, const void *params, size_t plen,
                      const msgpack_object **result)
 {
     c->code[0] = c->message[0] = '\0';
@@ -366,6 +375,17 @@ static int corod_rpc(corod_client *c, const char *method, const void *params, si
         if (rc < 0 || (rc = corod_fill(c, true)) < 0)
             return rc;
     }
+}
+
+/* One call; notifications it read past on its way to the answer wait for corod_dispatch,
+ * and a client on a libuv loop is told to dispatch them (its fd will not say so). */
+static int corod_rpc(corod_client *c, const char *method, const void *params, size_t plen,
+                     const msgpack_object **result)
+{
+    int rc = corod_rpc_once(c, method, params, plen, result);
+    if (c->uv && corod_pending(c))
+        corod__uv_kick(c);
+    return rc;
 }
 
 int corod_call(corod_client *c, const char *method, const void *params, size_t params_len, void **result,

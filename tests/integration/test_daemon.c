@@ -526,6 +526,11 @@ static void test_client_refuses_oversize_replies(void **state)
     rmdir(path);
 }
 
+static void stop_loop(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
 static void on_uv_done(corod_client *c, uint32_t sub, const corod_task *t, void *arg)
 {
     (void)c, (void)sub;
@@ -601,8 +606,17 @@ static void test_libuv_helper(void **state)
     assert_int_equal(corod_uv_attach(c, loop), 0);
     uv_run(loop, UV_RUN_DEFAULT);
     assert_int_equal(got, id);
-    /* Blocking calls still work while attached. */
+    /* Blocking calls still work while attached, and a subscribe to a task that has ended
+     * is dispatched from the loop though its notification came in with the answer. */
     assert_int_equal(corod_hello(c, NULL, NULL, NULL), 0);
+    got = 0;
+    assert_int_equal(corod_subscribe(c, &id, 1, false, &sub), 0);
+    uv_timer_t guard; /* without the dispatch the loop would wait on the fd for good */
+    uv_timer_init(loop, &guard);
+    uv_timer_start(&guard, stop_loop, 5000, 0);
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(got, id);
+    uv_close((uv_handle_t *)&guard, NULL);
     corod_uv_detach(c);
     uv_run(loop, UV_RUN_NOWAIT);
     corod_close(c);

@@ -43,7 +43,7 @@ class Coroctl(unittest.TestCase):
             env["CORO_SOCKET"] = cls.sock
         else:
             env.pop("CORO_SOCKET", None)
-        return subprocess.run([COROCTL, *args], capture_output=True, text=True, env=env, timeout=60)
+        return subprocess.run([COROCTL, *args], capture_output=True, text=True, env=env, timeout=20)
 
     def ctl_json(self, *args):
         r = self.run_ctl("--json", *args)
@@ -123,6 +123,19 @@ class Coroctl(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertEqual(sorted(o["id"] for o in out), sorted([int(a), int(b)]))
         self.assertTrue(all("sub" in o for o in out))
+
+    def test_watch_of_tasks_already_ended_returns_at_once(self):
+        # Their notifications come right after the subscribe's answer, often in the same
+        # read: watch once polled the socket for them and hung.
+        a = self.run_ctl("sleep", "0").stdout.strip()
+        b = self.run_ctl("sleep", "0").stdout.strip()
+        self.assertEqual(self.run_ctl("wait", a, b).returncode, 0)
+        for _ in range(20):  # the race the hang depended on, twenty times
+            t = time.monotonic()
+            r = self.run_ctl("--json", "watch", a, b)
+            self.assertEqual(r.returncode, 0)
+            self.assertEqual(len(r.stdout.splitlines()), 2)
+            self.assertLess(time.monotonic() - t, 10)
 
     def test_list_and_groups(self):
         self.run_ctl("sleep", "0", "--group", "batch")

@@ -124,6 +124,11 @@ int corod_fd(const corod_client *c);
  * notification received (including those that arrived during blocking calls). Returns
  * how many ran, or -ECONNRESET once the daemon has gone. */
 int corod_dispatch(corod_client *c);
+/* Notifications the client holds already: a blocking call reads past them on its way to
+ * its answer (a task that ended before its subscribe is notified right after the answer,
+ * often in the same read). corod_fd will not signal them: poll it only once this is 0,
+ * and corod_dispatch while it is not. (corod_uv_attach sees to it on its loop.) */
+int corod_pending(const corod_client *c);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,13 @@
+/* corod_internal.h: what libcorod.c and corod_uv.c share, and no one else. */
+#ifndef COROD_INTERNAL_H
+#define COROD_INTERNAL_H
+
+#include "corod/client.h"
+
+/* Where corod_uv keeps its attachment (NULL when not attached). */
+void **corod__uv_slot(corod_client *c);
+/* libcorod, after a blocking call left notifications buffered: corod_uv dispatches them
+ * on its loop's next turn (the fd will not say they are there). */
+void corod__uv_kick(corod_client *c);
+
+#endif
