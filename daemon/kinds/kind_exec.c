@@ -718,6 +718,14 @@ static int exec_start(const kind_start *ks, co_task **body)
     return 0;
 }
 
-const kind_ops kind_exec = { .name = "exec", .available = true, .takes_slot = true, .has_output = true,
+/* A fuzzer driving the server (tests/fuzz/fuzz_server.c) must not run the programs it
+ * makes up. */
+#ifdef CORO_FUZZ
+#define EXEC_AVAILABLE false
+#else
+#define EXEC_AVAILABLE true
+#endif
+
+const kind_ops kind_exec = { .name = "exec", .available = EXEC_AVAILABLE, .takes_slot = true, .has_output = true,
                              .args_size = sizeof(exec_args *), .validate = exec_validate, .refs = exec_refs, .start = exec_start,
                              .free = exec_free, .command = exec_command, .bytes = exec_bytes };
