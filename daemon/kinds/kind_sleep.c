@@ -33,8 +33,10 @@ static int sleep_validate(const msgpack_object *args, const kind_env *env, void 
         msgpack_sbuffer_init(&sb);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_object(&pk, *r);
-        int rc = sb.size > env->max_result ? -E2BIG : co_value_copy(&a->result, sb.data, sb.size);
+        /* A failed write leaves the buffer short: the result would be lost, not kept. */
+        int rc = msgpack_pack_object(&pk, *r) != 0 ? -ENOMEM
+                 : sb.size > env->max_result ? -E2BIG
+                                             : co_value_copy(&a->result, sb.data, sb.size);
         msgpack_sbuffer_destroy(&sb);
         if (rc == -E2BIG)
             return cp_fail(err, CP_BAD_REQUEST, "args.result takes more than the limit of %zu bytes", env->max_result);
