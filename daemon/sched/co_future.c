@@ -5,6 +5,7 @@
  * runs. A callback added after the dispatch queues the future again. */
 #include "co_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -48,6 +49,7 @@ void co__future_release(co_future *f)
 
 void co_future_unref(co_future *f)
 {
+    assert(f->refs > 0);
     if (--f->refs)
         return;
     if (f->type == CO_FUT_TASK)
@@ -90,6 +92,7 @@ static void co__future_dispatch(co_runnable *r)
 
 void co__future_finish(co_future *f, co_state st, co_value *value)
 {
+    assert(f->state == CO_PENDING && st != CO_PENDING); /* one outcome, once */
     co_value_free(&f->value);
     if (value) {
         f->value = *value;
@@ -149,6 +152,7 @@ int co_future_take_value(co_future *f, co_value *out)
 
 void co_future_add_cb(co_future *f, co_cb *cb, co_cb_fn fn, void *arg)
 {
+    assert(f->refs > 0);
     cb->fn = fn;
     cb->arg = arg;
     cb->owned = 0;

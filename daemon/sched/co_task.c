@@ -4,6 +4,7 @@
  * step and the step in which its body returns. */
 #include "co_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -91,6 +92,7 @@ static int co__run_timer_start(co_task *t)
 /* The one way a task becomes done. Consumes *v (may be NULL) and the runtime's reference. */
 static void co__task_complete(co_task *t, co_state st, co_value *v)
 {
+    assert(t->fut.state == CO_PENDING);
     co_value tmp = CO_VALUE_NIL;
     if (t->run_timer) {
         uv_close((uv_handle_t *)t->run_timer, co__run_timer_closed);
