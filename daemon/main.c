@@ -153,6 +153,26 @@ static void raise_nofile(srv_limits *lim)
     }
 }
 
+/* libuv starts its thread pool at its first use, and aborts if it cannot start it (under
+ * a tight RLIMIT_AS, say). Started here, before anyone is served, a machine too tight for
+ * it stops corod as it starts, rather than in the middle of some user's job later. */
+static void pool_nothing(uv_work_t *w)
+{
+    (void)w;
+}
+
+static void pool_started(uv_work_t *w, int status)
+{
+    (void)w, (void)status;
+}
+
+static void start_thread_pool(uv_loop_t *loop)
+{
+    uv_work_t w;
+    if (uv_queue_work(loop, &w, pool_nothing, pool_started) == 0)
+        uv_run(loop, UV_RUN_DEFAULT); /* returns once it has run: nothing else is active */
+}
+
 /* mkdir -p with `mode` for the directories it creates. */
 static int mkdirs(const char *path, mode_t mode)
 {
@@ -412,6 +432,7 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN); /* a vanished client is a write error, not a death */
     uv_loop_t *loop = uv_default_loop();
+    start_thread_pool(loop);
     co_sched *sched;
     co_sched_config scfg = { .value_max_bytes = cfg.limits.max_result };
     if ((rc = co_sched_new(loop, &scfg, &sched)) < 0) {

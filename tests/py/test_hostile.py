@@ -11,6 +11,7 @@ otherwise. With COROD_WRAPPER set, every corod runs under it.
 import contextlib
 import os
 import pwd
+import resource
 import select
 import signal
 import socket
@@ -244,6 +245,34 @@ class Hostile(unittest.TestCase):
             if tp.native_allocator():
                 grew = rss_kib(self.d.proc.pid) - before
                 self.assertLess(grew, 100 * 1024, f"corod grew {grew} KiB")
+
+    def test_a_tight_address_space_stops_corod_at_its_start_or_never(self):
+        """Under RLIMIT_AS from 30 to 80 MB, corod either does not start, or serves: a job
+        runs, or fails for want of memory with a reason, and the daemon goes on. It once
+        aborted in libuv at its first use of the thread pool, with someone's job in
+        flight."""
+        if not tp.native_allocator():
+            self.skipTest("ASan and valgrind reserve address space of their own")
+        started = 0
+        for mb in range(30, 90, 10):
+            try:
+                d = Daemon(rlimits={resource.RLIMIT_AS: mb << 20})
+            except RuntimeError:
+                continue  # it did not start: what an operator sees at once
+            try:
+                started += 1
+                with Client(d.sock) as c:
+                    i = c.call("submit", {"kind": "exec", "args": {"argv": ["sh", "-c", "echo ok"]}})["id"]
+                    r = c.call("wait", {"ids": [i], "timeout": 10})["done"][0]
+                    if r["state"] == "failed":
+                        self.assertTrue(r["error"]["message"], mb)
+                    else:
+                        self.assertEqual((r["state"], c.call("output", {"id": i})["data"]), ("succeeded", b"ok\n"))
+                    self.assertEqual(c.call("hello")["protocol"], 1)
+            finally:
+                self.assertIsNone(d.proc.poll(), f"corod died under {mb} MB")
+                d.stop()
+        self.assertGreater(started, 0)
 
     def test_gather_result_is_bounded(self):
         """A gather naming one big result many times fails instead of building it all."""
