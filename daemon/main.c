@@ -116,6 +116,20 @@ static int parse_size(const char *opt, const char *s, size_t min, size_t max, si
     return 0;
 }
 
+/* Seconds from min to max, as a finite decimal number. */
+static int parse_seconds(const char *opt, const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= min && v <= max)) {
+        fprintf(stderr, "corod: %s must be seconds from %g to %g, not \"%s\"\n", opt, min, max, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 /* Set the calling thread's nice value (threads created later inherit it) and tell the
  * jobs to get back the one the daemon started with. Failing to lower it is not fatal. */
 static void apply_nice(int want, srv_limits *lim)
@@ -306,28 +320,14 @@ int main(int argc, char **argv)
             if (parse_size("--max-uid-buffers", optarg, (size_t)1 << 20, (size_t)1 << 40, &cfg.max_uid_buffers) < 0)
                 goto bad_usage;
             break;
-        case 'T': {
-            char *end;
-            errno = 0;
-            double t = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(t >= 0.1 && t <= 86400)) {
-                fprintf(stderr, "corod: --message-timeout must be seconds from 0.1 to 86400, not \"%s\"\n", optarg);
+        case 'T':
+            if (parse_seconds("--message-timeout", optarg, 0.1, 86400, &cfg.message_timeout) < 0)
                 goto bad_usage;
-            }
-            cfg.message_timeout = t;
             break;
-        }
-        case 'S': {
-            char *end;
-            errno = 0;
-            double t = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(t >= 0.1 && t <= 3600)) {
-                fprintf(stderr, "corod: --spawn-timeout must be seconds from 0.1 to 3600, not \"%s\"\n", optarg);
+        case 'S':
+            if (parse_seconds("--spawn-timeout", optarg, 0.1, 3600, &cfg.limits.spawn_timeout) < 0)
                 goto bad_usage;
-            }
-            cfg.limits.spawn_timeout = t;
             break;
-        }
         case 'G':
             if (parse_size("--max-uid-groups", optarg, 1, 1000000, &v) < 0)
                 goto bad_usage;
@@ -350,18 +350,11 @@ int main(int argc, char **argv)
             /* 0 here means "no bound"; the table reads 0 as "the CPU count". */
             cfg.limits.default_parallel = v ? (uint32_t)v : SRV_PARALLEL_UNBOUNDED;
             break;
-        case 'g': {
-            char *end;
-            errno = 0;
-            double g = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(g >= 0 && g <= 86400)) {
-                fprintf(stderr, "corod: --grace must be seconds from 0 to 86400, not \"%s\"\n", optarg);
+        case 'g':
+            if (parse_seconds("--grace", optarg, 0, 86400, &cfg.limits.grace) < 0)
                 goto bad_usage;
-            }
             cfg.limits.has_grace = true;
-            cfg.limits.grace = g;
             break;
-        }
         case 'L':
             if (parse_size("--output-limit", optarg, 0, (size_t)1 << 62, &v) < 0)
                 goto bad_usage;

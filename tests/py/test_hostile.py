@@ -780,6 +780,26 @@ class Hostile(unittest.TestCase):
             d.stop()
 
 
+class Options(unittest.TestCase):
+    def test_every_bound_refuses_a_bad_value(self):
+        """Each bound's option takes only values that make sense: a bad one exits 2 with a
+        line naming the option, before anything starts."""
+        cases = [("--max-uid-memory", "1000"), ("--max-uid-memory", "x"), ("--max-uid-groups", "0"),
+                 ("--max-uid-connections", "0"), ("--max-uid-buffers", "100"), ("--max-uid-output", "-1"),
+                 ("--max-result", "10"), ("--message-timeout", "0"), ("--message-timeout", "nan"),
+                 ("--spawn-timeout", "0.01"), ("--spawn-timeout", "1e9"), ("--output-limit", "x")]
+        for opt, value in cases:
+            p = subprocess.run([tp.COROD, opt, value, "--socket", "/nonexistent/s", "--state-dir", "/nonexistent"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 2, (opt, value, p.stderr))
+            self.assertIn(f"corod: {opt} must be", p.stderr)
+            self.assertIn(f'not "{value}"', p.stderr)
+        h = subprocess.run([tp.COROD, "--help"], capture_output=True, text=True, timeout=30).stdout
+        for opt in ("--max-uid-memory", "--max-uid-groups", "--max-uid-connections", "--max-uid-buffers",
+                    "--max-uid-output", "--max-result", "--message-timeout", "--spawn-timeout"):
+            self.assertIn(opt, h)
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
