@@ -79,6 +79,8 @@ static void srv_heap_remove(srv_heap *h, srv_ready *it)
 
 /* ---- the registry ---- */
 
+static void srv_group_user_free(srv_group_user *u);
+
 static uint64_t srv_group_hash(cp_str name)
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
@@ -140,7 +142,9 @@ static void srv_group_free(srv_group *g)
         g->creator->groups--;
         srv_acct_unref(g->creator);
     }
-    assert(co_queue_empty(&g->users));
+    co_queue *q;
+    while ((q = co_queue_first(&g->users)))
+        srv_group_user_free(co_queue_data(q, srv_group_user, node));
     free(g->ready_wait.v);
     free(g->allowed);
     free(g);
@@ -254,6 +258,10 @@ srv_group_user *srv_group_join(srv_group *g, uint32_t uid)
         srv_group_user *u = co_queue_data(q, srv_group_user, node);
         if (u->uid == uid) {
             u->refs++;
+            if (q != co_queue_first(&g->users)) { /* the most recent first: bursts find it at once */
+                co_queue_remove(q);
+                co_queue_insert_head(&g->users, q);
+            }
             return u;
         }
     }
@@ -269,12 +277,18 @@ srv_group_user *srv_group_join(srv_group *g, uint32_t uid)
     return u;
 }
 
+/* A uid's share stays while the group does (it is made again at once by the next
+ * submit of a uid that has one task at a time): at most one per uid that ever used the
+ * group, and implicit groups go when empty. */
 void srv_group_leave(srv_group_user *u)
 {
     assert(u->refs > 0);
-    if (--u->refs)
-        return;
-    assert(!u->busy && !u->work.n);
+    u->refs--;
+}
+
+static void srv_group_user_free(srv_group_user *u)
+{
+    assert(!u->refs && !u->busy && !u->work.n);
     co_queue_remove(&u->node);
     co_queue_remove(&u->waiting_node);
     free(u->work.v);

@@ -110,8 +110,9 @@ void srv_group_ref(srv_group *g);
 /* A group no longer configured and without records goes. */
 void srv_group_unref(srv_group *g);
 
-/* A uid's share of the group, while it has a record there that is pending or running:
- * taken when the record is made (NULL: out of memory), given back as it ends. */
+/* A uid's share of the group, counted while it has a record there that is pending or
+ * running: taken when the record is made (NULL: out of memory), given back as it ends.
+ * The share itself stays until the group goes. */
 srv_group_user *srv_group_join(srv_group *g, uint32_t uid);
 void srv_group_leave(srv_group_user *u);
 
