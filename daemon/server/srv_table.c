@@ -161,16 +161,19 @@ srv_rec *srv_rec_next(srv_table *t, const srv_rec *r, uint32_t uid)
 
 /* ---- retention ---------------------------------------------------------------------------- */
 
+/* The two paths, back to back, sized to fit: a burst of evictions (a uid's share of the
+ * disk made room at once) queues one of these each. */
 typedef struct srv_unlink {
     uv_work_t req;
-    char path[2][4096];
+    size_t second; /* where the second path starts in `paths` */
+    char paths[];
 } srv_unlink;
 
 static void srv_unlink_work(uv_work_t *req)
 {
     srv_unlink *u = req->data;
-    for (int i = 0; i < 2; i++)
-        unlink(u->path[i]); /* ENOENT for a stream the job never wrote */
+    unlink(u->paths); /* ENOENT for a stream the job never wrote */
+    unlink(u->paths + u->second);
 }
 
 static void srv_unlink_done(uv_work_t *req, int status)
@@ -185,12 +188,14 @@ static void srv_rec_drop_output(srv_table *t, srv_rec *r)
 {
     if (!r->kind->has_output)
         return;
-    srv_unlink *u = malloc(sizeof *u);
+    size_t each = strlen(t->env.output_dir) + 26; /* "/", 20 digits, ".out", NUL */
+    srv_unlink *u = malloc(sizeof *u + 2 * each);
     if (!u)
         return;
     u->req.data = u;
-    if (kind_output_path(t->env.output_dir, r->id, 1, u->path[0], sizeof u->path[0]) < 0 ||
-        kind_output_path(t->env.output_dir, r->id, 2, u->path[1], sizeof u->path[1]) < 0 ||
+    u->second = each;
+    if (kind_output_path(t->env.output_dir, r->id, 1, u->paths, each) < 0 ||
+        kind_output_path(t->env.output_dir, r->id, 2, u->paths + each, each) < 0 ||
         uv_queue_work(co_sched_loop(t->sched), &u->req, srv_unlink_work, srv_unlink_done) < 0)
         free(u);
 }
