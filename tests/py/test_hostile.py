@@ -672,6 +672,35 @@ class Hostile(unittest.TestCase):
         finally:
             d.stop()
 
+    def test_a_list_looks_at_a_bounded_number_of_records(self):
+        """One `list` looks at 100,000 records at most, matching or not, so a filter that
+        matches nothing costs the loop a bounded walk; `next` carries on from there."""
+        d = Daemon("--retain", "110000")
+        try:
+            with Client(d.sock) as c:
+                ids = []
+                for _ in range(21):
+                    ids += [m[3]["id"] for m in pipeline(c, "submit", [{"kind": "sleep", "args": {"seconds": 0}}] * 5000)]
+                c.call("wait", {"ids": ids[-1:]})
+                page = c.call("list", {"state": "failed"})
+                self.assertEqual((page["tasks"], page["next"]), ([], ids[99999]))
+                page = c.call("list", {"state": "failed", "after": page["next"]})
+                self.assertEqual((page["tasks"], page["next"]), ([], None))
+        finally:
+            d.stop()
+
+    def test_a_failed_members_message_is_cut_between_characters(self):
+        with nobody_client(self.d) as c:
+            t = c.call("submit", {"kind": "sleep", "args": {"seconds": 3600}})["id"]
+            g = c.call("submit", {"kind": "gather", "args": {"ids": [t]}})["id"]
+            why = "é" * 500  # 1,000 bytes: the member's own error keeps them all
+            c.call("cancel", {"id": t, "message": why})
+            r = c.call("wait", {"ids": [g]})["done"][0]
+            self.assertEqual(c.call("get", {"id": t})["error"]["message"], why)
+            summary = r["error"]["error"]["message"]
+            self.assertEqual(summary, "é" * 256)  # 512 bytes, two to a character
+            self.assertEqual(r["error"]["member"], t)
+
     def test_records_never_nest_too_deep(self):
         """Results nest at most 16 levels, so a record fits within the 32 levels clients
         decode; gathers of gathers stop there instead of nesting further."""
