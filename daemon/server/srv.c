@@ -271,9 +271,10 @@ void srv_conn_close(srv_conn *c)
 
 /* Room at the end of the input buffer, which grows in steps up to the message limit plus
  * one read: 0 when it is full (dispatch is paused) or cannot grow (memory, or its uid's
- * share of buffers: srv_conn_read then drops it). */
-static size_t srv_in_room(srv_conn *c)
+ * share of buffers, said in *over_share: srv_conn_read then drops it). */
+static size_t srv_in_room(srv_conn *c, bool *over_share)
 {
+    *over_share = false;
     size_t limit = c->srv->cfg.max_message + SRV_READ_CHUNK;
     if (c->in_cap - c->in_len < SRV_READ_CHUNK && c->in_cap < limit) {
         size_t ncap = c->in_cap ? c->in_cap * 2 : SRV_READ_CHUNK;
@@ -282,6 +283,7 @@ static size_t srv_in_room(srv_conn *c)
         uint8_t *n = NULL;
         bool share = c->acct->privileged ||
                      c->acct->client_bytes + (ncap - c->in_cap) <= c->srv->cfg.max_uid_buffers;
+        *over_share = !share;
         if (share && (n = realloc(c->in, ncap))) {
             c->in = n;
             c->in_cap = ncap;
@@ -444,11 +446,12 @@ static void srv_backlog_run(uv_check_t *h)
 static void srv_conn_read(srv_conn *c)
 {
     srv *v = c->srv;
-    size_t room = srv_in_room(c);
+    bool over_share;
+    size_t room = srv_in_room(c, &over_share);
     if (!room) {
         if (!c->paused) { /* not full: it could not grow */
             cp_error err;
-            if (srv_uid_over_buffers(c) || c->acct->client_bytes + SRV_READ_CHUNK > v->cfg.max_uid_buffers)
+            if (over_share)
                 cp_fail(&err, CP_QUOTA_EXCEEDED, "uid %u's connections already buffer %zu bytes (limit %zu)",
                         (unsigned)c->uid, c->acct->client_bytes, v->cfg.max_uid_buffers);
             else
