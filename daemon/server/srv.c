@@ -533,33 +533,26 @@ static void srv_conn_open(srv *v, int fd)
     socklen_t len = sizeof cred;
     srv_conn *c = NULL;
     srv_acct *ac = NULL;
+    const char *code = CP_QUOTA_EXCEEDED;
     char why[160];
     if (v->stopping || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
         close(fd);
         return;
     }
-    if (!(ac = srv_table_acct(v->table, cred.uid))) {
-        srv_refuse(fd, CP_INTERNAL, "out of memory");
-        return;
-    }
+    if (!(ac = srv_table_acct(v->table, cred.uid)))
+        goto out_of_memory;
     if (!ac->privileged && ac->conns >= v->cfg.max_uid_connections) {
         snprintf(why, sizeof why, "uid %u already has %zu connections open (limit %zu)", (unsigned)cred.uid,
                  ac->conns, v->cfg.max_uid_connections);
-        srv_acct_unref(ac);
-        srv_refuse(fd, CP_QUOTA_EXCEEDED, why);
-        return;
+        goto refuse;
     }
     if (!ac->privileged && v->nconns >= v->cfg.max_connections) {
         snprintf(why, sizeof why, "corod has %zu connections open (limit %zu)", v->nconns, v->cfg.max_connections);
-        srv_acct_unref(ac);
-        srv_refuse(fd, CP_QUOTA_EXCEEDED, why);
-        return;
+        goto refuse;
     }
     if (!(c = calloc(1, sizeof *c)) || uv_poll_init(v->loop, &c->poll, fd) < 0) {
         free(c);
-        srv_acct_unref(ac);
-        srv_refuse(fd, CP_INTERNAL, "out of memory");
-        return;
+        goto out_of_memory;
     }
     c->acct = ac;
     ac->conns++;
@@ -578,6 +571,15 @@ static void srv_conn_open(srv *v, int fd)
     co_queue_insert_tail(&v->conns, &c->node);
     v->nconns++;
     srv_conn_poll(c);
+    return;
+
+out_of_memory:
+    code = CP_INTERNAL;
+    snprintf(why, sizeof why, "out of memory");
+refuse:
+    if (ac)
+        srv_acct_unref(ac);
+    srv_refuse(fd, code, why);
 }
 
 static void srv_on_listen(uv_poll_t *h, int status, int events);
