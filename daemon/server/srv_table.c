@@ -317,7 +317,7 @@ static int srv_submit_parse(srv_table *t, const msgpack_object *params, srv_subm
     return 0;
 }
 
-/* The owner's share: tasks, memory, priority; and the group. */
+/* The owner's share of tasks, its right to the priority, and the group. */
 static int srv_submit_admit(srv_table *t, uint32_t uid, srv_submit *s, cp_error *err)
 {
     if (!(s->acct = srv_acct_get(&t->accts, uid)))
@@ -326,15 +326,6 @@ static int srv_submit_admit(srv_table *t, uint32_t uid, srv_submit *s, cp_error 
     if (ac->active >= t->lim.max_active_per_uid)
         return cp_fail(err, CP_QUOTA_EXCEEDED, "uid %u already has %zu tasks pending or running (limit %zu)",
                        uid, ac->active, t->lim.max_active_per_uid);
-    const uint64_t *ids;
-    kind_args_block *a = &s->args;
-    s->kind->refs(a, &ids, &s->nrefs);
-    s->bytes = SRV_REC_FIXED + s->sp.name.len + 1 + KIND_COMMAND_MAX + s->sp.n_after * sizeof(srv_dep) +
-               s->nrefs * sizeof(co_future *) + (s->kind->bytes ? s->kind->bytes(a) : 0);
-    if (!srv_table_make_room(t, ac, s->bytes))
-        return cp_fail(err, CP_QUOTA_EXCEEDED,
-                       "uid %u's tasks hold %zu bytes; this one needs %zu more, past the limit of %zu",
-                       uid, ac->bytes, s->bytes, t->lim.max_uid_memory);
     /* Priorities order a group's queue across its users: above 0 is root's, as with nice. */
     if (s->sp.priority > 0 && !ac->privileged)
         return cp_fail(err, CP_PERMISSION_DENIED, "priority %lld: only root may give a priority above 0",
@@ -368,16 +359,28 @@ static int srv_resolve(srv_table *t, uint32_t uid, const uint64_t *ids, size_t n
 /* Dependencies and the kind's references must exist and be visible now. */
 static int srv_submit_resolve(srv_table *t, uint32_t uid, srv_submit *s, cp_error *err)
 {
+    const uint64_t *ids;
     int rc = 0;
+    s->kind->refs(&s->args, &ids, &s->nrefs);
     if (s->sp.n_after)
         rc = srv_resolve(t, uid, s->sp.after, s->sp.n_after, "after", &s->after, err);
-    if (rc == 0 && s->nrefs) {
-        const uint64_t *ids;
-        size_t n;
-        s->kind->refs(&s->args, &ids, &n);
-        rc = srv_resolve(t, uid, ids, n, "args.ids", &s->refs, err);
-    }
+    if (rc == 0 && s->nrefs)
+        rc = srv_resolve(t, uid, ids, s->nrefs, "args.ids", &s->refs, err);
     return rc;
+}
+
+/* Last, once nothing else can refuse it: the owner's share of memory, made by letting its
+ * oldest finished records go (the ones it depends on are held by now). */
+static int srv_submit_room(srv_table *t, srv_submit *s, cp_error *err)
+{
+    srv_acct *ac = s->acct;
+    s->bytes = SRV_REC_FIXED + s->sp.name.len + 1 + KIND_COMMAND_MAX + s->sp.n_after * sizeof(srv_dep) +
+               s->nrefs * sizeof(co_future *) + (s->kind->bytes ? s->kind->bytes(&s->args) : 0);
+    if (!srv_table_make_room(t, ac, s->bytes))
+        return cp_fail(err, CP_QUOTA_EXCEEDED,
+                       "uid %u's tasks hold %zu bytes; this one needs %zu more, past the limit of %zu",
+                       (unsigned)ac->uid, ac->bytes, s->bytes, t->lim.max_uid_memory);
+    return 0;
 }
 
 /* The record, owning everything the submit took. Fails only for memory. */
@@ -458,7 +461,7 @@ int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, s
     srv_submit s = { 0 };
     int rc;
     if ((rc = srv_submit_parse(t, params, &s, err)) < 0 || (rc = srv_submit_admit(t, uid, &s, err)) < 0 ||
-        (rc = srv_submit_resolve(t, uid, &s, err)) < 0)
+        (rc = srv_submit_resolve(t, uid, &s, err)) < 0 || (rc = srv_submit_room(t, &s, err)) < 0)
         goto out;
     if ((rc = srv_submit_insert(t, &s, out)) < 0)
         rc = cp_fail(err, CP_INTERNAL, "out of memory");

@@ -325,6 +325,44 @@ class Hostile(unittest.TestCase):
         finally:
             d.stop()
 
+    def test_refused_submit_evicts_nothing(self):
+        """a submit that is refused for another reason lets none of its owner's finished
+        records go to make room for it, and one that depends on its owner's oldest record
+        holds it before room is made."""
+        d = Daemon("--max-uid-memory", str(8 << 20), "--max-result", str(1 << 20))
+        os.chmod(d.dir, 0o755)
+        try:
+            mb = "x" * ((1 << 20) - 100)
+            with nobody_client(d) as c:
+                done = [c.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": mb}})["id"]
+                        for _ in range(10)]
+                c.call("wait", {"ids": done[-1:]})
+
+                def kept():
+                    ids = []
+                    for i in done:
+                        try:
+                            c.call("get", {"id": i})
+                            ids.append(i)
+                        except RemoteError as e:
+                            self.assertEqual(e.code, "not_found")
+                    return ids
+                full = kept()
+                self.assertTrue(0 < len(full) < len(done), full)
+                refused = [({"priority": 5}, "permission_denied"), ({"after": [done[0]]}, "not_found")]
+                for extra, code in refused:
+                    spec = {"kind": "sleep", "args": {"seconds": 0, "result": mb}}
+                    spec.update(extra)
+                    with self.assertRaises(RemoteError) as e:
+                        c.call("submit", spec)
+                    self.assertEqual(e.exception.code, code, extra)
+                    self.assertEqual(kept(), full, extra)
+                i = c.call("submit", {"kind": "sleep", "after": [full[0]], "args": {"seconds": 0, "result": mb}})["id"]
+                self.assertEqual(c.call("wait", {"ids": [i]})["done"][0]["state"], "succeeded")
+                self.assertNotIn(full[0], kept())
+        finally:
+            d.stop()
+
     # ---- 6: retention is per uid ----
 
     def test_retention_is_per_uid(self):
