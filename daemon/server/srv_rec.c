@@ -264,7 +264,7 @@ static void srv_rec_start(srv_rec *r)
     if (rc < 0) {
         char msg[128];
         snprintf(msg, sizeof msg, "cannot start the %s body: %s", r->kind->name, co_strerror(rc));
-        srv_rec_fail(r, "internal", msg);
+        srv_rec_fail(r, CP_INTERNAL, msg);
         return;
     }
     r->stage = ST_RUNNING;
@@ -288,7 +288,7 @@ static void srv_rec_ready(srv_rec *r)
         return;
     }
     if (srv_group_queue(r->group, &r->ready) < 0) {
-        srv_rec_fail(r, "internal", "out of memory queueing the task");
+        srv_rec_fail(r, CP_INTERNAL, "out of memory queueing the task");
         return;
     }
     srv_group_pump(r->group);
@@ -312,7 +312,7 @@ static void srv_rec_wait(srv_rec *r, double seconds)
     }
     r->stage = ST_DELAY;
     if (co_sleep_task(r->table->sched, seconds, NULL, NULL, &r->delay_task) < 0) {
-        srv_rec_fail(r, "internal", "out of memory arming the delay");
+        srv_rec_fail(r, CP_INTERNAL, "out of memory arming the delay");
         return;
     }
     co_future_add_cb(co_task_future(r->delay_task), &r->delay_cb, srv_delay_done, r);
