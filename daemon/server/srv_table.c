@@ -143,7 +143,8 @@ srv_rec *srv_table_after(srv_table *t, uint64_t after, uint32_t uid)
     srv_rec *r = srv_table_get(t, after, uid);
     if (r)
         return srv_rec_next(t, r, uid);
-    /* Evicted since (or never the caller's): from the start, past the ids before it. */
+    /* Evicted since (or never the caller's): from the start, past the ids before it —
+     * at most the caller's own records (retained plus active), the size of one scan. */
     for (r = srv_table_first(t, uid); r && r->id <= after; r = srv_rec_next(t, r, uid))
         ;
     return r;
