@@ -364,17 +364,18 @@ static int exec_await_start(exec_job *j, ex_spawning *sg)
     return rc;
 }
 
+static int exec_wait_leader(exec_job *j, double timeout);
+
 /* Kill and reap a child that will not run (it failed, or was killed before it exec'd):
- * SIGKILL ends even a stopped one, and it is ours until reaped. */
+ * SIGKILL ends even a stopped one, and it is ours until reaped. Its exit is awaited as a
+ * job's is; a cancel meanwhile changes nothing. */
 static void exec_bury(exec_job *j)
 {
-    if (j->sp.pidfd >= 0) {
-        close(j->sp.pidfd);
-        j->sp.pidfd = -1;
-    }
     kill(j->sp.pid, SIGKILL);
+    while (exec_wait_leader(j, -1) < 0) {
+    }
     int status;
-    while (ex_reap(j->sp.pid, &status, NULL) == -EAGAIN)
+    while (ex_reap(j->sp.pid, &status, NULL) == -EAGAIN) /* it has exited: cannot last */
         co_sleep(0.001);
 }
 
