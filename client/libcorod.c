@@ -731,6 +731,9 @@ static int take_list(const msgpack_object *res, void *ctx)
     return take_tasks(cp_get(res, l->key), l->tasks, l->n);
 }
 
+/* The most records one `list` request may ask for (PROTOCOL.md). */
+#define COROD_LIST_PAGE_MAX 100000u
+
 /* Pages (the daemon bounds each answer in bytes and in records looked at) until `limit`
  * records, or the daemon's default count, or the end. */
 int corod_list(corod_client *c, const char *state, const char *group, uint32_t limit, corod_task ***tasks,
@@ -747,7 +750,8 @@ int corod_list(corod_client *c, const char *state, const char *group, uint32_t l
             cp_pack_str(&p.pk, "state"), cp_pack_str(&p.pk, state);
         if (group)
             cp_pack_str(&p.pk, "group"), cp_pack_str(&p.pk, group);
-        cp_pack_str(&p.pk, "limit"), msgpack_pack_uint64(&p.pk, want - nall);
+        cp_pack_str(&p.pk, "limit"),
+            msgpack_pack_uint64(&p.pk, want - nall < COROD_LIST_PAGE_MAX ? want - nall : COROD_LIST_PAGE_MAX);
         if (after)
             cp_pack_str(&p.pk, "after"), msgpack_pack_uint64(&p.pk, after);
         corod_task **page;

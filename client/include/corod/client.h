@@ -98,8 +98,8 @@ int corod_output(corod_client *c, uint64_t id, int stream, uint64_t offset, uint
                  size_t *len, uint64_t *next, bool *eof);
 int corod_cancel(corod_client *c, uint64_t id, const char *message, bool *cancelled);
 int corod_get(corod_client *c, uint64_t id, corod_task **out);
-/* state, group: NULL for any; limit 0: COROD_LIST_DEFAULT. The daemon answers in pages
- * (bounded in bytes); this asks for as many as it takes. */
+/* state, group: NULL for any; limit 0: COROD_LIST_DEFAULT, else any count. The daemon
+ * answers in pages (bounded in records and bytes); this asks for as many as it takes. */
 #define COROD_LIST_DEFAULT 1000u
 int corod_list(corod_client *c, const char *state, const char *group, uint32_t limit, corod_task ***tasks,
                size_t *n);
