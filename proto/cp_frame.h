@@ -9,8 +9,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 #include <sys/types.h>
+
+#include "cp_head.h" /* cp_be_read, for the decoder too */
 
 #define CP_MAX_MESSAGE_DEFAULT (16u * 1024u * 1024u) /* the contract's default limit */
 #define CP_MAX_DEPTH 32u /* nested arrays/maps in one message (msgpack-c decodes no deeper) */
@@ -22,28 +23,6 @@ typedef struct cp_frame {
     uint32_t depth;
     uint64_t left[CP_MAX_DEPTH]; /* values still expected at each open level */
 } cp_frame;
-
-/* The big-endian unsigned integer in the n bytes (1, 2, 4 or 8) at p: MessagePack's
- * lengths and numbers. Shared by the scanner and the decoder. */
-static inline uint64_t cp_be_read(const uint8_t *p, unsigned n)
-{
-    uint16_t v16;
-    uint32_t v32;
-    uint64_t v64;
-    switch (n) {
-    case 1:
-        return p[0];
-    case 2:
-        memcpy(&v16, p, 2);
-        return __builtin_bswap16(v16);
-    case 4:
-        memcpy(&v32, p, 4);
-        return __builtin_bswap32(v32);
-    default:
-        memcpy(&v64, p, 8);
-        return __builtin_bswap64(v64);
-    }
-}
 
 void cp_frame_init(cp_frame *f, size_t max);
 /* `msg` holds the current message from its first byte, `avail` bytes of it so far.

@@ -2,6 +2,7 @@
  * Encodings follow the MessagePack spec's smallest-form rules (fixmap/fixarray/fixstr,
  * then 16- and 32-bit forms, big-endian lengths). */
 #include "co_value.h"
+#include "cp_head.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -139,75 +140,6 @@ int co_value_array(co_value *out, const co_value *const *items, size_t n)
 
 /* ---- reading ------------------------------------------------------------------------ */
 
-static uint64_t co_get_be(const uint8_t *p, unsigned bytes)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < bytes; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* One item's header at p (n > 0 bytes left): its size before any payload (*head), the
- * bytes of payload that follow (*body), and for a container the elements it holds (*kids:
- * an array's count, twice a map's; -1 for anything else). -EINVAL when the header does
- * not fit or the byte is not MessagePack (0xc1). */
-static int co_value_item(const uint8_t *p, size_t n, size_t *head, uint64_t *body, int64_t *kids)
-{
-    uint8_t b = p[0];
-    unsigned w; /* width of the length or count that follows */
-    *body = 0;
-    *kids = -1;
-    *head = 1;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-        return 0;
-    if ((b & 0xf0) == 0x80) {
-        *kids = (b & 0x0f) * 2;
-        return 0;
-    }
-    if ((b & 0xf0) == 0x90) {
-        *kids = b & 0x0f;
-        return 0;
-    }
-    if ((b & 0xe0) == 0xa0) {
-        *body = b & 0x1f;
-        return 0;
-    }
-    switch (b) {
-    case 0xcc: case 0xd0: *head = 2; break;
-    case 0xcd: case 0xd1: *head = 3; break;
-    case 0xca: case 0xce: case 0xd2: *head = 5; break;
-    case 0xcb: case 0xcf: case 0xd3: *head = 9; break;
-    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: /* fixext 1..16: a type, data */
-        *head = 2;
-        *body = 1u << (b - 0xd4);
-        break;
-    case 0xc4: case 0xc5: case 0xc6: case 0xd9: case 0xda: case 0xdb: /* bin, str */
-        w = (b == 0xc4 || b == 0xd9) ? 1 : (b == 0xc5 || b == 0xda) ? 2 : 4;
-        *head = 1 + w;
-        if (n < *head)
-            return -EINVAL;
-        *body = co_get_be(p + 1, w);
-        return 0;
-    case 0xc7: case 0xc8: case 0xc9: /* ext 8/16/32: a length, a type, data */
-        w = b == 0xc7 ? 1 : b == 0xc8 ? 2 : 4;
-        *head = 2 + w;
-        if (n < *head)
-            return -EINVAL;
-        *body = co_get_be(p + 1, w);
-        return 0;
-    case 0xdc: case 0xdd: case 0xde: case 0xdf: /* array16/32, map16/32 */
-        w = (b == 0xdc || b == 0xde) ? 2 : 4;
-        *head = 1 + w;
-        if (n < *head)
-            return -EINVAL;
-        *kids = (int64_t)co_get_be(p + 1, w) * (b >= 0xde ? 2 : 1);
-        return 0;
-    default:
-        return -EINVAL;
-    }
-    return n < *head ? -EINVAL : 0;
-}
-
 int co_value_measure(const uint8_t *p, size_t len, unsigned max_depth, size_t *used, unsigned *depth)
 {
     uint64_t left[CO_VALUE_DEPTH_MAX]; /* elements still to read in each open container */
@@ -216,24 +148,21 @@ int co_value_measure(const uint8_t *p, size_t len, unsigned max_depth, size_t *u
     if (max_depth > CO_VALUE_DEPTH_MAX)
         max_depth = CO_VALUE_DEPTH_MAX;
     do {
-        size_t head;
-        uint64_t body;
-        int64_t kids;
-        if (off >= len || co_value_item(p + off, len - off, &head, &body, &kids) < 0 ||
-            body > len - off - head)
+        cp_head h;
+        if (cp_head_read(p + off, len - off, &h) <= 0 || h.payload > len - off - h.size)
             return -EINVAL;
-        off += head + (size_t)body;
+        off += h.size + (size_t)h.payload;
         if (open)
             left[open - 1]--;
-        if (kids >= 0) {
+        if (h.container) {
             if (open == max_depth)
                 return -E2BIG;
             if (open + 1 > deepest)
                 deepest = open + 1;
-            if ((uint64_t)kids > len - off) /* each element takes a byte at least */
+            if (h.count > len - off) /* each element takes a byte at least */
                 return -EINVAL;
-            if (kids)
-                left[open++] = (uint64_t)kids;
+            if (h.count)
+                left[open++] = h.count;
         }
         while (open && left[open - 1] == 0)
             open--;
@@ -243,36 +172,29 @@ int co_value_measure(const uint8_t *p, size_t len, unsigned max_depth, size_t *u
     return 0;
 }
 
-static bool co_is_str(uint8_t b)
-{
-    return (b & 0xe0) == 0xa0 || b == 0xd9 || b == 0xda || b == 0xdb;
-}
-
 int co_value_get_str(const co_value *v, const char *key, const char **s, size_t *n)
 {
-    size_t len, head, used, klen = strlen(key);
+    size_t len, used, klen = strlen(key);
     const uint8_t *p = co_value_bytes(v, &len);
-    uint64_t body;
-    int64_t kids, items;
     unsigned depth;
-    bool is_map = (p[0] & 0xf0) == 0x80 || p[0] == 0xde || p[0] == 0xdf;
-    if (!is_map || co_value_item(p, len, &head, &body, &items) < 0)
+    cp_head m, h;
+    if (cp_head_read(p, len, &m) <= 0 || !m.map)
         return -ENOENT;
-    size_t off = head;
-    for (int64_t i = 0; i < items; i += 2) {
+    size_t off = m.size;
+    for (uint64_t i = 0; i < m.count; i += 2) {
         /* The key: a string equal to `key`, else skipped, and its value with it. */
         if (co_value_measure(p + off, len - off, CO_VALUE_DEPTH_MAX, &used, &depth) < 0 ||
-            co_value_item(p + off, len - off, &head, &body, &kids) < 0)
+            cp_head_read(p + off, len - off, &h) <= 0)
             return -ENOENT;
-        bool match = co_is_str(p[off]) && body == klen && memcmp(p + off + head, key, klen) == 0;
+        bool match = h.str && h.payload == klen && memcmp(p + off + h.size, key, klen) == 0;
         off += used;
         if (off >= len || co_value_measure(p + off, len - off, CO_VALUE_DEPTH_MAX, &used, &depth) < 0)
             return -ENOENT;
         if (match) {
-            if (!co_is_str(p[off]) || co_value_item(p + off, len - off, &head, &body, &kids) < 0)
+            if (cp_head_read(p + off, len - off, &h) <= 0 || !h.str)
                 return -ENOENT;
-            *s = (const char *)p + off + head;
-            *n = (size_t)body;
+            *s = (const char *)p + off + h.size;
+            *n = (size_t)h.payload;
             return 0;
         }
         off += used;
