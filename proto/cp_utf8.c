@@ -54,15 +54,6 @@ bool cp_utf8_valid(const char *s, size_t n)
     return true;
 }
 
-size_t cp_utf8_cut(const char *s, size_t n, size_t max)
-{
-    if (n <= max)
-        return n;
-    while (max && ((uint8_t)s[max] & 0xc0) == 0x80)
-        max--;
-    return max;
-}
-
 size_t cp_utf8_escape(char *out, size_t cap, const char *s, size_t n, bool *whole)
 {
     static const char hex[] = "0123456789abcdef";

@@ -13,8 +13,15 @@
 
 bool cp_utf8_valid(const char *s, size_t n);
 /* The longest prefix of s (valid UTF-8, n bytes) of at most max bytes that ends where a
- * character does. */
-size_t cp_utf8_cut(const char *s, size_t n, size_t max);
+ * character does. Inline: the scheduler cuts stored text too, without the library. */
+static inline size_t cp_utf8_cut(const char *s, size_t n, size_t max)
+{
+    if (n <= max)
+        return n;
+    while (max && ((unsigned char)s[max] & 0xc0) == 0x80)
+        max--;
+    return max;
+}
 /* Writes s as valid UTF-8 into out (cap > 0 bytes, NUL-terminated): valid characters as
  * they are, each byte of an invalid sequence as the four characters \xNN. Stops, at a
  * character's end, before it would need more than cap - 1 bytes. Returns the bytes

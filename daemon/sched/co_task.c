@@ -3,6 +3,7 @@
  * every queued step holds one more. A coroutine holds its stack only between its first
  * step and the step in which its body returns. */
 #include "co_internal.h"
+#include "cp_utf8.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -497,11 +498,7 @@ static void co__gather_member_failed(co_task *g, size_t i)
         code = "error", clen = 5;
     if (co_value_get_str(&f->value, "message", &why, &wlen) < 0)
         why = "", wlen = 0;
-    if (wlen > CO_MEMBER_MESSAGE_MAX) { /* at a character's start: the text is UTF-8 */
-        wlen = CO_MEMBER_MESSAGE_MAX;
-        while (wlen && ((uint8_t)why[wlen] & 0xc0) == 0x80)
-            wlen--;
-    }
+    wlen = cp_utf8_cut(why, wlen, CO_MEMBER_MESSAGE_MAX); /* the text is UTF-8 */
     size_t mlen = strlen(msg);
     co_value err = CO_VALUE_NIL;
     uint8_t *buf = malloc(96 + mlen + clen + wlen), *p = buf;
