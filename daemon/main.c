@@ -53,7 +53,8 @@ static const char usage[] =
     "                        (default 268435456); past it a uid's oldest finished\n"
     "                        records go first, then its submits are refused\n"
     "  --max-result BYTES    largest result a task may have: a sleep's, a gather's\n"
-    "                        (default 4194304; results also nest at most 16 levels)\n"
+    "                        (default 4194304; at most a quarter of --max-output, and\n"
+    "                        that by default if less; results nest at most 16 levels)\n"
     "  --max-active N        pending+running tasks one uid may have (default 100000)\n"
     "  --max-uid-groups N    groups one uid's submits may make (default 64; a group goes\n"
     "                        once empty; root's and those set up with set_group stay)\n"
@@ -339,7 +340,6 @@ int main(int argc, char **argv)
             cfg.limits.max_uid_memory = v;
             break;
         case 'R':
-            /* A result travels inside a record, which must fit a message. */
             if (parse_size("--max-result", optarg, 1024, (size_t)1 << 30, &v) < 0)
                 goto bad_usage;
             cfg.limits.max_result = v;
@@ -378,6 +378,16 @@ int main(int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "corod: unexpected argument \"%s\"\n%s", argv[optind], usage);
+        goto bad_usage;
+    }
+    /* A result travels in a record, in answers a client is only dropped from past
+     * --max-output: one must fit in a quarter of it, with the rest of its answer. */
+    size_t result_room = (cfg.max_output ? cfg.max_output : SRV_MAX_OUTPUT) / 4;
+    if (!cfg.limits.max_result) {
+        cfg.limits.max_result = CO_VALUE_BYTES_DEFAULT < result_room ? CO_VALUE_BYTES_DEFAULT : result_room;
+    } else if (cfg.limits.max_result > result_room) {
+        fprintf(stderr, "corod: --max-result %zu does not fit a quarter of --max-output (%zu): at most %zu\n",
+                cfg.limits.max_result, result_room * 4, result_room);
         goto bad_usage;
     }
     if (!sock && !(sock = default_socket())) {

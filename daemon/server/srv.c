@@ -694,6 +694,9 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
         v->cfg.max_message = CP_MAX_MESSAGE_DEFAULT;
     if (!v->cfg.max_output)
         v->cfg.max_output = SRV_MAX_OUTPUT;
+    /* A reader that takes its answers is never dropped for one: with one record past the
+     * bound, an answer stays under half of max_output (srv_config.limits.max_result). */
+    v->answer_bytes = v->cfg.max_output / 4 < SRV_ANSWER_BYTES ? v->cfg.max_output / 4 : SRV_ANSWER_BYTES;
     v->self_uid = geteuid();
     int mode = v->cfg.socket_mode >= 0 ? v->cfg.socket_mode : (v->self_uid == 0 ? 0666 : 0600);
     int rc;

@@ -29,8 +29,9 @@
 #define SRV_LIST_MAX 100000u
 #define SRV_LIST_SCAN 100000u              /* records one `list` looks at, matching or not */
 /* Bytes of records an answer holds before it stops (`list`: a page ends) or packs the rest
- * without results and errors (`wait`). A record may hold a result of --max-result bytes,
- * so an answer stays under this plus one such record. */
+ * without results and errors (`wait`); a quarter of max_output when that is less. A record
+ * may hold a result of --max-result bytes (at most a quarter of max_output), so an answer
+ * stays under this plus one such record. */
 #define SRV_ANSWER_BYTES (8u * 1024u * 1024u)
 
 typedef struct srv_config {

@@ -20,6 +20,7 @@ struct srv {
     co_sched *sched;
     srv_table *table;
     srv_config cfg;
+    size_t answer_bytes; /* SRV_ANSWER_BYTES, or a quarter of max_output when less */
     char *path;
     uv_poll_t listener; /* the listening socket: readable while connections wait */
     int listen_fd;

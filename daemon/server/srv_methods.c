@@ -119,7 +119,7 @@ static void m_get(srv_conn *c, const cp_request *rq)
 static const char *const srv_states[] = { "pending", "running", "succeeded", "failed", "cancelled" };
 
 /* A page of the caller's records (every record, for root) in id order, from the first
- * after `after`: at most `limit` that match, SRV_ANSWER_BYTES of them and SRV_LIST_SCAN
+ * after `after`: at most `limit` that match, answer_bytes of them and SRV_LIST_SCAN
  * looked at. `next` is the cursor for the next page, nil when there is none. */
 static void m_list(srv_conn *c, const cp_request *rq)
 {
@@ -150,7 +150,7 @@ static void m_list(srv_conn *c, const cp_request *rq)
     cp_out_lit(&c->out, "tasks");
     size_t at = cp_out_array_begin(&c->out), start = c->out.size, k = 0, seen = 0;
     uint64_t last = 0;
-    for (; r && k < limit && seen < SRV_LIST_SCAN && c->out.size - start < SRV_ANSWER_BYTES;
+    for (; r && k < limit && seen < SRV_LIST_SCAN && c->out.size - start < c->srv->answer_bytes;
          r = srv_rec_next(t, r, c->uid)) {
         seen++;
         last = srv_rec_id(r);

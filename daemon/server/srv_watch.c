@@ -129,7 +129,7 @@ static void srv_wait_answer(srv_wait *w)
     size_t start = c->out.size;
     for (size_t i = 0; i < w->n; i++)
         if (co_future_done(srv_rec_future(w->items[i].rec)))
-            srv_rec_pack(&c->out, w->items[i].rec, c->out.size - start >= SRV_ANSWER_BYTES);
+            srv_rec_pack(&c->out, w->items[i].rec, c->out.size - start >= c->srv->answer_bytes);
     cp_out_lit(&c->out, "pending");
     cp_out_array(&c->out, (uint32_t)(w->n - ndone));
     for (size_t i = 0; i < w->n; i++)

@@ -710,6 +710,37 @@ class Hostile(unittest.TestCase):
         finally:
             d.stop()
 
+    def test_answers_fit_a_small_output_bound(self):
+        """Under a small --max-output a list pages and a wait omits within a quarter of it,
+        and the default result shrinks to fit: a client that reads its answers is not
+        dropped for one (a 3,000-record list once answered 3 MB to a 64 KiB bound)."""
+        d = Daemon("--max-output", "65536")
+        try:
+            with Client(d.sock) as c:
+                with self.assertRaises(RemoteError) as e:
+                    c.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": "x" * 20000}})
+                self.assertIn("more than the limit of 16384 bytes", e.exception.message)
+                ids = [m[3]["id"] for m in pipeline(c, "submit",
+                                                     [{"kind": "sleep", "args": {"seconds": 0, "result": "x" * 1000}}] * 3000)]
+                done = c.call("wait", {"ids": ids[:200]})["done"]
+                self.assertEqual(len(done), 200)
+                whole = [t for t in done if "result" in t]
+                self.assertTrue(1 <= len(whole) <= 16, len(whole))
+                self.assertTrue(all(t.get("omitted") for t in done[len(whole):]))
+                c.call("wait", {"ids": ids[-1:]})
+                seen, after, pages = [], 0, 0
+                while True:
+                    page = c.call("list", {"limit": 3000, "after": after})
+                    pages += 1
+                    seen += [t["id"] for t in page["tasks"]]
+                    if page["next"] is None:
+                        break
+                    after = page["next"]
+                self.assertEqual(seen, ids)
+                self.assertGreater(pages, 100)
+        finally:
+            d.stop()
+
     def test_a_list_looks_at_a_bounded_number_of_records(self):
         """One `list` looks at 100,000 records at most, matching or not, so a filter that
         matches nothing costs the loop a bounded walk; `next` carries on from there."""
@@ -861,6 +892,11 @@ class Options(unittest.TestCase):
             self.assertEqual(p.returncode, 2, (opt, value, p.stderr))
             self.assertIn(f"corod: {opt} must be", p.stderr)
             self.assertIn(f'not "{value}"', p.stderr)
+        p = subprocess.run([tp.COROD, "--max-output", "65536", "--max-result", "1048576", "--socket", "/nonexistent/s",
+                            "--state-dir", "/nonexistent"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("corod: --max-result 1048576 does not fit a quarter of --max-output (65536): at most 16384",
+                      p.stderr)
         h = subprocess.run([tp.COROD, "--help"], capture_output=True, text=True, timeout=30).stdout
         for opt in ("--max-uid-memory", "--max-uid-groups", "--max-uid-connections", "--max-uid-buffers",
                     "--max-uid-output", "--max-result", "--message-timeout", "--spawn-timeout"):
