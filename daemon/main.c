@@ -261,9 +261,9 @@ int main(int argc, char **argv)
         { "parallel", required_argument, 0, 'p' },  { "grace", required_argument, 0, 'g' },
         { "output-limit", required_argument, 0, 'L' }, { "nice", required_argument, 0, 'n' },
         { "max-result", required_argument, 0, 'R' },  { "max-uid-memory", required_argument, 0, 'U' },
-        { "max-uid-groups", required_argument, 0, 'G' },
+        { "max-uid-groups", required_argument, 0, 'G' }, { "max-uid-output", required_argument, 0, 'O' },
         { "max-uid-connections", required_argument, 0, 'C' }, { "max-uid-buffers", required_argument, 0, 'B' },
-        { "message-timeout", required_argument, 0, 'T' },   { "spawn-timeout", required_argument, 0, 'S' },   { "max-uid-output", required_argument, 0, 'O' },
+        { "message-timeout", required_argument, 0, 'T' }, { "spawn-timeout", required_argument, 0, 'S' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
