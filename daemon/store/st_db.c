@@ -1,0 +1,362 @@
+/* st_db.c: the database — opening it, its schema and migrations, the statements a batch
+ * runs, and the reads at start. */
+#include "st_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Version 1. A later version adds a step to st_migrate, never edits this one. */
+static const char st_schema_v1[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE groups(name TEXT PRIMARY KEY, parallel INTEGER NOT NULL, paused INTEGER NOT NULL,"
+    " users BLOB) WITHOUT ROWID;"
+    "CREATE TABLE tasks(id INTEGER PRIMARY KEY, owner INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT,"
+    " grp TEXT NOT NULL, spec BLOB NOT NULL, command TEXT, state INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, started_at REAL, finished_at REAL,"
+    " wake_at REAL, pid INTEGER, spawned_at REAL, outcome BLOB);"
+    "CREATE INDEX tasks_active ON tasks(state) WHERE state < 2;"
+    "PRAGMA user_version = 1;";
+
+static const char *const st_sql[SQ_COUNT] = {
+    [SQ_INSERT] = "INSERT INTO tasks(id, owner, kind, name, grp, command, spec, state, attempts, created_at,"
+                  " wake_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, ?8, ?9)",
+    [SQ_STARTED] = "UPDATE tasks SET state = 1, started_at = ?2, attempts = ?3, pid = NULL, spawned_at = NULL,"
+                   " wake_at = NULL WHERE id = ?1",
+    [SQ_SPAWNED] = "UPDATE tasks SET pid = ?2, spawned_at = ?3 WHERE id = ?1",
+    [SQ_WAITING] = "UPDATE tasks SET state = 0, wake_at = ?2, attempts = ?3, pid = NULL WHERE id = ?1",
+    [SQ_FINISHED] = "UPDATE tasks SET state = ?2, finished_at = ?3, outcome = ?4, pid = NULL, wake_at = NULL"
+                    " WHERE id = ?1",
+    [SQ_FORGET] = "DELETE FROM tasks WHERE id = ?1",
+    [SQ_GROUP] = "INSERT OR REPLACE INTO groups(name, parallel, paused, users) VALUES(?1, ?2, ?3, ?4)",
+    [SQ_NEXT_ID] = "INSERT OR REPLACE INTO meta(key, value) VALUES('next_id', ?1)",
+    [SQ_BEGIN] = "BEGIN",
+    [SQ_COMMIT] = "COMMIT",
+    [SQ_ROLLBACK] = "ROLLBACK",
+};
+
+static int st_fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int st_fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* What to tell an operator whose database cannot be used as it is. */
+static int st_refuse(st_store *st, const char *path, int rc, char *errbuf, size_t errlen)
+{
+    const char *why = sqlite3_errmsg(st->db);
+    if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
+        return st_fail(errbuf, errlen, -EINVAL,
+                       "%s is damaged (%s): corod will not replace it. Restore a backup, or move it aside "
+                       "to start with an empty store", path, why);
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return st_fail(errbuf, errlen, -EBUSY, "%s is locked by another program: %s", path, why);
+    if (rc == SQLITE_CANTOPEN || rc == SQLITE_PERM || rc == SQLITE_READONLY)
+        return st_fail(errbuf, errlen, -EACCES, "cannot open %s for writing: %s", path, why);
+    if (rc == SQLITE_FULL)
+        return st_fail(errbuf, errlen, -ENOSPC, "no space left for %s: %s", path, why);
+    return st_fail(errbuf, errlen, -EIO, "cannot use %s: %s", path, why);
+}
+
+static int st_user_version(sqlite3 *db, int *v)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *v = sqlite3_column_int(s, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Bring the schema to ST_SCHEMA_VERSION, in one transaction. */
+static int st_migrate(st_store *st, const char *path, char *errbuf, size_t errlen)
+{
+    int v = 0, rc = st_user_version(st->db, &v);
+    if (rc != SQLITE_OK)
+        return st_refuse(st, path, rc, errbuf, errlen);
+    if (v > ST_SCHEMA_VERSION)
+        return st_fail(errbuf, errlen, -EPROTO,
+                       "%s has schema version %d, newer than this corod knows (%d): run the corod that "
+                       "wrote it, or a newer one", path, v, ST_SCHEMA_VERSION);
+    if (v == ST_SCHEMA_VERSION)
+        return 0;
+    char *msg = NULL;
+    rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && v == 0)
+        rc = sqlite3_exec(st->db, st_schema_v1, NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_free(msg);
+        return st_refuse(st, path, rc, errbuf, errlen);
+    }
+    return 0;
+}
+
+static int st_next_id_load(st_store *st)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_id'), 1),"
+                                " coalesce((SELECT max(id) FROM tasks), 0) + 1)", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        st->next_id = (uint64_t)sqlite3_column_int64(s, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int st_db_open(st_store *st, const char *path, char *errbuf, size_t errlen)
+{
+    int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        int e = st->db ? st_refuse(st, path, rc, errbuf, errlen)
+                       : st_fail(errbuf, errlen, -ENOMEM, "out of memory opening %s", path);
+        return e;
+    }
+    sqlite3_extended_result_codes(st->db, 0);
+    /* Another program holding the database (sqlite3's .backup, a reader) gets a moment,
+     * never the loop: only the writer thread and the load at start wait here. */
+    sqlite3_busy_timeout(st->db, 2000);
+    sqlite3_stmt *s;
+    rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+        bool wal = rc == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(s, 0), "wal");
+        sqlite3_finalize(s);
+        if (rc == SQLITE_ROW && !wal)
+            return st_fail(errbuf, errlen, -EIO, "%s cannot be put in WAL mode", path);
+        rc = rc == SQLITE_ROW ? SQLITE_OK : rc;
+    }
+    if (rc != SQLITE_OK)
+        return st_refuse(st, path, rc, errbuf, errlen);
+    const char *sync = st->cfg.sync == ST_SYNC_NORMAL ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL";
+    if ((rc = sqlite3_exec(st->db, sync, NULL, NULL, NULL)) != SQLITE_OK)
+        return st_refuse(st, path, rc, errbuf, errlen);
+    int e = st_migrate(st, path, errbuf, errlen);
+    if (e < 0)
+        return e;
+    for (int i = 0; i < SQ_COUNT; i++)
+        if ((rc = sqlite3_prepare_v3(st->db, st_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->sq[i], NULL)) !=
+            SQLITE_OK)
+            return st_refuse(st, path, rc, errbuf, errlen);
+    if ((rc = st_next_id_load(st)) != SQLITE_OK)
+        return st_refuse(st, path, rc, errbuf, errlen);
+    return 0;
+}
+
+void st_db_close(st_store *st)
+{
+    for (int i = 0; i < SQ_COUNT; i++)
+        sqlite3_finalize(st->sq[i]);
+    sqlite3_close(st->db);
+}
+
+/* ---- applying a batch ----------------------------------------------------------------- */
+
+static void st_bind_time(sqlite3_stmt *s, int i, double t)
+{
+    if (isnan(t))
+        sqlite3_bind_null(s, i);
+    else
+        sqlite3_bind_double(s, i, t);
+}
+
+static void st_bind_text(sqlite3_stmt *s, int i, const st_batch *b, const st_op *op, int k)
+{
+    const void *p = st_op_str(b, op, k);
+    if (p)
+        sqlite3_bind_text(s, i, p, (int)op->len[k], SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static void st_bind_blob(sqlite3_stmt *s, int i, const st_batch *b, const st_op *op, int k)
+{
+    const void *p = st_op_str(b, op, k);
+    if (p)
+        sqlite3_bind_blob(s, i, p, (int)op->len[k], SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static sqlite3_stmt *st_bind_op(st_store *st, const st_batch *b, const st_op *op)
+{
+    sqlite3_stmt *s;
+    switch (op->type) {
+    case OP_INSERT:
+        s = st->sq[SQ_INSERT];
+        sqlite3_bind_int64(s, 2, op->owner);
+        st_bind_text(s, 3, b, op, 0);
+        st_bind_text(s, 4, b, op, 1);
+        st_bind_text(s, 5, b, op, 2);
+        st_bind_text(s, 6, b, op, 3);
+        st_bind_blob(s, 7, b, op, 4);
+        sqlite3_bind_double(s, 8, op->t[0]);
+        st_bind_time(s, 9, op->t[1]);
+        break;
+    case OP_STARTED:
+        s = st->sq[SQ_STARTED];
+        sqlite3_bind_double(s, 2, op->t[0]);
+        sqlite3_bind_int64(s, 3, op->attempts);
+        break;
+    case OP_SPAWNED:
+        s = st->sq[SQ_SPAWNED];
+        sqlite3_bind_int64(s, 2, op->pid);
+        sqlite3_bind_double(s, 3, op->t[0]);
+        break;
+    case OP_WAITING:
+        s = st->sq[SQ_WAITING];
+        st_bind_time(s, 2, op->t[0]);
+        sqlite3_bind_int64(s, 3, op->attempts);
+        break;
+    case OP_FINISHED:
+        s = st->sq[SQ_FINISHED];
+        sqlite3_bind_int(s, 2, op->state);
+        sqlite3_bind_double(s, 3, op->t[0]);
+        st_bind_blob(s, 4, b, op, 0);
+        break;
+    case OP_FORGET:
+        s = st->sq[SQ_FORGET];
+        break;
+    default: /* OP_GROUP */
+        s = st->sq[SQ_GROUP];
+        st_bind_text(s, 1, b, op, 0);
+        sqlite3_bind_int64(s, 2, op->attempts);
+        sqlite3_bind_int(s, 3, op->state);
+        st_bind_blob(s, 4, b, op, 1);
+        return s;
+    }
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)op->id);
+    return s;
+}
+
+static int st_step(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+int st_db_apply(st_store *st, const st_batch *b, bool fail)
+{
+    int rc = st_step(st->sq[SQ_BEGIN]);
+    for (size_t i = 0; rc == SQLITE_OK && i < b->n; i++)
+        rc = st_step(st_bind_op(st, b, &b->ops[i]));
+    if (rc == SQLITE_OK && b->next_id) {
+        sqlite3_bind_int64(st->sq[SQ_NEXT_ID], 1, (sqlite3_int64)b->next_id);
+        rc = st_step(st->sq[SQ_NEXT_ID]);
+    }
+    if (rc == SQLITE_OK && fail)
+        rc = SQLITE_FULL;
+    if (rc == SQLITE_OK)
+        rc = st_step(st->sq[SQ_COMMIT]);
+    if (rc == SQLITE_OK)
+        return 0;
+    if (!sqlite3_get_autocommit(st->db))
+        st_step(st->sq[SQ_ROLLBACK]);
+    return rc == SQLITE_FULL ? -ENOSPC : -EIO;
+}
+
+/* ---- the load at start ------------------------------------------------------------------ */
+
+static double st_col_time(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_type(s, i) == SQLITE_NULL ? NAN : sqlite3_column_double(s, i);
+}
+
+static int st_load_groups(st_store *st, const st_loader *l, void *arg)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT name, parallel, paused, users FROM groups", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        st_group g = {
+            .name = (const char *)sqlite3_column_text(s, 0),
+            .parallel = (uint32_t)sqlite3_column_int64(s, 1),
+            .paused = sqlite3_column_int(s, 2) != 0,
+            .users = sqlite3_column_blob(s, 3),
+            .nusers = (size_t)sqlite3_column_bytes(s, 3) / sizeof(uint32_t),
+        };
+        if (g.name && l->group)
+            l->group(&g, arg);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int st_load_tasks(st_store *st, const st_loader *l, void *arg, int *cbrc)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "SELECT id, owner, state, attempts, kind, name, grp, command, spec, created_at,"
+                                " started_at, finished_at, wake_at, pid, spawned_at, outcome FROM tasks"
+                                " ORDER BY id", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        st_task t = {
+            .id = (uint64_t)sqlite3_column_int64(s, 0),
+            .owner = (uint32_t)sqlite3_column_int64(s, 1),
+            .state = sqlite3_column_int(s, 2),
+            .attempts = (uint32_t)sqlite3_column_int64(s, 3),
+            .kind = (const char *)sqlite3_column_text(s, 4),
+            .name = (const char *)sqlite3_column_text(s, 5),
+            .group = (const char *)sqlite3_column_text(s, 6),
+            .command = (const char *)sqlite3_column_text(s, 7),
+            .spec = sqlite3_column_blob(s, 8),
+            .spec_len = (size_t)sqlite3_column_bytes(s, 8),
+            .created_at = st_col_time(s, 9),
+            .started_at = st_col_time(s, 10),
+            .finished_at = st_col_time(s, 11),
+            .wake_at = st_col_time(s, 12),
+            .pid = sqlite3_column_int64(s, 13),
+            .spawned_at = st_col_time(s, 14),
+            .outcome = sqlite3_column_blob(s, 15),
+            .outcome_len = (size_t)sqlite3_column_bytes(s, 15),
+        };
+        if (!t.kind || !t.group || t.state < ST_TASK_PENDING || t.state > ST_TASK_CANCELLED) {
+            rc = SQLITE_CORRUPT;
+            break;
+        }
+        if ((*cbrc = l->task(&t, arg)) < 0)
+            break;
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE || *cbrc < 0 ? SQLITE_OK : rc;
+}
+
+uint64_t st_next_id(const st_store *st) { return st->next_id; }
+
+int st_load(st_store *st, const st_loader *l, void *arg, char *errbuf, size_t errlen)
+{
+    int cbrc = 0;
+    int rc = st_load_groups(st, l, arg);
+    if (rc == SQLITE_OK)
+        rc = st_load_tasks(st, l, arg, &cbrc);
+    if (rc != SQLITE_OK)
+        return st_refuse(st, sqlite3_db_filename(st->db, "main"), rc, errbuf, errlen);
+    if (cbrc < 0)
+        return st_fail(errbuf, errlen, cbrc, "cannot restore the tasks in %s: %s",
+                       sqlite3_db_filename(st->db, "main"), strerror(-cbrc));
+    return 0;
+}

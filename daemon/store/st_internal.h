@@ -1,0 +1,78 @@
+/* st_internal.h: what the store's files share — the batch of writes the loop fills and
+ * the writer applies (st_batch.c), and the database and its statements (st_db.c). */
+#ifndef ST_INTERNAL_H
+#define ST_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "st_store.h"
+
+enum st_op_type { OP_INSERT, OP_STARTED, OP_SPAWNED, OP_WAITING, OP_FINISHED, OP_FORGET, OP_GROUP };
+
+#define ST_NSTR 5            /* strings and blobs an op may carry */
+#define ST_NULL UINT32_MAX   /* ... a NULL one's length */
+
+/* One write, its variable parts copied into the batch's arena (offsets: the arena moves
+ * as it grows). An insert's strings are kind, name, group, command, spec; a finish's
+ * blob is its outcome; a group's are its name and its users (uint32_t each). */
+typedef struct st_op {
+    uint8_t type;
+    uint8_t state;
+    uint32_t owner, attempts;
+    uint64_t id;
+    int64_t pid;
+    double t[3];
+    uint32_t off[ST_NSTR], len[ST_NSTR];
+} st_op;
+
+typedef struct st_batch {
+    uint64_t seq;
+    st_op *ops;
+    size_t n, cap;
+    uint8_t *arena;
+    size_t used, acap;
+    uint64_t next_id; /* 0: unchanged */
+    int rc;           /* the writer's result */
+} st_batch;
+
+enum { SQ_INSERT, SQ_STARTED, SQ_SPAWNED, SQ_WAITING, SQ_FINISHED, SQ_FORGET, SQ_GROUP, SQ_NEXT_ID,
+       SQ_BEGIN, SQ_COMMIT, SQ_ROLLBACK, SQ_COUNT };
+
+struct st_store {
+    sqlite3 *db;
+    st_config cfg;
+    sqlite3_stmt *sq[SQ_COUNT];
+    uint64_t next_id; /* as loaded */
+    /* The loop's side. */
+    uv_loop_t *loop;
+    st_batch open;    /* where writes go */
+    st_batch flight;  /* handed to the writer (busy) */
+    st_batch failed;  /* rolled back, until st_retry */
+    bool busy, has_failed;
+    uv_async_t wake;  /* the writer is done with `flight` */
+    st_commit_cb *on_commit;
+    void *on_commit_arg;
+    /* Shared with the writer, under mu. */
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    bool started, go, done, stop;
+    unsigned fail_next;
+    st_stats stats;
+};
+
+/* st_db.c */
+int st_db_open(st_store *st, const char *path, char *errbuf, size_t errlen);
+void st_db_close(st_store *st);
+/* Apply a batch as one transaction: 0, -ENOSPC or -EIO (rolled back). */
+int st_db_apply(st_store *st, const st_batch *b, bool fail);
+
+/* st_batch.c */
+void st_batch_init(st_batch *b, uint64_t seq);
+void st_batch_free(st_batch *b);
+static inline const void *st_op_str(const st_batch *b, const st_op *op, int i)
+{
+    return op->len[i] == ST_NULL ? NULL : b->arena + op->off[i];
+}
+
+#endif

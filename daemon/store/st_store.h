@@ -1,0 +1,131 @@
+/* st_store: the durable store — one SQLite database in WAL mode holding every task the
+ * daemon knows (its spec as submitted, its stage, its outcome), the configured groups and
+ * the next id. It knows rows, not records or sockets.
+ *
+ * Writes. The loop thread never touches the disk: each write is appended to the open
+ * batch (copied, no I/O), and st_kick hands the open batch to the writer thread whenever
+ * that thread is idle. The writer applies a batch as one transaction and commits it —
+ * group commit: whatever arrived while the last commit ran is the next one — then tells
+ * the loop (st_commit_cb) which batch, by sequence number, is durable. The
+ * caller holds back what a batch's writes answer until then.
+ *
+ * A commit that fails (a full disk, an I/O error) is rolled back; the loop is told with
+ * the error, and calls st_retry when it is ready to write the rest of it again.
+ *
+ * Reads at start (st_load) run on the calling thread, before the daemon serves. */
+#ifndef ST_STORE_H
+#define ST_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+typedef struct st_store st_store;
+
+#define ST_SCHEMA_VERSION 1
+#define ST_DB_NAME "corod.db"
+
+typedef enum st_sync {
+    ST_SYNC_FULL,   /* fsync each commit: survives a power loss */
+    ST_SYNC_NORMAL, /* fsync at checkpoints only: survives a daemon crash, not a power loss */
+} st_sync;
+
+/* A task's state as stored (the protocol's states, in this order). */
+enum { ST_TASK_PENDING, ST_TASK_RUNNING, ST_TASK_SUCCEEDED, ST_TASK_FAILED, ST_TASK_CANCELLED };
+
+/* A row of the tasks table. Strings may be NULL where the column may be (name, command);
+ * times are Unix seconds, NAN where there is none. */
+typedef struct st_task {
+    uint64_t id;
+    uint32_t owner;
+    int state;
+    uint32_t attempts;
+    const char *kind, *name, *group, *command;
+    const void *spec; /* the submit's params, MessagePack, as validated */
+    size_t spec_len;
+    double created_at, started_at, finished_at;
+    double wake_at;    /* pending: when its delay (or retry_delay) ends */
+    int64_t pid;       /* running a process: its leader (0: none) ... */
+    double spawned_at; /* ... and when it was started, to tell it from a later one */
+    const void *outcome; /* finished: the result or error, MessagePack */
+    size_t outcome_len;
+} st_task;
+
+typedef struct st_group {
+    const char *name;
+    uint32_t parallel;
+    bool paused;
+    const uint32_t *users; /* who may submit to it; nusers == 0: everyone */
+    size_t nusers;
+} st_group;
+
+typedef struct st_config {
+    st_sync sync;
+} st_config;
+
+/* The batch `seq` is durable (rc 0) or was rolled back (rc < 0: a negative errno, -ENOSPC
+ * for a full disk, -EIO otherwise). Runs on the loop thread. */
+typedef void st_commit_cb(st_store *st, uint64_t seq, int rc, void *arg);
+
+/* Opens (creating if need be) <dir>/corod.db and brings its schema up to date. A
+ * database that is not one, is corrupt, or has a schema newer than this daemon knows is
+ * refused with a message in errbuf that says what to do; it is never rewritten. */
+int st_open(const char *dir, const st_config *cfg, st_store **out, char *errbuf, size_t errlen);
+/* Commits what is still open (waiting for it), stops the writer and closes. */
+void st_close(st_store *st);
+
+/* ---- recovery (before serving) ---------------------------------------------------------- */
+
+typedef struct st_loader {
+    void (*group)(const st_group *g, void *arg);
+    /* Tasks in id order; the pointers live until the callback returns. A negative return
+     * stops the load with that error. */
+    int (*task)(const st_task *t, void *arg);
+} st_loader;
+
+/* The next id to give: above every id ever given. */
+uint64_t st_next_id(const st_store *st);
+int st_load(st_store *st, const st_loader *l, void *arg, char *errbuf, size_t errlen);
+
+/* ---- writes (loop thread): 0, or -ENOMEM ------------------------------------------------ */
+
+int st_insert(st_store *st, const st_task *t);
+int st_started(st_store *st, uint64_t id, double started_at, uint32_t attempts);
+int st_spawned(st_store *st, uint64_t id, int64_t pid, double spawned_at);
+/* Pending again (after its dependencies, or a failed attempt), until wake_at. */
+int st_waiting(st_store *st, uint64_t id, double wake_at, uint32_t attempts);
+int st_finished(st_store *st, uint64_t id, int state, double finished_at, const void *outcome, size_t len);
+int st_forget(st_store *st, uint64_t id);
+int st_put_group(st_store *st, const st_group *g);
+/* The id counter: written with the batch, once. */
+void st_set_next_id(st_store *st, uint64_t next);
+
+/* ---- batches ------------------------------------------------------------------------------ */
+
+/* Start the writer thread; on_commit is called from `loop`. */
+int st_start(st_store *st, uv_loop_t *loop, st_commit_cb *on_commit, void *arg);
+/* The batch the next write joins. */
+uint64_t st_open_seq(const st_store *st);
+/* The newest batch holding writes not yet durable; 0 when every write is. */
+uint64_t st_unsaved(const st_store *st);
+/* Hands the open batch over if it holds writes and the writer is idle. */
+void st_kick(st_store *st);
+/* After a failed commit: the failed batch's writes go again, ahead of the open batch's,
+ * all but its inserts (the caller refuses those submits instead). The retry is handed
+ * over by the next st_kick; until st_retry, nothing is. */
+void st_retry(st_store *st);
+/* Wait until every write so far is committed or has failed (shutdown). */
+void st_drain(st_store *st);
+
+/* What the writer did, for `bench` and tests. */
+typedef struct st_stats {
+    uint64_t commits, ops, failures;
+} st_stats;
+void st_get_stats(const st_store *st, st_stats *out);
+
+/* For tests: make the next n commits fail as if the disk were full. */
+void st_fail_next(st_store *st, unsigned n);
+
+#endif
