@@ -99,7 +99,11 @@ static void co__task_complete(co_task *t, co_state st, co_value *v)
         uv_close((uv_handle_t *)t->run_timer, co__run_timer_closed);
         t->run_timer = NULL;
     }
-    if (st == CO_CANCELLED) {
+    if (st == CO_CANCELLED && v && v->len && !t->fut.value.len) {
+        /* The error given, when no cancel message came (a record restored from the store
+         * keeps the one it had). */
+        co_value_free(&t->fut.value);
+    } else if (st == CO_CANCELLED) {
         if (v)
             co_value_free(v);
         if (t->flags & CO_TF_TIMED_OUT) {

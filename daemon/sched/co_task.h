@@ -57,7 +57,8 @@ typedef struct co_task_body {
 int co_custom_task(co_sched *s, const co_task_body *body, void *data, const co_task_opts *opts,
                    co_task **out);
 /* Completes a custom task (value moved in; NULL for nil). -EINVAL if it is done already,
- * -EPERM if it is not a custom task. A cancelled outcome keeps the cancel message. */
+ * -EPERM if it is not a custom task. A cancelled outcome keeps the cancel message, unless
+ * a value is given: that is its error (a record restored as it ended). */
 int co_task_finish(co_task *t, co_state st, co_value *value);
 void *co_task_data(const co_task *t);
 
