@@ -35,6 +35,16 @@ typedef struct kind_env {
 #define KIND_GRACE_DEFAULT 5.0
 #define KIND_SPAWN_TIMEOUT 10.0
 
+/* Told of a body's process as soon as it exists (before it has exec'd): its pid, which
+ * leads the job's session and process group, and the wall-clock time just before it was
+ * made. A body that keeps the hooks takes a reference to their arg (ref) and lets it go
+ * (unref) when it is freed: it may outlive whoever started it. */
+typedef struct kind_hooks {
+    void (*spawned)(void *arg, uint64_t id, int64_t pid, double at);
+    void (*ref)(void *arg);
+    void (*unref)(void *arg);
+} kind_hooks;
+
 typedef struct kind_start {
     co_sched *sched;
     co_task_opts opts;         /* id, name, timeout of the record */
@@ -44,6 +54,8 @@ typedef struct kind_start {
     uint32_t owner;            /* the record's owner uid */
     const kind_env *env;
     ex_disk_use *disk;         /* has_output: the record's share of its owner's disk */
+    const kind_hooks *hooks;   /* may be NULL */
+    void *hooks_arg;
 } kind_start;
 
 typedef struct kind_ops {
@@ -64,6 +76,10 @@ typedef struct kind_ops {
     const char *(*command)(const void *parsed);
     /* Bytes the parsed form holds outside the record (counted against its owner). */
     size_t (*bytes)(const void *parsed);
+    /* Optional: the body was running `elapsed` seconds when the daemon stopped; make the
+     * parsed form what is left of it (a sleep's remaining time), to start it again. NULL:
+     * it is not started again (a program's run cannot be taken up where it was). */
+    void (*resume)(void *parsed, double elapsed);
 } kind_ops;
 
 #define KIND_COMMAND_MAX 256u

@@ -308,6 +308,9 @@ typedef struct exec_job {
     int live;          /* pumps not yet done */
     co_future *io_done; /* completed when `live` reaches 0 */
     double t0;
+    uint64_t id;
+    const kind_hooks *hooks; /* told of the process; hooks_arg released with the job */
+    void *hooks_arg;
 } exec_job;
 
 static double exec_mono(void)
@@ -426,9 +429,15 @@ static int exec_spawn(exec_job *j)
             .restore = &j->restore,
         };
         ex_spawning *sg;
-        if ((rc = ex_spawn_start(&rq, &sg, j->err, sizeof j->err)) == 0 &&
-            (rc = exec_await_start(j, sg)) < 0)
-            exec_bury(j);
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if ((rc = ex_spawn_start(&rq, &sg, j->err, sizeof j->err)) == 0) {
+            if (j->hooks && j->hooks->spawned)
+                j->hooks->spawned(j->hooks_arg, j->id, ex_spawning_pid(sg),
+                                  (double)now.tv_sec + (double)now.tv_nsec / 1e9);
+            if ((rc = exec_await_start(j, sg)) < 0)
+                exec_bury(j);
+        }
     }
     for (int i = 0; i < 3; i++)
         exec_close(&child[i]);
@@ -673,6 +682,8 @@ static void exec_job_free(co_future *f, void *arg)
         co_future_unref(j->io_done);
     if (j->disk)
         ex_disk_use_unref(j->disk);
+    if (j->hooks)
+        j->hooks->unref(j->hooks_arg);
     exec_args_unref(j->a);
     free(j);
 }
@@ -696,6 +707,7 @@ static int exec_start(const kind_start *ks, co_task **body)
     j->limit = a->output_limit != UINT64_MAX ? a->output_limit : ks->env->output_limit;
     j->rd[0] = j->rd[1] = j->in_w = -1;
     j->sp.pidfd = -1;
+    j->id = ks->opts.id;
     int rc = 0;
     for (int s = 0; s < 2 && rc == 0; s++)
         rc = kind_output_path(ks->env->output_dir, ks->opts.id, s + 1, j->path[s], sizeof j->path[s]);
@@ -704,6 +716,11 @@ static int exec_start(const kind_start *ks, co_task **body)
         rc = co_spawn(ks->sched, exec_body, j, &ks->opts, &t);
     if (rc == 0)
         rc = co_future_on_done(co_task_future(t), exec_job_free, j);
+    if (rc == 0 && ks->hooks) { /* from here on exec_job_free runs, and lets go of it */
+        j->hooks = ks->hooks;
+        j->hooks_arg = ks->hooks_arg;
+        j->hooks->ref(j->hooks_arg);
+    }
     if (rc < 0) {
         if (t) { /* spawned, but its cleanup could not be registered: it must not run */
             co_task_cancel(t, NULL);

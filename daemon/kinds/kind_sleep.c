@@ -71,6 +71,14 @@ static void sleep_free(void *parsed)
     co_value_free(&a->result);
 }
 
+/* Towards the deadline it had: a sleep past it ends at once. */
+static void sleep_resume(void *parsed, double elapsed)
+{
+    sleep_args *a = parsed;
+    a->seconds = elapsed >= a->seconds ? 0 : a->seconds - elapsed;
+}
+
 const kind_ops kind_sleep = { .name = "sleep", .available = true, .args_size = sizeof(sleep_args),
                               .validate = sleep_validate, .refs = sleep_refs,
-                              .start = sleep_start, .free = sleep_free, .bytes = sleep_bytes };
+                              .start = sleep_start, .free = sleep_free, .bytes = sleep_bytes,
+                              .resume = sleep_resume };
