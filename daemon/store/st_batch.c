@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void st_batch_init(st_batch *b, uint64_t seq)
 {
@@ -159,6 +160,11 @@ void st_set_next_id(st_store *st, uint64_t next)
 
 /* ---- the writer thread -------------------------------------------------------------------- */
 
+static bool st_has_writes(const st_batch *b)
+{
+    return b->n || b->next_id;
+}
+
 static void st_writer(void *arg)
 {
     st_store *st = arg;
@@ -172,8 +178,20 @@ static void st_writer(void *arg)
         if (fail)
             st->fail_next--;
         uv_mutex_unlock(&st->mu);
-        int rc = st_db_apply(st, &st->flight, fail);
+        int rc = st_has_writes(&st->flight) ? st_db_apply(st, &st->flight, fail) : 0;
+        if (rc == -ENOSPC && st->reserve_ok) {
+            /* The disk is full: give back the reserve, so the writes the loop tries
+             * again (all but the inserts) find room. */
+            unlink(st->reserve_path);
+            st->reserve_ok = false;
+        } else if (rc == 0 && !st->reserve_ok) {
+            st->reserve_ok = st_reserve_make(st) == 0;
+        }
+        /* After a full disk, new tasks come again once the reserve is back and as much
+         * again is free: the reserve alone is what giving it back just freed. */
+        bool room = rc == 0 && st->reserve_ok && (st->room || st_free_beyond_reserve(st));
         uv_mutex_lock(&st->mu);
+        st->room = room;
         st->flight.rc = rc;
         st->stats.commits++;
         st->stats.ops += st->flight.n;
@@ -187,12 +205,13 @@ static void st_writer(void *arg)
     uv_mutex_unlock(&st->mu);
 }
 
-static bool st_has_writes(const st_batch *b)
-{
-    return b->n || b->next_id;
-}
 
 uint64_t st_open_seq(const st_store *st) { return st->open.seq; }
+
+bool st_backed_up(const st_store *st)
+{
+    return (st->busy || st->has_failed) && st->open.n >= ST_BATCH_OPS;
+}
 
 uint64_t st_unsaved(const st_store *st)
 {
@@ -205,8 +224,9 @@ uint64_t st_unsaved(const st_store *st)
 
 void st_kick(st_store *st)
 {
-    if (!st->started || st->busy || st->has_failed || !st_has_writes(&st->open))
+    if (!st->started || st->busy || st->has_failed || (!st_has_writes(&st->open) && !st->probe))
         return;
+    st->probe = false;
     st_batch t = st->flight;
     st->flight = st->open;
     st->open = t;
@@ -320,6 +340,11 @@ int st_open(const char *dir, const st_config *cfg, st_store **out, char *errbuf,
         return rc;
     }
     st_batch_init(&st->open, 1);
+    snprintf(st->reserve_path, sizeof st->reserve_path, "%s/%s", dir, ST_RESERVE_NAME);
+    if ((rc = st_reserve_make(st)) < 0)
+        fprintf(stderr, "corod: cannot set aside %u bytes in %s (%s): a full disk will stop the store until "
+                "there is room\n", ST_RESERVE_BYTES, st->reserve_path, strerror(-rc));
+    st->room = st->reserve_ok = rc == 0;
     *out = st;
     return 0;
 }
@@ -379,6 +404,19 @@ void st_close(st_store *st)
     uv_mutex_destroy(&st->mu);
     st_db_close(st);
     uv_close((uv_handle_t *)&st->wake, st_freed);
+}
+
+bool st_has_room(const st_store *st)
+{
+    uv_mutex_lock((uv_mutex_t *)&st->mu);
+    bool room = st->room;
+    uv_mutex_unlock((uv_mutex_t *)&st->mu);
+    return room;
+}
+
+void st_probe(st_store *st)
+{
+    st->probe = true;
 }
 
 void st_get_stats(const st_store *st, st_stats *out)

@@ -3,6 +3,9 @@
 #include "st_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -274,6 +277,30 @@ int st_db_apply(st_store *st, const st_batch *b, bool fail)
     if (!sqlite3_get_autocommit(st->db))
         st_step(st->sq[SQ_ROLLBACK]);
     return rc == SQLITE_FULL ? -ENOSPC : -EIO;
+}
+
+int st_reserve_make(st_store *st)
+{
+    int fd = open(st->reserve_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    int rc = posix_fallocate(fd, 0, ST_RESERVE_BYTES);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = errno;
+    close(fd);
+    if (rc) {
+        unlink(st->reserve_path); /* a part is worth nothing, and takes what others need */
+        return -rc;
+    }
+    return 0;
+}
+
+bool st_free_beyond_reserve(const st_store *st)
+{
+    struct statvfs vfs;
+    if (statvfs(st->reserve_path, &vfs) < 0)
+        return true; /* cannot tell: the next commit will */
+    return (uint64_t)vfs.f_bavail * vfs.f_frsize >= ST_RESERVE_BYTES;
 }
 
 /* ---- the load at start ------------------------------------------------------------------ */

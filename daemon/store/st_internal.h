@@ -57,7 +57,12 @@ struct st_store {
     uv_mutex_t mu;
     uv_cond_t cv;
     bool started, go, done, stop;
+    bool probe;       /* hand the writer a pass even with nothing to write */
+    bool room;        /* the reserve is in place (the writer's word, under mu) */
     unsigned fail_next;
+    /* The writer's own. */
+    bool reserve_ok;
+    char reserve_path[4096];
     st_stats stats;
 };
 
@@ -66,6 +71,10 @@ int st_db_open(st_store *st, const char *path, char *errbuf, size_t errlen);
 void st_db_close(st_store *st);
 /* Apply a batch as one transaction: 0, -ENOSPC or -EIO (rolled back). */
 int st_db_apply(st_store *st, const st_batch *b, bool fail);
+/* The reserve file, made to ST_RESERVE_BYTES: 0 or a negative errno. */
+int st_reserve_make(st_store *st);
+/* As much again is free beside it: room for new tasks. */
+bool st_free_beyond_reserve(const st_store *st);
 
 /* st_batch.c */
 void st_batch_init(st_batch *b, uint64_t seq);

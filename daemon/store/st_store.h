@@ -26,6 +26,12 @@ typedef struct st_store st_store;
 
 #define ST_SCHEMA_VERSION 1
 #define ST_DB_NAME "corod.db"
+/* Space kept aside next to the database (corod.reserve): when the disk fills up, the
+ * writer gives it back so that what was already done in memory (ends, starts, settings)
+ * can still be written, while new tasks are refused; they are taken again once the
+ * reserve can be made anew. A batch of ends holds a few results of --max-result each. */
+#define ST_RESERVE_NAME "corod.reserve"
+#define ST_RESERVE_BYTES (8u << 20)
 
 typedef enum st_sync {
     ST_SYNC_FULL,   /* fsync each commit: survives a power loss */
@@ -110,12 +116,20 @@ int st_start(st_store *st, uv_loop_t *loop, st_commit_cb *on_commit, void *arg);
 uint64_t st_open_seq(const st_store *st);
 /* The newest batch holding writes not yet durable; 0 when every write is. */
 uint64_t st_unsaved(const st_store *st);
+/* The open batch is full while the writer is busy: callers stop making changes until
+ * the next commit (bounding a batch bounds how long any answer waits for one). */
+#define ST_BATCH_OPS 16384u
+bool st_backed_up(const st_store *st);
 /* Hands the open batch over if it holds writes and the writer is idle. */
 void st_kick(st_store *st);
 /* After a failed commit: the failed batch's writes go again, ahead of the open batch's,
  * all but its inserts (the caller refuses those submits instead). The retry is handed
  * over by the next st_kick; until st_retry, nothing is. */
 void st_retry(st_store *st);
+/* Whether the reserve is in place: false from a full disk until it could be made again.
+ * st_probe asks the writer for a pass (it tries to make it) even with nothing to write. */
+bool st_has_room(const st_store *st);
+void st_probe(st_store *st);
 /* Wait until every write so far is committed or has failed (shutdown). */
 void st_drain(st_store *st);
 

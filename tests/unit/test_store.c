@@ -92,7 +92,8 @@ static void load_group(const st_group *g, void *arg)
     r->groups++;
     r->g = *g;
     snprintf(r->gname, sizeof r->gname, "%s", g->name);
-    memcpy(r->gusers, g->users, g->nusers * sizeof(uint32_t));
+    if (g->nusers)
+        memcpy(r->gusers, g->users, g->nusers * sizeof(uint32_t));
 }
 
 static int load_task(const st_task *t, void *arg)
@@ -108,7 +109,8 @@ static int load_task(const st_task *t, void *arg)
     snprintf(r->last_kind, sizeof r->last_kind, "%s", t->kind);
     memcpy(r->last_spec, t->spec, t->spec_len < 64 ? t->spec_len : 64);
     r->outcome_len = t->outcome_len;
-    memcpy(r->outcome, t->outcome, t->outcome_len < 64 ? t->outcome_len : 64);
+    if (t->outcome_len)
+        memcpy(r->outcome, t->outcome, t->outcome_len < 64 ? t->outcome_len : 64);
     return 0;
 }
 
