@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "cp_frame.h"
 #include "ex_ident.h"
 #include "srv.h"
+#include "st_store.h"
 
 #ifndef COROD_VERSION
 #define COROD_VERSION "0.0.0"
@@ -34,6 +36,12 @@ static const char usage[] =
     "  --state-dir DIR       state directory (default: as root /var/lib/corod; else\n"
     "                        $XDG_STATE_HOME/corod or ~/.local/state/corod)\n"
     "  --socket-mode MODE    octal mode of the socket (default: 0666 as root, else 0600)\n"
+    "  --sync full|normal    when a change is on disk before it is answered: full (the\n"
+    "                        default) syncs each commit, so an answered change survives\n"
+    "                        a power loss; normal survives a crash of corod or a kill,\n"
+    "                        and may lose the last changes to a power loss or kernel crash\n"
+    "  --no-store            keep nothing across restarts (no database; each start begins\n"
+    "                        empty, with ids from 1): for throwaway daemons and benchmarks\n"
     "  --max-connections N   connections served at once (default 1024; root's and the\n"
     "                        daemon's own uid's are never turned away for it)\n"
     "  --max-uid-connections N\n"
@@ -264,18 +272,32 @@ int main(int argc, char **argv)
         { "max-uid-groups", required_argument, 0, 'G' }, { "max-uid-output", required_argument, 0, 'O' },
         { "max-uid-connections", required_argument, 0, 'C' }, { "max-uid-buffers", required_argument, 0, 'B' },
         { "message-timeout", required_argument, 0, 'T' }, { "spawn-timeout", required_argument, 0, 'S' },
+        { "sync", required_argument, 0, 'y' },       { "no-store", no_argument, 0, 'N' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
     char *sock = NULL, *state = NULL;
     srv_config cfg = { .socket_mode = -1, .limits.output_limit = SRV_OUTPUT_LIMIT_DEFAULT };
     int nice_value = COROD_NICE_DEFAULT;
+    st_config stcfg = { .sync = ST_SYNC_FULL };
+    bool no_store = false;
     size_t v;
     int c;
     while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         switch (c) {
         case 's': free(sock), sock = strdup(optarg); break;
         case 'd': free(state), state = strdup(optarg); break;
+        case 'N': no_store = true; break;
+        case 'y':
+            if (!strcmp(optarg, "full")) {
+                stcfg.sync = ST_SYNC_FULL;
+            } else if (!strcmp(optarg, "normal")) {
+                stcfg.sync = ST_SYNC_NORMAL;
+            } else {
+                fprintf(stderr, "corod: --sync must be full or normal, not \"%s\"\n", optarg);
+                goto bad_usage;
+            }
+            break;
         case 'm': {
             char *end;
             long m = strtol(optarg, &end, 8);
@@ -423,15 +445,22 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Jobs' output files. Records are not kept across restarts yet, so what an earlier
-     * run left there belongs to no task: clear it. */
+    /* Jobs' output files: kept with their records in the store. Without one, what an
+     * earlier run left there belongs to no task: cleared. */
     char outdir[PATH_MAX];
     if (snprintf(outdir, sizeof outdir, "%s/output", state) >= (int)sizeof outdir ||
-        (rc = mkdirs(outdir, 0700)) < 0 || (rc = clear_dir(outdir)) < 0) {
+        (rc = mkdirs(outdir, 0700)) < 0 || (no_store && (rc = clear_dir(outdir)) < 0)) {
         fprintf(stderr, "corod: cannot prepare %s/output: %s\n", state, strerror(rc < 0 ? -rc : ENAMETOOLONG));
         return 1;
     }
     cfg.limits.output_dir = outdir;
+
+    /* The store: refused here, before anything serves, if it cannot be used as it is. */
+    char err[512] = "";
+    if (!no_store && (rc = st_open(state, &stcfg, &cfg.store, err, sizeof err)) < 0) {
+        fprintf(stderr, "corod: %s\n", err[0] ? err : co_strerror(rc));
+        return 1;
+    }
 
     signal(SIGPIPE, SIG_IGN); /* a vanished client is a write error, not a death */
     uv_loop_t *loop = uv_default_loop();
@@ -443,10 +472,10 @@ int main(int argc, char **argv)
         return 1;
     }
     cfg.socket_path = sock;
-    char err[512] = "";
     if ((rc = srv_new(loop, sched, &cfg, &server, err, sizeof err)) < 0) {
         fprintf(stderr, "corod: %s\n", err[0] ? err : co_strerror(rc));
         uv_run(loop, UV_RUN_NOWAIT); /* let what srv_new opened close */
+        st_close(cfg.store);
         return 1;
     }
     uv_signal_init(loop, &sig_term);

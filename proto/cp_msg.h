@@ -24,6 +24,7 @@ enum { CP_REQUEST = 0, CP_RESPONSE = 1, CP_NOTIFICATION = 2 };
 #define CP_INVALID_STATE "invalid_state"
 #define CP_SHUTTING_DOWN "shutting_down"
 #define CP_INTERNAL "internal"
+#define CP_UNAVAILABLE "unavailable" /* the store cannot save a change now (a full disk) */
 
 typedef struct cp_error {
     const char *code;  /* one of the codes above */

@@ -35,7 +35,6 @@ static bool srv_process(srv_conn *c);
 static void srv_conn_io(uv_poll_t *h, int status, int events);
 static void srv_conn_set_backlog(srv_conn *c, bool on);
 static void srv_sweep(uv_timer_t *t);
-static void srv_conn_flush(srv_conn *c);
 
 /* ---- messages that never arrive whole ----------------------------------------------
  * A connection holding part of a message costs a buffer until the rest comes; one that
@@ -94,7 +93,7 @@ static size_t srv_unsent(const srv_conn *c)
 static void srv_conn_poll(srv_conn *c)
 {
     bool reading = !c->read_stopped && !co_queue_linked(&c->backlog_node);
-    int ev = (reading ? UV_READABLE : 0) | (srv_unsent(c) ? UV_WRITABLE : 0);
+    int ev = (reading ? UV_READABLE : 0) | (srv_conn_sendable(c) ? UV_WRITABLE : 0);
     if (ev == c->events || c->closing)
         return;
     c->events = ev;
@@ -152,13 +151,14 @@ static bool srv_uid_over_buffers(const srv_conn *c)
 }
 
 /* A client whose unread answers pass the bound, or whose uid's buffers pass its share,
- * is dropped: true if it was. */
+ * is dropped: true if it was. Output still held for a commit (srv_durable.c) is not the
+ * client's to read yet, and does not count: it goes within a commit's time. */
 static bool srv_conn_over_bound(srv_conn *c)
 {
     srv_conn_charge(c);
-    if (srv_unsent(c) > c->srv->cfg.max_output) {
+    if (srv_conn_sendable(c) > c->srv->cfg.max_output) {
         fprintf(stderr, "corod: dropping a client (uid %u, pid %d): %zu bytes unread, limit %zu\n",
-                (unsigned)c->uid, (int)c->pid, srv_unsent(c), c->srv->cfg.max_output);
+                (unsigned)c->uid, (int)c->pid, srv_conn_sendable(c), c->srv->cfg.max_output);
     } else if (srv_uid_over_buffers(c)) {
         fprintf(stderr, "corod: dropping a client (uid %u, pid %d): the uid's connections buffer %zu bytes, "
                 "limit %zu\n", (unsigned)c->uid, (int)c->pid, c->acct->client_bytes, c->srv->cfg.max_uid_buffers);
@@ -169,7 +169,8 @@ static bool srv_conn_over_bound(srv_conn *c)
     return true;
 }
 
-/* Write what the socket takes of the unsent output; the rest waits for writability. */
+/* Write what the socket takes of the output that may go (srv_durable.c); the rest waits
+ * for writability. */
 static void srv_conn_send(srv_conn *c)
 {
     /* An answer was cut short (even the first: the buffer may be empty): the stream cannot
@@ -180,9 +181,9 @@ static void srv_conn_send(srv_conn *c)
         srv_conn_close(c);
         return;
     }
-    size_t unsent = srv_unsent(c);
-    if (unsent) {
-        ssize_t n = srv_sock_send(c->fd, c->out.data + c->out_sent, unsent);
+    size_t sendable = srv_conn_sendable(c);
+    if (sendable) {
+        ssize_t n = srv_sock_send(c->fd, c->out.data + c->out_sent, sendable);
         if (n < 0 && n != -EAGAIN) {
             srv_conn_close(c); /* the client is gone: nothing it was owed matters */
             return;
@@ -191,6 +192,7 @@ static void srv_conn_send(srv_conn *c)
             c->out_sent += (size_t)n;
     }
     if (c->out_sent == c->out.size) {
+        c->out_base += c->out.size;
         c->out_sent = 0;
         if (c->out.cap > SRV_OUT_KEEP) /* a burst's buffer is not kept for good */
             cp_out_free(&c->out);
@@ -199,16 +201,18 @@ static void srv_conn_send(srv_conn *c)
     } else if (c->out_sent >= SRV_READ_CHUNK && c->out_sent >= c->out.size / 2) {
         /* Behind a slow reader: drop what went, so the buffer holds only what did not. */
         cp_out_consume(&c->out, c->out_sent);
+        c->out_base += c->out_sent;
         c->out_sent = 0;
     }
     if (!srv_conn_over_bound(c))
         srv_conn_poll(c);
 }
 
-static void srv_conn_flush(srv_conn *c)
+void srv_conn_flush(srv_conn *c)
 {
     if (c->closing)
         return;
+    srv_durable_tag(c);
     /* Straight into the socket, unless it is full and earlier output waits for room. */
     if ((c->events & UV_WRITABLE) && !cp_out_failed(&c->out))
         srv_conn_over_bound(c);
@@ -218,6 +222,7 @@ static void srv_conn_flush(srv_conn *c)
 
 static void srv_flush_dirty(srv *v)
 {
+    srv_durable_kick(v); /* first: what is flushed now waits for this batch at most */
     co_queue *q;
     while ((q = co_queue_first(&v->dirty))) {
         srv_conn *c = co_queue_data(q, srv_conn, dirty_node);
@@ -257,6 +262,7 @@ void srv_conn_close(srv_conn *c)
     srv *v = c->srv;
     srv_watch_conn_closed(c);
     srv_output_conn_closed(c);
+    srv_durable_conn_closed(c);
     co_queue_remove(&c->node);
     v->nconns--;
     co_queue_remove(&c->dirty_node); /* the flush must never meet a freed connection */
@@ -324,6 +330,8 @@ static bool srv_process(srv_conn *c)
             share = true;
             break;
         }
+        if (srv_durable_wait(c))
+            break; /* the store's batch is full: the rest after the commit under way */
         served++;
         msgpack_object obj;
         size_t used;
@@ -420,9 +428,28 @@ static void srv_conn_turn(srv_conn *c)
     co_sched_run_ready(v->sched);
     srv_flush_dirty(v);
     /* The flush may have resumed it (its output drained): whole requests still buffered
-     * then wait for its next turn, whatever this one stopped for. */
-    if (!c->closing)
-        srv_conn_set_backlog(c, more || (!c->paused && c->in_len && !c->partial_since));
+     * then wait for its next turn, whatever this one stopped for — or for the store's
+     * commit, when the batch was full. */
+    if (c->closing)
+        return;
+    if (c->store_waiting) {
+        srv_conn_set_backlog(c, false);
+        co_queue_insert_tail(&v->store_wait, &c->backlog_node); /* not read from meanwhile */
+        srv_conn_poll(c);
+        return;
+    }
+    srv_conn_set_backlog(c, more || (!c->paused && c->in_len && !c->partial_since));
+}
+
+void srv_store_resume(srv *v)
+{
+    co_queue *q;
+    while ((q = co_queue_first(&v->store_wait))) {
+        srv_conn *c = co_queue_data(q, srv_conn, backlog_node);
+        co_queue_remove(q);
+        c->store_waiting = false;
+        srv_conn_set_backlog(c, true);
+    }
 }
 
 /* After poll: each connection with requests waiting gets its next share, in turn. */
@@ -568,6 +595,7 @@ static void srv_conn_open(srv *v, int fd)
     co_queue_init(&c->waits);
     co_queue_init(&c->subs);
     co_queue_init(&c->reads);
+    co_queue_init(&c->held_node);
     co_queue_insert_tail(&v->conns, &c->node);
     v->nconns++;
     srv_conn_poll(c);
@@ -682,6 +710,7 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     co_queue_init(&v->dirty);
     co_queue_init(&v->all_subs);
     co_queue_init(&v->backlog);
+    co_queue_init(&v->store_wait);
     if (!v->cfg.max_connections)
         v->cfg.max_connections = SRV_MAX_CONNECTIONS;
     if (!v->cfg.max_uid_connections)
@@ -715,6 +744,8 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     }
     srv_table_on_finish(v->table, srv_watch_on_finish, v);
     msgpack_zone_init(&v->zone, MSGPACK_ZONE_CHUNK_SIZE);
+    if (cfg->store && (rc = srv_restore(v, cfg->store, errbuf, errlen)) < 0)
+        goto fail;
     if ((rc = srv_mkdir_parent(v->path, v->self_uid == 0 ? 0755 : 0700, errbuf, errlen)) < 0 ||
         (rc = srv_clear_stale(v->path, errbuf, errlen)) < 0)
         goto fail;
@@ -743,6 +774,15 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     v->flush.data = v;
     uv_prepare_start(&v->flush, srv_flush_all);
     uv_unref((uv_handle_t *)&v->flush);
+    if ((rc = srv_durable_init(v, cfg->store)) < 0) {
+        /* Nothing can be answered durably: refuse to serve (the handles close as at
+         * shutdown, and the caller still owns the store). */
+        snprintf(errbuf, errlen, "cannot start the store's writer: %s", uv_strerror(rc));
+        srv_table_set_store(v->table, NULL);
+        v->store = NULL;
+        srv_shutdown(v);
+        return rc;
+    }
     *out = v;
     return 0;
 fail:
@@ -777,11 +817,13 @@ void srv_shutdown(srv *v)
     co_queue *q;
     co_queue_foreach(q, &v->conns)
         srv_watch_shutdown(co_queue_data(q, srv_conn, node));
+    srv_durable_close(v); /* what is being committed is, and the output it held goes */
     srv_flush_all(&v->flush);
     while ((q = co_queue_first(&v->conns)))
         srv_conn_close(co_queue_data(q, srv_conn, node));
     /* The handles live inside *v: it is freed when the last of them has closed. */
-    v->closing = 6;
+    v->closing = 7;
+    uv_close((uv_handle_t *)&v->store_retry, srv_handle_closed);
     uv_close((uv_handle_t *)&v->backlog_check, srv_handle_closed);
     uv_close((uv_handle_t *)&v->backlog_idle, srv_handle_closed);
     uv_close((uv_handle_t *)&v->sweep, srv_handle_closed);

@@ -44,6 +44,9 @@ typedef struct srv_config {
     size_t max_message;     /* 0: CP_MAX_MESSAGE_DEFAULT */
     size_t max_output;      /* 0: SRV_MAX_OUTPUT */
     srv_limits limits;
+    /* The store (st_store.h), opened: the server restores the table from it, writes every
+     * change to it, and closes it at shutdown. NULL: nothing outlives the daemon. */
+    struct st_store *store;
 } srv_config;
 
 typedef struct srv srv;

@@ -15,6 +15,17 @@ typedef struct srv_wait srv_wait;
 typedef struct srv_sub srv_sub;
 typedef struct srv_outread srv_outread;
 
+/* A submit answered into a connection's held output, waiting for its batch's commit
+ * (srv_durable.c): then its record is armed; if the commit fails, its answer becomes an
+ * `unavailable` error and the record goes. */
+typedef struct srv_pend {
+    srv_rec *rec;   /* referenced */
+    srv_conn *conn; /* NULL once the connection has closed */
+    uint64_t seq;   /* the batch holding its insert */
+    uint64_t at;    /* where its answer starts in the connection's output (absolute) */
+    uint32_t len, msgid;
+} srv_pend;
+
 struct srv {
     uv_loop_t *loop;
     co_sched *sched;
@@ -39,6 +50,15 @@ struct srv {
     co_queue all_subs; /* srv_sub.all_node: subscriptions with all: true */
     size_t nconns;
     uid_t self_uid;
+    /* The store (srv_durable.c). Output is held until what it could have seen is durable. */
+    struct st_store *store; /* NULL: none, nothing is held */
+    uint64_t durable;       /* every batch up to this one is committed */
+    bool degraded;          /* the last commit failed: submits are refused until one succeeds */
+    uv_timer_t store_retry; /* ... and the failed writes are tried again */
+    co_queue held;          /* srv_conn.held_node: connections with output held */
+    co_queue store_wait;    /* srv_conn.backlog_node: requests waiting for the batch to go */
+    srv_pend *pend;         /* a ring of submits waiting for their commit, oldest first */
+    size_t pend_head, pend_n, pend_cap;
     bool stopping;
     int closing; /* server handles still closing */
 };
@@ -58,6 +78,13 @@ struct srv_conn {
     cp_frame frame;
     cp_out out;      /* packed answers; those from out_sent on are not yet written */
     size_t out_sent;
+    /* Positions in the output counted from its first byte ever (out_base: what has been
+     * dropped from the front of `out`). Up to out_ok may be written; what follows waits
+     * for batch mark_seq (up to mark_at), then tail_seq (up to tail_at) to commit. */
+    uint64_t out_base, out_ok, mark_at, mark_seq, tail_at, tail_seq;
+    uint64_t need;      /* the newest batch what it packed since its last flush reported */
+    co_queue held_node; /* in srv.held while some of its output is held */
+    size_t npend;       /* entries of srv.pend naming it */
     co_queue waits; /* srv_wait.node */
     size_t nwaits;
     co_queue subs;  /* srv_sub.node */
@@ -73,17 +100,55 @@ struct srv_conn {
     bool closing;
     bool paused;       /* backpressure: not dispatching while its output is backed up */
     bool turn_pending; /* has a share coming in this turn's backlog run */
+    bool store_waiting; /* in srv.store_wait: its requests wait for the store's batch */
     bool read_stopped; /* ... and its input buffer filled up meanwhile */
 };
 
 /* srv.c */
 void srv_conn_mark(srv_conn *c); /* output was packed: flush it this turn */
+void srv_conn_flush(srv_conn *c); /* write what may be written now */
+void srv_store_resume(srv *v);    /* the commit went: the connections waiting for it go on */
 /* Reserve room to watch n more ids; false (after a quota_exceeded reply) past the cap. */
 bool srv_conn_watch(srv_conn *c, const cp_request *rq, size_t n);
 void srv_conn_close(srv_conn *c);
 /* Dispatch again if it was paused and is no longer backed up. */
 void srv_maybe_resume(srv_conn *c);
 void srv_reply_error(srv_conn *c, const cp_request *rq, const cp_error *err);
+
+/* srv_durable.c */
+int srv_durable_init(srv *v, struct st_store *st);
+void srv_durable_close(srv *v); /* shutdown: waits for what is being committed */
+/* Submits are refused while the store cannot save them: true after such an answer. */
+bool srv_durable_refuse(srv_conn *c, const cp_request *rq);
+/* Answer a submit whose record was made; it starts once its insert is durable. */
+void srv_durable_submit(srv_conn *c, uint32_t msgid, srv_rec *r);
+/* Hand the batch over, then hold what c packed since until what it reports is durable. */
+void srv_durable_kick(srv *v);
+void srv_durable_tag(srv_conn *c);
+/* What c is packing reports a change in batch seq: it goes once that is durable. */
+static inline void srv_conn_saw(srv_conn *c, uint64_t seq)
+{
+    if (seq > c->need)
+        c->need = seq;
+}
+/* ... every change made so far (an answer that sums up many records). */
+void srv_conn_saw_all(srv_conn *c);
+/* A record into c's output, held until what it shows is durable. */
+static inline void srv_conn_pack_rec(srv_conn *c, const srv_rec *r, bool omit_outcome)
+{
+    srv_conn_saw(c, srv_rec_seq(r));
+    srv_rec_pack(&c->out, r, omit_outcome);
+}
+/* The open batch is full: c's requests wait for the commit under way (true: c was
+ * queued for it; srv_on_commit gives it its turn back). */
+bool srv_durable_wait(srv_conn *c);
+/* Bytes of c's output that may be written now (from out_sent on). */
+size_t srv_conn_sendable(const srv_conn *c);
+void srv_durable_conn_closed(srv_conn *c);
+
+/* srv_restore.c: the table as the store left it (before serving). 0, or an error for
+ * the operator in errbuf. */
+int srv_restore(srv *v, struct st_store *st, char *errbuf, size_t errlen);
 
 /* srv_methods.c */
 /* The record named by params.id as the connection may see it, or an error reply and NULL. */

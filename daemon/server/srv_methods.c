@@ -64,26 +64,17 @@ static void m_hello(srv_conn *c, const cp_request *rq)
     cp_out_uint(&c->out, (uint32_t)getpid());
 }
 
-/* The answer to a submit, once the record is durable; then the record starts. The store
- * (a later issue) will call this from its group commit instead of at once. */
-static void srv_submit_committed(srv_conn *c, uint32_t msgid, srv_rec *r)
-{
-    cp_pack_response_ok(&c->out, msgid);
-    cp_out_map(&c->out, 1);
-    cp_out_lit(&c->out, "id");
-    cp_out_uint(&c->out, srv_rec_id(r));
-    srv_table_arm(c->srv->table, r);
-}
-
 static void m_submit(srv_conn *c, const cp_request *rq)
 {
     cp_error err;
     srv_rec *r;
+    if (srv_durable_refuse(c, rq))
+        return;
     if (srv_table_submit(c->srv->table, c->uid, rq->params, &r, &err) < 0) {
         srv_reply_error(c, rq, &err);
         return;
     }
-    srv_submit_committed(c, rq->msgid, r);
+    srv_durable_submit(c, rq->msgid, r); /* answered now, sent and started once durable */
 }
 
 static void m_cancel(srv_conn *c, const cp_request *rq)
@@ -101,6 +92,7 @@ static void m_cancel(srv_conn *c, const cp_request *rq)
     if (msg.ptr)
         memcpy(buf, msg.ptr, msg.len), buf[msg.len] = '\0';
     bool done = srv_rec_cancel(r, msg.ptr ? buf : "cancelled by request");
+    srv_conn_saw(c, srv_rec_seq(r)); /* its end, when the cancel ended it at once */
     srv_ok(c, rq);
     cp_out_map(&c->out, 1);
     cp_out_lit(&c->out, "cancelled");
@@ -113,7 +105,7 @@ static void m_get(srv_conn *c, const cp_request *rq)
     if (!r)
         return;
     srv_ok(c, rq);
-    srv_rec_pack(&c->out, r, false);
+    srv_conn_pack_rec(c, r, false);
 }
 
 static const char *const srv_states[] = { "pending", "running", "succeeded", "failed", "cancelled" };
@@ -157,7 +149,7 @@ static void m_list(srv_conn *c, const cp_request *rq)
         if ((state.ptr && !cp_str_eq(state, srv_rec_state(r))) ||
             (group.ptr && !cp_str_eq(group, srv_rec_group_name(r))))
             continue;
-        srv_rec_pack(&c->out, r, false);
+        srv_conn_pack_rec(c, r, false);
         k++;
     }
     cp_out_array_end(&c->out, at, (uint32_t)k);
@@ -218,7 +210,11 @@ static void m_set_group(srv_conn *c, const cp_request *rq)
         return;
     }
     uint32_t p32 = (uint32_t)parallel;
-    srv_table_set_group(c->srv->table, g, hp ? &p32 : NULL, hz ? &paused : NULL);
+    if (srv_table_set_group(c->srv->table, g, hp ? &p32 : NULL, hz ? &paused : NULL) < 0) {
+        srv_fail(c, rq, CP_INTERNAL, "out of memory");
+        return;
+    }
+    srv_conn_saw_all(c); /* the group's row */
     srv_ok(c, rq);
     cp_out_map(&c->out, 0);
 }
@@ -229,6 +225,7 @@ static void m_groups(srv_conn *c, const cp_request *rq)
     size_t n = 0;
     for (srv_group *g = srv_table_groups(t); g; g = srv_group_next(t, g))
         n++;
+    srv_conn_saw_all(c); /* settings and counts of records */
     srv_ok(c, rq);
     cp_out_map(&c->out, 1);
     cp_out_lit(&c->out, "groups");

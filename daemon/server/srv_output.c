@@ -23,6 +23,7 @@ struct srv_outread {
     char path[4096];
     uint64_t offset, max;
     bool terminal; /* the task had ended when asked: the file is complete */
+    uint64_t seq;  /* the record's last write then: the answer waits for it */
     /* Set on the thread pool. */
     int err;
     uint64_t size;
@@ -90,6 +91,7 @@ static void srv_read_done(uv_work_t *req, int status)
                     strerror(status < 0 ? -status : -rd->err));
             srv_reply_error(c, &rq, &err);
         } else {
+            srv_conn_saw(c, rd->seq);
             cp_pack_response_ok(&c->out, rd->msgid);
             cp_out_map(&c->out, 3);
             cp_out_lit(&c->out, "data");
@@ -147,6 +149,7 @@ void srv_output(srv_conn *c, const cp_request *rq)
     rd->offset = off;
     rd->max = max;
     rd->terminal = srv_rec_terminal(r);
+    rd->seq = srv_rec_seq(r);
     rd->req.data = rd;
     int rc = uv_queue_work(c->srv->loop, &rd->req, srv_read_work, srv_read_done);
     if (rc < 0) {

@@ -79,6 +79,7 @@ void srv_rec_unref(srv_rec *r)
 }
 
 uint64_t srv_rec_id(const srv_rec *r) { return r->id; }
+uint64_t srv_rec_seq(const srv_rec *r) { return r->seq; }
 uint32_t srv_rec_owner(const srv_rec *r) { return r->acct->uid; }
 const char *srv_rec_group_name(const srv_rec *r) { return r->group->name; }
 const char *srv_rec_kind_name(const srv_rec *r) { return r->kind->name; }
@@ -156,6 +157,54 @@ static size_t srv_rec_final_bytes(const srv_rec *r, size_t outcome)
            outcome;
 }
 
+/* ---- the store --------------------------------------------------------------------------- */
+
+static bool srv_rec_stored(const srv_rec *r)
+{
+    return r->table->store && !r->unstored;
+}
+
+static void srv_rec_store_failed(const srv_rec *r, int rc)
+{
+    fprintf(stderr, "corod: cannot queue the store's write for task %llu: %s\n", (unsigned long long)r->id,
+            co_strerror(rc));
+}
+
+void srv_rec_store_started(srv_rec *r)
+{
+    int rc;
+    if (!srv_rec_stored(r))
+        return;
+    if ((rc = st_started(r->table->store, r->id, r->started_at, r->attempts)) < 0)
+        srv_rec_store_failed(r, rc);
+    r->seq = st_open_seq(r->table->store);
+}
+
+void srv_rec_store_waiting(srv_rec *r, double wake_at)
+{
+    int rc;
+    if (!srv_rec_stored(r))
+        return;
+    if ((rc = st_waiting(r->table->store, r->id, wake_at, r->attempts)) < 0)
+        srv_rec_store_failed(r, rc);
+    r->seq = st_open_seq(r->table->store);
+}
+
+static void srv_rec_store_finished(srv_rec *r)
+{
+    static const int states[] = { [CO_SUCCEEDED] = ST_TASK_SUCCEEDED, [CO_FAILED] = ST_TASK_FAILED,
+                                  [CO_CANCELLED] = ST_TASK_CANCELLED };
+    if (!srv_rec_stored(r))
+        return;
+    co_future *f = co_task_future(r->task);
+    size_t len = 0;
+    const uint8_t *v = co_value_bytes(co_future_value(f), &len);
+    int rc = st_finished(r->table->store, r->id, states[co_future_state(f)], r->finished_at, v, len);
+    if (rc < 0)
+        srv_rec_store_failed(r, rc);
+    r->seq = st_open_seq(r->table->store);
+}
+
 /* Bookkeeping as the record ends, then the outcome. Consumes *v. */
 void srv_rec_finish(srv_rec *r, co_state st, co_value *v)
 {
@@ -175,6 +224,7 @@ void srv_rec_finish(srv_rec *r, co_state st, co_value *v)
     ac->bytes = ac->bytes - r->bytes + now;
     r->bytes = now;
     co_task_finish(r->task, st, v);
+    srv_rec_store_finished(r);
     if (freed_slot)
         srv_group_pump(r->group);
     srv_rec_unref(r);
@@ -221,6 +271,7 @@ static void srv_body_done(co_future *f, void *arg)
         srv_rec_leave_stage(r);
         bool freed_slot = r->ready.work;
         r->group->pending++;
+        srv_rec_store_waiting(r, srv_now() + (r->retry_delay > 0 ? r->retry_delay : 0));
         srv_rec_wait(r, r->retry_delay);
         if (freed_slot)
             srv_group_pump(r->group);
@@ -258,6 +309,8 @@ static void srv_rec_start(srv_rec *r)
         .owner = r->acct->uid,
         .env = &t->env,
         .disk = r->disk,
+        .hooks = t->spawns ? &srv_spawn_hooks : NULL,
+        .hooks_arg = t->spawns,
     };
     co_task *body;
     int rc = r->kind->start(&ks, &body);
@@ -271,8 +324,11 @@ static void srv_rec_start(srv_rec *r)
     r->group->pending--;
     r->group->running++;
     srv_group_take_slot(r->group, &r->ready);
-    r->started_at = srv_now();
-    r->attempts++;
+    if (r->resumed) /* the attempt a restart interrupted, taken up: as it began */
+        r->resumed = false;
+    else
+        r->started_at = srv_now(), r->attempts++;
+    srv_rec_store_started(r);
     r->body = body;
     co_future_add_cb(co_task_future(body), &r->body_cb, srv_body_done, r);
 }
@@ -346,8 +402,11 @@ static void srv_dep_done(co_future *f, void *arg)
         return;
     }
     assert(r->deps_left > 0);
-    if (--r->deps_left == 0)
+    if (--r->deps_left == 0) {
+        if (r->delay > 0) /* the delay runs from now: a restart waits out what is left */
+            srv_rec_store_waiting(r, srv_now() + r->delay);
         srv_rec_wait(r, r->delay);
+    }
 }
 
 static void srv_rec_cancel_hook(co_task *t, void *data)
@@ -366,6 +425,67 @@ const co_task_body srv_rec_body = { .cancel = srv_rec_cancel_hook };
 bool srv_rec_cancel(srv_rec *r, const char *msg)
 {
     return co_task_cancel(r->task, msg);
+}
+
+/* ---- after a restart ---------------------------------------------------------------------- */
+
+/* Its dependencies are behind it (it went on to its delay, or ran): no waiting for them. */
+static void srv_rec_drop_deps(srv_rec *r)
+{
+    for (size_t i = 0; i < r->ndeps; i++)
+        co_future_unref(r->deps[i].fut);
+    free(r->deps);
+    r->deps = NULL;
+    r->ndeps = 0;
+}
+
+static void srv_rec_restore_end(srv_rec *r, const st_task *row)
+{
+    static const co_state states[] = { [ST_TASK_SUCCEEDED] = CO_SUCCEEDED, [ST_TASK_FAILED] = CO_FAILED,
+                                       [ST_TASK_CANCELLED] = CO_CANCELLED };
+    co_value v = CO_VALUE_NIL;
+    if (row->outcome_len && co_value_copy(&v, row->outcome, row->outcome_len) < 0)
+        co_value_error(&v, CP_INTERNAL, "out of memory restoring the outcome");
+    r->unstored = true; /* it is in the store as it is */
+    srv_rec_finish(r, states[row->state], &v);
+    r->unstored = false;
+    r->finished_at = row->finished_at;
+}
+
+void srv_rec_resume(srv_rec *r, const st_task *row, double now)
+{
+    r->attempts = row->attempts;
+    r->started_at = row->started_at;
+    if (row->state >= ST_TASK_SUCCEEDED) {
+        srv_rec_restore_end(r, row);
+        return;
+    }
+    if (row->state == ST_TASK_RUNNING) {
+        srv_rec_drop_deps(r);
+        if (r->kind->resume) { /* the same attempt, taken up where it was */
+            double elapsed = now - row->started_at;
+            r->kind->resume(r->args, elapsed > 0 ? elapsed : 0);
+            r->resumed = true;
+            srv_rec_ready(r);
+            return;
+        }
+        if (r->attempts <= r->retries) {
+            srv_rec_store_waiting(r, now + (r->retry_delay > 0 ? r->retry_delay : 0));
+            srv_rec_wait(r, r->retry_delay);
+            return;
+        }
+        char msg[160];
+        snprintf(msg, sizeof msg, "corod stopped while it ran (attempt %u%s)", r->attempts,
+                 row->pid ? "; what was left of its processes was killed at the restart" : "");
+        srv_rec_fail(r, "interrupted", msg);
+        return;
+    }
+    if (!isnan(row->wake_at)) { /* past its dependencies, in its delay or a retry's */
+        srv_rec_drop_deps(r);
+        srv_rec_wait(r, row->wake_at - now);
+        return;
+    }
+    srv_table_arm(r->table, r);
 }
 
 void srv_table_arm(srv_table *t, srv_rec *r)

@@ -14,6 +14,7 @@
 #include "srv_group.h"
 #include "srv_index.h"
 #include "srv_table.h"
+#include "st_store.h"
 
 enum srv_stage { ST_ARMING, ST_DEPS, ST_DELAY, ST_READY, ST_RUNNING, ST_DONE };
 
@@ -26,10 +27,13 @@ typedef struct srv_dep {
 
 struct srv_rec {
     uint64_t id;
+    uint64_t seq;            /* the store's batch holding its last write (0: none) */
     uint32_t nuse, attempts; /* nuse: references to this record */
     uint32_t retries;        /* extra attempts allowed after a failure */
     uint8_t stage;
     bool shield, in_table;
+    bool unstored;   /* its insert was rolled back: nothing of it is written */
+    bool resumed;    /* restored running: its next start takes up the same attempt */
     bool cancelling; /* a cancel reached it: a failing body is not retried */
     srv_ready ready; /* its place in its group's ready queue */
     const kind_ops *kind;
@@ -58,8 +62,20 @@ struct srv_rec {
     co_queue fin_node;  /* in its account's finished records, oldest first */
 };
 
+/* Where jobs' bodies say which process they started (kind_hooks): they may outlive the
+ * table, so they hold this rather than it; `store` goes NULL when the store does. */
+typedef struct srv_spawns {
+    size_t refs;
+    st_store *store;
+} srv_spawns;
+
+extern const kind_hooks srv_spawn_hooks;
+
 struct srv_table {
     co_sched *sched;
+    st_store *store;   /* NULL: nothing is kept across restarts */
+    srv_spawns *spawns; /* with a store */
+    cp_out spec_buf;   /* a submit's params, packed for the store (reused) */
     srv_limits lim;
     kind_env env;
     uint64_t next_id;
@@ -83,7 +99,24 @@ void srv_rec_finish(srv_rec *r, co_state st, co_value *v);
 void srv_rec_release_stage(srv_rec *r);
 void srv_group_pump(srv_group *g);
 
+/* What the store is told as the record moves (srv_rec.c). A write that cannot be made
+ * (out of memory) is logged: the record goes on, and a restart finds it where it was. */
+void srv_rec_store_started(srv_rec *r);
+void srv_rec_store_waiting(srv_rec *r, double wake_at);
+
+/* Put a record restore made (srv_table_restore, ARMING) where `row` says it was: ended
+ * as it ended; pending again; a body that was running started again where its kind can
+ * take it up (srv_rec_resume), else retried if it had attempts left, else failed
+ * `interrupted`. */
+void srv_rec_resume(srv_rec *r, const st_task *row, double now);
+
 /* srv_table.c */
+/* A record made from a row of the store, not yet armed: -EINVAL with err when the row
+ * cannot be taken back (its spec no longer parses), -ENOMEM. */
+int srv_table_restore(srv_table *t, const st_task *row, srv_rec **out, cp_error *err);
+/* A record whose insert was rolled back leaves at once: ended (if it had not) with an
+ * `unavailable` error saying `why`, nothing of it written. */
+void srv_table_drop(srv_table *t, srv_rec *r, const char *why);
 /* Evicts the oldest finished records of ac until it holds `need` more bytes within its
  * memory bound; true when that much room is there (or there is no bound to meet). */
 bool srv_table_make_room(srv_table *t, srv_acct *ac, size_t need);

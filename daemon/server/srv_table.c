@@ -33,14 +33,64 @@ srv_group *srv_table_configure_group(srv_table *t, cp_str name)
     return srv_groups_configure(&t->groups, name);
 }
 
-void srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, const bool *paused)
+int srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, const bool *paused)
 {
     if (parallel)
         g->parallel = *parallel;
     if (paused)
         g->paused = *paused;
-    (void)t;
+    if (t->store) {
+        st_group row = { .name = g->name, .parallel = g->parallel, .paused = g->paused, .users = g->allowed,
+                         .nusers = g->nallowed };
+        int rc = st_put_group(t->store, &row);
+        if (rc < 0)
+            return rc;
+    }
     srv_group_pump(g); /* more slots, or resumed: start what may start now */
+    return 0;
+}
+
+static void srv_spawns_ref(void *arg)
+{
+    ((srv_spawns *)arg)->refs++;
+}
+
+static void srv_spawns_unref(void *arg)
+{
+    srv_spawns *sp = arg;
+    if (--sp->refs == 0)
+        free(sp);
+}
+
+/* Its process group and session: what a restart kills of it, should the daemon die. */
+static void srv_spawns_note(void *arg, uint64_t id, int64_t pid, double at)
+{
+    srv_spawns *sp = arg;
+    int rc;
+    if (sp->store && (rc = st_spawned(sp->store, id, pid, at)) < 0)
+        fprintf(stderr, "corod: cannot queue the store's write for task %llu: %s\n", (unsigned long long)id,
+                co_strerror(rc));
+}
+
+const kind_hooks srv_spawn_hooks = { .spawned = srv_spawns_note, .ref = srv_spawns_ref, .unref = srv_spawns_unref };
+
+void srv_table_bump_id(srv_table *t, uint64_t next)
+{
+    if (next > t->next_id)
+        t->next_id = next;
+}
+
+int srv_table_set_store(srv_table *t, st_store *st)
+{
+    if (st && !t->spawns) {
+        if (!(t->spawns = calloc(1, sizeof *t->spawns)))
+            return -ENOMEM;
+        t->spawns->refs = 1;
+    }
+    t->store = st;
+    if (t->spawns)
+        t->spawns->store = st;
+    return 0;
 }
 
 /* ---- the table -------------------------------------------------------------------------- */
@@ -57,6 +107,7 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
     co_queue_init(&t->recs);
     co_queue_init(&t->trim);
     srv_index_init(&t->index);
+    cp_out_init(&t->spec_buf);
     if (!t->lim.max_uid_output)
         t->lim.max_uid_output = SRV_UID_OUTPUT_DEFAULT;
     srv_accts_init(&t->accts, (uint32_t)geteuid(),
@@ -215,7 +266,36 @@ static void srv_evict(srv_table *t, srv_acct *ac, srv_rec *old)
     if (old->disk)
         ex_disk_forget(old->disk);
     srv_rec_drop_output(t, old);
+    int rc;
+    if (t->store && !old->unstored && (rc = st_forget(t->store, old->id)) < 0)
+        fprintf(stderr, "corod: cannot queue the store's write for task %llu: %s\n", (unsigned long long)old->id,
+                co_strerror(rc));
     srv_rec_unref(old);
+}
+
+void srv_table_drop(srv_table *t, srv_rec *r, const char *why)
+{
+    r->unstored = true;
+    if (r->stage != ST_DONE) {
+        co_value e;
+        co_value_error(&e, CP_UNAVAILABLE, why);
+        srv_rec_ref(r);
+        srv_rec_finish(r, CO_FAILED, &e);
+        srv_rec_unref(r);
+    }
+    if (!r->in_table)
+        return;
+    if (co_queue_linked(&r->fin_node)) { /* its end was seen already: it was retained */
+        co_queue_remove(&r->fin_node);
+        r->acct->retained--;
+    }
+    srv_index_del(&t->index, r->id);
+    co_queue_remove(&r->node);
+    co_queue_remove(&r->acct_node);
+    r->in_table = false;
+    if (r->disk)
+        ex_disk_forget(r->disk);
+    srv_rec_unref(r);
 }
 
 static void srv_evict_oldest(srv_table *t, srv_acct *ac)
@@ -265,6 +345,8 @@ void srv_table_trim(srv_table *t)
  * references the record will hold, so that only memory can fail the insert, and one
  * srv_submit_free gives back whatever a failed submit had taken. */
 typedef struct srv_submit {
+    const msgpack_object *params;
+    const st_task *row; /* restoring this row of the store: admitted when it was submitted */
     cp_spec sp;
     const kind_ops *kind;
     kind_args_block args;
@@ -324,6 +406,15 @@ static int srv_submit_admit(srv_table *t, uint32_t uid, srv_submit *s, cp_error 
     if (!(s->acct = srv_acct_get(&t->accts, uid)))
         return cp_fail(err, CP_INTERNAL, "out of memory");
     srv_acct *ac = s->acct;
+    if (s->row) {
+        /* Admitted once already: the limits of today do not take back what was accepted,
+         * nor does a group's list of users (it is restored as it was, too). */
+        bool priv = ac->privileged;
+        ac->privileged = true;
+        int rc = srv_groups_for_submit(&t->groups, s->sp.group, ac, &s->group, err);
+        ac->privileged = priv;
+        return rc;
+    }
     if (ac->active >= t->lim.max_active_per_uid)
         return cp_fail(err, CP_QUOTA_EXCEEDED, "uid %u already has %zu tasks pending or running (limit %zu)",
                        uid, ac->active, t->lim.max_active_per_uid);
@@ -339,9 +430,10 @@ static int srv_submit_admit(srv_table *t, uint32_t uid, srv_submit *s, cp_error 
     return 0;
 }
 
-/* ids to the futures of records `uid` may see, each referenced. */
+/* ids to the futures of records `uid` may see, each referenced. With `gone_ok`, an id no
+ * longer kept is left NULL (a restored task's dependency that ended and was let go). */
 static int srv_resolve(srv_table *t, uint32_t uid, const uint64_t *ids, size_t n, const char *field,
-                       co_future ***out, cp_error *err)
+                       bool gone_ok, co_future ***out, cp_error *err)
 {
     co_future **f = calloc(n, sizeof *f);
     if (!f)
@@ -349,6 +441,8 @@ static int srv_resolve(srv_table *t, uint32_t uid, const uint64_t *ids, size_t n
     *out = f;
     for (size_t i = 0; i < n; i++) {
         srv_rec *d = srv_table_get(t, ids[i], uid);
+        if (!d && gone_ok)
+            continue;
         if (!d)
             return cp_fail(err, CP_NOT_FOUND, "%s: task %llu not found", field, (unsigned long long)ids[i]);
         f[i] = co_task_future(d->task);
@@ -364,9 +458,9 @@ static int srv_submit_resolve(srv_table *t, uint32_t uid, srv_submit *s, cp_erro
     int rc = 0;
     s->kind->refs(&s->args, &ids, &s->nrefs);
     if (s->sp.n_after)
-        rc = srv_resolve(t, uid, s->sp.after, s->sp.n_after, "after", &s->after, err);
+        rc = srv_resolve(t, uid, s->sp.after, s->sp.n_after, "after", s->row != NULL, &s->after, err);
     if (rc == 0 && s->nrefs)
-        rc = srv_resolve(t, uid, ids, s->nrefs, "args.ids", &s->refs, err);
+        rc = srv_resolve(t, uid, ids, s->nrefs, "args.ids", false, &s->refs, err);
     return rc;
 }
 
@@ -376,12 +470,41 @@ static int srv_submit_room(srv_table *t, srv_submit *s, cp_error *err)
 {
     srv_acct *ac = s->acct;
     s->bytes = SRV_REC_FIXED + s->sp.name.len + 1 + KIND_COMMAND_MAX + s->sp.n_after * sizeof(srv_dep) +
-               s->nrefs * sizeof(co_future *) + (s->kind->bytes ? s->kind->bytes(&s->args) : 0);
+               s->nrefs * sizeof(co_future *) + (s->has_args && s->kind->bytes ? s->kind->bytes(&s->args) : 0);
+    if (s->row)
+        return 0; /* what was kept is kept */
     if (!srv_table_make_room(t, ac, s->bytes))
         return cp_fail(err, CP_QUOTA_EXCEEDED,
                        "uid %u's tasks hold %zu bytes; this one needs %zu more, past the limit of %zu",
                        (unsigned)ac->uid, ac->bytes, s->bytes, t->lim.max_uid_memory);
     return 0;
+}
+
+/* The record's row, as the submit made it: its params as they came (validated), packed
+ * again, so a restart (and a later `restart`) parses exactly what was accepted. */
+static int srv_submit_store(srv_table *t, const srv_submit *s, srv_rec *r)
+{
+    if (!t->store || s->row)
+        return 0;
+    cp_out *o = &t->spec_buf;
+    cp_out_clear(o);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, o, cp_out_write);
+    if (msgpack_pack_object(&pk, *s->params) != 0 || cp_out_failed(o))
+        return -ENOMEM;
+    st_task row = {
+        .id = r->id, .owner = s->acct->uid, .kind = s->kind->name, .name = r->name, .group = s->group->name,
+        .command = r->command, .spec = o->data, .spec_len = o->size, .created_at = r->created_at,
+        .wake_at = !s->sp.n_after && s->sp.delay > 0 ? r->created_at + s->sp.delay : NAN,
+    };
+    int rc = st_insert(t->store, &row);
+    if (rc == 0) {
+        st_set_next_id(t->store, r->id + 1);
+        r->seq = st_open_seq(t->store);
+    }
+    if (o->cap > (64u << 10)) /* a large spec's buffer is not kept */
+        cp_out_free(o);
+    return rc;
 }
 
 /* The record, owning everything the submit took. Fails only for memory. */
@@ -392,12 +515,13 @@ static int srv_submit_insert(srv_table *t, srv_submit *s, srv_rec **out)
     srv_rec *r = malloc(sizeof *r);
     if (!r)
         return -ENOMEM;
-    *r = (srv_rec){ .kind = s->kind, .nuse = 1, .table = t, .id = t->next_id, .started_at = NAN,
+    *r = (srv_rec){ .kind = s->kind, .nuse = 1, .table = t, .id = s->row ? s->row->id : t->next_id, .started_at = NAN,
                     .finished_at = NAN, .stage = ST_ARMING, .group = s->group };
     if (!(r->ready.user = srv_group_join(s->group, s->acct->uid)) ||
         (s->kind->has_output && !(r->disk = ex_disk_use_new(s->acct->disk))) ||
         (s->sp.n_after && !(r->deps = calloc(s->sp.n_after, sizeof *r->deps))) ||
-        (s->kind->command && !(r->command = strdup(s->kind->command(&s->args)))) ||
+        (s->has_args && s->kind->command && !(r->command = strdup(s->kind->command(&s->args)))) ||
+        (!s->has_args && s->row->command && !(r->command = strdup(s->row->command))) ||
         (s->sp.has_name && !(r->name = strndup(s->sp.name.ptr, s->sp.name.len))))
         goto nomem;
     co_task_opts o = { .id = r->id, .name = r->name, .shielded = s->sp.shield };
@@ -407,14 +531,21 @@ static int srv_submit_insert(srv_table *t, srv_submit *s, srv_rec **out)
         co_task_unref(r->task);
         goto nomem;
     }
+    r->created_at = s->row ? s->row->created_at : srv_now();
+    if (srv_submit_store(t, s, r) < 0) {
+        srv_index_del(&t->index, r->id);
+        co_task_unref(r->task);
+        goto nomem;
+    }
     /* From here on nothing fails: the record takes over what the submit held. */
-    t->next_id++;
+    if (r->id >= t->next_id)
+        t->next_id = r->id + 1;
     r->args_block = s->args;
-    r->args = &r->args_block;
+    r->args = s->has_args ? &r->args_block : NULL;
     s->has_args = false;
     for (size_t i = 0; i < s->sp.n_after; i++)
-        r->deps[i] = (srv_dep){ .rec = r, .fut = s->after[i], .id = s->sp.after[i] };
-    r->ndeps = s->sp.n_after;
+        if (s->after[i]) /* else ended and let go before a restart: it succeeded */
+            r->deps[r->ndeps++] = (srv_dep){ .rec = r, .fut = s->after[i], .id = s->sp.after[i] };
     free(s->after);
     s->after = NULL;
     r->refs = s->refs;
@@ -434,7 +565,6 @@ static int srv_submit_insert(srv_table *t, srv_submit *s, srv_rec **out)
     r->ready.idx = SRV_NOT_QUEUED;
     r->ready.work = s->kind->takes_slot;
     r->shield = s->sp.shield;
-    r->created_at = srv_now();
     r->in_table = true;
     r->group->pending++;
     co_queue_insert_tail(&t->recs, &r->node);
@@ -459,7 +589,7 @@ nomem:
 int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, srv_rec **out,
                      cp_error *err)
 {
-    srv_submit s = { 0 };
+    srv_submit s = { .params = params };
     int rc;
     if ((rc = srv_submit_parse(t, params, &s, err)) < 0 || (rc = srv_submit_admit(t, uid, &s, err)) < 0 ||
         (rc = srv_submit_resolve(t, uid, &s, err)) < 0 || (rc = srv_submit_room(t, &s, err)) < 0)
@@ -468,6 +598,44 @@ int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, s
         rc = cp_fail(err, CP_INTERNAL, "out of memory");
 out:
     srv_submit_free(&s);
+    return rc;
+}
+
+int srv_table_restore(srv_table *t, const st_task *row, srv_rec **out, cp_error *err)
+{
+    msgpack_zone z;
+    msgpack_object params;
+    size_t off = 0;
+    msgpack_zone_init(&z, 2048);
+    srv_submit s = { .params = &params, .row = row };
+    bool finished = row->state >= ST_TASK_SUCCEEDED;
+    int rc = -EINVAL;
+    *out = NULL;
+    if (msgpack_unpack(row->spec, row->spec_len, &off, &z, &params) != MSGPACK_UNPACK_SUCCESS) {
+        cp_fail(err, CP_BAD_REQUEST, "its spec cannot be decoded");
+        goto out;
+    }
+    /* An ended record needs its common fields only: its args are not kept after it ends,
+     * and what they were is in the store, not re-checked against today's limits. */
+    if (finished) {
+        if ((rc = cp_spec_parse(&params, &s.sp, err)) < 0)
+            goto out;
+        if (!(s.kind = kind_find(s.sp.kind))) {
+            rc = cp_fail(err, CP_BAD_REQUEST, "unknown kind \"%s\"", row->kind);
+            goto out;
+        }
+    } else if ((rc = srv_submit_parse(t, &params, &s, err)) < 0) {
+        goto out;
+    }
+    if ((rc = srv_submit_admit(t, row->owner, &s, err)) < 0 ||
+        (!finished && (rc = srv_submit_resolve(t, row->owner, &s, err)) < 0) ||
+        (rc = srv_submit_room(t, &s, err)) < 0)
+        goto out;
+    if ((rc = srv_submit_insert(t, &s, out)) < 0)
+        cp_fail(err, CP_INTERNAL, "out of memory");
+out:
+    srv_submit_free(&s);
+    msgpack_zone_destroy(&z);
     return rc;
 }
 
@@ -502,6 +670,11 @@ void srv_table_free(srv_table *t)
     }
     srv_groups_free(&t->groups);
     srv_index_free(&t->index);
+    cp_out_free(&t->spec_buf);
+    if (t->spawns) {
+        t->spawns->store = NULL;
+        srv_spawns_unref(t->spawns);
+    }
     srv_accts_free(&t->accts);
     free((char *)t->env.output_dir);
     free(t);

@@ -47,6 +47,11 @@ typedef struct srv_limits {
 
 /* -EINVAL without l->output_dir. */
 int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out);
+/* Every change from now on is written to st (st_store.h); NULL: none is. 0 or -ENOMEM. */
+struct st_store;
+int srv_table_set_store(srv_table *t, struct st_store *st);
+/* Ids from here on are at least `next` (the store's: above every id ever given). */
+void srv_table_bump_id(srv_table *t, uint64_t next);
 /* Cancels what is still pending or running and drops every record. */
 void srv_table_free(srv_table *t);
 
@@ -64,6 +69,8 @@ bool srv_rec_cancel(srv_rec *r, const char *msg);
 void srv_rec_ref(srv_rec *r);
 void srv_rec_unref(srv_rec *r);
 uint64_t srv_rec_id(const srv_rec *r);
+/* The store's batch holding the record's last write: what an answer about it waits for. */
+uint64_t srv_rec_seq(const srv_rec *r);
 uint32_t srv_rec_owner(const srv_rec *r);
 const char *srv_rec_state(const srv_rec *r);
 const char *srv_rec_group_name(const srv_rec *r);
@@ -99,7 +106,8 @@ srv_group *srv_group_next(srv_table *t, const srv_group *g);
 const char *srv_group_name(const srv_group *g);
 /* The group `name`, configured (made if need be): it stays. NULL: out of memory. */
 srv_group *srv_table_configure_group(srv_table *t, cp_str name);
-void srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, const bool *paused);
+/* Change a group's settings (the store is told: 0, or -ENOMEM and nothing written). */
+int srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, const bool *paused);
 /* Who may submit to a configured group: uids (n == 0: everyone). 0 or -ENOMEM. */
 int srv_group_allow(srv_group *g, const uint64_t *uids, size_t n);
 void srv_group_pack(cp_out *o, const srv_group *g);

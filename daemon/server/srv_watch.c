@@ -129,12 +129,14 @@ static void srv_wait_answer(srv_wait *w)
     size_t start = c->out.size;
     for (size_t i = 0; i < w->n; i++)
         if (co_future_done(srv_rec_future(w->items[i].rec)))
-            srv_rec_pack(&c->out, w->items[i].rec, c->out.size - start >= c->srv->answer_bytes);
+            srv_conn_pack_rec(c, w->items[i].rec, c->out.size - start >= c->srv->answer_bytes);
     cp_out_lit(&c->out, "pending");
     cp_out_array(&c->out, (uint32_t)(w->n - ndone));
     for (size_t i = 0; i < w->n; i++)
-        if (!co_future_done(srv_rec_future(w->items[i].rec)))
+        if (!co_future_done(srv_rec_future(w->items[i].rec))) {
+            srv_conn_saw(c, srv_rec_seq(w->items[i].rec)); /* it exists */
             cp_out_uint(&c->out, srv_rec_id(w->items[i].rec));
+        }
     srv_conn_mark(c);
     srv_wait_free(w);
 }
@@ -262,7 +264,7 @@ static void srv_notify(srv_sub *s, srv_rec *r)
     cp_out_lit(&c->out, "sub");
     cp_out_uint(&c->out, s->id);
     cp_out_lit(&c->out, "task");
-    srv_rec_pack(&c->out, r, false);
+    srv_conn_pack_rec(c, r, false);
     srv_conn_mark(c);
 }
 

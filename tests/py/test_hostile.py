@@ -805,7 +805,8 @@ class Hostile(unittest.TestCase):
         meanwhile waits for at most a turn's share of them (SRV_TURN_MESSAGES, 256), where
         a read once served all a peek returned first (~1,600-2,000 here). Counted in
         nobody's requests served during root's round trip (its p50 times nobody's answer
-        rate), the bound holds whatever the machine's or the build's speed."""
+        rate), the bound holds whatever the machine's or the build's speed. The rate is
+        taken over a second at least: the store answers the submits a commit at a time."""
         with Client(self.d.sock) as root:
             hog = nobody_client(self.d)
             stop = threading.Event()
@@ -839,7 +840,7 @@ class Hostile(unittest.TestCase):
                 time.sleep(0.3)
                 lat = []
                 a0, t0 = answered[0], time.monotonic()
-                for _ in range(200):
+                while len(lat) < 200 or time.monotonic() - t0 < 1.0:
                     t = time.monotonic()
                     root.call("hello")
                     lat.append(time.monotonic() - t)
@@ -850,7 +851,7 @@ class Hostile(unittest.TestCase):
                 for t in threads:
                     t.join()
                 hog.s.close()
-            p50 = sorted(lat)[100]
+            p50 = sorted(lat)[len(lat) // 2]
             self.assertGreater(rate, 1000, "the load did not get going")
             self.assertLess(p50 * rate, 800, f"root's hello p50 {p50 * 1e3:.3f} ms while nobody's requests were "
                                              f"answered at {rate:.0f}/s")

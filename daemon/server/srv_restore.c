@@ -1,0 +1,143 @@
+/* srv_restore.c: the table as the store left it, before the daemon serves. Groups come
+ * back with their settings; ended records as they ended; pending ones pending again
+ * (waiting for what they waited for, their delay running to the same wall-clock time);
+ * a record that was running is started again where its kind can take it up (a sleep
+ * towards its deadline, a gather on its members), else queued for its next attempt if
+ * it had one left, else failed `interrupted` — after whatever was left of its processes
+ * has been killed. Records come back in id order, so what one depends on is there before
+ * it. */
+#include "srv_internal.h"
+#include "srv_rec.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ex_leftover.h"
+#include "st_store.h"
+
+/* What a record still to be put back needs of its row (the row's strings are gone). */
+typedef struct srv_back {
+    srv_rec *rec;
+    st_task row;
+} srv_back;
+
+typedef struct srv_loading {
+    srv_table *t;
+    srv_back *back;
+    size_t nback, cap;
+    ex_leftover *jobs;
+    size_t njobs, jobs_cap;
+    size_t ended, skipped;
+} srv_loading;
+
+static void srv_restore_group(const st_group *g, void *arg)
+{
+    srv_loading *rs = arg;
+    cp_str name = { g->name, strlen(g->name) };
+    srv_group *grp = cp_group_name_ok(name) ? srv_table_configure_group(rs->t, name) : NULL;
+    if (!grp) {
+        fprintf(stderr, "corod: the store's group \"%s\" is not restored (a bad name, or out of memory)\n",
+                g->name);
+        return;
+    }
+    uint64_t users[SRV_MAX_GROUP_USERS];
+    size_t n = g->nusers < SRV_MAX_GROUP_USERS ? g->nusers : SRV_MAX_GROUP_USERS;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, (const uint8_t *)g->users + i * sizeof u, sizeof u); /* a blob: no alignment */
+        users[i] = u;
+    }
+    if (n)
+        srv_group_allow(grp, users, n);
+    srv_table_set_group(rs->t, grp, &g->parallel, &g->paused);
+}
+
+static int srv_restore_leftover(srv_loading *rs, const st_task *row)
+{
+    if (rs->njobs == rs->jobs_cap) {
+        size_t ncap = rs->jobs_cap ? rs->jobs_cap * 2 : 64;
+        ex_leftover *n = realloc(rs->jobs, ncap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        rs->jobs = n;
+        rs->jobs_cap = ncap;
+    }
+    rs->jobs[rs->njobs++] = (ex_leftover){ .leader = (pid_t)row->pid, .uid = row->owner,
+                                           .spawned_at = row->spawned_at };
+    return 0;
+}
+
+static int srv_restore_task(const st_task *row, void *arg)
+{
+    srv_loading *rs = arg;
+    srv_rec *r;
+    cp_error err;
+    int rc = srv_table_restore(rs->t, row, &r, &err);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc < 0) { /* kept in the store as it is, for whoever looks at it there */
+        fprintf(stderr, "corod: task %llu in the store is not restored: %s\n", (unsigned long long)row->id,
+                err.message);
+        rs->skipped++;
+        return 0;
+    }
+    if (row->state >= ST_TASK_SUCCEEDED) {
+        srv_rec_resume(r, row, srv_now());
+        rs->ended++;
+        return 0;
+    }
+    if (row->state == ST_TASK_RUNNING && row->pid > 0 && srv_restore_leftover(rs, row) < 0)
+        return -ENOMEM;
+    if (rs->nback == rs->cap) {
+        size_t ncap = rs->cap ? rs->cap * 2 : 1024;
+        srv_back *n = realloc(rs->back, ncap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        rs->back = n;
+        rs->cap = ncap;
+    }
+    srv_back *b = &rs->back[rs->nback++];
+    b->rec = r;
+    b->row = *row;
+    b->row.kind = b->row.name = b->row.group = b->row.command = NULL;
+    b->row.spec = b->row.outcome = NULL;
+    b->row.spec_len = b->row.outcome_len = 0;
+    return 0;
+}
+
+int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
+{
+    srv_loading rs = { .t = v->table };
+    st_loader l = { .group = srv_restore_group, .task = srv_restore_task };
+    int rc = st_load(st, &l, &rs, errbuf, errlen);
+    if (rc == 0) {
+        /* Changes from here on (ends, retries) are the store's too. */
+        rc = srv_table_set_store(v->table, st);
+        if (rc < 0)
+            snprintf(errbuf, errlen, "out of memory restoring the store");
+    }
+    if (rc == 0) {
+        int killed = ex_kill_leftovers(rs.jobs, rs.njobs);
+        if (killed < 0)
+            fprintf(stderr, "corod: cannot look for what is left of interrupted jobs: %s\n", strerror(-killed));
+        size_t running = 0;
+        double now = srv_now();
+        for (size_t i = 0; i < rs.nback; i++) {
+            running += rs.back[i].row.state == ST_TASK_RUNNING;
+            srv_rec_resume(rs.back[i].rec, &rs.back[i].row, now);
+        }
+        srv_table_bump_id(v->table, st_next_id(st));
+        fprintf(stderr, "corod: restored %zu tasks (%zu pending, %zu were running) and %zu ended records%s",
+                rs.nback, rs.nback - running, running, rs.ended, killed > 0 ? "" : "\n");
+        if (killed > 0)
+            fprintf(stderr, "; killed %d processes left of interrupted jobs\n", killed);
+        if (rs.skipped)
+            fprintf(stderr, "corod: %zu tasks in the store could not be restored (said above)\n", rs.skipped);
+    }
+    free(rs.back);
+    free(rs.jobs);
+    return rc;
+}
