@@ -111,7 +111,7 @@ static int srv_restore_task(const st_task *row, void *arg)
 int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
 {
     srv_loading rs = { .t = v->table };
-    st_loader l = { .group = srv_restore_group, .task = srv_restore_task };
+    st_loader l = { .group = srv_restore_group, .task = srv_restore_task, .recent = v->table->lim.retain };
     int rc = st_load(st, &l, &rs, errbuf, errlen);
     if (rc == 0) {
         /* Changes from here on (ends, retries) are the store's too. */

@@ -334,7 +334,10 @@ int st_open(const char *dir, const st_config *cfg, st_store **out, char *errbuf,
         return -ENOMEM;
     st->cfg = *cfg;
     int rc = st_db_open(st, path, errbuf, errlen);
+    if (rc == 0)
+        rc = st_read_open(st, path, errbuf, errlen);
     if (rc < 0) {
+        st_read_close(st);
         st_db_close(st);
         free(st);
         return rc;
@@ -388,6 +391,7 @@ void st_close(st_store *st)
 {
     if (!st)
         return;
+    st_read_close(st);
     if (!st->started) {
         st_db_close(st);
         st_batch_free(&st->open);

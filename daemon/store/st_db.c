@@ -22,6 +22,10 @@ static const char st_schema_v1[] =
     " attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, started_at REAL, finished_at REAL,"
     " wake_at REAL, pid INTEGER, spawned_at REAL, outcome BLOB);"
     "CREATE INDEX tasks_active ON tasks(state) WHERE state < 2;"
+    "CREATE INDEX tasks_owner ON tasks(owner, id);"
+    "CREATE INDEX tasks_state ON tasks(state, id);"
+    "CREATE INDEX tasks_group ON tasks(grp, id);"
+    "CREATE INDEX tasks_ended ON tasks(finished_at) WHERE state >= 2;"
     "PRAGMA user_version = 1;";
 
 static const char *const st_sql[SQ_COUNT] = {
@@ -305,7 +309,7 @@ bool st_free_beyond_reserve(const st_store *st)
 
 /* ---- the load at start ------------------------------------------------------------------ */
 
-static double st_col_time(sqlite3_stmt *s, int i)
+double st_col_time(sqlite3_stmt *s, int i)
 {
     return sqlite3_column_type(s, i) == SQLITE_NULL ? NAN : sqlite3_column_double(s, i);
 }
@@ -331,37 +335,40 @@ static int st_load_groups(st_store *st, const st_loader *l, void *arg)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static int st_load_tasks(st_store *st, const st_loader *l, void *arg, int *cbrc)
+/* A row read with ST_COLUMNS; false if it is not one corod wrote (a damaged database). */
+bool st_row(sqlite3_stmt *s, st_task *t)
 {
-    sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT id, owner, state, attempts, kind, name, grp, command, spec, created_at,"
-                                " started_at, finished_at, wake_at, pid, spawned_at, outcome FROM tasks"
-                                " ORDER BY id", -1, &s, NULL);
-    if (rc != SQLITE_OK)
-        return rc;
+    *t = (st_task){
+        .id = (uint64_t)sqlite3_column_int64(s, 0),
+        .owner = (uint32_t)sqlite3_column_int64(s, 1),
+        .state = sqlite3_column_int(s, 2),
+        .attempts = (uint32_t)sqlite3_column_int64(s, 3),
+        .kind = (const char *)sqlite3_column_text(s, 4),
+        .name = (const char *)sqlite3_column_text(s, 5),
+        .group = (const char *)sqlite3_column_text(s, 6),
+        .command = (const char *)sqlite3_column_text(s, 7),
+        .spec = sqlite3_column_blob(s, 8),
+        .spec_len = (size_t)sqlite3_column_bytes(s, 8),
+        .created_at = st_col_time(s, 9),
+        .started_at = st_col_time(s, 10),
+        .finished_at = st_col_time(s, 11),
+        .wake_at = st_col_time(s, 12),
+        .pid = sqlite3_column_int64(s, 13),
+        .spawned_at = st_col_time(s, 14),
+        .outcome = sqlite3_column_blob(s, 15),
+        .outcome_len = (size_t)sqlite3_column_bytes(s, 15),
+    };
+    return t->kind && t->group && t->state >= ST_TASK_PENDING && t->state <= ST_TASK_CANCELLED;
+}
+
+/* Each row of a statement to the loader's callback: SQLITE_OK, or the error (a callback's
+ * in *cbrc). */
+static int st_load_rows(sqlite3_stmt *s, const st_loader *l, void *arg, int *cbrc)
+{
+    int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        st_task t = {
-            .id = (uint64_t)sqlite3_column_int64(s, 0),
-            .owner = (uint32_t)sqlite3_column_int64(s, 1),
-            .state = sqlite3_column_int(s, 2),
-            .attempts = (uint32_t)sqlite3_column_int64(s, 3),
-            .kind = (const char *)sqlite3_column_text(s, 4),
-            .name = (const char *)sqlite3_column_text(s, 5),
-            .group = (const char *)sqlite3_column_text(s, 6),
-            .command = (const char *)sqlite3_column_text(s, 7),
-            .spec = sqlite3_column_blob(s, 8),
-            .spec_len = (size_t)sqlite3_column_bytes(s, 8),
-            .created_at = st_col_time(s, 9),
-            .started_at = st_col_time(s, 10),
-            .finished_at = st_col_time(s, 11),
-            .wake_at = st_col_time(s, 12),
-            .pid = sqlite3_column_int64(s, 13),
-            .spawned_at = st_col_time(s, 14),
-            .outcome = sqlite3_column_blob(s, 15),
-            .outcome_len = (size_t)sqlite3_column_bytes(s, 15),
-        };
-        if (!t.kind || !t.group || t.state < ST_TASK_PENDING || t.state > ST_TASK_CANCELLED) {
+        st_task t;
+        if (!st_row(s, &t)) {
             rc = SQLITE_CORRUPT;
             break;
         }
@@ -372,6 +379,33 @@ static int st_load_tasks(st_store *st, const st_loader *l, void *arg, int *cbrc)
     return rc == SQLITE_DONE || *cbrc < 0 ? SQLITE_OK : rc;
 }
 
+/* What a restart takes into memory: each owner's newest `recent` ended records (in id
+ * order, owner by owner), then every pending and running one in id order (what they
+ * depend on is older, and loaded by then or kept in the store only). */
+static int st_load_tasks(st_store *st, const st_loader *l, void *arg, size_t recent, int *cbrc)
+{
+    sqlite3_stmt *owners, *s;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT DISTINCT owner FROM tasks", -1, &owners, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    while (rc == SQLITE_OK && *cbrc == 0 && (rc = sqlite3_step(owners)) == SQLITE_ROW) {
+        rc = sqlite3_prepare_v2(st->db, "SELECT * FROM (SELECT " ST_COLUMNS " FROM tasks WHERE owner = ?1 AND"
+                                " state >= 2 ORDER BY id DESC LIMIT ?2) ORDER BY id", -1, &s, NULL);
+        if (rc != SQLITE_OK)
+            break;
+        sqlite3_bind_int64(s, 1, sqlite3_column_int64(owners, 0));
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)recent);
+        rc = st_load_rows(s, l, arg, cbrc);
+    }
+    sqlite3_finalize(owners);
+    if (rc != SQLITE_DONE && rc != SQLITE_OK)
+        return rc;
+    if (*cbrc < 0)
+        return SQLITE_OK;
+    rc = sqlite3_prepare_v2(st->db, "SELECT " ST_COLUMNS " FROM tasks WHERE state < 2 ORDER BY id", -1, &s, NULL);
+    return rc == SQLITE_OK ? st_load_rows(s, l, arg, cbrc) : rc;
+}
+
 uint64_t st_next_id(const st_store *st) { return st->next_id; }
 
 int st_load(st_store *st, const st_loader *l, void *arg, char *errbuf, size_t errlen)
@@ -379,7 +413,7 @@ int st_load(st_store *st, const st_loader *l, void *arg, char *errbuf, size_t er
     int cbrc = 0;
     int rc = st_load_groups(st, l, arg);
     if (rc == SQLITE_OK)
-        rc = st_load_tasks(st, l, arg, &cbrc);
+        rc = st_load_tasks(st, l, arg, l->recent, &cbrc);
     if (rc != SQLITE_OK)
         return st_refuse(st, sqlite3_db_filename(st->db, "main"), rc, errbuf, errlen);
     if (cbrc < 0)

@@ -41,6 +41,8 @@ enum { SQ_INSERT, SQ_STARTED, SQ_SPAWNED, SQ_WAITING, SQ_FINISHED, SQ_FORGET, SQ
 struct st_store {
     sqlite3 *db;
     st_config cfg;
+    sqlite3 *rdb;     /* history reads (st_read.c), one at a time under rmu, any thread */
+    uv_mutex_t rmu;
     sqlite3_stmt *sq[SQ_COUNT];
     uint64_t next_id; /* as loaded */
     /* The loop's side. */
@@ -75,6 +77,17 @@ int st_db_apply(st_store *st, const st_batch *b, bool fail);
 int st_reserve_make(st_store *st);
 /* As much again is free beside it: room for new tasks. */
 bool st_free_beyond_reserve(const st_store *st);
+
+/* A task's columns, in the order st_row reads them. */
+#define ST_COLUMNS                                                                               \
+    "id, owner, state, attempts, kind, name, grp, command, spec, created_at, started_at, finished_at," \
+    " wake_at, pid, spawned_at, outcome"
+/* A row read with ST_COLUMNS (st_db.c); false if corod did not write it. */
+bool st_row(sqlite3_stmt *s, st_task *t);
+double st_col_time(sqlite3_stmt *s, int i);
+/* st_read.c: the reading connection, opened after the schema is current. */
+int st_read_open(st_store *st, const char *path, char *errbuf, size_t errlen);
+void st_read_close(st_store *st);
 
 /* st_batch.c */
 void st_batch_init(st_batch *b, uint64_t seq);

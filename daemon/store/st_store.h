@@ -86,14 +86,45 @@ void st_close(st_store *st);
 
 typedef struct st_loader {
     void (*group)(const st_group *g, void *arg);
-    /* Tasks in id order; the pointers live until the callback returns. A negative return
-     * stops the load with that error. */
+    /* Each owner's newest `recent` ended tasks (in id order, owner by owner), then every
+     * pending and running one in id order; the pointers live until the callback returns. A negative return stops the
+     * load with that error. The rest stays in the store (st_read, st_list). */
     int (*task)(const st_task *t, void *arg);
+    size_t recent;
 } st_loader;
 
 /* The next id to give: above every id ever given. */
 uint64_t st_next_id(const st_store *st);
 int st_load(st_store *st, const st_loader *l, void *arg, char *errbuf, size_t errlen);
+
+/* ---- history (any thread but the loop's: these wait on the disk) ---------------------------
+ * Reads see what is committed. One runs at a time on the store's reading connection. */
+
+/* A negative return stops the read; -ECANCELED from st_list's ends the page there (the
+ * next page starts after that row). */
+typedef int st_row_fn(const st_task *t, void *arg);
+
+/* A row's copy in one allocation (free() it), to keep past the callback. NULL: no memory. */
+st_task *st_task_copy(const st_task *t);
+/* The rows of the ids that exist, in the order given. 0 or a negative errno. */
+int st_read(st_store *st, const uint64_t *ids, size_t n, st_row_fn *fn, void *arg);
+
+typedef struct st_query {
+    bool all_owners;   /* else only `owner`'s */
+    uint32_t owner;
+    int state;         /* ST_TASK_*, or -1: any */
+    const char *group, *kind, *name; /* NULL: any */
+    double since, until; /* created at or after / before, NAN: no bound */
+    bool desc;         /* newest first */
+    uint64_t after;    /* the cursor: ids after it (desc: before it); 0: from the start */
+    size_t limit;      /* rows at most */
+    uint64_t window;   /* ids looked at, at most: one page's cost is bounded however rare
+                          the matches (the next page starts where it stopped) */
+} st_query;
+
+/* A page of tasks matching q, in id order (or newest first); *next is the cursor for the
+ * next page, 0 when there is none. 0 or a negative errno. */
+int st_list(st_store *st, const st_query *q, st_row_fn *fn, void *arg, uint64_t *next);
 
 /* ---- writes (loop thread): 0, or -ENOMEM ------------------------------------------------ */
 
