@@ -262,6 +262,7 @@ void srv_conn_close(srv_conn *c)
     srv *v = c->srv;
     srv_watch_conn_closed(c);
     srv_output_conn_closed(c);
+    srv_history_conn_closed(c);
     srv_durable_conn_closed(c);
     co_queue_remove(&c->node);
     v->nconns--;
@@ -595,6 +596,7 @@ static void srv_conn_open(srv *v, int fd)
     co_queue_init(&c->waits);
     co_queue_init(&c->subs);
     co_queue_init(&c->reads);
+    co_queue_init(&c->hist);
     co_queue_init(&c->held_node);
     co_queue_insert_tail(&v->conns, &c->node);
     v->nconns++;
@@ -797,7 +799,13 @@ fail:
 static void srv_handle_closed(uv_handle_t *h)
 {
     srv *v = h->data;
-    if (--v->closing == 0) {
+    if (--v->closing == 0)
+        srv_maybe_free(v);
+}
+
+void srv_maybe_free(srv *v)
+{
+    if (v->stopping && v->closing == 0 && !v->store_reads) { /* the store's reads in flight hold it */
         msgpack_zone_destroy(&v->zone);
         srv_table_free(v->table);
         free(v->scratch);

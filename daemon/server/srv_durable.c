@@ -37,6 +37,7 @@ static void srv_on_commit(st_store *st, uint64_t seq, int rc, void *arg);
 int srv_durable_init(srv *v, st_store *st)
 {
     co_queue_init(&v->held);
+    co_queue_init(&v->hist_wait);
     uv_timer_init(v->loop, &v->store_retry);
     v->store_retry.data = v;
     if (!st)
@@ -120,8 +121,16 @@ bool srv_durable_wait(srv_conn *c)
 
 void srv_durable_kick(srv *v)
 {
-    if (v->store)
+    if (v->store && !v->store_closing)
         st_kick(v->store);
+}
+
+void srv_durable_reads_done(srv *v)
+{
+    if (v->store && v->store_closing && !v->store_reads) {
+        st_close(v->store);
+        v->store = NULL;
+    }
 }
 
 /* ---- submits waiting for their commit ------------------------------------------------------- */
@@ -319,6 +328,7 @@ static void srv_on_commit(st_store *st, uint64_t seq, int rc, void *arg)
             srv_rec_unref(p->rec);
         }
         co_sched_run_ready(v->sched);
+        srv_history_committed(v, false);
     }
     srv_store_resume(v);
     /* What the commit released goes out; what it made (starts, ends) joins the open
@@ -334,11 +344,12 @@ static void srv_on_commit(st_store *st, uint64_t seq, int rc, void *arg)
 
 void srv_durable_close(srv *v)
 {
-    if (!v->store)
+    if (!v->store || v->store_closing)
         return;
     st_drain(v->store);
     uv_timer_stop(&v->store_retry);
     bool unsaved = st_unsaved(v->store) != 0;
+    srv_history_committed(v, true);
     /* What is still undecided (a failed batch's retry) is not written: on the next start
      * those records are where the store last saw them. Tasks ended by the shutdown
      * itself are not written either: they come back as they were. */
@@ -351,8 +362,8 @@ void srv_durable_close(srv *v)
     }
     free(v->pend);
     v->pend = NULL;
-    st_close(v->store);
-    v->store = NULL;
+    v->store_closing = true;
+    srv_durable_reads_done(v);
     /* Held output goes now if what it reports was saved; else it never goes. */
     co_queue *q;
     while ((q = co_queue_first(&v->held))) {

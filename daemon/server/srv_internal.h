@@ -59,6 +59,9 @@ struct srv {
     co_queue store_wait;    /* srv_conn.backlog_node: requests waiting for the batch to go */
     srv_pend *pend;         /* a ring of submits waiting for their commit, oldest first */
     size_t pend_head, pend_n, pend_cap;
+    size_t store_reads;     /* srv_history.c's reads in flight: the store and *v wait for them */
+    co_queue hist_wait;     /* srv_hist.wait_node: reads waiting for a commit to start */
+    bool store_closing;     /* ... to close */
     bool stopping;
     int closing; /* server handles still closing */
 };
@@ -92,7 +95,9 @@ struct srv_conn {
     size_t watched; /* ids registered by its waits and subscriptions */
     size_t nall;    /* of its subscriptions, those with all: true */
     co_queue reads; /* srv_outread.node: `output` reads on the thread pool */
-    size_t nreads;
+    co_queue hist;  /* srv_hist.node: reads of the store on the thread pool */
+    size_t nreads;  /* of both */
+    bool no_fault;  /* dispatching a request again after its records were read back */
     uint32_t next_sub;
     co_queue node;       /* in srv.conns */
     co_queue dirty_node; /* in srv.dirty while it has output to flush */
@@ -108,6 +113,7 @@ struct srv_conn {
 void srv_conn_mark(srv_conn *c); /* output was packed: flush it this turn */
 void srv_conn_flush(srv_conn *c); /* write what may be written now */
 void srv_store_resume(srv *v);    /* the commit went: the connections waiting for it go on */
+void srv_maybe_free(srv *v);      /* after shutdown: once its handles and reads are done */
 /* Reserve room to watch n more ids; false (after a quota_exceeded reply) past the cap. */
 bool srv_conn_watch(srv_conn *c, const cp_request *rq, size_t n);
 void srv_conn_close(srv_conn *c);
@@ -118,6 +124,8 @@ void srv_reply_error(srv_conn *c, const cp_request *rq, const cp_error *err);
 /* srv_durable.c */
 int srv_durable_init(srv *v, struct st_store *st);
 void srv_durable_close(srv *v); /* shutdown: waits for what is being committed */
+/* The store closes once the reads of it in flight are done (srv_history.c). */
+void srv_durable_reads_done(srv *v);
 /* Submits are refused while the store cannot save them: true after such an answer. */
 bool srv_durable_refuse(srv_conn *c, const cp_request *rq);
 /* Answer a submit whose record was made; it starts once its insert is durable. */
@@ -145,6 +153,15 @@ bool srv_durable_wait(srv_conn *c);
 /* Bytes of c's output that may be written now (from out_sent on). */
 size_t srv_conn_sendable(const srv_conn *c);
 void srv_durable_conn_closed(srv_conn *c);
+
+/* srv_history.c */
+void srv_list(srv_conn *c, const cp_request *rq);
+/* Some of ids are of records in the store only: read back, then rq is dispatched again
+ * (true: deferred, nothing answered yet). False: none is, or it cannot be done now. */
+bool srv_fault(srv_conn *c, const cp_request *rq, const uint64_t *ids, size_t n);
+void srv_history_conn_closed(srv_conn *c);
+/* Reads waiting for a commit go on (all: shutdown, whatever they waited for). */
+void srv_history_committed(srv *v, bool all);
 
 /* srv_restore.c: the table as the store left it (before serving). 0, or an error for
  * the operator in errbuf. */

@@ -3,8 +3,11 @@
  * and packs exactly one response — except `wait`, answered later by srv_watch.c. */
 #include "srv_internal.h"
 
+#include "kind.h"
+
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,7 +42,7 @@ srv_rec *srv_lookup(srv_conn *c, const cp_request *rq)
         return NULL;
     }
     srv_rec *r = srv_table_get(c->srv->table, id, c->uid);
-    if (!r)
+    if (!r && !srv_fault(c, rq, &id, 1)) /* in the store only: again once read back */
         srv_fail(c, rq, CP_NOT_FOUND, "task %llu not found", (unsigned long long)id);
     return r;
 }
@@ -64,6 +67,31 @@ static void m_hello(srv_conn *c, const cp_request *rq)
     cp_out_uint(&c->out, (uint32_t)getpid());
 }
 
+/* A submit naming records in the store only (`after`, a gather's ids): read them back. */
+static bool srv_submit_fault(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    uint64_t *after = NULL, *ids = NULL;
+    size_t na = 0, ni = 0;
+    const msgpack_object *args = cp_get(rq->params, "args");
+    bool deferred = false;
+    if (cp_get_ids(rq->params, "after", false, CP_MAX_AFTER, &after, &na, &err) == 0 &&
+        (!args || args->type != MSGPACK_OBJECT_MAP ||
+         cp_get_ids(args, "ids", false, KIND_MAX_GATHER, &ids, &ni, &err) == 0)) {
+        uint64_t *all = malloc((na + ni ? na + ni : 1) * sizeof *all);
+        if (all) {
+            memcpy(all, after, na * sizeof *all);
+            if (ni)
+                memcpy(all + na, ids, ni * sizeof *all);
+            deferred = srv_fault(c, rq, all, na + ni);
+            free(all);
+        }
+    }
+    free(after);
+    free(ids);
+    return deferred;
+}
+
 static void m_submit(srv_conn *c, const cp_request *rq)
 {
     cp_error err;
@@ -71,6 +99,8 @@ static void m_submit(srv_conn *c, const cp_request *rq)
     if (srv_durable_refuse(c, rq))
         return;
     if (srv_table_submit(c->srv->table, c->uid, rq->params, &r, &err) < 0) {
+        if (!strcmp(err.code, CP_NOT_FOUND) && srv_submit_fault(c, rq))
+            return; /* what it names is in the store only: again once read back */
         srv_reply_error(c, rq, &err);
         return;
     }
@@ -112,9 +142,14 @@ static const char *const srv_states[] = { "pending", "running", "succeeded", "fa
 
 /* A page of the caller's records (every record, for root) in id order, from the first
  * after `after`: at most `limit` that match, answer_bytes of them and SRV_LIST_SCAN
- * looked at. `next` is the cursor for the next page, nil when there is none. */
+ * looked at. `next` is the cursor for the next page, nil when there is none. With a
+ * store, the store answers (more filters, newest first); without one, memory does. */
 static void m_list(srv_conn *c, const cp_request *rq)
 {
+    if (c->srv->store) {
+        srv_list(c, rq); /* from the store, off the loop (srv_history.c) */
+        return;
+    }
     cp_error err;
     cp_str state = { NULL, 0 }, group = { NULL, 0 };
     uint64_t limit = SRV_LIST_DEFAULT, after = 0;

@@ -23,6 +23,7 @@ struct srv_outread {
     char path[4096];
     uint64_t offset, max;
     bool terminal; /* the task had ended when asked: the file is complete */
+
     uint64_t seq;  /* the record's last write then: the answer waits for it */
     /* Set on the thread pool. */
     int err;
@@ -137,6 +138,12 @@ void srv_output(srv_conn *c, const cp_request *rq)
         srv_reply_error(c, rq, &err);
         return;
     }
+    if (srv_rec_output_gone(r)) {
+        cp_fail(&err, CP_INVALID_STATE, "the output of task %llu is no longer kept: only the newest records of "
+                "each uid (--retain) keep theirs", (unsigned long long)srv_rec_id(r));
+        srv_reply_error(c, rq, &err);
+        return;
+    }
     srv_outread *rd = calloc(1, sizeof *rd);
     if (!rd || kind_output_path(srv_table_output_dir(c->srv->table), srv_rec_id(r), s, rd->path,
                                 sizeof rd->path) < 0) {
@@ -149,6 +156,7 @@ void srv_output(srv_conn *c, const cp_request *rq)
     rd->offset = off;
     rd->max = max;
     rd->terminal = srv_rec_terminal(r);
+
     rd->seq = srv_rec_seq(r);
     rd->req.data = rd;
     int rc = uv_queue_work(c->srv->loop, &rd->req, srv_read_work, srv_read_done);

@@ -85,6 +85,7 @@ const char *srv_rec_group_name(const srv_rec *r) { return r->group->name; }
 const char *srv_rec_kind_name(const srv_rec *r) { return r->kind->name; }
 bool srv_rec_has_output(const srv_rec *r) { return r->kind->has_output; }
 bool srv_rec_terminal(const srv_rec *r) { return r->stage == ST_DONE; }
+bool srv_rec_output_gone(const srv_rec *r) { return r->output_gone; }
 co_future *srv_rec_future(srv_rec *r) { return co_task_future(r->task); }
 
 const char *srv_rec_state(const srv_rec *r)

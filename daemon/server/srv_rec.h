@@ -34,6 +34,7 @@ struct srv_rec {
     bool shield, in_table;
     bool unstored;   /* its insert was rolled back: nothing of it is written */
     bool resumed;    /* restored running: its next start takes up the same attempt */
+    bool output_gone; /* read back from the store: its files went as it left memory */
     bool cancelling; /* a cancel reached it: a failing body is not retried */
     srv_ready ready; /* its place in its group's ready queue */
     const kind_ops *kind;
@@ -112,8 +113,10 @@ void srv_rec_resume(srv_rec *r, const st_task *row, double now);
 
 /* srv_table.c */
 /* A record made from a row of the store, not yet armed: -EINVAL with err when the row
- * cannot be taken back (its spec no longer parses), -ENOMEM. */
-int srv_table_restore(srv_table *t, const st_task *row, srv_rec **out, cp_error *err);
+ * cannot be taken back (its spec no longer parses, or with `room` its owner's memory
+ * share cannot make room for it), -ENOMEM. At start nothing is refused for room: what
+ * was kept is kept. */
+int srv_table_restore(srv_table *t, const st_task *row, bool room, srv_rec **out, cp_error *err);
 /* A record whose insert was rolled back leaves at once: ended (if it had not) with an
  * `unavailable` error saying `why`, nothing of it written. */
 void srv_table_drop(srv_table *t, srv_rec *r, const char *why);

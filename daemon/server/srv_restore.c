@@ -9,7 +9,11 @@
 #include "srv_internal.h"
 #include "srv_rec.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +79,7 @@ static int srv_restore_task(const st_task *row, void *arg)
     srv_loading *rs = arg;
     srv_rec *r;
     cp_error err;
-    int rc = srv_table_restore(rs->t, row, &r, &err);
+    int rc = srv_table_restore(rs->t, row, false, &r, &err);
     if (rc == -ENOMEM)
         return rc;
     if (rc < 0) { /* kept in the store as it is, for whoever looks at it there */
@@ -108,6 +112,33 @@ static int srv_restore_task(const st_task *row, void *arg)
     return 0;
 }
 
+/* Output files are kept for the records in memory (the newest --retain of each uid, and
+ * the active ones), counted in their owners' shares of the disk again; those of records
+ * kept in the store only are removed, as when such a record left memory. */
+static void srv_restore_outputs(srv_table *t)
+{
+    DIR *d = opendir(t->env.output_dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    size_t removed = 0;
+    while ((e = readdir(d))) {
+        char *end;
+        unsigned long long id = strtoull(e->d_name, &end, 10);
+        if (end == e->d_name || (strcmp(end, ".out") && strcmp(end, ".err")))
+            continue;
+        srv_rec *r = srv_index_get(&t->index, id);
+        struct stat sb;
+        if (r && r->disk && fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
+            ex_disk_add(r->disk, (uint64_t)sb.st_size);
+        else if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    if (removed)
+        fprintf(stderr, "corod: removed %zu output files of records no longer in memory\n", removed);
+}
+
 int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
 {
     srv_loading rs = { .t = v->table };
@@ -130,6 +161,7 @@ int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
             srv_rec_resume(rs.back[i].rec, &rs.back[i].row, now);
         }
         srv_table_bump_id(v->table, st_next_id(st));
+        srv_restore_outputs(v->table);
         fprintf(stderr, "corod: restored %zu tasks (%zu pending, %zu were running) and %zu ended records%s",
                 rs.nback, rs.nback - running, running, rs.ended, killed > 0 ? "" : "\n");
         if (killed > 0)

@@ -169,6 +169,16 @@ srv_acct *srv_table_acct(srv_table *t, uint32_t uid)
     return srv_acct_get(&t->accts, uid);
 }
 
+bool srv_table_has(srv_table *t, uint64_t id)
+{
+    return srv_index_get(&t->index, id) != NULL;
+}
+
+bool srv_table_kept_only(srv_table *t, uint64_t id)
+{
+    return t->store && id > 0 && id < t->next_id && !srv_index_get(&t->index, id);
+}
+
 srv_rec *srv_table_get(srv_table *t, uint64_t id, uint32_t uid)
 {
     srv_rec *r = srv_index_get(&t->index, id);
@@ -252,9 +262,11 @@ static void srv_rec_drop_output(srv_table *t, srv_rec *r)
         free(u);
 }
 
-/* A finished record leaves the table (those who still hold it keep it), its output files
- * with it: their bytes go back to the owner's share of the disk at once. */
-static void srv_evict(srv_table *t, srv_acct *ac, srv_rec *old)
+/* A finished record leaves memory (those who still hold it keep it), its output files
+ * with it: their bytes go back to the owner's share of the disk at once. Its row stays in
+ * the store, as history (get, wait, list read it there), unless `forget`: the owner's
+ * share of the disk needed the room, and the record goes altogether. */
+static void srv_evict(srv_table *t, srv_acct *ac, srv_rec *old, bool forget)
 {
     assert(old->stage == ST_DONE && old->in_table);
     co_queue_remove(&old->fin_node);
@@ -267,7 +279,7 @@ static void srv_evict(srv_table *t, srv_acct *ac, srv_rec *old)
         ex_disk_forget(old->disk);
     srv_rec_drop_output(t, old);
     int rc;
-    if (t->store && !old->unstored && (rc = st_forget(t->store, old->id)) < 0)
+    if (forget && t->store && !old->unstored && (rc = st_forget(t->store, old->id)) < 0)
         fprintf(stderr, "corod: cannot queue the store's write for task %llu: %s\n", (unsigned long long)old->id,
                 co_strerror(rc));
     srv_rec_unref(old);
@@ -300,7 +312,7 @@ void srv_table_drop(srv_table *t, srv_rec *r, const char *why)
 
 static void srv_evict_oldest(srv_table *t, srv_acct *ac)
 {
-    srv_evict(t, ac, co_queue_data(co_queue_first(&ac->fin), srv_rec, fin_node));
+    srv_evict(t, ac, co_queue_data(co_queue_first(&ac->fin), srv_rec, fin_node), false);
 }
 
 /* A job of ac's would write past its share of the disk: its oldest finished records with
@@ -314,7 +326,7 @@ static void srv_reclaim_disk(ex_disk *d, uint64_t need, void *arg)
         srv_rec *r = co_queue_data(q, srv_rec, fin_node);
         q = co_queue_after(&ac->fin, q);
         if (r->disk && r->disk->bytes)
-            srv_evict(t, ac, r);
+            srv_evict(t, ac, r, true);
     }
 }
 
@@ -347,6 +359,7 @@ void srv_table_trim(srv_table *t)
 typedef struct srv_submit {
     const msgpack_object *params;
     const st_task *row; /* restoring this row of the store: admitted when it was submitted */
+    bool room;          /* ... yet it must fit its owner's memory share (read back) */
     cp_spec sp;
     const kind_ops *kind;
     kind_args_block args;
@@ -470,8 +483,9 @@ static int srv_submit_room(srv_table *t, srv_submit *s, cp_error *err)
 {
     srv_acct *ac = s->acct;
     s->bytes = SRV_REC_FIXED + s->sp.name.len + 1 + KIND_COMMAND_MAX + s->sp.n_after * sizeof(srv_dep) +
-               s->nrefs * sizeof(co_future *) + (s->has_args && s->kind->bytes ? s->kind->bytes(&s->args) : 0);
-    if (s->row)
+               s->nrefs * sizeof(co_future *) + (s->has_args && s->kind->bytes ? s->kind->bytes(&s->args) : 0) +
+               (s->row && s->row->state >= ST_TASK_SUCCEEDED ? s->row->outcome_len : 0);
+    if (s->row && !s->room)
         return 0; /* what was kept is kept */
     if (!srv_table_make_room(t, ac, s->bytes))
         return cp_fail(err, CP_QUOTA_EXCEEDED,
@@ -601,13 +615,13 @@ out:
     return rc;
 }
 
-int srv_table_restore(srv_table *t, const st_task *row, srv_rec **out, cp_error *err)
+int srv_table_restore(srv_table *t, const st_task *row, bool room, srv_rec **out, cp_error *err)
 {
     msgpack_zone z;
     msgpack_object params;
     size_t off = 0;
     msgpack_zone_init(&z, 2048);
-    srv_submit s = { .params = &params, .row = row };
+    srv_submit s = { .params = &params, .row = row, .room = room };
     bool finished = row->state >= ST_TASK_SUCCEEDED;
     int rc = -EINVAL;
     *out = NULL;

@@ -62,6 +62,9 @@ int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, s
 /* Start the record's lifecycle, once its submit is durable. */
 void srv_table_arm(srv_table *t, srv_rec *r);
 
+bool srv_table_has(srv_table *t, uint64_t id); /* in memory */
+/* Given once, not in memory: in the store, if anywhere (srv_history.c reads it back). */
+bool srv_table_kept_only(srv_table *t, uint64_t id);
 /* The record `id` as `uid` may see it: NULL when unknown, evicted or another's. */
 srv_rec *srv_table_get(srv_table *t, uint64_t id, uint32_t uid);
 bool srv_rec_cancel(srv_rec *r, const char *msg);
@@ -77,6 +80,8 @@ const char *srv_rec_group_name(const srv_rec *r);
 const char *srv_rec_kind_name(const srv_rec *r);
 bool srv_rec_has_output(const srv_rec *r);
 bool srv_rec_terminal(const srv_rec *r);
+/* Read back from the store: its output files went when it left memory. */
+bool srv_rec_output_gone(const srv_rec *r);
 /* Where exec output files live. */
 const char *srv_table_output_dir(const srv_table *t);
 co_future *srv_rec_future(srv_rec *r);

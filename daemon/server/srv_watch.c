@@ -74,6 +74,8 @@ static srv_item *srv_items_new(srv_conn *c, const cp_request *rq, uint64_t *ids,
         goto out;
     }
     size_t n = *np;
+    if (srv_fault(c, rq, ids, n)) /* some are in the store only: again once read back */
+        goto out;
     if (!srv_conn_watch(c, rq, n))
         goto out;
     if (!(items = calloc(n ? n : 1, sizeof *items))) {

@@ -411,7 +411,7 @@ class Protocol(unittest.TestCase):
             c.s.sendall(b"".join(msgpack.packb([0, i, "list", [{"limit": 5}]]) for i in range(n)))
             time.sleep(0.5)
             got = [c.read()[1] for _ in range(n)]
-            self.assertEqual(got, list(range(n)))
+            self.assertEqual(sorted(got), list(range(n)))  # `list` answers when read: any order
         self.assert_serving()
 
     def test_input_buffer_full_stops_reading_until_answers_drain(self):
@@ -430,7 +430,7 @@ class Protocol(unittest.TestCase):
                 time.sleep(0.3)  # let the daemon's input buffer fill up first
                 got = [c.read()[1] for _ in range(n)]
                 writer.join()
-                self.assertEqual(got, list(range(n)))
+                self.assertEqual(sorted(got), list(range(n)))  # `list` answers when read: any order
         finally:
             self.assertEqual(d.stop(), 0)
 
@@ -597,8 +597,9 @@ class Index(unittest.TestCase):
         """The id index starts with 1,024 slots and stays that small for 50 records, so
         6,000 ids lap it six times, colliding with three tasks that stay alive at each
         lap, while evictions shift entries across them: every retained id and the long
-        tasks must still be found, evicted ones not."""
-        d = Daemon("--retain", "50")
+        tasks must still be found, evicted ones not (without a store: with one, they are
+        read back from it)."""
+        d = Daemon("--retain", "50", "--no-store")
         try:
             with Client(d.sock) as c:
                 longs = [c.call("submit", {"kind": "sleep", "args": {"seconds": 600}})["id"] for _ in range(3)]

@@ -366,6 +366,155 @@ class Refusals(unittest.TestCase):
             box.close()
 
 
+class History(unittest.TestCase):
+    """Each uid keeps its newest --retain records in memory; the store keeps them all, and
+    everything that works on a record works on one read back from it."""
+
+    def setUp(self):
+        self.box = Box("--retain", "2")
+        self.box.start()
+
+    def tearDown(self):
+        self.box.close()
+
+    def old_ones(self, c):
+        """Three ended records, the first two out of memory by the time it returns."""
+        job = c.call("submit", {"kind": "exec", "args": {"argv": ["sh", "-c", "echo old; exit 4"]},
+                                "name": "first", "group": "nightly"})["id"]
+        rec = c.call("wait", {"ids": [job]})["done"][0]
+        ok = c.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": {"n": 1}}})["id"]
+        c.call("wait", {"ids": [ok]})
+        for _ in range(3):
+            i = c.call("submit", {"kind": "sleep", "args": {"seconds": 0}})["id"]
+            c.call("wait", {"ids": [i]})
+        return job, rec, ok
+
+    def test_everything_works_on_records_read_back(self):
+        with self.box.client() as c:
+            job, rec, ok = self.old_ones(c)
+            self.assertEqual(c.call("get", {"id": job}), rec)
+            w = c.call("wait", {"ids": [job, ok]})
+            self.assertEqual(sorted(r["id"] for r in w["done"]), [job, ok])
+            self.assertEqual(c.call("cancel", {"id": ok}), {"cancelled": False})
+            sub = c.call("subscribe", {"ids": [ok]})
+            note = c.read()
+            self.assertEqual((note[1], note[2][0]["task"]["id"]), ("task.done", ok))
+            c.call("unsubscribe", {"sub": sub["sub"]})
+            with self.assertRaises(RemoteError) as e:
+                c.call("output", {"id": job})
+            self.assertEqual(e.exception.code, "invalid_state")
+            # A new task may depend on, or gather, records read back.
+            g = c.call("submit", {"kind": "gather", "args": {"ids": [ok]}, "after": [ok]})["id"]
+            self.assertEqual(c.call("wait", {"ids": [g]})["done"][0]["result"], [{"n": 1}])
+            with self.assertRaises(RemoteError) as e:
+                c.call("get", {"id": g + 1000})
+            self.assertEqual(e.exception.code, "not_found")
+
+    def test_a_restart_keeps_the_history(self):
+        with self.box.client() as c:
+            job, rec, ok = self.old_ones(c)
+        self.box.kill9()
+        self.box.start()
+        with self.box.client() as c:
+            self.assertEqual(c.call("get", {"id": job}), rec)
+            self.assertEqual(c.call("get", {"id": ok})["result"], {"n": 1})
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to act as another user")
+    def test_another_uids_old_records_stay_theirs(self):
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        os.chmod(self.box.dir, 0o755)
+        with self.box.client() as c:
+            job, _, _ = self.old_ones(c)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            out = []
+            with Client(self.box.sock) as n:
+                for call in (("get", {"id": job}), ("wait", {"ids": [job]}),
+                             ("list", {"owner": 0}), ("list", {})):
+                    try:
+                        out.append(repr(n.call(*call)))
+                    except RemoteError as e:
+                        out.append(e.code)
+            os.write(w, "\n".join(out).encode())
+            os._exit(0)
+        os.close(w)
+        os.waitpid(pid, 0)
+        got = os.read(r, 65536).decode().split("\n")
+        os.close(r)
+        self.assertEqual(got[:3], ["not_found", "not_found", "permission_denied"])
+        self.assertEqual(got[3], repr({"tasks": [], "next": None}))
+
+    def test_list_filters_pages_and_orders_from_the_store(self):
+        with self.box.client() as c:
+            job, rec, ok = self.old_ones(c)
+            t0 = time.time()
+            late = c.call("submit", {"kind": "sleep", "args": {"seconds": 60}, "name": "late"})["id"]
+            every = c.call("list", {"limit": 100})
+            self.assertEqual([t["id"] for t in every["tasks"]], list(range(1, late + 1)))
+            self.assertIsNone(every["next"])
+            self.assertEqual(every["tasks"][0], rec)
+            pick = lambda **q: [t["id"] for t in c.call("list", q)["tasks"]]  # noqa: E731
+            self.assertEqual(pick(state="failed"), [job])
+            self.assertEqual(pick(state="running"), [late])
+            self.assertEqual(pick(group="nightly"), [job])
+            self.assertEqual(pick(kind="exec"), [job])
+            self.assertEqual(pick(name="late"), [late])
+            self.assertEqual(pick(since=t0), [late])
+            self.assertEqual(pick(until=t0, kind="sleep"), list(range(ok, late)))
+            self.assertEqual(pick(order="desc", limit=2), [late, late - 1])
+            self.assertEqual(pick(state="succeeded", owner=0), list(range(ok, late)))
+            # Pages: a cursor at a time, either way.
+            for order in ("asc", "desc"):
+                seen, after = [], 0
+                while True:
+                    p = c.call("list", {"limit": 2, "after": after, "order": order})
+                    seen += [t["id"] for t in p["tasks"]]
+                    if p["next"] is None:
+                        break
+                    after = p["next"]
+                self.assertEqual(seen, list(range(1, late + 1))[::1 if order == "asc" else -1])
+            for bad, code in (({"order": "up"}, "bad_request"), ({"state": "done"}, "bad_request"),
+                              ({"since": -1}, "bad_request")):
+                with self.assertRaises(RemoteError) as e:
+                    c.call("list", bad)
+                self.assertEqual(e.exception.code, code)
+
+    def test_a_list_pipelined_after_a_submit_sees_it(self):
+        with self.box.client() as c:
+            s = c.send("submit", {"kind": "sleep", "args": {"seconds": 60}})
+            lst = c.send("list", {})
+            got = {}
+            while len(got) < 2:
+                m = c.read()
+                if m[0] == 1:
+                    got[m[1]] = m[3]
+            self.assertIn(got[s]["id"], [t["id"] for t in got[lst]["tasks"]])
+
+    def test_a_page_looks_at_a_bounded_number_of_ids(self):
+        """A filter that matches nothing ends a page after SRV_LIST_SCAN (100,000) ids
+        with a cursor, rather than walking the whole store."""
+        db = sqlite3.connect(os.path.join(self.box.state, "corod.db"))
+        with db:
+            db.executemany("INSERT INTO tasks(id, owner, kind, grp, spec, state, created_at, finished_at)"
+                           " VALUES(?, 0, 'sleep', 'default', x'80', 2, 0, 0)", ((i,) for i in range(1, 250001)))
+        db.close()
+        with self.box.client() as c:
+            pages = []
+            after = 0
+            while True:
+                p = c.call("list", {"name": "nothing has this name", "after": after})
+                pages.append((len(p["tasks"]), p["next"]))
+                if p["next"] is None:
+                    break
+                after = p["next"]
+            self.assertEqual(pages, [(0, 100000), (0, 200000), (0, None)])
+
+
 @unittest.skipUnless(os.geteuid() == 0, "mounting a tmpfs needs root")
 class DiskFull(unittest.TestCase):
     """The state directory on a 24 MiB tmpfs (the store sets 8 MiB aside), filled up
