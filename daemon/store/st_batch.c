@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 void st_batch_init(st_batch *b, uint64_t seq)
@@ -18,6 +19,7 @@ void st_batch_free(st_batch *b)
 {
     free(b->ops);
     free(b->arena);
+    free(b->deleted);
     *b = (st_batch){ 0 };
 }
 
@@ -160,6 +162,13 @@ void st_set_next_id(st_store *st, uint64_t next)
 
 /* ---- the writer thread -------------------------------------------------------------------- */
 
+static double st_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static bool st_has_writes(const st_batch *b)
 {
     return b->n || b->next_id;
@@ -179,6 +188,12 @@ static void st_writer(void *arg)
             st->fail_next--;
         uv_mutex_unlock(&st->mu);
         int rc = st_has_writes(&st->flight) ? st_db_apply(st, &st->flight, fail) : 0;
+        st->flight.ndeleted = 0;
+        double now = st_mono();
+        if (rc == 0 && (st->retain_more || st->ended > st->cfg.keep || now - st->retained_at >= ST_RETAIN_EVERY)) {
+            st->retained_at = now;
+            st_db_retain(st, &st->flight); /* a failure leaves it for the next pass */
+        }
         if (rc == -ENOSPC && st->reserve_ok) {
             /* The disk is full: give back the reserve, so the writes the loop tries
              * again (all but the inserts) find room. */
@@ -263,6 +278,8 @@ static void st_on_wake(uv_async_t *h)
     }
     if (st->on_commit)
         st->on_commit(st, seq, rc, st->on_commit_arg);
+    if (rc >= 0)
+        st->flight.ndeleted = 0;
     st_kick(st);
 }
 
@@ -333,6 +350,11 @@ int st_open(const char *dir, const st_config *cfg, st_store **out, char *errbuf,
     if (!st)
         return -ENOMEM;
     st->cfg = *cfg;
+    if (!st->cfg.keep)
+        st->cfg.keep = ST_KEEP_DEFAULT;
+    if (!(st->cfg.keep_for > 0))
+        st->cfg.keep_for = ST_KEEP_FOR_DEFAULT;
+    st->retained_at = -ST_RETAIN_EVERY; /* a pass with the first commit */
     int rc = st_db_open(st, path, errbuf, errlen);
     if (rc == 0)
         rc = st_read_open(st, path, errbuf, errlen);
@@ -408,6 +430,12 @@ void st_close(st_store *st)
     uv_mutex_destroy(&st->mu);
     st_db_close(st);
     uv_close((uv_handle_t *)&st->wake, st_freed);
+}
+
+const uint64_t *st_deleted(const st_store *st, size_t *n)
+{
+    *n = st->flight.ndeleted;
+    return st->flight.deleted;
 }
 
 bool st_has_room(const st_store *st)

@@ -129,6 +129,20 @@ static int st_next_id_load(st_store *st)
     return rc;
 }
 
+static int st_count_ended(st_store *st)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT count(*) FROM tasks WHERE state >= 2", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        st->ended = (uint64_t)sqlite3_column_int64(s, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int st_db_open(st_store *st, const char *path, char *errbuf, size_t errlen)
 {
     int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -164,7 +178,7 @@ int st_db_open(st_store *st, const char *path, char *errbuf, size_t errlen)
         if ((rc = sqlite3_prepare_v3(st->db, st_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->sq[i], NULL)) !=
             SQLITE_OK)
             return st_refuse(st, path, rc, errbuf, errlen);
-    if ((rc = st_next_id_load(st)) != SQLITE_OK)
+    if ((rc = st_next_id_load(st)) != SQLITE_OK || (rc = st_count_ended(st)) != SQLITE_OK)
         return st_refuse(st, path, rc, errbuf, errlen);
     return 0;
 }
@@ -266,8 +280,11 @@ static int st_step(sqlite3_stmt *s)
 int st_db_apply(st_store *st, const st_batch *b, bool fail)
 {
     int rc = st_step(st->sq[SQ_BEGIN]);
-    for (size_t i = 0; rc == SQLITE_OK && i < b->n; i++)
+    int64_t ended = 0;
+    for (size_t i = 0; rc == SQLITE_OK && i < b->n; i++) {
         rc = st_step(st_bind_op(st, b, &b->ops[i]));
+        ended += b->ops[i].type == OP_FINISHED ? 1 : b->ops[i].type == OP_FORGET ? -1 : 0;
+    }
     if (rc == SQLITE_OK && b->next_id) {
         sqlite3_bind_int64(st->sq[SQ_NEXT_ID], 1, (sqlite3_int64)b->next_id);
         rc = st_step(st->sq[SQ_NEXT_ID]);
@@ -276,8 +293,10 @@ int st_db_apply(st_store *st, const st_batch *b, bool fail)
         rc = SQLITE_FULL;
     if (rc == SQLITE_OK)
         rc = st_step(st->sq[SQ_COMMIT]);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
+        st->ended = (uint64_t)((int64_t)st->ended + ended > 0 ? (int64_t)st->ended + ended : 0);
         return 0;
+    }
     if (!sqlite3_get_autocommit(st->db))
         st_step(st->sq[SQ_ROLLBACK]);
     return rc == SQLITE_FULL ? -ENOSPC : -EIO;
@@ -305,6 +324,71 @@ bool st_free_beyond_reserve(const st_store *st)
     if (statvfs(st->reserve_path, &vfs) < 0)
         return true; /* cannot tell: the next commit will */
     return (uint64_t)vfs.f_bavail * vfs.f_frsize >= ST_RESERVE_BYTES;
+}
+
+/* ---- retention ------------------------------------------------------------------------ */
+
+static int st_collect(st_batch *b, sqlite3_stmt *s)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (b->ndeleted == b->deleted_cap) {
+            size_t ncap = b->deleted_cap ? b->deleted_cap * 2 : 1024;
+            uint64_t *n = realloc(b->deleted, ncap * sizeof *n);
+            if (!n)
+                return SQLITE_NOMEM;
+            b->deleted = n;
+            b->deleted_cap = ncap;
+        }
+        b->deleted[b->ndeleted++] = (uint64_t)sqlite3_column_int64(s, 0);
+    }
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int st_db_retain(st_store *st, st_batch *b)
+{
+    /* By age (the index on ended rows' finished_at), then by count: the oldest ended
+     * rows past the newest `keep` — counted as the writer goes (st->ended), so that the
+     * rows are walked only when some must go. One transaction, ST_RETAIN_CHUNK rows at
+     * most: the writer goes back to commits soon. */
+    static const char *const sql[2] = {
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state >= 2 AND finished_at < ?1"
+        " LIMIT ?2) RETURNING id",
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state >= 2 ORDER BY id LIMIT ?3)"
+        " RETURNING id",
+    };
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    size_t before = b->ndeleted;
+    int rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+    for (int i = 0; i < 2 && rc == SQLITE_OK; i++) {
+        size_t room = ST_RETAIN_CHUNK - (b->ndeleted - before), over = 0;
+        if (i == 1) {
+            uint64_t ended = st->ended - (b->ndeleted - before);
+            over = ended > st->cfg.keep ? (size_t)(ended - st->cfg.keep) : 0;
+            if (!(over = over < room ? over : room))
+                break;
+        }
+        sqlite3_stmt *s;
+        if ((rc = sqlite3_prepare_v2(st->db, sql[i], -1, &s, NULL)) != SQLITE_OK)
+            break;
+        sqlite3_bind_double(s, 1, (double)now.tv_sec + (double)now.tv_nsec / 1e9 - st->cfg.keep_for);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)room);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)over);
+        rc = st_collect(b, s);
+        sqlite3_finalize(s);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        b->ndeleted = before;
+        return -EIO;
+    }
+    size_t gone = b->ndeleted - before;
+    st->ended = st->ended > gone ? st->ended - gone : 0;
+    st->retain_more = gone >= ST_RETAIN_CHUNK;
+    return 0;
 }
 
 /* ---- the load at start ------------------------------------------------------------------ */

@@ -33,6 +33,8 @@ typedef struct st_batch {
     size_t used, acap;
     uint64_t next_id; /* 0: unchanged */
     int rc;           /* the writer's result */
+    uint64_t *deleted; /* ids retention deleted after it (the writer's, then the loop's) */
+    size_t ndeleted, deleted_cap;
 } st_batch;
 
 enum { SQ_INSERT, SQ_STARTED, SQ_SPAWNED, SQ_WAITING, SQ_FINISHED, SQ_FORGET, SQ_GROUP, SQ_NEXT_ID,
@@ -64,6 +66,9 @@ struct st_store {
     unsigned fail_next;
     /* The writer's own. */
     bool reserve_ok;
+    double retained_at;  /* monotonic seconds of the last retention pass */
+    uint64_t ended;      /* ended rows in the store, counted as they come and go */
+    bool retain_more;    /* it stopped at ST_RETAIN_CHUNK: another pass at once */
     char reserve_path[4096];
     st_stats stats;
 };
@@ -73,6 +78,8 @@ int st_db_open(st_store *st, const char *path, char *errbuf, size_t errlen);
 void st_db_close(st_store *st);
 /* Apply a batch as one transaction: 0, -ENOSPC or -EIO (rolled back). */
 int st_db_apply(st_store *st, const st_batch *b, bool fail);
+/* A retention pass: deletes what is past keep_for and keep, into b->deleted. */
+int st_db_retain(st_store *st, st_batch *b);
 /* The reserve file, made to ST_RESERVE_BYTES: 0 or a negative errno. */
 int st_reserve_make(st_store *st);
 /* As much again is free beside it: room for new tasks. */

@@ -67,8 +67,17 @@ typedef struct st_group {
     size_t nusers;
 } st_group;
 
+/* Retention: ended tasks are deleted from the store once older than keep_for seconds, or
+ * beyond the newest `keep`, by the writer in passes of at most ST_RETAIN_CHUNK rows. */
+#define ST_KEEP_DEFAULT 1000000u
+#define ST_KEEP_FOR_DEFAULT (7 * 86400.0)
+#define ST_RETAIN_CHUNK 10000u
+#define ST_RETAIN_EVERY 10.0 /* seconds between passes, unless the last one had more to do */
+
 typedef struct st_config {
     st_sync sync;
+    uint64_t keep;   /* 0: ST_KEEP_DEFAULT */
+    double keep_for; /* 0: ST_KEEP_FOR_DEFAULT */
 } st_config;
 
 /* The batch `seq` is durable (rc 0) or was rolled back (rc < 0: a negative errno, -ENOSPC
@@ -157,6 +166,10 @@ void st_kick(st_store *st);
  * all but its inserts (the caller refuses those submits instead). The retry is handed
  * over by the next st_kick; until st_retry, nothing is. */
 void st_retry(st_store *st);
+/* During st_commit_cb: the ids retention deleted with that batch (their records go from
+ * memory, and their output files). */
+const uint64_t *st_deleted(const st_store *st, size_t *n);
+
 /* Whether the reserve is in place: false from a full disk until it could be made again.
  * st_probe asks the writer for a pass (it tries to make it) even with nothing to write. */
 bool st_has_room(const st_store *st);
