@@ -40,6 +40,9 @@ static const char usage[] =
     "                        default) syncs each commit, so an answered change survives\n"
     "                        a power loss; normal survives a crash of corod or a kill,\n"
     "                        and may lose the last changes to a power loss or kernel crash\n"
+    "  --keep N              ended tasks the store keeps, its newest (default 1000000)\n"
+    "  --keep-for SECONDS    ... and for how long after they ended (default 604800:\n"
+    "                        7 days); older ones go, with their output, in the background\n"
     "  --no-store            keep nothing across restarts (no database; each start begins\n"
     "                        empty, with ids from 1): for throwaway daemons and benchmarks\n"
     "  --max-connections N   connections served at once (default 1024; root's and the\n"
@@ -273,6 +276,7 @@ int main(int argc, char **argv)
         { "max-uid-connections", required_argument, 0, 'C' }, { "max-uid-buffers", required_argument, 0, 'B' },
         { "message-timeout", required_argument, 0, 'T' }, { "spawn-timeout", required_argument, 0, 'S' },
         { "sync", required_argument, 0, 'y' },       { "no-store", no_argument, 0, 'N' },
+        { "keep", required_argument, 0, 'k' },       { "keep-for", required_argument, 0, 'K' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
@@ -288,6 +292,15 @@ int main(int argc, char **argv)
         case 's': free(sock), sock = strdup(optarg); break;
         case 'd': free(state), state = strdup(optarg); break;
         case 'N': no_store = true; break;
+        case 'k':
+            if (parse_size("--keep", optarg, 1, (size_t)1 << 40, &v) < 0)
+                goto bad_usage;
+            stcfg.keep = v;
+            break;
+        case 'K':
+            if (parse_seconds("--keep-for", optarg, 1, 1e10, &stcfg.keep_for) < 0)
+                goto bad_usage;
+            break;
         case 'y':
             if (!strcmp(optarg, "full")) {
                 stcfg.sync = ST_SYNC_FULL;

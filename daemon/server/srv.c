@@ -830,8 +830,9 @@ void srv_shutdown(srv *v)
     while ((q = co_queue_first(&v->conns)))
         srv_conn_close(co_queue_data(q, srv_conn, node));
     /* The handles live inside *v: it is freed when the last of them has closed. */
-    v->closing = 7;
+    v->closing = 8;
     uv_close((uv_handle_t *)&v->store_retry, srv_handle_closed);
+    uv_close((uv_handle_t *)&v->store_tick, srv_handle_closed);
     uv_close((uv_handle_t *)&v->backlog_check, srv_handle_closed);
     uv_close((uv_handle_t *)&v->backlog_idle, srv_handle_closed);
     uv_close((uv_handle_t *)&v->sweep, srv_handle_closed);

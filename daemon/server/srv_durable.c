@@ -34,18 +34,32 @@
 
 static void srv_on_commit(st_store *st, uint64_t seq, int rc, void *arg);
 
+/* Retention runs with commits; an idle daemon's writer is handed a pass now and then. */
+static void srv_store_tick(uv_timer_t *t)
+{
+    srv *v = t->data;
+    st_probe(v->store);
+    st_kick(v->store);
+}
+
 int srv_durable_init(srv *v, st_store *st)
 {
     co_queue_init(&v->held);
     co_queue_init(&v->hist_wait);
     uv_timer_init(v->loop, &v->store_retry);
     v->store_retry.data = v;
+    uv_timer_init(v->loop, &v->store_tick);
+    v->store_tick.data = v;
     if (!st)
         return 0;
     int rc = st_start(st, v->loop, srv_on_commit, v);
-    if (rc == 0)
-        v->store = st;
-    return rc;
+    if (rc < 0)
+        return rc;
+    v->store = st;
+    uint64_t ms = (uint64_t)(ST_RETAIN_EVERY * 1000);
+    uv_timer_start(&v->store_tick, srv_store_tick, 0, ms); /* a first pass at once */
+    uv_unref((uv_handle_t *)&v->store_tick);
+    return 0;
 }
 
 /* ---- holding output ------------------------------------------------------------------------ */
@@ -317,6 +331,9 @@ static void srv_on_commit(st_store *st, uint64_t seq, int rc, void *arg)
             uv_timer_start(&v->store_retry, srv_store_retry, SRV_STORE_RETRY_MS, 0);
         }
         v->durable = seq;
+        size_t ndel;
+        const uint64_t *del = st_deleted(st, &ndel);
+        srv_table_deleted(v->table, del, ndel);
         /* Durable now: the submits' records start. */
         while (v->pend_n && srv_pend_at(v, 0)->seq <= seq) {
             srv_pend *p = srv_pend_at(v, 0);
@@ -348,6 +365,7 @@ void srv_durable_close(srv *v)
         return;
     st_drain(v->store);
     uv_timer_stop(&v->store_retry);
+    uv_timer_stop(&v->store_tick);
     bool unsaved = st_unsaved(v->store) != 0;
     srv_history_committed(v, true);
     /* What is still undecided (a failed batch's retry) is not written: on the next start

@@ -55,6 +55,7 @@ struct srv {
     uint64_t durable;       /* every batch up to this one is committed */
     bool degraded;          /* the last commit failed: submits are refused until one succeeds */
     uv_timer_t store_retry; /* ... and the failed writes are tried again */
+    uv_timer_t store_tick;  /* an idle writer's retention pass */
     co_queue held;          /* srv_conn.held_node: connections with output held */
     co_queue store_wait;    /* srv_conn.backlog_node: requests waiting for the batch to go */
     srv_pend *pend;         /* a ring of submits waiting for their commit, oldest first */

@@ -310,6 +310,15 @@ void srv_table_drop(srv_table *t, srv_rec *r, const char *why)
     srv_rec_unref(r);
 }
 
+void srv_table_deleted(srv_table *t, const uint64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        srv_rec *r = srv_index_get(&t->index, ids[i]);
+        if (r && r->stage == ST_DONE && r->in_table && co_queue_linked(&r->fin_node))
+            srv_evict(t, r->acct, r, false);
+    }
+}
+
 static void srv_evict_oldest(srv_table *t, srv_acct *ac)
 {
     srv_evict(t, ac, co_queue_data(co_queue_first(&ac->fin), srv_rec, fin_node), false);

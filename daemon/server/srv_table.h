@@ -50,6 +50,9 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out);
 /* Every change from now on is written to st (st_store.h); NULL: none is. 0 or -ENOMEM. */
 struct st_store;
 int srv_table_set_store(srv_table *t, struct st_store *st);
+/* The store's retention deleted these ended records: they leave memory too, with their
+ * output files. */
+void srv_table_deleted(srv_table *t, const uint64_t *ids, size_t n);
 /* Ids from here on are at least `next` (the store's: above every id ever given). */
 void srv_table_bump_id(srv_table *t, uint64_t next);
 /* Cancels what is still pending or running and drops every record. */

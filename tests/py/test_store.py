@@ -515,6 +515,43 @@ class History(unittest.TestCase):
             self.assertEqual(pages, [(0, 100000), (0, 200000), (0, None)])
 
 
+class Retention(unittest.TestCase):
+    def test_the_store_keeps_the_newest_and_the_recent(self):
+        box = Box("--keep", "3", "--retain", "1")
+        try:
+            box.start()
+            with box.client() as c:
+                ids = []
+                for _ in range(6):
+                    i = c.call("submit", {"kind": "exec", "args": {"argv": ["echo", "x"]}})["id"]
+                    c.call("wait", {"ids": [i]})
+                    ids.append(i)
+                running = c.call("submit", {"kind": "sleep", "args": {"seconds": 60}})["id"]
+                kept = lambda: [t["id"] for t in c.call("list")["tasks"]]  # noqa: E731
+                wait_for(lambda: kept() == ids[-3:] + [running], 10 * SLOW, "the count bound")
+                with self.assertRaises(RemoteError) as e:
+                    c.call("get", {"id": ids[0]})
+                self.assertEqual(e.exception.code, "not_found")
+            box.kill9()
+            time.sleep(1.2)
+            box.start("--keep-for", "1")  # now all ended ones are older than that
+            with box.client() as c:
+                wait_for(lambda: [t["id"] for t in c.call("list")["tasks"]] == [running], 10 * SLOW, "the age bound")
+                self.assertEqual(os.listdir(os.path.join(box.state, "output")), [])
+        finally:
+            box.close()
+
+    def test_keep_takes_sensible_values_only(self):
+        for args, msg in ((("--keep", "0"), "--keep must be"), (("--keep-for", "soon"), "--keep-for")):
+            box = Box(*args)
+            try:
+                rc, err = box.start(expect_fail=True)
+                self.assertEqual(rc, 2)
+                self.assertIn(msg, err)
+            finally:
+                box.close()
+
+
 @unittest.skipUnless(os.geteuid() == 0, "mounting a tmpfs needs root")
 class DiskFull(unittest.TestCase):
     """The state directory on a 24 MiB tmpfs (the store sets 8 MiB aside), filled up
