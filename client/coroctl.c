@@ -47,8 +47,11 @@ static const char usage[] =
     "  wait ID... [--mode all|first_completed|first_exception] [--timeout SECONDS]\n"
     "                                wait for tasks; fail if one failed or was cancelled\n"
     "  status ID                     show one task (a job: its command, exit code, duration)\n"
-    "  list [--state S] [--group G] [--limit N]\n"
-    "                                show tasks (yours; all of them for root)\n"
+    "  list [--state S] [--group G] [--kind K] [--name N] [--owner UID] [--since T]\n"
+    "       [--until T] [--newest] [--limit N]\n"
+    "                                show tasks (yours; all of them for root, or one\n"
+    "                                uid's with --owner), from the daemon's history:\n"
+    "                                T is a Unix time; --newest: newest first\n"
     "  watch [ID...]                 print tasks as they end (no ids: every task of yours)\n"
     "\n"
     "OPTS (add, run, sleep, gather): --name NAME --group GROUP --after ID[,ID...]\n"
@@ -602,19 +605,46 @@ static int cmd_list(int argc, char **argv)
 {
     static const struct option lo[] = { { "state", required_argument, 0, 's' },
                                         { "group", required_argument, 0, 'g' },
+                                        { "kind", required_argument, 0, 'k' },
+                                        { "name", required_argument, 0, 'n' },
+                                        { "owner", required_argument, 0, 'o' },
+                                        { "since", required_argument, 0, 'S' },
+                                        { "until", required_argument, 0, 'U' },
+                                        { "newest", no_argument, 0, 'N' },
                                         { "limit", required_argument, 0, 'l' }, { 0, 0, 0, 0 } };
-    const char *state = NULL, *group = NULL;
-    uint64_t limit = 0;
+    corod_list_opts o = COROD_LIST_OPTS_INIT;
+    uint64_t v = 0;
     int c;
     optind = 0; /* 0, not 1: glibc re-reads the optstring (main stopped at the command with "+") */
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (c == 's')
-            state = optarg;
+            o.state = optarg;
         else if (c == 'g')
-            group = optarg;
-        else if (c == 'l') {
-            if (parse_id(optarg, &limit) < 0 || limit > 100000)
+            o.group = optarg;
+        else if (c == 'k')
+            o.kind = optarg;
+        else if (c == 'n')
+            o.name = optarg;
+        else if (c == 'N')
+            o.newest_first = true;
+        else if (c == 'o') {
+            char *end;
+            errno = 0;
+            v = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-' || v > UINT32_MAX)
+                return usage_error("--owner: not a uid: \"%s\"", optarg);
+            o.owner = (int64_t)v;
+        } else if (c == 'S' || c == 'U') {
+            char *end;
+            double t = strtod(optarg, &end);
+            if (end == optarg || *end || !(t >= 0) || t > 1e11)
+                return usage_error(c == 'S' ? "--since: not a Unix time in seconds: \"%s\""
+                                            : "--until: not a Unix time in seconds: \"%s\"", optarg);
+            *(c == 'S' ? &o.since : &o.until) = t;
+        } else if (c == 'l') {
+            if (parse_id(optarg, &v) < 0 || v > 100000)
                 return usage_error("--limit: not a number from 1 to 100000: \"%s\"", optarg);
+            o.limit = (uint32_t)v;
         } else
             return bad_option(argv);
     }
@@ -625,7 +655,7 @@ static int cmd_list(int argc, char **argv)
     int rc = connect_daemon();
     if (rc != EX_OK)
         return rc;
-    rc = corod_list(cli, state, group, (uint32_t)limit, &tasks, &n);
+    rc = corod_list_opts_do(cli, &o, &tasks, &n);
     if (rc < 0)
         return daemon_error(rc);
     for (size_t i = 0; i < n; i++)

@@ -739,17 +739,42 @@ static int take_list(const msgpack_object *res, void *ctx)
 int corod_list(corod_client *c, const char *state, const char *group, uint32_t limit, corod_task ***tasks,
                size_t *n)
 {
+    corod_list_opts o = COROD_LIST_OPTS_INIT;
+    o.state = state;
+    o.group = group;
+    o.limit = limit;
+    return corod_list_opts_do(c, &o, tasks, n);
+}
+
+static void pack_opt_str(corod_params *p, const char *key, const char *v)
+{
+    if (v)
+        cp_pack_str(&p->pk, key), cp_pack_str(&p->pk, v);
+}
+
+int corod_list_opts_do(corod_client *c, const corod_list_opts *o, corod_task ***tasks, size_t *n)
+{
     corod_task **all = NULL;
-    size_t nall = 0, want = limit ? limit : COROD_LIST_DEFAULT;
+    size_t nall = 0, want = o->limit ? o->limit : COROD_LIST_DEFAULT;
     uint64_t after = 0;
     int rc = 0;
     do {
         corod_params p;
-        corod_params_begin(&p, (state != NULL) + (group != NULL) + 1 + (after > 0));
-        if (state)
-            cp_pack_str(&p.pk, "state"), cp_pack_str(&p.pk, state);
-        if (group)
-            cp_pack_str(&p.pk, "group"), cp_pack_str(&p.pk, group);
+        corod_params_begin(&p, (o->state != NULL) + (o->group != NULL) + (o->kind != NULL) + (o->name != NULL) +
+                                   (o->owner >= 0) + (o->since >= 0) + (o->until >= 0) + o->newest_first + 1 +
+                                   (after > 0));
+        pack_opt_str(&p, "state", o->state);
+        pack_opt_str(&p, "group", o->group);
+        pack_opt_str(&p, "kind", o->kind);
+        pack_opt_str(&p, "name", o->name);
+        if (o->owner >= 0)
+            cp_pack_str(&p.pk, "owner"), msgpack_pack_uint64(&p.pk, (uint64_t)o->owner);
+        if (o->since >= 0)
+            cp_pack_str(&p.pk, "since"), msgpack_pack_double(&p.pk, o->since);
+        if (o->until >= 0)
+            cp_pack_str(&p.pk, "until"), msgpack_pack_double(&p.pk, o->until);
+        if (o->newest_first)
+            cp_pack_str(&p.pk, "order"), cp_pack_str(&p.pk, "desc");
         cp_pack_str(&p.pk, "limit"),
             msgpack_pack_uint64(&p.pk, want - nall < COROD_LIST_PAGE_MAX ? want - nall : COROD_LIST_PAGE_MAX);
         if (after)

@@ -146,6 +146,22 @@ class Coroctl(unittest.TestCase):
         rc, out = self.ctl_json("groups")
         self.assertIn("batch", [g["name"] for g in out])
 
+    def test_list_filters_through_libcorod(self):
+        t0 = time.time()
+        a = int(self.run_ctl("sleep", "0", "--name", "alpha").stdout)
+        b = int(self.run_ctl("add", "--name", "beta", "--", "true").stdout)
+        self.run_ctl("wait", str(a), str(b))
+        ids = lambda *f: [o["id"] for o in self.ctl_json("list", *f)[1]]  # noqa: E731
+        self.assertEqual(ids("--name", "alpha"), [a])
+        self.assertEqual(ids("--kind", "exec", "--since", str(t0)), [b])
+        self.assertEqual(ids("--since", str(t0), "--newest"), [b, a])
+        self.assertEqual(ids("--since", str(t0), "--newest", "--limit", "1"), [b])
+        self.assertEqual(ids("--until", str(t0), "--name", "alpha"), [])
+        self.assertEqual(ids("--owner", str(os.getuid()), "--name", "beta"), [b])
+        for bad in (["--since", "yesterday"], ["--owner", "x"]):
+            r = self.run_ctl("list", *bad)
+            self.assertEqual(r.returncode, 2, bad)
+
     # ---- jobs ----
 
     def run_in(self, cwd, *args, env=None, stdin=None):

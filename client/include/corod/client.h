@@ -103,6 +103,16 @@ int corod_get(corod_client *c, uint64_t id, corod_task **out);
 #define COROD_LIST_DEFAULT 1000u
 int corod_list(corod_client *c, const char *state, const char *group, uint32_t limit, corod_task ***tasks,
                size_t *n);
+/* Every filter of `list` (PROTOCOL.md): NULL strings and negative numbers for none. */
+typedef struct corod_list_opts {
+    const char *state, *group, *kind, *name;
+    int64_t owner;       /* root only: one uid's tasks; < 0: the caller's (root: everyone's) */
+    double since, until; /* created at or after / before, Unix seconds; < 0: no bound */
+    bool newest_first;
+    uint32_t limit;      /* 0: COROD_LIST_DEFAULT */
+} corod_list_opts;
+#define COROD_LIST_OPTS_INIT { .owner = -1, .since = -1, .until = -1 }
+int corod_list_opts_do(corod_client *c, const corod_list_opts *o, corod_task ***tasks, size_t *n);
 /* mode: "all" (NULL), "first_completed" or "first_exception"; timeout < 0: none. */
 int corod_wait(corod_client *c, const uint64_t *ids, size_t n, const char *mode, double timeout,
                corod_task ***done, size_t *ndone, uint64_t **pending, size_t *npending);
