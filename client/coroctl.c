@@ -52,6 +52,9 @@ static const char usage[] =
     "                                show tasks (yours; all of them for root, or one\n"
     "                                uid's with --owner), from the daemon's history:\n"
     "                                T is a Unix time; --newest: newest first\n"
+    "  clean [--state S] [--group G] [--kind K] [--name N] [--owner UID] [--since T]\n"
+    "        [--until T]            remove ended tasks from the history, with their\n"
+    "                                output (yours; anyone's for root)\n"
     "  watch [ID...]                 print tasks as they end (no ids: every task of yours)\n"
     "\n"
     "OPTS (add, run, sleep, gather): --name NAME --group GROUP --after ID[,ID...]\n"
@@ -601,7 +604,8 @@ static int cmd_status(int argc, char **argv)
     return EX_OK;
 }
 
-static int cmd_list(int argc, char **argv)
+/* list's and clean's filters: EX_OK, or a usage error (said). */
+static int parse_filters(int argc, char **argv, corod_list_opts *out, bool with_limit)
 {
     static const struct option lo[] = { { "state", required_argument, 0, 's' },
                                         { "group", required_argument, 0, 'g' },
@@ -641,7 +645,7 @@ static int cmd_list(int argc, char **argv)
                 return usage_error(c == 'S' ? "--since: not a Unix time in seconds: \"%s\""
                                             : "--until: not a Unix time in seconds: \"%s\"", optarg);
             *(c == 'S' ? &o.since : &o.until) = t;
-        } else if (c == 'l') {
+        } else if (c == 'l' && with_limit) {
             if (parse_id(optarg, &v) < 0 || v > 100000)
                 return usage_error("--limit: not a number from 1 to 100000: \"%s\"", optarg);
             o.limit = (uint32_t)v;
@@ -649,10 +653,20 @@ static int cmd_list(int argc, char **argv)
             return bad_option(argv);
     }
     if (optind != argc)
-        return usage_error("list takes no positional arguments (got \"%s\")", argv[optind]);
+        return usage_error("takes no positional arguments (got \"%s\")", argv[optind]);
+    *out = o;
+    return EX_OK;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    corod_list_opts o;
+    int rc = parse_filters(argc, argv, &o, true);
+    if (rc != EX_OK)
+        return rc;
     corod_task **tasks;
     size_t n;
-    int rc = connect_daemon();
+    rc = connect_daemon();
     if (rc != EX_OK)
         return rc;
     rc = corod_list_opts_do(cli, &o, &tasks, &n);
@@ -663,6 +677,24 @@ static int cmd_list(int argc, char **argv)
     if (!json_out && n == 0)
         printf("no tasks\n");
     corod_tasks_free(tasks, n);
+    return EX_OK;
+}
+
+static int cmd_clean(int argc, char **argv)
+{
+    corod_list_opts o;
+    int rc = parse_filters(argc, argv, &o, false);
+    if (rc != EX_OK)
+        return rc;
+    if ((rc = connect_daemon()) != EX_OK)
+        return rc;
+    uint64_t removed = 0;
+    if ((rc = corod_clean(cli, &o, &removed)) < 0)
+        return daemon_error(rc);
+    if (json_out)
+        printf("{\"removed\": %llu}\n", (unsigned long long)removed);
+    else
+        printf("removed %llu ended task%s\n", (unsigned long long)removed, removed == 1 ? "" : "s");
     return EX_OK;
 }
 
@@ -761,7 +793,7 @@ static const struct {
     int (*fn)(int argc, char **argv);
 } commands[] = {
     { "ping", cmd_ping },     { "sleep", cmd_sleep },   { "gather", cmd_gather }, { "cancel", cmd_cancel },
-    { "wait", cmd_wait },     { "status", cmd_status }, { "list", cmd_list },     { "watch", cmd_watch },
+    { "wait", cmd_wait },     { "status", cmd_status }, { "list", cmd_list },     { "clean", cmd_clean },     { "watch", cmd_watch },
     { "groups", cmd_groups }, { "add", cmd_add },       { "run", cmd_run },       { "logs", cmd_logs },
     { "group", cmd_group },   { "pause", cmd_pause },   { "resume", cmd_resume },
 };

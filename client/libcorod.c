@@ -752,6 +752,58 @@ static void pack_opt_str(corod_params *p, const char *key, const char *v)
         cp_pack_str(&p->pk, key), cp_pack_str(&p->pk, v);
 }
 
+/* list's and clean's filters, `extra` more fields to come (the caller packs them). */
+static void pack_filters(corod_params *p, const corod_list_opts *o, size_t extra)
+{
+    corod_params_begin(p, (o->state != NULL) + (o->group != NULL) + (o->kind != NULL) + (o->name != NULL) +
+                              (o->owner >= 0) + (o->since >= 0) + (o->until >= 0) + o->newest_first + extra);
+    pack_opt_str(p, "state", o->state);
+    pack_opt_str(p, "group", o->group);
+    pack_opt_str(p, "kind", o->kind);
+    pack_opt_str(p, "name", o->name);
+    if (o->owner >= 0)
+        cp_pack_str(&p->pk, "owner"), msgpack_pack_uint64(&p->pk, (uint64_t)o->owner);
+    if (o->since >= 0)
+        cp_pack_str(&p->pk, "since"), msgpack_pack_double(&p->pk, o->since);
+    if (o->until >= 0)
+        cp_pack_str(&p->pk, "until"), msgpack_pack_double(&p->pk, o->until);
+    if (o->newest_first)
+        cp_pack_str(&p->pk, "order"), cp_pack_str(&p->pk, "desc");
+}
+
+typedef struct clean_ctx {
+    uint64_t removed, next;
+} clean_ctx;
+
+static int take_clean(const msgpack_object *res, void *ctx)
+{
+    clean_ctx *k = ctx;
+    const msgpack_object *r = cp_get(res, "removed"), *next = cp_get(res, "next");
+    if (!r || r->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return -EPROTO;
+    k->removed += r->via.u64;
+    k->next = next && next->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? next->via.u64 : 0;
+    return 0;
+}
+
+int corod_clean(corod_client *c, const corod_list_opts *o, uint64_t *removed)
+{
+    clean_ctx k = { 0, 0 };
+    uint64_t after = 0;
+    int rc;
+    do {
+        corod_params p;
+        pack_filters(&p, o, after > 0);
+        if (after)
+            cp_pack_str(&p.pk, "after"), msgpack_pack_uint64(&p.pk, after);
+        if ((rc = corod_do(c, "clean", &p, take_clean, &k)) < 0)
+            return rc;
+        after = k.next;
+    } while (after);
+    *removed = k.removed;
+    return 0;
+}
+
 int corod_list_opts_do(corod_client *c, const corod_list_opts *o, corod_task ***tasks, size_t *n)
 {
     corod_task **all = NULL;
@@ -760,21 +812,7 @@ int corod_list_opts_do(corod_client *c, const corod_list_opts *o, corod_task ***
     int rc = 0;
     do {
         corod_params p;
-        corod_params_begin(&p, (o->state != NULL) + (o->group != NULL) + (o->kind != NULL) + (o->name != NULL) +
-                                   (o->owner >= 0) + (o->since >= 0) + (o->until >= 0) + o->newest_first + 1 +
-                                   (after > 0));
-        pack_opt_str(&p, "state", o->state);
-        pack_opt_str(&p, "group", o->group);
-        pack_opt_str(&p, "kind", o->kind);
-        pack_opt_str(&p, "name", o->name);
-        if (o->owner >= 0)
-            cp_pack_str(&p.pk, "owner"), msgpack_pack_uint64(&p.pk, (uint64_t)o->owner);
-        if (o->since >= 0)
-            cp_pack_str(&p.pk, "since"), msgpack_pack_double(&p.pk, o->since);
-        if (o->until >= 0)
-            cp_pack_str(&p.pk, "until"), msgpack_pack_double(&p.pk, o->until);
-        if (o->newest_first)
-            cp_pack_str(&p.pk, "order"), cp_pack_str(&p.pk, "desc");
+        pack_filters(&p, o, 1 + (after > 0));
         cp_pack_str(&p.pk, "limit"),
             msgpack_pack_uint64(&p.pk, want - nall < COROD_LIST_PAGE_MAX ? want - nall : COROD_LIST_PAGE_MAX);
         if (after)

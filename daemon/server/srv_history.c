@@ -42,6 +42,9 @@ typedef struct srv_hist {
     cp_out page;
     uint32_t npage;
     uint64_t next;
+    /* A clean: the ids of the ended records the page found. */
+    uint64_t *found;
+    size_t nfound, found_cap;
     /* A read-back: the request to dispatch again, the ids, the rows read. */
     uint8_t *request;
     size_t request_len;
@@ -61,6 +64,7 @@ static void srv_hist_unlink(srv_hist *h)
 static void srv_hist_free(srv_hist *h)
 {
     cp_out_free(&h->page);
+    free(h->found);
     free(h->request);
     free(h->ids);
     for (size_t i = 0; i < h->nrows; i++)
@@ -275,6 +279,99 @@ void srv_list(srv_conn *c, const cp_request *rq)
     cp_out_init(&h->page);
     int rc = srv_hist_queue(c, h, srv_list_work, srv_list_done);
     if (rc < 0) {
+        cp_fail(&err, CP_INTERNAL, "cannot queue the read: %s", uv_strerror(rc));
+        srv_reply_error(c, rq, &err);
+        srv_hist_free(h);
+    }
+}
+
+/* ---- clean -------------------------------------------------------------------------------- */
+
+static int srv_clean_row(const st_task *t, void *arg)
+{
+    srv_hist *h = arg;
+    if (t->state < ST_TASK_SUCCEEDED)
+        return 0; /* pending and running tasks are not history: cancel them first */
+    if (h->nfound == h->found_cap) {
+        size_t ncap = h->found_cap ? h->found_cap * 2 : 256;
+        uint64_t *n = realloc(h->found, ncap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        h->found = n;
+        h->found_cap = ncap;
+    }
+    h->found[h->nfound++] = t->id;
+    return 0;
+}
+
+static void srv_clean_work(uv_work_t *req)
+{
+    srv_hist *h = req->data;
+    h->rc = st_list(h->v->store, &h->q, srv_clean_row, h, &h->next);
+}
+
+static void srv_clean_done(uv_work_t *req, int status)
+{
+    srv_hist *h = req->data;
+    srv_conn *c = h->c;
+    srv *v = h->v;
+    size_t removed = 0;
+    if (status == 0 && h->rc == 0 && !v->stopping && !v->store_closing)
+        for (size_t i = 0; i < h->nfound; i++)
+            removed += srv_table_forget(v->table, h->found[i]) == 0;
+    if (c) {
+        srv_hist_unlink(h);
+        cp_request rq = { .has_msgid = true, .msgid = h->msgid };
+        if (status < 0 || h->rc < 0) {
+            cp_error err;
+            cp_fail(&err, h->rc == -ENOMEM ? CP_INTERNAL : CP_UNAVAILABLE, "cannot read the store: %s",
+                    status < 0 ? uv_strerror(status) : strerror(-h->rc));
+            srv_reply_error(c, &rq, &err);
+        } else {
+            if (removed)
+                srv_conn_saw(c, st_open_seq(v->store)); /* answered once the deletes are durable */
+            cp_pack_response_ok(&c->out, h->msgid);
+            cp_out_map(&c->out, 2);
+            cp_out_lit(&c->out, "removed");
+            cp_out_uint(&c->out, removed);
+            cp_out_lit(&c->out, "next");
+            if (h->next)
+                cp_out_uint(&c->out, h->next);
+            else
+                cp_out_nil(&c->out);
+            srv_conn_mark(c);
+        }
+        srv_maybe_resume(c);
+    }
+    srv_hist_done_common(h);
+    srv_hist_free(h);
+}
+
+/* `clean`: the caller's ended tasks (root: anyone's) that match list's filters go from
+ * the store and from memory, with their output files; a page's worth at a time (`next`,
+ * as list's). Pending and running tasks are never cleaned. */
+void srv_clean(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    srv_hist *h = calloc(1, sizeof *h);
+    if (!h) {
+        srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
+        return;
+    }
+    int rc = srv_list_params(c, rq, h, &err);
+    if (rc == 0 && h->q.state >= 0 && h->q.state < ST_TASK_SUCCEEDED)
+        rc = cp_fail(&err, CP_BAD_REQUEST, "state: only ended tasks (succeeded, failed, cancelled) are cleaned");
+    if (rc == 0 && !c->srv->store)
+        rc = cp_fail(&err, CP_UNAVAILABLE, "this corod keeps no store (--no-store): nothing to clean");
+    if (rc < 0) {
+        srv_reply_error(c, rq, &err);
+        free(h);
+        return;
+    }
+    h->msgid = rq->msgid;
+    h->uid = c->uid;
+    cp_out_init(&h->page);
+    if ((rc = srv_hist_queue(c, h, srv_clean_work, srv_clean_done)) < 0) {
         cp_fail(&err, CP_INTERNAL, "cannot queue the read: %s", uv_strerror(rc));
         srv_reply_error(c, rq, &err);
         srv_hist_free(h);

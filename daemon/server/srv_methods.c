@@ -276,7 +276,7 @@ static const struct {
     { "hello", m_hello },         { "submit", m_submit },     { "cancel", m_cancel },
     { "get", m_get },             { "list", m_list },         { "wait", srv_wait_start },
     { "subscribe", srv_subscribe }, { "unsubscribe", srv_unsubscribe }, { "output", srv_output },
-    { "set_group", m_set_group }, { "groups", m_groups },
+    { "set_group", m_set_group }, { "groups", m_groups },     { "clean", srv_clean },
 };
 
 void srv_dispatch(srv_conn *c, const cp_request *rq)

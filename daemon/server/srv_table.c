@@ -310,6 +310,22 @@ void srv_table_drop(srv_table *t, srv_rec *r, const char *why)
     srv_rec_unref(r);
 }
 
+int srv_table_forget(srv_table *t, uint64_t id)
+{
+    srv_rec *r = srv_index_get(&t->index, id);
+    if (r && !(r->stage == ST_DONE && r->in_table && co_queue_linked(&r->fin_node)))
+        return -EBUSY; /* not ended (or its end not yet seen): it stays */
+    if (r) {
+        srv_evict(t, r->acct, r, true);
+        return 0;
+    }
+    int rc = t->store ? st_forget(t->store, id) : -ENOENT;
+    if (rc == -ENOMEM)
+        fprintf(stderr, "corod: cannot queue the store's write for task %llu: %s\n", (unsigned long long)id,
+                co_strerror(rc));
+    return rc;
+}
+
 void srv_table_deleted(srv_table *t, const uint64_t *ids, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

@@ -50,6 +50,9 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out);
 /* Every change from now on is written to st (st_store.h); NULL: none is. 0 or -ENOMEM. */
 struct st_store;
 int srv_table_set_store(srv_table *t, struct st_store *st);
+/* An ended record forgotten (clean): from memory if there, from the store, with its
+ * output files. 0; -EBUSY if it has not ended; -ENOMEM. */
+int srv_table_forget(srv_table *t, uint64_t id);
 /* The store's retention deleted these ended records: they leave memory too, with their
  * output files. */
 void srv_table_deleted(srv_table *t, const uint64_t *ids, size_t n);

@@ -158,6 +158,10 @@ class Coroctl(unittest.TestCase):
         self.assertEqual(ids("--since", str(t0), "--newest", "--limit", "1"), [b])
         self.assertEqual(ids("--until", str(t0), "--name", "alpha"), [])
         self.assertEqual(ids("--owner", str(os.getuid()), "--name", "beta"), [b])
+        r = self.run_ctl("clean", "--name", "alpha")
+        self.assertEqual((r.returncode, r.stdout), (0, "removed 1 ended task\n"))
+        self.assertEqual(ids("--name", "alpha"), [])
+        self.assertEqual(self.run_ctl("clean", "--limit", "3").returncode, 2)
         for bad in (["--since", "yesterday"], ["--owner", "x"]):
             r = self.run_ctl("list", *bad)
             self.assertEqual(r.returncode, 2, bad)

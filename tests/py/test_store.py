@@ -435,7 +435,7 @@ class History(unittest.TestCase):
             out = []
             with Client(self.box.sock) as n:
                 for call in (("get", {"id": job}), ("wait", {"ids": [job]}),
-                             ("list", {"owner": 0}), ("list", {})):
+                             ("list", {"owner": 0}), ("list", {}), ("clean", {"owner": 0}), ("clean", {})):
                     try:
                         out.append(repr(n.call(*call)))
                     except RemoteError as e:
@@ -448,6 +448,9 @@ class History(unittest.TestCase):
         os.close(r)
         self.assertEqual(got[:3], ["not_found", "not_found", "permission_denied"])
         self.assertEqual(got[3], repr({"tasks": [], "next": None}))
+        self.assertEqual(got[4:], ["permission_denied", repr({"removed": 0, "next": None})])
+        with self.box.client() as c:
+            self.assertEqual(c.call("get", {"id": job})["id"], job)  # root's, still there
 
     def test_list_filters_pages_and_orders_from_the_store(self):
         with self.box.client() as c:
@@ -494,6 +497,32 @@ class History(unittest.TestCase):
                 if m[0] == 1:
                     got[m[1]] = m[3]
             self.assertIn(got[s]["id"], [t["id"] for t in got[lst]["tasks"]])
+
+    def test_clean_removes_ended_records_and_their_output(self):
+        with self.box.client() as c:
+            job, rec, ok = self.old_ones(c)                     # job failed, ok succeeded
+            fresh = c.call("submit", {"kind": "exec", "args": {"argv": ["echo", "hi"]}})["id"]
+            c.call("wait", {"ids": [fresh]})
+            running = c.call("submit", {"kind": "sleep", "args": {"seconds": 60}})["id"]
+            out = os.path.join(self.box.state, "output")
+            self.assertIn(f"{fresh}.out", os.listdir(out))
+            with self.assertRaises(RemoteError) as e:
+                c.call("clean", {"state": "running"})
+            self.assertEqual(e.exception.code, "bad_request")
+            r = c.call("clean", {"state": "succeeded"})
+            self.assertEqual(r, {"removed": len(range(ok, fresh + 1)), "next": None})
+            for i in (ok, fresh):
+                with self.assertRaises(RemoteError) as e:
+                    c.call("get", {"id": i})
+                self.assertEqual(e.exception.code, "not_found")
+            self.assertTrue(wait_for(lambda: f"{fresh}.out" not in os.listdir(out), 5, "the output files to go"))
+            self.assertEqual(c.call("get", {"id": job}), rec)
+            self.assertEqual(state_of(c, running), "running")
+            self.assertEqual(c.call("clean", {"name": "first"})["removed"], 1)
+        self.box.kill9()
+        self.box.start()
+        with self.box.client() as c:
+            self.assertEqual([t["id"] for t in c.call("list")["tasks"]], [running])
 
     def test_a_page_looks_at_a_bounded_number_of_ids(self):
         """A filter that matches nothing ends a page after SRV_LIST_SCAN (100,000) ids

@@ -113,6 +113,9 @@ typedef struct corod_list_opts {
 } corod_list_opts;
 #define COROD_LIST_OPTS_INIT { .owner = -1, .since = -1, .until = -1 }
 int corod_list_opts_do(corod_client *c, const corod_list_opts *o, corod_task ***tasks, size_t *n);
+/* Remove the ended tasks matching o's filters (limit and order aside) from the daemon's
+ * history, with their output: yours; root: anyone's. Pages until done; *removed counts. */
+int corod_clean(corod_client *c, const corod_list_opts *o, uint64_t *removed);
 /* mode: "all" (NULL), "first_completed" or "first_exception"; timeout < 0: none. */
 int corod_wait(corod_client *c, const uint64_t *ids, size_t n, const char *mode, double timeout,
                corod_task ***done, size_t *ndone, uint64_t **pending, size_t *npending);
