@@ -178,7 +178,7 @@ static void srv_list_done(uv_work_t *req, int status)
             cp_out_map(&c->out, 2);
             cp_out_lit(&c->out, "tasks");
             cp_out_array(&c->out, h->npage);
-            uint8_t *d = cp_out_reserve(&c->out, h->page.size);
+            uint8_t *d = h->page.size ? cp_out_reserve(&c->out, h->page.size) : NULL;
             if (d) {
                 memcpy(d, h->page.data, h->page.size);
                 c->out.size += h->page.size;

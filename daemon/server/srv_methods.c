@@ -80,7 +80,8 @@ static bool srv_submit_fault(srv_conn *c, const cp_request *rq)
          cp_get_ids(args, "ids", false, KIND_MAX_GATHER, &ids, &ni, &err) == 0)) {
         uint64_t *all = malloc((na + ni ? na + ni : 1) * sizeof *all);
         if (all) {
-            memcpy(all, after, na * sizeof *all);
+            if (na)
+                memcpy(all, after, na * sizeof *all);
             if (ni)
                 memcpy(all + na, ids, ni * sizeof *all);
             deferred = srv_fault(c, rq, all, na + ni);

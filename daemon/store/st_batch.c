@@ -68,7 +68,8 @@ static void st_op_put(st_batch *b, st_op *op, int i, const void *p, size_t len)
         return;
     op->off[i] = (uint32_t)b->used;
     op->len[i] = (uint32_t)len;
-    memcpy(b->arena + b->used, p, len);
+    if (len)
+        memcpy(b->arena + b->used, p, len);
     b->used += len;
 }
 

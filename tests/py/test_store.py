@@ -75,6 +75,8 @@ class Box:
 
     def close(self):
         if self.proc:
+            if self.proc.poll() is not None:  # it died: say how
+                sys.stderr.write(self.proc.stderr.read()[-4000:])
             self.kill9()
         shutil.rmtree(self.dir, ignore_errors=True)
 
