@@ -90,15 +90,17 @@ void cp_pack_record(cp_out *o, const cp_record *r)
 {
     size_t kind = strlen(r->kind), name = r->name ? strlen(r->name) : 0, group = strlen(r->group),
            state = strlen(r->state), command = r->command ? strlen(r->command) : 0;
-    /* 14 keys of at most 12 bytes each, a map header, six numbers (id, owner_uid, three
-     * times, attempts) and five strings' headers, then the variable parts. */
-    size_t bound = 14 * 12 + CP_PUT_HEAD_MAX + 6 * CP_PUT_NUM_MAX + 5 * CP_PUT_HEAD_MAX + kind + name + group +
+    /* 15 keys of at most 16 bytes each, a map header, seven numbers (id, owner_uid, three
+     * times, attempts, restarted_from) and five strings' headers, then the variable
+     * parts. */
+    size_t bound = 15 * 16 + CP_PUT_HEAD_MAX + 7 * CP_PUT_NUM_MAX + 5 * CP_PUT_HEAD_MAX + kind + name + group +
                    state + command + r->result_len + r->error_len;
     uint8_t *p = cp_out_reserve(o, bound);
     if (!p)
         return;
     uint8_t *start __attribute__((unused)) = p; /* for the assert below */
-    p = cp_put_map(p, 10 + (r->result != NULL) + (r->error != NULL) + (r->command != NULL) + r->omitted);
+    p = cp_put_map(p, 10 + (r->result != NULL) + (r->error != NULL) + (r->command != NULL) + r->omitted +
+                          (r->restarted_from != 0));
     p = cp_put_lit(p, "id");
     p = cp_put_uint(p, r->id);
     p = cp_put_lit(p, "kind");
@@ -122,6 +124,10 @@ void cp_pack_record(cp_out *o, const cp_record *r)
     if (r->command) {
         p = cp_put_lit(p, "command");
         p = cp_put_strn(p, r->command, command);
+    }
+    if (r->restarted_from) {
+        p = cp_put_lit(p, "restarted_from");
+        p = cp_put_uint(p, r->restarted_from);
     }
     if (r->result) {
         p = cp_put_lit(p, "result");

@@ -47,6 +47,7 @@ typedef struct cp_record {
     const uint8_t *error;
     size_t error_len;
     bool omitted; /* result and error left out of an answer that holds enough: `omitted: true` */
+    uint64_t restarted_from; /* the task this one runs again (`restart`), 0: none (absent) */
 } cp_record;
 
 void cp_pack_record(cp_out *o, const cp_record *r);

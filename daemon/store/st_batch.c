@@ -86,6 +86,7 @@ int st_insert(st_store *st, const st_task *t)
     op->owner = t->owner;
     op->t[0] = t->created_at;
     op->t[1] = t->wake_at;
+    op->ref = t->restarted_from;
     st_op_put(&st->open, op, 0, t->kind, ln[0]);
     st_op_put(&st->open, op, 1, t->name, ln[1]);
     st_op_put(&st->open, op, 2, t->group, ln[2]);

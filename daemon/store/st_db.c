@@ -20,7 +20,7 @@ static const char st_schema_v1[] =
     "CREATE TABLE tasks(id INTEGER PRIMARY KEY, owner INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT,"
     " grp TEXT NOT NULL, spec BLOB NOT NULL, command TEXT, state INTEGER NOT NULL,"
     " attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, started_at REAL, finished_at REAL,"
-    " wake_at REAL, pid INTEGER, spawned_at REAL, outcome BLOB);"
+    " wake_at REAL, pid INTEGER, spawned_at REAL, outcome BLOB, restarted_from INTEGER);"
     "CREATE INDEX tasks_active ON tasks(state) WHERE state < 2;"
     "CREATE INDEX tasks_owner ON tasks(owner, id);"
     "CREATE INDEX tasks_state ON tasks(state, id);"
@@ -30,7 +30,7 @@ static const char st_schema_v1[] =
 
 static const char *const st_sql[SQ_COUNT] = {
     [SQ_INSERT] = "INSERT INTO tasks(id, owner, kind, name, grp, command, spec, state, attempts, created_at,"
-                  " wake_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, ?8, ?9)",
+                  " wake_at, restarted_from) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, ?8, ?9, ?10)",
     [SQ_STARTED] = "UPDATE tasks SET state = 1, started_at = ?2, attempts = ?3, pid = NULL, spawned_at = NULL,"
                    " wake_at = NULL WHERE id = ?1",
     [SQ_SPAWNED] = "UPDATE tasks SET pid = ?2, spawned_at = ?3 WHERE id = ?1",
@@ -232,6 +232,10 @@ static sqlite3_stmt *st_bind_op(st_store *st, const st_batch *b, const st_op *op
         st_bind_blob(s, 7, b, op, 4);
         sqlite3_bind_double(s, 8, op->t[0]);
         st_bind_time(s, 9, op->t[1]);
+        if (op->ref)
+            sqlite3_bind_int64(s, 10, (sqlite3_int64)op->ref);
+        else
+            sqlite3_bind_null(s, 10);
         break;
     case OP_STARTED:
         s = st->sq[SQ_STARTED];
@@ -441,6 +445,7 @@ bool st_row(sqlite3_stmt *s, st_task *t)
         .spawned_at = st_col_time(s, 14),
         .outcome = sqlite3_column_blob(s, 15),
         .outcome_len = (size_t)sqlite3_column_bytes(s, 15),
+        .restarted_from = (uint64_t)sqlite3_column_int64(s, 16),
     };
     return t->kind && t->group && t->state >= ST_TASK_PENDING && t->state <= ST_TASK_CANCELLED;
 }

@@ -20,6 +20,7 @@ typedef struct st_op {
     uint8_t state;
     uint32_t owner, attempts;
     uint64_t id;
+    uint64_t ref; /* an insert's restarted_from */
     int64_t pid;
     double t[3];
     uint32_t off[ST_NSTR], len[ST_NSTR];
@@ -88,7 +89,7 @@ bool st_free_beyond_reserve(const st_store *st);
 /* A task's columns, in the order st_row reads them. */
 #define ST_COLUMNS                                                                               \
     "id, owner, state, attempts, kind, name, grp, command, spec, created_at, started_at, finished_at," \
-    " wake_at, pid, spawned_at, outcome"
+    " wake_at, pid, spawned_at, outcome, restarted_from"
 /* A row read with ST_COLUMNS (st_db.c); false if corod did not write it. */
 bool st_row(sqlite3_stmt *s, st_task *t);
 double st_col_time(sqlite3_stmt *s, int i);

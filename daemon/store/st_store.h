@@ -57,6 +57,7 @@ typedef struct st_task {
     double spawned_at; /* ... and when it was started, to tell it from a later one */
     const void *outcome; /* finished: the result or error, MessagePack */
     size_t outcome_len;
+    uint64_t restarted_from; /* the task this one runs again (0: none) */
 } st_task;
 
 typedef struct st_group {
