@@ -190,25 +190,33 @@ static void srv_pack_submitted(cp_out *o, uint32_t msgid, uint64_t id)
     cp_out_uint(o, id);
 }
 
-void srv_durable_submit(srv_conn *c, uint32_t msgid, srv_rec *r)
+void srv_durable_created(srv_conn *c, srv_rec *r, uint64_t at, uint32_t msgid)
 {
     srv *v = c->srv;
-    uint64_t at = c->out_base + c->out.size;
-    srv_pack_submitted(&c->out, msgid, srv_rec_id(r));
     if (!v->store) {
         srv_table_arm(v->table, r);
         return;
     }
     srv_conn_saw(c, srv_rec_seq(r));
-    srv_pend p = { .rec = r, .conn = c, .seq = srv_rec_seq(r), .at = at,
-                   .len = (uint32_t)(c->out_base + c->out.size - at), .msgid = msgid };
+    srv_pend p = { .rec = r, .seq = srv_rec_seq(r) };
+    if (at != SRV_NO_ANSWER)
+        p = (srv_pend){ .rec = r, .conn = c, .seq = srv_rec_seq(r), .at = at,
+                        .len = (uint32_t)(c->out_base + c->out.size - at), .msgid = msgid };
     if (srv_pend_push(v, &p) < 0) {
         /* Cannot wait for it: armed now, answered as the others (it is in the batch). */
         srv_table_arm(v->table, r);
         return;
     }
     srv_rec_ref(r);
-    c->npend++;
+    if (p.conn)
+        c->npend++;
+}
+
+void srv_durable_submit(srv_conn *c, uint32_t msgid, srv_rec *r)
+{
+    uint64_t at = c->out_base + c->out.size;
+    srv_pack_submitted(&c->out, msgid, srv_rec_id(r));
+    srv_durable_created(c, r, at, msgid);
 }
 
 void srv_durable_conn_closed(srv_conn *c)

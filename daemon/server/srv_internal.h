@@ -131,6 +131,11 @@ void srv_durable_reads_done(srv *v);
 bool srv_durable_refuse(srv_conn *c, const cp_request *rq);
 /* Answer a submit whose record was made; it starts once its insert is durable. */
 void srv_durable_submit(srv_conn *c, uint32_t msgid, srv_rec *r);
+/* A record made for c's request, whose answer (packed from `at` on, absolute, or
+ * SRV_NO_ANSWER for a record another one's pend carries) waits for its insert; if that
+ * fails the answer becomes `unavailable` and the record goes. */
+#define SRV_NO_ANSWER UINT64_MAX
+void srv_durable_created(srv_conn *c, srv_rec *r, uint64_t at, uint32_t msgid);
 /* Hand the batch over, then hold what c packed since until what it reports is durable. */
 void srv_durable_kick(srv *v);
 void srv_durable_tag(srv_conn *c);
@@ -158,6 +163,7 @@ void srv_durable_conn_closed(srv_conn *c);
 /* srv_history.c */
 void srv_list(srv_conn *c, const cp_request *rq);
 void srv_clean(srv_conn *c, const cp_request *rq);
+void srv_restart(srv_conn *c, const cp_request *rq);
 /* Some of ids are of records in the store only: read back, then rq is dispatched again
  * (true: deferred, nothing answered yet). False: none is, or it cannot be done now. */
 bool srv_fault(srv_conn *c, const cp_request *rq, const uint64_t *ids, size_t n);

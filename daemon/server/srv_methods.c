@@ -278,6 +278,7 @@ static const struct {
     { "get", m_get },             { "list", m_list },         { "wait", srv_wait_start },
     { "subscribe", srv_subscribe }, { "unsubscribe", srv_unsubscribe }, { "output", srv_output },
     { "set_group", m_set_group }, { "groups", m_groups },     { "clean", srv_clean },
+    { "restart", srv_restart },
 };
 
 void srv_dispatch(srv_conn *c, const cp_request *rq)

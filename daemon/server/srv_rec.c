@@ -106,7 +106,7 @@ void srv_rec_pack(cp_out *o, const srv_rec *r, bool omit_outcome)
         .id = r->id, .kind = r->kind->name, .name = r->name, .group = r->group->name,
         .state = srv_rec_state(r), .owner_uid = r->acct->uid, .created_at = r->created_at,
         .started_at = r->started_at, .finished_at = r->finished_at, .attempts = r->attempts,
-        .command = r->command, .omitted = omit_outcome && st != CO_PENDING,
+        .command = r->command, .omitted = omit_outcome && st != CO_PENDING, .restarted_from = r->restarted_from,
     };
     if (c.omitted)
         ;

@@ -28,6 +28,7 @@ typedef struct srv_dep {
 struct srv_rec {
     uint64_t id;
     uint64_t seq;            /* the store's batch holding its last write (0: none) */
+    uint64_t restarted_from; /* the task it runs again (`restart`), 0: none */
     uint32_t nuse, attempts; /* nuse: references to this record */
     uint32_t retries;        /* extra attempts allowed after a failure */
     uint8_t stage;

@@ -384,6 +384,7 @@ void srv_table_trim(srv_table *t)
 typedef struct srv_submit {
     const msgpack_object *params;
     const st_task *row; /* restoring this row of the store: admitted when it was submitted */
+    uint64_t restarted_from; /* a `restart` of this task */
     bool room;          /* ... yet it must fit its owner's memory share (read back) */
     cp_spec sp;
     const kind_ops *kind;
@@ -535,6 +536,7 @@ static int srv_submit_store(srv_table *t, const srv_submit *s, srv_rec *r)
         .id = r->id, .owner = s->acct->uid, .kind = s->kind->name, .name = r->name, .group = s->group->name,
         .command = r->command, .spec = o->data, .spec_len = o->size, .created_at = r->created_at,
         .wake_at = !s->sp.n_after && s->sp.delay > 0 ? r->created_at + s->sp.delay : NAN,
+        .restarted_from = s->restarted_from,
     };
     int rc = st_insert(t->store, &row);
     if (rc == 0) {
@@ -604,6 +606,7 @@ static int srv_submit_insert(srv_table *t, srv_submit *s, srv_rec **out)
     r->ready.idx = SRV_NOT_QUEUED;
     r->ready.work = s->kind->takes_slot;
     r->shield = s->sp.shield;
+    r->restarted_from = s->row ? s->row->restarted_from : s->restarted_from;
     r->in_table = true;
     r->group->pending++;
     co_queue_insert_tail(&t->recs, &r->node);
@@ -628,7 +631,13 @@ nomem:
 int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, srv_rec **out,
                      cp_error *err)
 {
-    srv_submit s = { .params = params };
+    return srv_table_resubmit(t, uid, params, 0, out, err);
+}
+
+int srv_table_resubmit(srv_table *t, uint32_t uid, const msgpack_object *params, uint64_t from, srv_rec **out,
+                       cp_error *err)
+{
+    srv_submit s = { .params = params, .restarted_from = from };
     int rc;
     if ((rc = srv_submit_parse(t, params, &s, err)) < 0 || (rc = srv_submit_admit(t, uid, &s, err)) < 0 ||
         (rc = srv_submit_resolve(t, uid, &s, err)) < 0 || (rc = srv_submit_room(t, &s, err)) < 0)

@@ -65,6 +65,9 @@ void srv_table_free(srv_table *t);
  * err filled (bad_request, not_found, quota_exceeded, internal). */
 int srv_table_submit(srv_table *t, uint32_t uid, const msgpack_object *params, srv_rec **out,
                      cp_error *err);
+/* The same, for a `restart` of task `from` (its stored spec as params). */
+int srv_table_resubmit(srv_table *t, uint32_t uid, const msgpack_object *params, uint64_t from, srv_rec **out,
+                       cp_error *err);
 /* Start the record's lifecycle, once its submit is durable. */
 void srv_table_arm(srv_table *t, srv_rec *r);
 

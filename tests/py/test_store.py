@@ -526,6 +526,31 @@ class History(unittest.TestCase):
         with self.box.client() as c:
             self.assertEqual([t["id"] for t in c.call("list")["tasks"]], [running])
 
+    def test_restart_runs_ended_tasks_again_from_their_specs(self):
+        with self.box.client() as c:
+            job, rec, ok = self.old_ones(c)            # job failed (exit 4), out of memory now
+            r = c.call("restart", {"ids": [job, ok]})
+            self.assertEqual(r["errors"], [])
+            again = r["ids"]
+            self.assertEqual(len(again), 2)
+            done = {t["id"]: t for t in c.call("wait", {"ids": again})["done"]}
+            first = done[again[0]]
+            self.assertEqual((first["restarted_from"], first["name"], first["group"], first["command"]),
+                             (job, "first", "nightly", rec["command"]))
+            self.assertEqual(first["error"]["exit_code"], 4)
+            self.assertEqual(c.call("output", {"id": again[0]})["data"], b"old\n")
+            self.assertEqual(done[again[1]]["result"], {"n": 1})
+            self.assertNotIn("restarted_from", c.call("get", {"id": job}))
+            # --failed for a group: the failed ones of nightly (the first and its rerun).
+            r = c.call("restart", {"state": "failed", "group": "nightly"})
+            self.assertEqual([c.call("get", {"id": i})["restarted_from"] for i in r["ids"]], [job, again[0]])
+            self.assertIsNone(r["next"])
+            for bad in ({"state": "pending"}, {"ids": ["x"]}):
+                with self.assertRaises(RemoteError) as e:
+                    c.call("restart", bad)
+                self.assertEqual(e.exception.code, "bad_request")
+            self.assertEqual(c.call("restart", {"ids": [999999]}), {"ids": [], "errors": []})
+
     def test_a_page_looks_at_a_bounded_number_of_ids(self):
         """A filter that matches nothing ends a page after SRV_LIST_SCAN (100,000) ids
         with a cursor, rather than walking the whole store."""
