@@ -52,6 +52,9 @@ static const char usage[] =
     "                                show tasks (yours; all of them for root, or one\n"
     "                                uid's with --owner), from the daemon's history:\n"
     "                                T is a Unix time; --newest: newest first\n"
+    "  restart ID... | restart --failed [--group G] [--kind K] [--name N] ...\n"
+    "                                run ended tasks again, as new tasks from their specs;\n"
+    "                                print the new ids\n"
     "  clean [--state S] [--group G] [--kind K] [--name N] [--owner UID] [--since T]\n"
     "        [--until T]            remove ended tasks from the history, with their\n"
     "                                output (yours; anyone's for root)\n"
@@ -266,6 +269,8 @@ void print_task(const corod_task *t, int sub)
         json_time(stdout, "finished_at", t->finished_at);
         if (t->command)
             fputs(", \"command\": ", stdout), json_str(stdout, t->command, strlen(t->command));
+        if (t->restarted_from)
+            fprintf(stdout, ", \"restarted_from\": %llu", (unsigned long long)t->restarted_from);
         if (t->result)
             fputs(", \"result\": ", stdout), json_packed(stdout, t->result, t->result_len);
         if (t->error)
@@ -284,6 +289,8 @@ void print_task(const corod_task *t, int sub)
         printf("  command: %s\n", t->command);
         print_job_outcome(t);
     }
+    if (t->restarted_from)
+        printf("  restarted from task %llu\n", (unsigned long long)t->restarted_from);
     printf("  created %s  started %s  finished %s", c, s, f);
     if (!isnan(t->started_at) && !isnan(t->finished_at))
         printf("  (ran %.3f s)", t->finished_at - t->started_at);
@@ -698,6 +705,47 @@ static int cmd_clean(int argc, char **argv)
     return EX_OK;
 }
 
+static int cmd_restart(int argc, char **argv)
+{
+    /* ID... or --failed with list's filters: split the ids off first. */
+    int nids = 0;
+    while (nids + 1 < argc && argv[nids + 1][0] != '-')
+        nids++;
+    uint64_t *ids = NULL;
+    corod_list_opts o = COROD_LIST_OPTS_INIT;
+    int rc;
+    bool failed = nids + 1 < argc && !strcmp(argv[nids + 1], "--failed");
+    if (nids && nids + 1 < argc)
+        return usage_error("restart takes task ids, or --failed with filters, not both (\"%s\")", argv[nids + 1]);
+    if (nids) {
+        if ((rc = parse_ids(argv + 1, nids, &ids)) != EX_OK)
+            return rc;
+    } else if (!failed) {
+        return usage_error("restart takes task ids, or --failed [--group G ...]%s", "");
+    } else {
+        argv[nids + 1] = argv[0]; /* --failed taken: the filters follow */
+        if ((rc = parse_filters(argc - 1, argv + 1, &o, false)) != EX_OK)
+            return rc;
+        o.state = "failed";
+    }
+    if ((rc = connect_daemon()) != EX_OK) {
+        free(ids);
+        return rc;
+    }
+    uint64_t *made;
+    size_t nmade, nfailed;
+    rc = corod_restart(cli, ids, (size_t)nids, &o, &made, &nmade, &nfailed);
+    free(ids);
+    if (rc < 0)
+        return daemon_error(rc);
+    for (size_t i = 0; i < nmade; i++)
+        printf(json_out ? "{\"id\": %llu}\n" : "%llu\n", (unsigned long long)made[i]);
+    free(made);
+    if (nfailed)
+        fprintf(stderr, "coroctl: %zu task%s could not be restarted\n", nfailed, nfailed == 1 ? "" : "s");
+    return nfailed ? EX_DAEMON : EX_OK;
+}
+
 static volatile sig_atomic_t stop_watch;
 static size_t watch_left;
 
@@ -793,7 +841,7 @@ static const struct {
     int (*fn)(int argc, char **argv);
 } commands[] = {
     { "ping", cmd_ping },     { "sleep", cmd_sleep },   { "gather", cmd_gather }, { "cancel", cmd_cancel },
-    { "wait", cmd_wait },     { "status", cmd_status }, { "list", cmd_list },     { "clean", cmd_clean },     { "watch", cmd_watch },
+    { "wait", cmd_wait },     { "status", cmd_status }, { "list", cmd_list },     { "clean", cmd_clean },   { "restart", cmd_restart },     { "watch", cmd_watch },
     { "groups", cmd_groups }, { "add", cmd_add },       { "run", cmd_run },       { "logs", cmd_logs },
     { "group", cmd_group },   { "pause", cmd_pause },   { "resume", cmd_resume },
 };

@@ -103,6 +103,8 @@ static corod_task *corod_task_decode(const msgpack_object *m)
         t->owner_uid = (uint32_t)o->via.u64;
     if ((o = cp_get(m, "attempts")) && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
         t->attempts = (uint32_t)o->via.u64;
+    if ((o = cp_get(m, "restarted_from")) && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        t->restarted_from = o->via.u64;
     t->kind = corod_strdup_obj(cp_get(m, "kind"));
     t->name = corod_strdup_obj(cp_get(m, "name"));
     t->group = corod_strdup_obj(cp_get(m, "group"));
@@ -802,6 +804,68 @@ int corod_clean(corod_client *c, const corod_list_opts *o, uint64_t *removed)
     } while (after);
     *removed = k.removed;
     return 0;
+}
+
+typedef struct restart_ctx {
+    uint64_t *ids;
+    size_t n, failed, cap;
+    uint64_t next;
+} restart_ctx;
+
+static int take_restart(const msgpack_object *res, void *ctx)
+{
+    restart_ctx *k = ctx;
+    const msgpack_object *ids = cp_get(res, "ids"), *errs = cp_get(res, "errors"), *next = cp_get(res, "next");
+    if (!ids || ids->type != MSGPACK_OBJECT_ARRAY || !errs || errs->type != MSGPACK_OBJECT_ARRAY)
+        return -EPROTO;
+    k->failed += errs->via.array.size;
+    k->next = next && next->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? next->via.u64 : 0;
+    for (uint32_t i = 0; i < ids->via.array.size; i++) {
+        const msgpack_object *v = &ids->via.array.ptr[i];
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return -EPROTO;
+        if (k->n == k->cap) {
+            size_t ncap = k->cap ? k->cap * 2 : 64;
+            uint64_t *grown = realloc(k->ids, ncap * sizeof *grown);
+            if (!grown)
+                return -ENOMEM;
+            k->ids = grown;
+            k->cap = ncap;
+        }
+        k->ids[k->n++] = v->via.u64;
+    }
+    return 0;
+}
+
+int corod_restart(corod_client *c, const uint64_t *ids, size_t n, const corod_list_opts *o, uint64_t **made,
+                  size_t *nmade, size_t *failed)
+{
+    restart_ctx k = { 0 };
+    uint64_t after = 0;
+    int rc;
+    do {
+        corod_params p;
+        if (n) {
+            corod_params_begin(&p, 1);
+            cp_pack_str(&p.pk, "ids");
+            msgpack_pack_array(&p.pk, (uint32_t)n);
+            for (size_t i = 0; i < n; i++)
+                msgpack_pack_uint64(&p.pk, ids[i]);
+        } else {
+            pack_filters(&p, o, after > 0);
+            if (after)
+                cp_pack_str(&p.pk, "after"), msgpack_pack_uint64(&p.pk, after);
+        }
+        if ((rc = corod_do(c, "restart", &p, take_restart, &k)) < 0) {
+            free(k.ids);
+            return rc;
+        }
+        after = n ? 0 : k.next;
+    } while (after);
+    *made = k.ids ? k.ids : calloc(1, sizeof **made);
+    *nmade = k.n;
+    *failed = k.failed;
+    return *made ? 0 : -ENOMEM;
 }
 
 int corod_list_opts_do(corod_client *c, const corod_list_opts *o, corod_task ***tasks, size_t *n)

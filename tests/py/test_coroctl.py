@@ -158,6 +158,13 @@ class Coroctl(unittest.TestCase):
         self.assertEqual(ids("--since", str(t0), "--newest", "--limit", "1"), [b])
         self.assertEqual(ids("--until", str(t0), "--name", "alpha"), [])
         self.assertEqual(ids("--owner", str(os.getuid()), "--name", "beta"), [b])
+        r = self.run_ctl("restart", str(b))
+        again = int(r.stdout)
+        self.assertEqual(self.ctl_json("status", str(again))[1][0]["restarted_from"], b)
+        r = self.run_ctl("restart", "--failed", "--name", "beta")  # beta succeeded: none
+        self.assertEqual((r.returncode, r.stdout), (0, ""))
+        self.assertEqual(self.run_ctl("restart").returncode, 2)
+        self.assertEqual(self.run_ctl("restart", "1", "--failed").returncode, 2)
         r = self.run_ctl("clean", "--name", "alpha")
         self.assertEqual((r.returncode, r.stdout), (0, "removed 1 ended task\n"))
         self.assertEqual(ids("--name", "alpha"), [])

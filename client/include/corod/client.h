@@ -39,6 +39,7 @@ typedef struct corod_task {
     size_t error_len;
     char *error_code, *error_message;
     char *command; /* exec: its command line as the daemon shows it, else NULL */
+    uint64_t restarted_from; /* the task this one runs again (`restart`), 0: none */
 } corod_task;
 
 void corod_task_free(corod_task *t);
@@ -116,6 +117,12 @@ int corod_list_opts_do(corod_client *c, const corod_list_opts *o, corod_task ***
 /* Remove the ended tasks matching o's filters (limit and order aside) from the daemon's
  * history, with their output: yours; root: anyone's. Pages until done; *removed counts. */
 int corod_clean(corod_client *c, const corod_list_opts *o, uint64_t *removed);
+/* Run ended tasks again, each as a new task from its stored spec (its record says
+ * restarted_from): `ids` (n > 0), or those matching o's filters (say state "failed" and a
+ * group). *made: the new ids (free() it); *failed: how many could not be (their `after`
+ * no longer kept, a quota). */
+int corod_restart(corod_client *c, const uint64_t *ids, size_t n, const corod_list_opts *o, uint64_t **made,
+                  size_t *nmade, size_t *failed);
 /* mode: "all" (NULL), "first_completed" or "first_exception"; timeout < 0: none. */
 int corod_wait(corod_client *c, const uint64_t *ids, size_t n, const char *mode, double timeout,
                corod_task ***done, size_t *ndone, uint64_t **pending, size_t *npending);
