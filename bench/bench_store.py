@@ -199,14 +199,31 @@ def restart(finished, pending, runs):
                        ((i, spec_p, now) for i in range(finished + 1, finished + pending + 1)))
     db.close()
     times, rss = [], []
+    lists = {k: [] for k in LISTS}
     for _ in range(runs):
         d = Corod(state=base.state)
         times.append(d.ready)
         rss.append(d.rss_kib())
+        with tp.Client(d.sock) as c:
+            for k, q in LISTS.items():
+                for _ in range(20):
+                    t = time.monotonic()
+                    c.call("list", q)
+                    lists[k].append((time.monotonic() - t) * 1e3)
         d.stop(keep=True)
         shutil.rmtree(d.dir, ignore_errors=True)
     shutil.rmtree(base.dir, ignore_errors=True)
-    return statistics.median(times), statistics.median(rss), empty_rss
+    return statistics.median(times), statistics.median(rss), empty_rss, {k: statistics.median(v) for k, v in lists.items()}
+
+
+# A page of `list` over the big store: filters that match nothing, by an index (state,
+# group) and by none (name: one window of 100,000 ids), and the newest 100.
+LISTS = {
+    "state_none": {"state": "failed"},
+    "group_none": {"group": "nothing"},
+    "name_none_window": {"name": "nothing"},
+    "newest_100": {"order": "desc", "limit": 100},
+}
 
 
 def main():
@@ -233,10 +250,12 @@ def main():
     report("store.done_p50_full_over_memory", p_full / p_mem, "x")
     fin, pend = arg("--finished", 1000000), arg("--pending", 100000)
     if fin + pend:
-        ready, rss, empty = restart(fin, pend, runs)
+        ready, rss, empty, lists = restart(fin, pend, runs)
         report("store.restart_ready_s", ready, f"s ({fin} ended + {pend} pending records)")
         report("store.restart_rss_mib", rss / 1024, "MiB (then)")
         report("store.restart_rss_over_empty", rss / empty, "x (an empty daemon's RSS)")
+        for k, ms in lists.items():
+            report(f"store.list_{k}_ms", ms, "ms p50, one page, over that store (round trip)")
 
 
 if __name__ == "__main__":
