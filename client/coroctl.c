@@ -271,6 +271,8 @@ void print_task(const corod_task *t, int sub)
             fputs(", \"command\": ", stdout), json_str(stdout, t->command, strlen(t->command));
         if (t->restarted_from)
             fprintf(stdout, ", \"restarted_from\": %llu", (unsigned long long)t->restarted_from);
+        if (t->argv)
+            fputs(", \"argv\": ", stdout), json_packed(stdout, t->argv, t->argv_len);
         if (t->result)
             fputs(", \"result\": ", stdout), json_packed(stdout, t->result, t->result_len);
         if (t->error)

@@ -110,6 +110,10 @@ static corod_task *corod_task_decode(const msgpack_object *m)
     t->group = corod_strdup_obj(cp_get(m, "group"));
     t->state = corod_strdup_obj(cp_get(m, "state"));
     t->command = corod_strdup_obj(cp_get(m, "command"));
+    if ((o = cp_get(m, "argv")) && o->type == MSGPACK_OBJECT_ARRAY && corod_repack(o, &t->argv, &t->argv_len) < 0) {
+        corod_task_free(t);
+        return NULL;
+    }
     t->created_at = corod_time(cp_get(m, "created_at"));
     t->started_at = corod_time(cp_get(m, "started_at"));
     t->finished_at = corod_time(cp_get(m, "finished_at"));
@@ -139,6 +143,7 @@ void corod_task_free(corod_task *t)
     free(t->kind), free(t->name), free(t->group), free(t->state);
     free(t->result), free(t->error), free(t->error_code), free(t->error_message);
     free(t->command);
+    free(t->argv);
     free(t);
 }
 

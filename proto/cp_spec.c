@@ -1,5 +1,6 @@
 /* cp_spec.c: task spec validation and record encoding. */
 #include "cp_spec.h"
+#include "cp_utf8.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -84,6 +85,31 @@ static uint8_t *cp_put_opt_str(uint8_t *p, const char *s, size_t len)
     return s ? cp_put_strn(p, s, len) : cp_put_nil(p);
 }
 
+int cp_spec_argv(const msgpack_object *params, cp_out *o)
+{
+    const msgpack_object *args = cp_get(params, "args");
+    const msgpack_object *argv = args && args->type == MSGPACK_OBJECT_MAP ? cp_get(args, "argv") : NULL;
+    if (!argv || argv->type != MSGPACK_OBJECT_ARRAY)
+        return -ENOENT;
+    /* Every string the daemon sends is UTF-8: an argument that is not goes back as bin,
+     * its bytes unchanged. */
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, o, cp_out_write);
+    msgpack_pack_array(&pk, argv->via.array.size);
+    for (uint32_t i = 0; i < argv->via.array.size; i++) {
+        const msgpack_object *a = &argv->via.array.ptr[i];
+        const char *p = a->type == MSGPACK_OBJECT_STR ? a->via.str.ptr : a->via.bin.ptr;
+        uint32_t n = a->type == MSGPACK_OBJECT_STR ? a->via.str.size : a->via.bin.size;
+        if (a->type == MSGPACK_OBJECT_STR && cp_utf8_valid(p, n))
+            msgpack_pack_str_with_body(&pk, p, n);
+        else if (a->type == MSGPACK_OBJECT_STR || a->type == MSGPACK_OBJECT_BIN)
+            msgpack_pack_bin_with_body(&pk, p, n);
+        else
+            msgpack_pack_nil(&pk); /* not reached: exec validated it */
+    }
+    return cp_out_failed(o) ? -ENOMEM : 0;
+}
+
 /* A record is packed on the path of every task.done: its size is bounded first, so the
  * whole of it takes one reservation and its thirty-odd items no bounds check each. */
 void cp_pack_record(cp_out *o, const cp_record *r)
@@ -93,14 +119,14 @@ void cp_pack_record(cp_out *o, const cp_record *r)
     /* 15 keys of at most 16 bytes each, a map header, seven numbers (id, owner_uid, three
      * times, attempts, restarted_from) and five strings' headers, then the variable
      * parts. */
-    size_t bound = 15 * 16 + CP_PUT_HEAD_MAX + 7 * CP_PUT_NUM_MAX + 5 * CP_PUT_HEAD_MAX + kind + name + group +
-                   state + command + r->result_len + r->error_len;
+    size_t bound = 16 * 16 + CP_PUT_HEAD_MAX + 7 * CP_PUT_NUM_MAX + 5 * CP_PUT_HEAD_MAX + kind + name + group +
+                   state + command + r->result_len + r->error_len + r->argv_len;
     uint8_t *p = cp_out_reserve(o, bound);
     if (!p)
         return;
     uint8_t *start __attribute__((unused)) = p; /* for the assert below */
     p = cp_put_map(p, 10 + (r->result != NULL) + (r->error != NULL) + (r->command != NULL) + r->omitted +
-                          (r->restarted_from != 0));
+                          (r->restarted_from != 0) + (r->argv != NULL));
     p = cp_put_lit(p, "id");
     p = cp_put_uint(p, r->id);
     p = cp_put_lit(p, "kind");
@@ -124,6 +150,10 @@ void cp_pack_record(cp_out *o, const cp_record *r)
     if (r->command) {
         p = cp_put_lit(p, "command");
         p = cp_put_strn(p, r->command, command);
+    }
+    if (r->argv) {
+        p = cp_put_lit(p, "argv");
+        p = cp_put_raw(p, r->argv, r->argv_len);
     }
     if (r->restarted_from) {
         p = cp_put_lit(p, "restarted_from");

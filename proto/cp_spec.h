@@ -48,8 +48,14 @@ typedef struct cp_record {
     size_t error_len;
     bool omitted; /* result and error left out of an answer that holds enough: `omitted: true` */
     uint64_t restarted_from; /* the task this one runs again (`restart`), 0: none (absent) */
+    const uint8_t *argv;     /* exec: its argv as submitted, a packed array; NULL: absent */
+    size_t argv_len;
 } cp_record;
 
 void cp_pack_record(cp_out *o, const cp_record *r);
+
+/* An exec spec's args.argv (params as submitted), packed into o: 0, or -ENOENT when the
+ * spec has none (another kind), -ENOMEM. */
+int cp_spec_argv(const msgpack_object *params, cp_out *o);
 
 #endif

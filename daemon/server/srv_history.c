@@ -40,6 +40,7 @@ typedef struct srv_hist {
     size_t budget; /* bytes of records a page packs, or a read-back reads (then it ends) */
     size_t bytes;
     cp_out page;
+    cp_out argv; /* a row's argv, packed (reused) */
     uint32_t npage;
     uint64_t next;
     /* A clean: the ids of the ended records the page found. */
@@ -64,6 +65,7 @@ static void srv_hist_unlink(srv_hist *h)
 static void srv_hist_free(srv_hist *h)
 {
     cp_out_free(&h->page);
+    cp_out_free(&h->argv);
     free(h->found);
     free(h->request);
     free(h->ids);
@@ -135,17 +137,37 @@ void srv_history_committed(srv *v, bool all)
 
 static const char *const srv_state_names[] = { "pending", "running", "succeeded", "failed", "cancelled" };
 
+/* An exec row's argv, from its spec, into h->argv (reused): NULL when it has none. */
+static const uint8_t *srv_row_argv(srv_hist *h, const st_task *t, size_t *len)
+{
+    msgpack_zone z;
+    msgpack_object params;
+    size_t off = 0;
+    const uint8_t *out = NULL;
+    if (strcmp(t->kind, "exec"))
+        return NULL;
+    msgpack_zone_init(&z, 1024);
+    cp_out_clear(&h->argv);
+    if (msgpack_unpack(t->spec, t->spec_len, &off, &z, &params) == MSGPACK_UNPACK_SUCCESS &&
+        cp_spec_argv(&params, &h->argv) == 0)
+        out = h->argv.data, *len = h->argv.size;
+    msgpack_zone_destroy(&z);
+    return out;
+}
+
 static int srv_list_row(const st_task *t, void *arg)
 {
     srv_hist *h = arg;
     bool ok = t->state == ST_TASK_SUCCEEDED;
+    size_t argv_len = 0;
+    const uint8_t *argv = srv_row_argv(h, t, &argv_len);
     cp_record c = {
         .id = t->id, .kind = t->kind, .name = t->name, .group = t->group, .state = srv_state_names[t->state],
         .owner_uid = t->owner, .created_at = t->created_at, .started_at = t->started_at,
         .finished_at = t->finished_at, .attempts = t->attempts, .command = t->command,
         .result = ok ? t->outcome : NULL, .result_len = ok ? t->outcome_len : 0,
         .error = !ok ? t->outcome : NULL, .error_len = !ok ? t->outcome_len : 0,
-        .restarted_from = t->restarted_from,
+        .restarted_from = t->restarted_from, .argv = argv, .argv_len = argv_len,
     };
     cp_pack_record(&h->page, &c);
     h->npage++;

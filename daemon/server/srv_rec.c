@@ -75,6 +75,7 @@ void srv_rec_unref(srv_rec *r)
     srv_group_unref(r->group);
     free(r->name);
     free(r->command);
+    free(r->argv);
     free(r);
 }
 
@@ -107,6 +108,7 @@ void srv_rec_pack(cp_out *o, const srv_rec *r, bool omit_outcome)
         .state = srv_rec_state(r), .owner_uid = r->acct->uid, .created_at = r->created_at,
         .started_at = r->started_at, .finished_at = r->finished_at, .attempts = r->attempts,
         .command = r->command, .omitted = omit_outcome && st != CO_PENDING, .restarted_from = r->restarted_from,
+        .argv = r->argv, .argv_len = r->argv_len,
     };
     if (c.omitted)
         ;
@@ -155,7 +157,7 @@ static void srv_rec_leave_stage(srv_rec *r)
 static size_t srv_rec_final_bytes(const srv_rec *r, size_t outcome)
 {
     return SRV_REC_FIXED + (r->name ? strlen(r->name) + 1 : 0) + (r->command ? strlen(r->command) + 1 : 0) +
-           outcome;
+           r->argv_len + outcome;
 }
 
 /* ---- the store --------------------------------------------------------------------------- */

@@ -43,6 +43,8 @@ struct srv_rec {
     kind_args_block args_block;
     char *name;
     char *command; /* exec: its command line, kept after the args are freed */
+    uint8_t *argv; /* exec: its argv as submitted, packed (`get` shows it) */
+    uint32_t argv_len;
     srv_group *group; /* referenced; ready.user is its owner's share of it while active */
     srv_acct *acct;   /* its owner's (referenced) */
     ex_disk_use *disk; /* has_output: its share of the owner's disk (referenced) */

@@ -520,6 +520,20 @@ static int srv_submit_room(srv_table *t, srv_submit *s, cp_error *err)
     return 0;
 }
 
+/* An exec record keeps its argv as submitted, for `get` (the command line is cut). */
+static int srv_submit_argv(const srv_submit *s, srv_rec *r)
+{
+    cp_out o;
+    cp_out_init(&o);
+    int rc = cp_spec_argv(s->params, &o);
+    if (rc == 0 && o.size <= UINT32_MAX) {
+        r->argv_len = (uint32_t)o.size;
+        r->argv = cp_out_release(&o);
+    }
+    cp_out_free(&o);
+    return rc == -ENOENT ? 0 : rc;
+}
+
 /* The record's row, as the submit made it: its params as they came (validated), packed
  * again, so a restart (and a later `restart`) parses exactly what was accepted. */
 static int srv_submit_store(srv_table *t, const srv_submit *s, srv_rec *r)
@@ -563,7 +577,8 @@ static int srv_submit_insert(srv_table *t, srv_submit *s, srv_rec **out)
         (s->sp.n_after && !(r->deps = calloc(s->sp.n_after, sizeof *r->deps))) ||
         (s->has_args && s->kind->command && !(r->command = strdup(s->kind->command(&s->args)))) ||
         (!s->has_args && s->row->command && !(r->command = strdup(s->row->command))) ||
-        (s->sp.has_name && !(r->name = strndup(s->sp.name.ptr, s->sp.name.len))))
+        (s->sp.has_name && !(r->name = strndup(s->sp.name.ptr, s->sp.name.len))) ||
+        (s->kind->has_output && srv_submit_argv(s, r) < 0))
         goto nomem;
     co_task_opts o = { .id = r->id, .name = r->name, .shielded = s->sp.shield };
     if (co_custom_task(t->sched, &srv_rec_body, r, &o, &r->task) < 0)
@@ -595,7 +610,7 @@ static int srv_submit_insert(srv_table *t, srv_submit *s, srv_rec **out)
     r->acct = s->acct;
     s->acct = NULL;
     s->group = NULL; /* the record's reference now */
-    r->bytes = s->bytes;
+    r->bytes = s->bytes + r->argv_len;
     r->acct->bytes += r->bytes;
     r->acct->active++;
     r->priority = s->sp.priority;
@@ -623,6 +638,7 @@ nomem:
         ex_disk_use_unref(r->disk);
     free(r->deps);
     free(r->command);
+    free(r->argv);
     free(r->name);
     free(r);
     return -ENOMEM;

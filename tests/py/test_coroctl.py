@@ -160,7 +160,8 @@ class Coroctl(unittest.TestCase):
         self.assertEqual(ids("--owner", str(os.getuid()), "--name", "beta"), [b])
         r = self.run_ctl("restart", str(b))
         again = int(r.stdout)
-        self.assertEqual(self.ctl_json("status", str(again))[1][0]["restarted_from"], b)
+        st = self.ctl_json("status", str(again))[1][0]
+        self.assertEqual((st["restarted_from"], st["argv"]), (b, ["true"]))
         r = self.run_ctl("restart", "--failed", "--name", "beta")  # beta succeeded: none
         self.assertEqual((r.returncode, r.stdout), (0, ""))
         self.assertEqual(self.run_ctl("restart").returncode, 2)

@@ -658,6 +658,7 @@ class Hostile(unittest.TestCase):
             self.assertIsNone(m[2])
             j = m[3]["id"]
             self.assertEqual(c.call("get", {"id": j})["command"], "echo a\\xffb")
+            self.assertEqual(c.call("get", {"id": j})["argv"], ["echo", b"a\xffb"])  # not UTF-8: bin
             c.s.sendall(request_with_raw(8, "submit", {"kind": "exec", "args": {"argv": ["@P"], "cwd": "/"}},
                                          "@P", b"\xff\xfe-no-such-program"))
             k = c.read()[3]["id"]

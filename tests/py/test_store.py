@@ -551,6 +551,19 @@ class History(unittest.TestCase):
                 self.assertEqual(e.exception.code, "bad_request")
             self.assertEqual(c.call("restart", {"ids": [999999]}), {"ids": [], "errors": []})
 
+    def test_get_and_list_show_an_execs_argv(self):
+        argv = ["sh", "-c", "exit 0", "x" * 300, "é"]
+        with self.box.client() as c:
+            i = c.call("submit", {"kind": "exec", "args": {"argv": argv}})["id"]
+            self.assertEqual(c.call("get", {"id": i})["argv"], argv)  # the command line is cut; argv is not
+            c.call("wait", {"ids": [i]})
+            self.assertEqual(c.call("get", {"id": i})["argv"], argv)
+            self.assertEqual(c.call("list", {"kind": "exec"})["tasks"][-1]["argv"], argv)
+            s = c.call("submit", {"kind": "sleep", "args": {"seconds": 0}})["id"]
+            self.assertNotIn("argv", c.call("get", {"id": s}))
+            self.old_ones(c)  # i leaves memory
+            self.assertEqual(c.call("get", {"id": i})["argv"], argv)
+
     def test_a_page_looks_at_a_bounded_number_of_ids(self):
         """A filter that matches nothing ends a page after SRV_LIST_SCAN (100,000) ids
         with a cursor, rather than walking the whole store."""

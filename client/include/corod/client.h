@@ -40,6 +40,8 @@ typedef struct corod_task {
     char *error_code, *error_message;
     char *command; /* exec: its command line as the daemon shows it, else NULL */
     uint64_t restarted_from; /* the task this one runs again (`restart`), 0: none */
+    void *argv;              /* exec: its argv as submitted, a packed MessagePack array; else NULL */
+    size_t argv_len;
 } corod_task;
 
 void corod_task_free(corod_task *t);
