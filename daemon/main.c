@@ -281,6 +281,7 @@ int main(int argc, char **argv)
         { 0, 0, 0, 0 },
     };
     char *sock = NULL, *state = NULL;
+    int lockfd = -1;
     srv_config cfg = { .socket_mode = -1, .limits.output_limit = SRV_OUTPUT_LIMIT_DEFAULT };
     int nice_value = COROD_NICE_DEFAULT;
     st_config stcfg = { .sync = ST_SYNC_FULL };
@@ -441,21 +442,21 @@ int main(int argc, char **argv)
     int rc = mkdirs(state, 0700);
     if (rc < 0) {
         fprintf(stderr, "corod: cannot create state directory %s: %s\n", state, strerror(-rc));
-        return 1;
+        goto fail;
     }
     char lockpath[PATH_MAX];
     if (snprintf(lockpath, sizeof lockpath, "%s/lock", state) >= (int)sizeof lockpath) {
         fprintf(stderr, "corod: state directory path too long: %s\n", state);
-        return 1;
+        goto fail;
     }
-    int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lockfd < 0) {
         fprintf(stderr, "corod: cannot open %s: %s\n", lockpath, strerror(errno));
-        return 1;
+        goto fail;
     }
     if (flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
         fprintf(stderr, "corod: state directory %s is in use by another corod\n", state);
-        return 1;
+        goto fail;
     }
 
     /* Jobs' output files: kept with their records in the store. Without one, what an
@@ -464,7 +465,7 @@ int main(int argc, char **argv)
     if (snprintf(outdir, sizeof outdir, "%s/output", state) >= (int)sizeof outdir ||
         (rc = mkdirs(outdir, 0700)) < 0 || (no_store && (rc = clear_dir(outdir)) < 0)) {
         fprintf(stderr, "corod: cannot prepare %s/output: %s\n", state, strerror(rc < 0 ? -rc : ENAMETOOLONG));
-        return 1;
+        goto fail;
     }
     cfg.limits.output_dir = outdir;
 
@@ -472,7 +473,7 @@ int main(int argc, char **argv)
     char err[512] = "";
     if (!no_store && (rc = st_open(state, &stcfg, &cfg.store, err, sizeof err)) < 0) {
         fprintf(stderr, "corod: %s\n", err[0] ? err : co_strerror(rc));
-        return 1;
+        goto fail;
     }
 
     signal(SIGPIPE, SIG_IGN); /* a vanished client is a write error, not a death */
@@ -482,14 +483,13 @@ int main(int argc, char **argv)
     co_sched_config scfg = { .value_max_bytes = cfg.limits.max_result };
     if ((rc = co_sched_new(loop, &scfg, &sched)) < 0) {
         fprintf(stderr, "corod: cannot start the scheduler: %s\n", co_strerror(rc));
-        return 1;
+        goto fail;
     }
     cfg.socket_path = sock;
     if ((rc = srv_new(loop, sched, &cfg, &server, err, sizeof err)) < 0) {
         fprintf(stderr, "corod: %s\n", err[0] ? err : co_strerror(rc));
         uv_run(loop, UV_RUN_NOWAIT); /* let what srv_new opened close */
-        st_close(cfg.store);
-        return 1;
+        goto fail;
     }
     uv_signal_init(loop, &sig_term);
     uv_signal_init(loop, &sig_int);
@@ -509,8 +509,16 @@ int main(int argc, char **argv)
     free(state);
     return 0;
 
-bad_usage:
+fail:
+    st_close(cfg.store); /* not started: closed at once */
+    if (lockfd >= 0)
+        close(lockfd);
     free(sock); /* so that the sanitizers' leak check passes on every way out */
+    free(state);
+    return 1;
+
+bad_usage:
+    free(sock);
     free(state);
     return 2;
 }
