@@ -155,6 +155,9 @@ int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
         if (killed < 0)
             fprintf(stderr, "corod: cannot look for what is left of interrupted jobs: %s\n", strerror(-killed));
         size_t running = 0;
+        /* The loop's clock was read before the load: timers armed now would end early by
+         * as long as the load took (a delay ran 0.17 s short under valgrind). */
+        uv_update_time(v->loop);
         double now = srv_now();
         for (size_t i = 0; i < rs.nback; i++) {
             running += rs.back[i].row.state == ST_TASK_RUNNING;
