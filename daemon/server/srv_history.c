@@ -8,8 +8,7 @@
  * memory, then dispatched again: everything that works on a record works on any record
  * the store keeps. Only the requester's own records are read back (root's: anyone's), so
  * nobody can make another uid's memory fill with old records. */
-#include "srv_internal.h"
-#include "srv_rec.h"
+#include "srv_history.h"
 
 #include <errno.h>
 #include <math.h>
@@ -18,51 +17,19 @@
 #include <string.h>
 
 #include "cp_decode.h"
-#include "st_store.h"
 
 #define SRV_FAULT_IDS 65536u /* ids one request may have read back */
 
-typedef struct srv_hist {
-    uv_work_t req;
-    srv *v;
-    srv_conn *c;   /* NULL once the connection has closed */
-    co_queue node; /* in c->hist */
-    uint64_t seq;  /* the batch it waits for, in v->hist_wait; 0: queued on the pool */
-    co_queue wait_node;
-    uv_work_cb work;
-    uv_after_work_cb done;
-    uint32_t uid, msgid;
-    int rc;
-    /* A list: the query and the page, packed on the thread pool. */
-    bool is_list;
-    st_query q;
-    char group[CP_MAX_GROUP + 1], kind[CP_MAX_KIND + 1], name[CP_MAX_NAME + 1];
-    size_t budget; /* bytes of records a page packs, or a read-back reads (then it ends) */
-    size_t bytes;
-    cp_out page;
-    cp_out argv; /* a row's argv, packed (reused) */
-    uint32_t npage;
-    uint64_t next;
-    /* A clean: the ids of the ended records the page found. */
-    uint64_t *found;
-    size_t nfound, found_cap;
-    /* A read-back: the request to dispatch again, the ids, the rows read. */
-    uint8_t *request;
-    size_t request_len;
-    uint64_t *ids;
-    size_t nids;
-    st_task **rows;
-    size_t nrows;
-} srv_hist;
 
-static void srv_hist_unlink(srv_hist *h)
+
+void srv_hist_unlink(srv_hist *h)
 {
     co_queue_remove(&h->node);
     h->c->nreads--;
     h->c = NULL;
 }
 
-static void srv_hist_free(srv_hist *h)
+void srv_hist_free(srv_hist *h)
 {
     cp_out_free(&h->page);
     cp_out_free(&h->argv);
@@ -82,18 +49,69 @@ void srv_history_conn_closed(srv_conn *c)
         srv_hist_unlink(co_queue_data(q, srv_hist, node));
 }
 
+srv_conn *srv_hist_answer(srv_hist *h, int status, bool *ok)
+{
+    srv_conn *c = h->c;
+    *ok = false;
+    if (!c)
+        return NULL;
+    srv_hist_unlink(h);
+    if (status < 0 || h->rc < 0) {
+        cp_error err;
+        cp_fail(&err, h->rc == -ENOMEM ? CP_INTERNAL : CP_UNAVAILABLE, "cannot read the store: %s",
+                status < 0 ? uv_strerror(status) : strerror(-h->rc));
+        srv_reply_error(c, &(cp_request){ .has_msgid = true, .msgid = h->msgid }, &err);
+    } else {
+        *ok = true;
+    }
+    return c;
+}
+
 /* The store, and the server, go only once no read of the store is in flight. */
-static void srv_hist_done_common(srv_hist *h)
+void srv_hist_end(srv_hist *h, srv_conn *c)
 {
     srv *v = h->v;
+    if (c)
+        srv_maybe_resume(c);
     v->store_reads--;
+    srv_hist_free(h);
     srv_durable_reads_done(v);
     srv_maybe_free(v);
 }
 
+void srv_pack_cursor(cp_out *o, uint64_t next)
+{
+    cp_out_lit(o, "next");
+    if (next)
+        cp_out_uint(o, next);
+    else
+        cp_out_nil(o);
+}
+
+srv_hist *srv_hist_new(srv_conn *c, const cp_request *rq)
+{
+    srv_hist *h = calloc(1, sizeof *h);
+    if (!h)
+        srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
+    else
+        h->msgid = rq->msgid, h->uid = c->uid;
+    return h;
+}
+
+void srv_hist_start(srv_conn *c, const cp_request *rq, srv_hist *h, uv_work_cb work, uv_after_work_cb done)
+{
+    int rc = srv_hist_queue(c, h, work, done);
+    if (rc < 0) {
+        cp_error err;
+        cp_fail(&err, CP_INTERNAL, "cannot queue the read: %s", uv_strerror(rc));
+        srv_reply_error(c, rq, &err);
+        srv_hist_free(h);
+    }
+}
+
 /* A read sees what is committed: it starts once every change made before it was asked
  * for is (a client that pipelines a submit and a list finds the task in the list). */
-static int srv_hist_queue(srv_conn *c, srv_hist *h, uv_work_cb work, uv_after_work_cb done)
+int srv_hist_queue(srv_conn *c, srv_hist *h, uv_work_cb work, uv_after_work_cb done)
 {
     srv *v = c->srv;
     h->v = v;
@@ -135,7 +153,7 @@ void srv_history_committed(srv *v, bool all)
 
 /* ---- list ----------------------------------------------------------------------------- */
 
-static const char *const srv_state_names[] = { "pending", "running", "succeeded", "failed", "cancelled" };
+const char *const srv_state_names[] = { "pending", "running", "succeeded", "failed", "cancelled" };
 
 /* An exec row's argv, from its spec, into h->argv (reused): NULL when it has none. */
 static const uint8_t *srv_row_argv(srv_hist *h, const st_task *t, size_t *len)
@@ -187,36 +205,22 @@ static void srv_list_work(uv_work_t *req)
 static void srv_list_done(uv_work_t *req, int status)
 {
     srv_hist *h = req->data;
-    srv_conn *c = h->c;
-    if (c) {
-        srv_hist_unlink(h);
-        cp_request rq = { .has_msgid = true, .msgid = h->msgid };
-        if (status < 0 || h->rc < 0) {
-            cp_error err;
-            cp_fail(&err, h->rc == -ENOMEM ? CP_INTERNAL : CP_UNAVAILABLE, "cannot read the store: %s",
-                    status < 0 ? uv_strerror(status) : strerror(-h->rc));
-            srv_reply_error(c, &rq, &err);
-        } else {
-            cp_pack_response_ok(&c->out, h->msgid);
-            cp_out_map(&c->out, 2);
-            cp_out_lit(&c->out, "tasks");
-            cp_out_array(&c->out, h->npage);
-            uint8_t *d = h->page.size ? cp_out_reserve(&c->out, h->page.size) : NULL;
-            if (d) {
-                memcpy(d, h->page.data, h->page.size);
-                c->out.size += h->page.size;
-            }
-            cp_out_lit(&c->out, "next");
-            if (h->next)
-                cp_out_uint(&c->out, h->next);
-            else
-                cp_out_nil(&c->out);
-            srv_conn_mark(c);
+    bool ok;
+    srv_conn *c = srv_hist_answer(h, status, &ok);
+    if (ok) {
+        cp_pack_response_ok(&c->out, h->msgid);
+        cp_out_map(&c->out, 2);
+        cp_out_lit(&c->out, "tasks");
+        cp_out_array(&c->out, h->npage);
+        uint8_t *d = h->page.size ? cp_out_reserve(&c->out, h->page.size) : NULL;
+        if (d) {
+            memcpy(d, h->page.data, h->page.size);
+            c->out.size += h->page.size;
         }
-        srv_maybe_resume(c);
+        srv_pack_cursor(&c->out, h->next);
+        srv_conn_mark(c);
     }
-    srv_hist_done_common(h);
-    srv_hist_free(h);
+    srv_hist_end(h, c);
 }
 
 /* Copy an optional string param into buf: 1 when given, 0 when absent, -EINVAL. */
@@ -231,7 +235,7 @@ static int srv_str_param(const cp_request *rq, const char *key, size_t max, char
     return 1;
 }
 
-static int srv_list_params(srv_conn *c, const cp_request *rq, srv_hist *h, cp_error *err)
+int srv_list_params(srv_conn *c, const cp_request *rq, srv_hist *h, cp_error *err)
 {
     st_query *q = &h->q;
     char state[16] = "", order[8] = "";
@@ -280,11 +284,9 @@ static int srv_list_params(srv_conn *c, const cp_request *rq, srv_hist *h, cp_er
 void srv_list(srv_conn *c, const cp_request *rq)
 {
     cp_error err;
-    srv_hist *h = calloc(1, sizeof *h);
-    if (!h) {
-        srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
+    srv_hist *h = srv_hist_new(c, rq);
+    if (!h)
         return;
-    }
     if (srv_list_params(c, rq, h, &err) < 0) {
         srv_reply_error(c, rq, &err);
         free(h);
@@ -295,263 +297,8 @@ void srv_list(srv_conn *c, const cp_request *rq)
         free(h);
         return;
     }
-    h->is_list = true;
-    h->msgid = rq->msgid;
-    h->uid = c->uid;
     h->budget = c->srv->answer_bytes;
-    cp_out_init(&h->page);
-    int rc = srv_hist_queue(c, h, srv_list_work, srv_list_done);
-    if (rc < 0) {
-        cp_fail(&err, CP_INTERNAL, "cannot queue the read: %s", uv_strerror(rc));
-        srv_reply_error(c, rq, &err);
-        srv_hist_free(h);
-    }
-}
-
-/* ---- clean -------------------------------------------------------------------------------- */
-
-static int srv_clean_row(const st_task *t, void *arg)
-{
-    srv_hist *h = arg;
-    if (t->state < ST_TASK_SUCCEEDED)
-        return 0; /* pending and running tasks are not history: cancel them first */
-    if (h->nfound == h->found_cap) {
-        size_t ncap = h->found_cap ? h->found_cap * 2 : 256;
-        uint64_t *n = realloc(h->found, ncap * sizeof *n);
-        if (!n)
-            return -ENOMEM;
-        h->found = n;
-        h->found_cap = ncap;
-    }
-    h->found[h->nfound++] = t->id;
-    return 0;
-}
-
-static void srv_clean_work(uv_work_t *req)
-{
-    srv_hist *h = req->data;
-    h->rc = st_list(h->v->store, &h->q, srv_clean_row, h, &h->next);
-}
-
-static void srv_clean_done(uv_work_t *req, int status)
-{
-    srv_hist *h = req->data;
-    srv_conn *c = h->c;
-    srv *v = h->v;
-    size_t removed = 0;
-    if (status == 0 && h->rc == 0 && !v->stopping && !v->store_closing)
-        for (size_t i = 0; i < h->nfound; i++)
-            removed += srv_table_forget(v->table, h->found[i]) == 0;
-    if (c) {
-        srv_hist_unlink(h);
-        cp_request rq = { .has_msgid = true, .msgid = h->msgid };
-        if (status < 0 || h->rc < 0) {
-            cp_error err;
-            cp_fail(&err, h->rc == -ENOMEM ? CP_INTERNAL : CP_UNAVAILABLE, "cannot read the store: %s",
-                    status < 0 ? uv_strerror(status) : strerror(-h->rc));
-            srv_reply_error(c, &rq, &err);
-        } else {
-            if (removed)
-                srv_conn_saw(c, st_open_seq(v->store)); /* answered once the deletes are durable */
-            cp_pack_response_ok(&c->out, h->msgid);
-            cp_out_map(&c->out, 2);
-            cp_out_lit(&c->out, "removed");
-            cp_out_uint(&c->out, removed);
-            cp_out_lit(&c->out, "next");
-            if (h->next)
-                cp_out_uint(&c->out, h->next);
-            else
-                cp_out_nil(&c->out);
-            srv_conn_mark(c);
-        }
-        srv_maybe_resume(c);
-    }
-    srv_hist_done_common(h);
-    srv_hist_free(h);
-}
-
-/* `clean`: the caller's ended tasks (root: anyone's) that match list's filters go from
- * the store and from memory, with their output files; a page's worth at a time (`next`,
- * as list's). Pending and running tasks are never cleaned. */
-void srv_clean(srv_conn *c, const cp_request *rq)
-{
-    cp_error err;
-    srv_hist *h = calloc(1, sizeof *h);
-    if (!h) {
-        srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
-        return;
-    }
-    int rc = srv_list_params(c, rq, h, &err);
-    if (rc == 0 && h->q.state >= 0 && h->q.state < ST_TASK_SUCCEEDED)
-        rc = cp_fail(&err, CP_BAD_REQUEST, "state: only ended tasks (succeeded, failed, cancelled) are cleaned");
-    if (rc == 0 && !c->srv->store)
-        rc = cp_fail(&err, CP_UNAVAILABLE, "this corod keeps no store (--no-store): nothing to clean");
-    if (rc < 0) {
-        srv_reply_error(c, rq, &err);
-        free(h);
-        return;
-    }
-    h->msgid = rq->msgid;
-    h->uid = c->uid;
-    cp_out_init(&h->page);
-    if ((rc = srv_hist_queue(c, h, srv_clean_work, srv_clean_done)) < 0) {
-        cp_fail(&err, CP_INTERNAL, "cannot queue the read: %s", uv_strerror(rc));
-        srv_reply_error(c, rq, &err);
-        srv_hist_free(h);
-    }
-}
-
-/* ---- restart ------------------------------------------------------------------------------ */
-
-#define SRV_RESTART_MAX 1000u /* tasks one restart runs again */
-
-static int srv_restart_row(const st_task *t, void *arg)
-{
-    srv_hist *h = arg;
-    if (t->state < ST_TASK_SUCCEEDED || (h->uid != 0 && t->owner != h->uid) || h->nrows == SRV_RESTART_MAX)
-        return 0; /* only ended ones, the caller's own (root: anyone's) */
-    st_task *copy = st_task_copy(t);
-    if (!copy)
-        return -ENOMEM;
-    h->rows[h->nrows++] = copy;
-    return 0;
-}
-
-static void srv_restart_work(uv_work_t *req)
-{
-    srv_hist *h = req->data;
-    h->rc = h->ids ? st_read(h->v->store, h->ids, h->nids, srv_restart_row, h)
-                   : st_list(h->v->store, &h->q, srv_restart_row, h, &h->next);
-}
-
-/* Each row submitted again, as its owner: a new task from the same spec. */
-static void srv_restart_submit(srv_conn *c, srv_hist *h)
-{
-    srv *v = c->srv;
-    srv_rec **made = calloc(h->nrows ? h->nrows : 1, sizeof *made);
-    cp_error *errs = calloc(h->nrows ? h->nrows : 1, sizeof *errs);
-    size_t nmade = 0, nerr = 0;
-    uint64_t *failed_ids = calloc(h->nrows ? h->nrows : 1, sizeof *failed_ids);
-    if (!made || !errs || !failed_ids) {
-        free(made), free(errs), free(failed_ids);
-        srv_reply_error(c, &(cp_request){ .has_msgid = true, .msgid = h->msgid },
-                        &(cp_error){ CP_INTERNAL, "out of memory" });
-        return;
-    }
-    for (size_t i = 0; i < h->nrows; i++) {
-        msgpack_zone *z = &v->zone;
-        msgpack_object params;
-        size_t off = 0;
-        srv_rec *r;
-        int rc = msgpack_unpack(h->rows[i]->spec, h->rows[i]->spec_len, &off, z, &params) != MSGPACK_UNPACK_SUCCESS
-                     ? cp_fail(&errs[nerr], CP_INTERNAL, "its stored spec cannot be decoded")
-                     : srv_table_resubmit(v->table, h->rows[i]->owner, &params, h->rows[i]->id, &r, &errs[nerr]);
-        if (rc == 0)
-            made[nmade++] = r;
-        else
-            failed_ids[nerr++] = h->rows[i]->id; /* e.g. its `after` no longer kept, a quota */
-        msgpack_zone_clear(z);
-    }
-    uint64_t at = c->out_base + c->out.size;
-    cp_pack_response_ok(&c->out, h->msgid);
-    cp_out_map(&c->out, h->ids ? 2 : 3);
-    cp_out_lit(&c->out, "ids");
-    cp_out_array(&c->out, (uint32_t)nmade);
-    for (size_t i = 0; i < nmade; i++)
-        cp_out_uint(&c->out, srv_rec_id(made[i]));
-    cp_out_lit(&c->out, "errors");
-    cp_out_array(&c->out, (uint32_t)nerr);
-    for (size_t i = 0; i < nerr; i++) {
-        cp_out_map(&c->out, 3);
-        cp_out_lit(&c->out, "id");
-        cp_out_uint(&c->out, failed_ids[i]);
-        cp_out_lit(&c->out, "code");
-        cp_out_str(&c->out, errs[i].code);
-        cp_out_lit(&c->out, "message");
-        cp_out_str(&c->out, errs[i].message);
-    }
-    if (!h->ids) {
-        cp_out_lit(&c->out, "next");
-        if (h->next)
-            cp_out_uint(&c->out, h->next);
-        else
-            cp_out_nil(&c->out);
-    }
-    /* Held until the new tasks are durable; the first carries the answer, should their
-     * insert fail. */
-    for (size_t i = 0; i < nmade; i++)
-        srv_durable_created(c, made[i], i == 0 ? at : SRV_NO_ANSWER, h->msgid);
-    srv_conn_mark(c);
-    free(made), free(errs), free(failed_ids);
-}
-
-static void srv_restart_done(uv_work_t *req, int status)
-{
-    srv_hist *h = req->data;
-    srv_conn *c = h->c;
-    srv *v = h->v;
-    if (c) {
-        srv_hist_unlink(h);
-        cp_request rq = { .has_msgid = true, .msgid = h->msgid };
-        if (status < 0 || h->rc < 0) {
-            cp_error err;
-            cp_fail(&err, h->rc == -ENOMEM ? CP_INTERNAL : CP_UNAVAILABLE, "cannot read the store: %s",
-                    status < 0 ? uv_strerror(status) : strerror(-h->rc));
-            srv_reply_error(c, &rq, &err);
-        } else if (v->stopping) {
-            srv_reply_error(c, &rq, &(cp_error){ CP_SHUTTING_DOWN, "corod is shutting down" });
-        } else if (!srv_durable_refuse(c, &rq)) {
-            srv_restart_submit(c, h);
-        }
-        srv_maybe_resume(c);
-    }
-    srv_hist_done_common(h);
-    srv_hist_free(h);
-}
-
-/* `restart`: ended tasks — `ids`, or those matching list's filters (say, state failed in a
- * group) — submitted again from their stored specs, as their owners, each new task
- * recording `restarted_from`. The caller's own (root: anyone's); at most 1,000 a call. */
-void srv_restart(srv_conn *c, const cp_request *rq)
-{
-    cp_error err;
-    srv_hist *h = calloc(1, sizeof *h);
-    uint64_t *ids = NULL;
-    size_t nids = 0;
-    if (!h) {
-        srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
-        return;
-    }
-    int rc = cp_get_ids(rq->params, "ids", false, SRV_RESTART_MAX, &ids, &nids, &err);
-    if (rc > 0)
-        rc = 0; /* given */
-    if (rc == 0 && !ids)
-        rc = srv_list_params(c, rq, h, &err);
-    if (rc == 0 && !ids && h->q.state >= 0 && h->q.state < ST_TASK_SUCCEEDED)
-        rc = cp_fail(&err, CP_BAD_REQUEST, "state: only ended tasks (succeeded, failed, cancelled) are restarted");
-    if (rc == 0 && !c->srv->store)
-        rc = cp_fail(&err, CP_UNAVAILABLE, "this corod keeps no store (--no-store): nothing to restart");
-    if (rc == 0 && !(h->rows = calloc(ids ? nids + 1 : SRV_RESTART_MAX, sizeof *h->rows)))
-        rc = cp_fail(&err, CP_INTERNAL, "out of memory");
-    if (rc < 0 || srv_durable_refuse(c, rq)) {
-        if (rc < 0)
-            srv_reply_error(c, rq, &err);
-        free(ids);
-        srv_hist_free(h);
-        return;
-    }
-    if (!ids && h->q.limit > SRV_RESTART_MAX)
-        h->q.limit = SRV_RESTART_MAX;
-    h->ids = ids;
-    h->nids = nids;
-    h->msgid = rq->msgid;
-    h->uid = c->uid;
-    cp_out_init(&h->page);
-    if ((rc = srv_hist_queue(c, h, srv_restart_work, srv_restart_done)) < 0) {
-        cp_fail(&err, CP_INTERNAL, "cannot queue the read: %s", uv_strerror(rc));
-        srv_reply_error(c, rq, &err);
-        srv_hist_free(h);
-    }
+    srv_hist_start(c, rq, h, srv_list_work, srv_list_done);
 }
 
 /* ---- reading records back ----------------------------------------------------------------- */
@@ -610,10 +357,8 @@ static void srv_fault_done(uv_work_t *req, int status)
             c->no_fault = false;
         }
         msgpack_zone_clear(z);
-        srv_maybe_resume(c);
     }
-    srv_hist_done_common(h);
-    srv_hist_free(h);
+    srv_hist_end(h, c);
 }
 
 bool srv_fault(srv_conn *c, const cp_request *rq, const uint64_t *ids, size_t n)
