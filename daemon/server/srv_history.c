@@ -119,7 +119,9 @@ int srv_hist_queue(srv_conn *c, srv_hist *h, uv_work_cb work, uv_after_work_cb d
     h->work = work;
     h->done = done;
     h->seq = st_unsaved(v->store);
-    if (h->seq <= v->durable) {
+    /* While the store cannot commit, what is committed is all there is to read: a read
+     * does not wait for writes that may not go for a while. */
+    if (h->seq <= v->durable || v->degraded) {
         int rc = uv_queue_work(v->loop, &h->req, work, done);
         if (rc < 0)
             return rc;

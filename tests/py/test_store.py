@@ -669,6 +669,7 @@ class DiskFull(unittest.TestCase):
             self.assertEqual(refused.code, "unavailable")
             # Reads go on, and what was answered is there.
             self.assertEqual(c.call("get", {"id": kept})["result"], "before")
+            self.assertIn(kept, [t["id"] for t in c.call("list", {"limit": 100000})["tasks"]])
             with self.assertRaises(RemoteError) as e:
                 c.call("submit", {"kind": "sleep", "args": {"seconds": 0}})
             self.assertEqual(e.exception.code, "unavailable")
