@@ -486,15 +486,19 @@ int main(int argc, char **argv)
         goto fail;
     }
     cfg.socket_path = sock;
-    if ((rc = srv_new(loop, sched, &cfg, &server, err, sizeof err)) < 0) {
-        fprintf(stderr, "corod: %s\n", err[0] ? err : co_strerror(rc));
-        uv_run(loop, UV_RUN_NOWAIT); /* let what srv_new opened close */
-        goto fail;
-    }
+    /* Before the socket exists: a SIGTERM sent as soon as it appears is taken in order
+     * (the loop runs on_signal once the server is there), not by the default action. */
     uv_signal_init(loop, &sig_term);
     uv_signal_init(loop, &sig_int);
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
+    if ((rc = srv_new(loop, sched, &cfg, &server, err, sizeof err)) < 0) {
+        fprintf(stderr, "corod: %s\n", err[0] ? err : co_strerror(rc));
+        uv_close((uv_handle_t *)&sig_term, NULL);
+        uv_close((uv_handle_t *)&sig_int, NULL);
+        uv_run(loop, UV_RUN_NOWAIT); /* let what srv_new opened close */
+        goto fail;
+    }
     fprintf(stderr, "corod %s: serving %s (state in %s), pid %d\n", COROD_VERSION, sock, state, (int)getpid());
     sd_notify(0, "READY=1");
 
