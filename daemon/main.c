@@ -43,6 +43,9 @@ static const char usage[] =
     "  --keep N              ended tasks the store keeps, its newest (default 1000000)\n"
     "  --keep-for SECONDS    ... and for how long after they ended (default 604800:\n"
     "                        7 days); older ones go, with their output, in the background\n"
+    "  --max-uid-store BYTES what one uid's tasks may hold in the store: specs and\n"
+    "                        results (default 1073741824); past it its oldest ended\n"
+    "                        tasks go first\n"
     "  --no-store            keep nothing across restarts (no database; each start begins\n"
     "                        empty, with ids from 1): for throwaway daemons and benchmarks\n"
     "  --max-connections N   connections served at once (default 1024; root's and the\n"
@@ -277,6 +280,7 @@ int main(int argc, char **argv)
         { "message-timeout", required_argument, 0, 'T' }, { "spawn-timeout", required_argument, 0, 'S' },
         { "sync", required_argument, 0, 'y' },       { "no-store", no_argument, 0, 'N' },
         { "keep", required_argument, 0, 'k' },       { "keep-for", required_argument, 0, 'K' },
+        { "max-uid-store", required_argument, 0, 'D' },
         { "help", no_argument, 0, 'h' },             { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
@@ -301,6 +305,11 @@ int main(int argc, char **argv)
         case 'K':
             if (parse_seconds("--keep-for", optarg, 1, 1e10, &stcfg.keep_for) < 0)
                 goto bad_usage;
+            break;
+        case 'D':
+            if (parse_size("--max-uid-store", optarg, 4096, (size_t)1 << 50, &v) < 0)
+                goto bad_usage;
+            stcfg.max_owner_bytes = v;
             break;
         case 'y':
             if (!strcmp(optarg, "full")) {

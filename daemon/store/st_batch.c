@@ -192,7 +192,8 @@ static void st_writer(void *arg)
         int rc = st_has_writes(&st->flight) ? st_db_apply(st, &st->flight, fail) : 0;
         st->flight.ndeleted = 0;
         double now = st_mono();
-        if (rc == 0 && (st->retain_more || st->ended > st->cfg.keep || now - st->retained_at >= ST_RETAIN_EVERY)) {
+        if (rc == 0 && (st->retain_more || st->ended > st->cfg.keep || st->owner_over ||
+                        now - st->retained_at >= ST_RETAIN_EVERY)) {
             st->retained_at = now;
             st_db_retain(st, &st->flight); /* a failure leaves it for the next pass */
         }
@@ -356,6 +357,8 @@ int st_open(const char *dir, const st_config *cfg, st_store **out, char *errbuf,
         st->cfg.keep = ST_KEEP_DEFAULT;
     if (!(st->cfg.keep_for > 0))
         st->cfg.keep_for = ST_KEEP_FOR_DEFAULT;
+    if (!st->cfg.max_owner_bytes)
+        st->cfg.max_owner_bytes = ST_OWNER_BYTES_DEFAULT;
     st->retained_at = -ST_RETAIN_EVERY; /* a pass with the first commit */
     int rc = st_db_open(st, path, errbuf, errlen);
     if (rc == 0)

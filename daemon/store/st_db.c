@@ -35,8 +35,8 @@ static const char *const st_sql[SQ_COUNT] = {
     [SQ_SPAWNED] = "UPDATE tasks SET pid = ?2, spawned_at = ?3 WHERE id = ?1",
     [SQ_WAITING] = "UPDATE tasks SET state = 0, wake_at = ?2, attempts = ?3, pid = NULL WHERE id = ?1",
     [SQ_FINISHED] = "UPDATE tasks SET state = ?2, finished_at = ?3, outcome = ?4, pid = NULL, wake_at = NULL"
-                    " WHERE id = ?1",
-    [SQ_FORGET] = "DELETE FROM tasks WHERE id = ?1",
+                    " WHERE id = ?1 RETURNING owner",
+    [SQ_FORGET] = "DELETE FROM tasks WHERE id = ?1 RETURNING owner, length(spec) + coalesce(length(outcome), 0)",
     [SQ_GROUP] = "INSERT OR REPLACE INTO groups(name, parallel, paused, users) VALUES(?1, ?2, ?3, ?4)",
     [SQ_NEXT_ID] = "INSERT OR REPLACE INTO meta(key, value) VALUES('next_id', ?1)",
     [SQ_BEGIN] = "BEGIN",
@@ -128,6 +128,8 @@ static int st_next_id_load(st_store *st)
     return rc;
 }
 
+static int st_owners_load(st_store *st);
+
 static int st_count_ended(st_store *st)
 {
     sqlite3_stmt *s;
@@ -181,7 +183,8 @@ int st_db_open(st_store *st, const char *path, char *errbuf, size_t errlen)
         if ((rc = sqlite3_prepare_v3(st->db, st_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->sq[i], NULL)) !=
             SQLITE_OK)
             return st_refuse(st, path, rc, errbuf, errlen);
-    if ((rc = st_next_id_load(st)) != SQLITE_OK || (rc = st_count_ended(st)) != SQLITE_OK)
+    if ((rc = st_next_id_load(st)) != SQLITE_OK || (rc = st_count_ended(st)) != SQLITE_OK ||
+        (rc = st_owners_load(st)) != SQLITE_OK)
         return st_refuse(st, path, rc, errbuf, errlen);
     return 0;
 }
@@ -191,6 +194,8 @@ void st_db_close(st_store *st)
     for (int i = 0; i < SQ_COUNT; i++)
         sqlite3_finalize(st->sq[i]);
     sqlite3_close(st->db);
+    free(st->owners);
+    st->owners = NULL;
 }
 
 /* ---- applying a batch ----------------------------------------------------------------- */
@@ -276,21 +281,87 @@ static sqlite3_stmt *st_bind_op(st_store *st, const st_batch *b, const st_op *op
     return s;
 }
 
-static int st_step(sqlite3_stmt *s)
+/* One step; a RETURNING row's owner and byte count into *owner and *bytes (else left). */
+static int st_step_row(sqlite3_stmt *s, int64_t *owner, int64_t *bytes)
 {
     int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && owner) {
+        *owner = sqlite3_column_int64(s, 0);
+        if (bytes && sqlite3_column_count(s) > 1)
+            *bytes = sqlite3_column_int64(s, 1);
+    }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int st_step(sqlite3_stmt *s)
+{
+    return st_step_row(s, NULL, NULL);
+}
+
+/* ---- what each owner's rows hold ----------------------------------------------------- */
+
+static st_owner *st_owner_find(st_store *st, uint32_t uid, bool make)
+{
+    for (size_t i = 0; i < st->nowners; i++)
+        if (st->owners[i].uid == uid)
+            return &st->owners[i];
+    if (!make)
+        return NULL;
+    if (st->nowners == st->owners_cap) {
+        size_t ncap = st->owners_cap ? st->owners_cap * 2 : 16;
+        st_owner *n = realloc(st->owners, ncap * sizeof *n);
+        if (!n)
+            return NULL; /* not counted: a bound not kept for it, nothing worse */
+        st->owners = n;
+        st->owners_cap = ncap;
+    }
+    st->owners[st->nowners] = (st_owner){ .uid = uid };
+    return &st->owners[st->nowners++];
+}
+
+static void st_owner_add(st_store *st, int64_t uid, int64_t delta)
+{
+    st_owner *o = uid >= 0 ? st_owner_find(st, (uint32_t)uid, delta > 0) : NULL;
+    if (!o)
+        return;
+    o->bytes = (int64_t)o->bytes + delta > 0 ? (uint64_t)((int64_t)o->bytes + delta) : 0;
+    if (o->bytes > st->cfg.max_owner_bytes)
+        st->owner_over = true;
+}
+
+static int st_owners_load(st_store *st)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT owner, sum(length(spec) + coalesce(length(outcome), 0)), count(*)"
+                                " FROM tasks GROUP BY owner", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        st_owner_add(st, sqlite3_column_int64(s, 0),
+                     sqlite3_column_int64(s, 1) + sqlite3_column_int64(s, 2) * ST_ROW_OVERHEAD);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 int st_db_apply(st_store *st, const st_batch *b, bool fail)
 {
     int rc = st_step(st->sq[SQ_BEGIN]);
     int64_t ended = 0;
+    /* Each op's change to its owner's bytes, applied once the batch is committed. */
+    struct { int64_t uid, delta; } *d = b->n ? malloc(b->n * sizeof *d) : NULL;
     for (size_t i = 0; rc == SQLITE_OK && i < b->n; i++) {
-        rc = st_step(st_bind_op(st, b, &b->ops[i]));
-        ended += b->ops[i].type == OP_FINISHED ? 1 : b->ops[i].type == OP_FORGET ? -1 : 0;
+        const st_op *op = &b->ops[i];
+        int64_t uid = -1, bytes = 0;
+        rc = st_step_row(st_bind_op(st, b, op), &uid, &bytes);
+        ended += op->type == OP_FINISHED ? 1 : op->type == OP_FORGET ? -1 : 0;
+        if (d) {
+            d[i].uid = op->type == OP_INSERT ? (int64_t)op->owner : uid;
+            d[i].delta = op->type == OP_INSERT ? (int64_t)op->len[4] + ST_ROW_OVERHEAD
+                         : op->type == OP_FINISHED ? (op->len[0] == ST_NULL ? 0 : (int64_t)op->len[0])
+                         : op->type == OP_FORGET ? -(bytes + ST_ROW_OVERHEAD) : 0;
+        }
     }
     if (rc == SQLITE_OK && b->next_id) {
         sqlite3_bind_int64(st->sq[SQ_NEXT_ID], 1, (sqlite3_int64)b->next_id);
@@ -302,8 +373,12 @@ int st_db_apply(st_store *st, const st_batch *b, bool fail)
         rc = st_step(st->sq[SQ_COMMIT]);
     if (rc == SQLITE_OK) {
         st->ended = (uint64_t)((int64_t)st->ended + ended > 0 ? (int64_t)st->ended + ended : 0);
+        for (size_t i = 0; d && i < b->n; i++)
+            st_owner_add(st, d[i].uid, d[i].delta);
+        free(d);
         return 0;
     }
+    free(d);
     if (!sqlite3_get_autocommit(st->db))
         st_step(st->sq[SQ_ROLLBACK]);
     return rc == SQLITE_FULL ? -ENOSPC : -EIO;
@@ -335,10 +410,11 @@ bool st_free_beyond_reserve(const st_store *st)
 
 /* ---- retention ------------------------------------------------------------------------ */
 
-static int st_collect(st_batch *b, sqlite3_stmt *s)
+static int st_collect(st_store *st, st_batch *b, sqlite3_stmt *s)
 {
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        st_owner_add(st, sqlite3_column_int64(s, 1), -(sqlite3_column_int64(s, 2) + ST_ROW_OVERHEAD));
         if (b->ndeleted == b->deleted_cap) {
             size_t ncap = b->deleted_cap ? b->deleted_cap * 2 : 1024;
             uint64_t *n = realloc(b->deleted, ncap * sizeof *n);
@@ -358,11 +434,14 @@ int st_db_retain(st_store *st, st_batch *b)
      * rows past the newest `keep` — counted as the writer goes (st->ended), so that the
      * rows are walked only when some must go. One transaction, ST_RETAIN_CHUNK rows at
      * most: the writer goes back to commits soon. */
-    static const char *const sql[2] = {
+#define ST_GONE " RETURNING id, owner, length(spec) + coalesce(length(outcome), 0)"
+    static const char *const sql[3] = {
         "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state >= 2 AND finished_at < ?1"
-        " LIMIT ?2) RETURNING id",
-        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state >= 2 ORDER BY id LIMIT ?3)"
-        " RETURNING id",
+        " LIMIT ?2)" ST_GONE,
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state >= 2 ORDER BY id LIMIT ?3)" ST_GONE,
+        /* An owner past its bytes: its oldest ended rows. */
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE owner = ?4 AND state >= 2 ORDER BY id"
+        " LIMIT 64)" ST_GONE,
     };
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -382,9 +461,28 @@ int st_db_retain(st_store *st, st_batch *b)
         sqlite3_bind_double(s, 1, (double)now.tv_sec + (double)now.tv_nsec / 1e9 - st->cfg.keep_for);
         sqlite3_bind_int64(s, 2, (sqlite3_int64)room);
         sqlite3_bind_int64(s, 3, (sqlite3_int64)over);
-        rc = st_collect(b, s);
+        rc = st_collect(st, b, s);
         sqlite3_finalize(s);
     }
+    /* Owners past their bytes, 64 rows at a time while they are (and rows are left). */
+    bool over = false;
+    for (size_t k = 0; rc == SQLITE_OK && st->owner_over && k < st->nowners; k++) {
+        while (rc == SQLITE_OK && st->owners[k].bytes > st->cfg.max_owner_bytes &&
+               b->ndeleted - before < ST_RETAIN_CHUNK) {
+            sqlite3_stmt *s;
+            size_t was = b->ndeleted;
+            if ((rc = sqlite3_prepare_v2(st->db, sql[2], -1, &s, NULL)) != SQLITE_OK)
+                break;
+            sqlite3_bind_int64(s, 4, st->owners[k].uid);
+            rc = st_collect(st, b, s);
+            sqlite3_finalize(s);
+            if (b->ndeleted == was)
+                break; /* only active rows left: those are its memory share's to bound */
+        }
+        over |= st->owners[k].bytes > st->cfg.max_owner_bytes;
+    }
+    if (rc == SQLITE_OK)
+        st->owner_over = over;
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {

@@ -69,6 +69,9 @@ struct st_store {
     bool reserve_ok;
     double retained_at;  /* monotonic seconds of the last retention pass */
     uint64_t ended;      /* ended rows in the store, counted as they come and go */
+    struct st_owner *owners; /* bytes each owner's rows hold, counted the same way */
+    size_t nowners, owners_cap;
+    bool owner_over;     /* one of them is past cfg.max_owner_bytes */
     bool retain_more;    /* it stopped at ST_RETAIN_CHUNK: another pass at once */
     char reserve_path[4096];
     st_stats stats;
@@ -90,6 +93,11 @@ bool st_free_beyond_reserve(const st_store *st);
 #define ST_COLUMNS                                                                               \
     "id, owner, state, attempts, kind, name, grp, command, spec, created_at, started_at, finished_at," \
     " wake_at, pid, spawned_at, outcome, restarted_from"
+typedef struct st_owner {
+    uint32_t uid;
+    uint64_t bytes;
+} st_owner;
+
 /* A row read with ST_COLUMNS (st_db.c); false if corod did not write it. */
 bool st_row(sqlite3_stmt *s, st_task *t);
 double st_col_time(sqlite3_stmt *s, int i);

@@ -75,10 +75,16 @@ typedef struct st_group {
 #define ST_RETAIN_CHUNK 10000u
 #define ST_RETAIN_EVERY 10.0 /* seconds between passes, unless the last one had more to do */
 
+/* What one owner's rows may hold on disk (specs and outcomes): past it, its oldest
+ * ended rows go first, so no uid's history can fill the disk everyone's store is on. */
+#define ST_OWNER_BYTES_DEFAULT (1ull << 30)
+#define ST_ROW_OVERHEAD 128u /* what a row costs besides its spec and outcome (counted) */
+
 typedef struct st_config {
     st_sync sync;
     uint64_t keep;   /* 0: ST_KEEP_DEFAULT */
     double keep_for; /* 0: ST_KEEP_FOR_DEFAULT */
+    uint64_t max_owner_bytes; /* 0: ST_OWNER_BYTES_DEFAULT */
 } st_config;
 
 /* The batch `seq` is durable (rc 0) or was rolled back (rc < 0: a negative errno, -ENOSPC

@@ -610,8 +610,50 @@ class Retention(unittest.TestCase):
         finally:
             box.close()
 
+    def test_one_uid_cannot_fill_the_store(self):
+        """Past --max-uid-store, a uid's oldest ended tasks go (another uid's, here root's
+        one with a big result, are not counted against it): a hostile uid's history cannot
+        fill the disk everyone's store is on."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to act as another user")
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        box = Box("--max-uid-store", "200000", "--retain", "1")
+        try:
+            box.start()
+            os.chmod(box.dir, 0o755)
+            big = "x" * 30000
+            with box.client() as c:
+                mine = c.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": big}})["id"]
+                c.call("wait", {"ids": [mine]})
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+                ids = []
+                with Client(box.sock) as n:
+                    for _ in range(20):  # 20 x 30 KB spec + 30 KB result: 1.2 MB
+                        i = n.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": big}})["id"]
+                        n.call("wait", {"ids": [i]})
+                        ids.append(i)
+                os.write(w, repr(ids).encode())
+                os._exit(0)
+            os.close(w)
+            os.waitpid(pid, 0)
+            ids = eval(os.read(r, 65536).decode())
+            os.close(r)
+            with box.client() as c:
+                kept = lambda: [t["id"] for t in c.call("list", {"owner": nobody.pw_uid})["tasks"]]  # noqa: E731
+                wait_for(lambda: 0 < len(kept()) <= 4 and kept()[-1] == ids[-1], 10 * SLOW, "nobody's oldest to go")
+                self.assertEqual(c.call("get", {"id": mine})["result"], big)
+        finally:
+            box.close()
+
     def test_keep_takes_sensible_values_only(self):
-        for args, msg in ((("--keep", "0"), "--keep must be"), (("--keep-for", "soon"), "--keep-for")):
+        for args, msg in ((("--keep", "0"), "--keep must be"), (("--keep-for", "soon"), "--keep-for"),
+                          (("--max-uid-store", "10"), "--max-uid-store must be")):
             box = Box(*args)
             try:
                 rc, err = box.start(expect_fail=True)
