@@ -326,6 +326,17 @@ void st_retry(st_store *st)
     st->has_failed = false;
 }
 
+int st_check(st_store *st)
+{
+    st_set_next_id(st, st->next_id);
+    st_drain(st);
+    if (!st->has_failed)
+        return 0;
+    int rc = st->failed.rc;
+    st_retry(st); /* nothing of it is kept: the caller stops */
+    return rc < 0 ? rc : -EIO;
+}
+
 void st_drain(st_store *st)
 {
     while (st->started && (st->busy || st_has_writes(&st->open))) {
@@ -391,8 +402,11 @@ int st_start(st_store *st, uv_loop_t *loop, st_commit_cb *on_commit, void *arg)
         uv_mutex_destroy(&st->mu);
         return rc;
     }
+    /* A stack of its own size: the default (RLIMIT_STACK, 8 MiB) is address space a daemon
+     * under a tight RLIMIT_AS cannot spare, and SQLite needs far less. */
+    uv_thread_options_t to = { .flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = ST_WRITER_STACK };
     if ((rc = uv_async_init(loop, &st->wake, st_on_wake)) < 0 ||
-        (rc = uv_thread_create(&st->thread, st_writer, st)) < 0) {
+        (rc = uv_thread_create_ex(&st->thread, &to, st_writer, st)) < 0) {
         if (rc != 0 && st->wake.loop)
             uv_close((uv_handle_t *)&st->wake, NULL);
         uv_cond_destroy(&st->cv);

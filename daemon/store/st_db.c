@@ -173,6 +173,9 @@ int st_db_open(st_store *st, const char *path, char *errbuf, size_t errlen)
     }
     if (rc != SQLITE_OK)
         return st_refuse(st, path, rc, errbuf, errlen);
+    /* A page cache of 1 MiB (SQLite's default is 2): the writer's batches touch the
+     * newest pages of a few indexes, and the daemon may live in a tight address space. */
+    sqlite3_exec(st->db, "PRAGMA cache_size = -1024", NULL, NULL, NULL);
     const char *sync = st->cfg.sync == ST_SYNC_NORMAL ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL";
     if ((rc = sqlite3_exec(st->db, sync, NULL, NULL, NULL)) != SQLITE_OK)
         return st_refuse(st, path, rc, errbuf, errlen);
@@ -381,7 +384,7 @@ int st_db_apply(st_store *st, const st_batch *b, bool fail)
     free(d);
     if (!sqlite3_get_autocommit(st->db))
         st_step(st->sq[SQ_ROLLBACK]);
-    return rc == SQLITE_FULL ? -ENOSPC : -EIO;
+    return rc == SQLITE_FULL ? -ENOSPC : rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
 }
 
 int st_reserve_make(st_store *st)

@@ -7,6 +7,8 @@
 
 #include "st_store.h"
 
+#define ST_WRITER_STACK (512u * 1024u)
+
 enum st_op_type { OP_INSERT, OP_STARTED, OP_SPAWNED, OP_WAITING, OP_FINISHED, OP_FORGET, OP_GROUP };
 
 #define ST_NSTR 5            /* strings and blobs an op may carry */

@@ -181,6 +181,10 @@ const uint64_t *st_deleted(const st_store *st, size_t *n);
  * st_probe asks the writer for a pass (it tries to make it) even with nothing to write. */
 bool st_has_room(const st_store *st);
 void st_probe(st_store *st);
+/* A first commit, waited for: 0, or the error that stops the store from writing (say,
+ * out of memory under a tight address space) — better known at start than at the
+ * first answer. */
+int st_check(st_store *st);
 /* Wait until every write so far is committed or has failed (shutdown). */
 void st_drain(st_store *st);
 
