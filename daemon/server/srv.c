@@ -779,7 +779,7 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     if ((rc = srv_durable_init(v, cfg->store)) < 0) {
         /* Nothing can be answered durably: refuse to serve (the handles close as at
          * shutdown, and the caller still owns the store). */
-        snprintf(errbuf, errlen, "cannot start the store's writer: %s", uv_strerror(rc));
+        snprintf(errbuf, errlen, "the store cannot write: %s", rc == -ENOMEM ? "out of memory" : uv_strerror(rc));
         srv_table_set_store(v->table, NULL);
         v->store = NULL;
         srv_shutdown(v);

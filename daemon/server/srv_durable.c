@@ -56,6 +56,10 @@ int srv_durable_init(srv *v, st_store *st)
     if (rc < 0)
         return rc;
     v->store = st;
+    if ((rc = st_check(st)) < 0) {
+        v->store = NULL;
+        return rc;
+    }
     uint64_t ms = (uint64_t)(ST_RETAIN_EVERY * 1000);
     uv_timer_start(&v->store_tick, srv_store_tick, 0, ms); /* a first pass at once */
     uv_unref((uv_handle_t *)&v->store_tick);
@@ -244,6 +248,7 @@ static void srv_conn_refuse_held(srv_conn *c, size_t from, size_t to, uint64_t s
     cp_out_init(&n);
     uint64_t copied = c->out_base; /* absolute position copied up to */
     int64_t shift_mark = 0, shift_tail = 0, shift_ok = 0;
+    uint64_t refused = 0; /* bytes of refusals in the held output */
     for (size_t i = from; i < to; i++) {
         srv_pend *p = srv_pend_at(v, i);
         if (p->conn != c || p->seq > seq)
@@ -257,6 +262,8 @@ static void srv_conn_refuse_held(srv_conn *c, size_t from, size_t to, uint64_t s
         size_t before = n.size;
         cp_pack_response_error(&n, true, p->msgid, CP_UNAVAILABLE, why);
         int64_t delta = (int64_t)(n.size - before) - (int64_t)p->len;
+        if (p->at >= c->out_ok)
+            refused += n.size - before;
         if (p->at < c->mark_at)
             shift_mark += delta;
         if (p->at < c->tail_at)
@@ -283,6 +290,15 @@ static void srv_conn_refuse_held(srv_conn *c, size_t from, size_t to, uint64_t s
     c->mark_at += (uint64_t)shift_mark;
     c->tail_at += (uint64_t)shift_tail;
     c->out_ok += (uint64_t)shift_ok;
+    /* Held output that is all refusals now shows nothing unsaved: it goes, rather than
+     * wait for a commit that may not come soon (a full disk, memory short). */
+    if (c->tail_seq && c->tail_at - c->out_ok == refused) {
+        c->out_ok = c->tail_at;
+        c->mark_seq = c->tail_seq = 0;
+        if (co_queue_linked(&c->held_node))
+            co_queue_remove(&c->held_node);
+        srv_conn_mark(c);
+    }
 }
 
 /* While degraded: what failed goes again (at once the first time: the writer gave back
@@ -298,12 +314,14 @@ static void srv_store_retry(uv_timer_t *t)
 /* Batch `seq` was rolled back: its submits are refused, the rest is tried again. */
 static void srv_commit_failed(srv *v, uint64_t seq, int rc)
 {
-    const char *why = rc == -ENOSPC ? "the store's disk is full: the task was not saved"
-                                    : "the store could not save the task (an I/O error)";
+    const char *why = rc == -ENOSPC   ? "the store's disk is full: the task was not saved"
+                      : rc == -ENOMEM ? "the store is out of memory: the task was not saved"
+                                      : "the store could not save the task (an I/O error)";
     bool first = !v->degraded;
     if (first)
         fprintf(stderr, "corod: the store cannot commit: %s; refusing new tasks until it can, trying again "
-                "every %u ms\n", rc == -ENOSPC ? "the disk is full" : "an I/O error", SRV_STORE_RETRY_MS);
+                "every %u ms\n", rc == -ENOSPC ? "the disk is full" : rc == -ENOMEM ? "out of memory" : "an I/O error",
+                SRV_STORE_RETRY_MS);
     v->degraded = true;
     size_t n = 0;
     while (n < v->pend_n && srv_pend_at(v, n)->seq <= seq)

@@ -269,8 +269,10 @@ static void srv_rec_drop_output(srv_table *t, srv_rec *r)
 static void srv_evict(srv_table *t, srv_acct *ac, srv_rec *old, bool forget)
 {
     assert(old->stage == ST_DONE && old->in_table);
-    co_queue_remove(&old->fin_node);
-    ac->retained--;
+    if (co_queue_linked(&old->fin_node)) { /* else its end is not seen yet (restored) */
+        co_queue_remove(&old->fin_node);
+        ac->retained--;
+    }
     srv_index_del(&t->index, old->id);
     co_queue_remove(&old->node);
     co_queue_remove(&old->acct_node);
@@ -330,7 +332,7 @@ void srv_table_deleted(srv_table *t, const uint64_t *ids, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         srv_rec *r = srv_index_get(&t->index, ids[i]);
-        if (r && r->stage == ST_DONE && r->in_table && co_queue_linked(&r->fin_node))
+        if (r && r->stage == ST_DONE && r->in_table)
             srv_evict(t, r->acct, r, false);
     }
 }

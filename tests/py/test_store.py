@@ -606,7 +606,8 @@ class Retention(unittest.TestCase):
             box.start("--keep-for", "1")  # now all ended ones are older than that
             with box.client() as c:
                 wait_for(lambda: [t["id"] for t in c.call("list")["tasks"]] == [running], 10 * SLOW, "the age bound")
-                self.assertEqual(os.listdir(os.path.join(box.state, "output")), [])
+                # The files go on the thread pool, after the records.
+                wait_for(lambda: os.listdir(os.path.join(box.state, "output")) == [], 5 * SLOW, "the output files")
         finally:
             box.close()
 
