@@ -90,7 +90,10 @@ static int srv_restart_row(const st_task *t, void *arg)
     if (!copy)
         return -ENOMEM;
     h->rows[h->nrows++] = copy;
-    return 0;
+    /* Specs may be large (a job's stdin): one restart reads an answer's worth of them, so
+     * a user cannot make the daemon hold a thousand 16 MiB specs at once. */
+    h->bytes += sizeof *t + t->spec_len;
+    return h->bytes >= h->budget ? -ECANCELED : 0;
 }
 
 static void srv_restart_work(uv_work_t *req)
@@ -98,6 +101,8 @@ static void srv_restart_work(uv_work_t *req)
     srv_hist *h = req->data;
     h->rc = h->ids ? st_read(h->v->store, h->ids, h->nids, srv_restart_row, h)
                    : st_list(h->v->store, &h->q, srv_restart_row, h, &h->next);
+    if (h->rc == -ECANCELED) /* a list's page ends there (next); the ids left are said */
+        h->rc = 0, h->stopped = true;
 }
 
 /* Each row submitted again, as its owner: a new task from the same spec. */
@@ -105,9 +110,9 @@ static void srv_restart_submit(srv_conn *c, srv_hist *h)
 {
     srv *v = c->srv;
     srv_rec **made = calloc(h->nrows ? h->nrows : 1, sizeof *made);
-    cp_error *errs = calloc(h->nrows ? h->nrows : 1, sizeof *errs);
+    cp_error *errs = calloc(h->nrows + h->nids + 1, sizeof *errs);
     size_t nmade = 0, nerr = 0;
-    uint64_t *failed_ids = calloc(h->nrows ? h->nrows : 1, sizeof *failed_ids);
+    uint64_t *failed_ids = calloc(h->nrows + h->nids + 1, sizeof *failed_ids);
     if (!made || !errs || !failed_ids) {
         free(made), free(errs), free(failed_ids);
         srv_reply_error(c, &(cp_request){ .has_msgid = true, .msgid = h->msgid },
@@ -127,6 +132,15 @@ static void srv_restart_submit(srv_conn *c, srv_hist *h)
         else
             failed_ids[nerr++] = h->rows[i]->id; /* e.g. its `after` no longer kept, a quota */
         msgpack_zone_clear(z);
+    }
+    /* ids past the last one read, when the read stopped at its budget: asked again. */
+    for (size_t i = 0, past = !h->nrows; h->stopped && h->ids && i < h->nids; i++) {
+        if (past) {
+            failed_ids[nerr] = h->ids[i];
+            cp_fail(&errs[nerr++], CP_TOO_LARGE, "not read: one restart reads %zu bytes of specs at most; "
+                    "restart it again", h->budget);
+        }
+        past |= h->nrows && h->ids[i] == h->rows[h->nrows - 1]->id;
     }
     uint64_t at = c->out_base + c->out.size;
     cp_pack_response_ok(&c->out, h->msgid);
@@ -202,6 +216,7 @@ void srv_restart(srv_conn *c, const cp_request *rq)
         h->q.limit = SRV_RESTART_MAX;
     h->ids = ids;
     h->nids = nids;
+    h->budget = c->srv->answer_bytes;
     srv_hist_start(c, rq, h, srv_restart_work, srv_restart_done);
 }
 

@@ -27,6 +27,7 @@ typedef struct srv_hist {
     char group[CP_MAX_GROUP + 1], kind[CP_MAX_KIND + 1], name[CP_MAX_NAME + 1];
     size_t budget; /* bytes of records a page packs, or a read-back reads (then it ends) */
     size_t bytes;
+    bool stopped;  /* the read ended at the budget */
     cp_out page;
     cp_out argv; /* a row's argv, packed (reused) */
     uint32_t npage;

@@ -564,6 +564,23 @@ class History(unittest.TestCase):
             self.old_ones(c)  # i leaves memory
             self.assertEqual(c.call("get", {"id": i})["argv"], argv)
 
+    def test_a_restart_reads_an_answers_worth_of_specs(self):
+        """Specs can be large: one restart reads at most an answer's worth (a quarter of
+        --max-output, 16 KiB here); the ids past that are in `errors`, to ask again."""
+        box = Box("--max-output", "65536")
+        try:
+            box.start()
+            with box.client() as c:
+                ids = [c.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": "r" * 10000}})["id"]
+                       for _ in range(3)]
+                c.call("wait", {"ids": ids})
+                r = c.call("restart", {"ids": ids})
+                self.assertEqual(len(r["ids"]), 2)
+                self.assertEqual([(e["id"], e["code"]) for e in r["errors"]], [(ids[2], "too_large")])
+                self.assertEqual(len(c.call("restart", {"ids": ids[2:]})["ids"]), 1)
+        finally:
+            box.close()
+
     def test_a_page_looks_at_a_bounded_number_of_ids(self):
         """A filter that matches nothing ends a page after SRV_LIST_SCAN (100,000) ids
         with a cursor, rather than walking the whole store."""
