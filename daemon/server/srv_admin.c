@@ -14,14 +14,10 @@ static int srv_clean_row(const st_task *t, void *arg)
     srv_hist *h = arg;
     if (t->state < ST_TASK_SUCCEEDED)
         return 0; /* pending and running tasks are not history: cancel them first */
-    if (h->nfound == h->found_cap) {
-        size_t ncap = h->found_cap ? h->found_cap * 2 : 256;
-        uint64_t *n = realloc(h->found, ncap * sizeof *n);
-        if (!n)
-            return -ENOMEM;
-        h->found = n;
-        h->found_cap = ncap;
-    }
+    uint64_t *found = srv_grow(h->found, &h->found_cap, h->nfound, sizeof *found, 256);
+    if (!found)
+        return -ENOMEM;
+    h->found = found;
     h->found[h->nfound++] = t->id;
     return 0;
 }

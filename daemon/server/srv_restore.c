@@ -61,14 +61,10 @@ static void srv_restore_group(const st_group *g, void *arg)
 
 static int srv_restore_leftover(srv_loading *rs, const st_task *row)
 {
-    if (rs->njobs == rs->jobs_cap) {
-        size_t ncap = rs->jobs_cap ? rs->jobs_cap * 2 : 64;
-        ex_leftover *n = realloc(rs->jobs, ncap * sizeof *n);
-        if (!n)
-            return -ENOMEM;
-        rs->jobs = n;
-        rs->jobs_cap = ncap;
-    }
+    ex_leftover *jobs = srv_grow(rs->jobs, &rs->jobs_cap, rs->njobs, sizeof *jobs, 64);
+    if (!jobs)
+        return -ENOMEM;
+    rs->jobs = jobs;
     rs->jobs[rs->njobs++] = (ex_leftover){ .leader = (pid_t)row->pid, .uid = row->owner,
                                            .spawned_at = row->spawned_at };
     return 0;
@@ -95,14 +91,10 @@ static int srv_restore_task(const st_task *row, void *arg)
     }
     if (row->state == ST_TASK_RUNNING && row->pid > 0 && srv_restore_leftover(rs, row) < 0)
         return -ENOMEM;
-    if (rs->nback == rs->cap) {
-        size_t ncap = rs->cap ? rs->cap * 2 : 1024;
-        srv_back *n = realloc(rs->back, ncap * sizeof *n);
-        if (!n)
-            return -ENOMEM;
-        rs->back = n;
-        rs->cap = ncap;
-    }
+    srv_back *back = srv_grow(rs->back, &rs->cap, rs->nback, sizeof *back, 1024);
+    if (!back)
+        return -ENOMEM;
+    rs->back = back;
     srv_back *b = &rs->back[rs->nback++];
     b->rec = r;
     b->row = *row;
