@@ -20,6 +20,7 @@
 #include "co.h"
 #include "cp_frame.h"
 #include "ex_ident.h"
+#include "kind.h"
 #include "srv.h"
 #include "st_store.h"
 
@@ -43,9 +44,9 @@ static const char usage[] =
     "  --keep N              ended tasks the store keeps, its newest (default 1000000)\n"
     "  --keep-for SECONDS    ... and for how long after they ended (default 604800:\n"
     "                        7 days); older ones go, with their output, in the background\n"
-    "  --max-uid-store BYTES what one uid's tasks may hold in the store: specs and\n"
-    "                        results (default 1073741824); past it its oldest ended\n"
-    "                        tasks go first\n"
+    "  --max-uid-store BYTES what one uid's tasks may hold in the store: specs, results\n"
+    "                        and ended jobs' output files (default 1073741824); past it\n"
+    "                        its oldest ended tasks go first\n"
     "  --no-store            keep nothing across restarts (no database; each start begins\n"
     "                        empty, with ids from 1): for throwaway daemons and benchmarks\n"
     "  --max-connections N   connections served at once (default 1024; root's and the\n"
@@ -61,7 +62,8 @@ static const char usage[] =
     "  --max-message BYTES   largest message accepted (default 16777216)\n"
     "  --max-output BYTES    unsent output a client may leave unread before it is\n"
     "                        disconnected (default 33554432)\n"
-    "  --retain N            finished task records kept per uid, its newest (default 10000)\n"
+    "  --retain N            finished task records kept in memory per uid, its newest\n"
+    "                        (default 10000; older ones are read back from the store)\n"
     "  --max-uid-memory BYTES\n"
     "                        memory one uid's tasks may hold: specs, results, records\n"
     "                        (default 268435456); past it a uid's oldest finished\n"
@@ -84,8 +86,9 @@ static const char usage[] =
     "                        rest is discarded after a marker line (default 67108864;\n"
     "                        0: no cap; a task's args.output_limit overrides it)\n"
     "  --max-uid-output BYTES\n"
-    "                        output on disk one uid's jobs may keep (default 1073741824;\n"
-    "                        0: no bound); past it the uid's oldest finished jobs go,\n"
+    "                        output on disk one uid's jobs in memory (running and\n"
+    "                        --retain'ed) may keep (default 1073741824; 0: no bound);\n"
+    "                        past it the uid's oldest finished jobs go,\n"
     "                        then the rest of a job's output is discarded after a marker\n"
     "  --nice N              nice value of the daemon itself, from -20 to 19 (default -5;\n"
     "                        lowering it needs root, CAP_SYS_NICE or an RLIMIT_NICE of\n"
@@ -263,6 +266,12 @@ static char *default_state_dir(void)
             p = NULL;
     }
     return p;
+}
+
+/* The store's writer removes a task's output files when it deletes the task's row. */
+static void drop_output(uint64_t id, void *output_dir)
+{
+    kind_output_remove(output_dir, id);
 }
 
 int main(int argc, char **argv)
@@ -477,6 +486,8 @@ int main(int argc, char **argv)
         goto fail;
     }
     cfg.limits.output_dir = outdir;
+    stcfg.drop_output = drop_output;
+    stcfg.drop_arg = outdir;
 
     /* The store: refused here, before anything serves, if it cannot be used as it is. */
     char err[512] = "";

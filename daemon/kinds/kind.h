@@ -104,6 +104,9 @@ extern const kind_ops kind_exec;
 /* The path of task `id`'s output file for `stream` (1 stdout, 2 stderr). 0, or
  * -ENAMETOOLONG. */
 int kind_output_path(const char *output_dir, uint64_t id, int stream, char *buf, size_t len);
+/* Removes task `id`'s output files, if there are any. Blocks on the disk: any thread
+ * but the loop's. */
+void kind_output_remove(const char *output_dir, uint64_t id);
 
 #define KIND_MAX_GATHER 65536u /* members of one gather */
 

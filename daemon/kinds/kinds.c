@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 int kind_args_error(cp_error *err)
 {
@@ -26,4 +28,12 @@ int kind_output_path(const char *output_dir, uint64_t id, int stream, char *buf,
 {
     int n = snprintf(buf, len, "%s/%llu.%s", output_dir, (unsigned long long)id, stream == 2 ? "err" : "out");
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+void kind_output_remove(const char *output_dir, uint64_t id)
+{
+    char path[PATH_MAX];
+    for (int s = 1; s <= 2; s++)
+        if (kind_output_path(output_dir, id, s, path, sizeof path) == 0)
+            unlink(path); /* ENOENT for a stream the job never wrote */
 }

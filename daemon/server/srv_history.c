@@ -340,10 +340,8 @@ static void srv_fault_done(uv_work_t *req, int status)
         cp_error err;
         if (srv_table_has(t, h->rows[i]->id))
             continue;
-        if (srv_table_restore(t, h->rows[i], true, &r, &err) == 0) {
+        if (srv_table_restore(t, h->rows[i], true, &r, &err) == 0)
             srv_rec_resume(r, h->rows[i], srv_now());
-            r->output_gone = r->kind->has_output;
-        }
     }
     if (c) {
         srv_hist_unlink(h);

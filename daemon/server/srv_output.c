@@ -138,12 +138,6 @@ void srv_output(srv_conn *c, const cp_request *rq)
         srv_reply_error(c, rq, &err);
         return;
     }
-    if (srv_rec_output_gone(r)) {
-        cp_fail(&err, CP_INVALID_STATE, "the output of task %llu is no longer kept: only the newest records of "
-                "each uid (--retain) keep theirs", (unsigned long long)srv_rec_id(r));
-        srv_reply_error(c, rq, &err);
-        return;
-    }
     srv_outread *rd = calloc(1, sizeof *rd);
     if (!rd || kind_output_path(srv_table_output_dir(c->srv->table), srv_rec_id(r), s, rd->path,
                                 sizeof rd->path) < 0) {

@@ -86,7 +86,6 @@ const char *srv_rec_group_name(const srv_rec *r) { return r->group->name; }
 const char *srv_rec_kind_name(const srv_rec *r) { return r->kind->name; }
 bool srv_rec_has_output(const srv_rec *r) { return r->kind->has_output; }
 bool srv_rec_terminal(const srv_rec *r) { return r->stage == ST_DONE; }
-bool srv_rec_output_gone(const srv_rec *r) { return r->output_gone; }
 co_future *srv_rec_future(srv_rec *r) { return co_task_future(r->task); }
 
 const char *srv_rec_state(const srv_rec *r)
@@ -202,7 +201,8 @@ static void srv_rec_store_finished(srv_rec *r)
     co_future *f = co_task_future(r->task);
     size_t len = 0;
     const uint8_t *v = co_value_bytes(co_future_value(f), &len);
-    int rc = st_finished(r->table->store, r->id, states[co_future_state(f)], r->finished_at, v, len);
+    int64_t out = !r->kind->has_output ? -1 : r->disk ? (int64_t)r->disk->bytes : 0;
+    int rc = st_finished(r->table->store, r->id, states[co_future_state(f)], r->finished_at, v, len, out);
     if (rc < 0)
         srv_rec_store_failed(r, rc);
     r->seq = st_open_seq(r->table->store);

@@ -35,7 +35,6 @@ struct srv_rec {
     bool shield, in_table;
     bool unstored;   /* its insert was rolled back: nothing of it is written */
     bool resumed;    /* restored running: its next start takes up the same attempt */
-    bool output_gone; /* read back from the store: its files went as it left memory */
     bool cancelling; /* a cancel reached it: a failing body is not retried */
     srv_ready ready; /* its place in its group's ready queue */
     const kind_ops *kind;
@@ -78,6 +77,7 @@ extern const kind_hooks srv_spawn_hooks;
 struct srv_table {
     co_sched *sched;
     st_store *store;   /* NULL: nothing is kept across restarts */
+    st_store *loading; /* while the store is restored into it (srv_restore) */
     srv_spawns *spawns; /* with a store */
     cp_out spec_buf;   /* a submit's params, packed for the store (reused) */
     srv_limits lim;

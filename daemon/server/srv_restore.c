@@ -1,5 +1,6 @@
 /* srv_restore.c: the table as the store left it, before the daemon serves. Groups come
- * back with their settings; ended records as they ended; pending ones pending again
+ * back with their settings; ended records stay in the store (but those active ones refer
+ * to, read back as they ended); pending ones pending again
  * (waiting for what they waited for, their delay running to the same wall-clock time);
  * a record that was running is started again where its kind can take it up (a sleep
  * towards its deadline, a gather on its members), else queued for its next attempt if
@@ -34,7 +35,7 @@ typedef struct srv_loading {
     size_t nback, cap;
     ex_leftover *jobs;
     size_t njobs, jobs_cap;
-    size_t ended, skipped;
+    size_t skipped;
 } srv_loading;
 
 static void srv_restore_group(const st_group *g, void *arg)
@@ -84,11 +85,6 @@ static int srv_restore_task(const st_task *row, void *arg)
         rs->skipped++;
         return 0;
     }
-    if (row->state >= ST_TASK_SUCCEEDED) {
-        srv_rec_resume(r, row, srv_now());
-        rs->ended++;
-        return 0;
-    }
     if (row->state == ST_TASK_RUNNING && row->pid > 0 && srv_restore_leftover(rs, row) < 0)
         return -ENOMEM;
     srv_back *back = srv_grow(rs->back, &rs->cap, rs->nback, sizeof *back, 1024);
@@ -104,38 +100,98 @@ static int srv_restore_task(const st_task *row, void *arg)
     return 0;
 }
 
-/* Output files are kept for the records in memory (the newest --retain of each uid, and
- * the active ones), counted in their owners' shares of the disk again; those of records
- * kept in the store only are removed, as when such a record left memory. */
-static void srv_restore_outputs(srv_table *t)
+/* Which of the ids (sorted, unique) have a row: st_read hands them back in that order. */
+typedef struct srv_outfind {
+    const uint64_t *ids;
+    bool *found;
+    size_t n, at;
+} srv_outfind;
+
+static int srv_outfind_row(const st_task *row, void *arg)
+{
+    srv_outfind *f = arg;
+    while (f->at < f->n && f->ids[f->at] != row->id)
+        f->at++;
+    if (f->at < f->n)
+        f->found[f->at++] = true;
+    return 0;
+}
+
+static int srv_id_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool srv_outfile_id(const char *name, uint64_t *id)
+{
+    char *end;
+    unsigned long long v = strtoull(name, &end, 10);
+    *id = v;
+    return end != name && (!strcmp(end, ".out") || !strcmp(end, ".err"));
+}
+
+/* Output files live as long as their tasks' rows. Those of the records in memory (the
+ * active ones) count in their owners' shares of the disk again; those of rows in the
+ * store only stay (they count in the owner's bytes there); the rest belong to no task —
+ * a row deleted just before a crash, before the writer removed its files — and go. At
+ * start, before serving: the reads here wait on the disk. */
+static void srv_restore_outputs(srv_table *t, st_store *st)
 {
     DIR *d = opendir(t->env.output_dir);
     if (!d)
         return;
+    uint64_t *ids = NULL;
+    size_t n = 0, cap = 0, removed = 0;
     struct dirent *e;
-    size_t removed = 0;
     while ((e = readdir(d))) {
-        char *end;
-        unsigned long long id = strtoull(e->d_name, &end, 10);
-        if (end == e->d_name || (strcmp(end, ".out") && strcmp(end, ".err")))
+        uint64_t id;
+        if (!srv_outfile_id(e->d_name, &id))
             continue;
         srv_rec *r = srv_index_get(&t->index, id);
         struct stat sb;
-        if (r && r->disk && fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
-            ex_disk_add(r->disk, (uint64_t)sb.st_size);
-        else if (unlinkat(dirfd(d), e->d_name, 0) == 0)
-            removed++;
+        if (r) {
+            if (r->disk && fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
+                ex_disk_add(r->disk, (uint64_t)sb.st_size);
+            continue;
+        }
+        uint64_t *grown = srv_grow(ids, &cap, n, sizeof *ids, 1024);
+        if (!grown)
+            break; /* out of memory: what is not looked at stays */
+        ids = grown;
+        ids[n++] = id;
+    }
+    qsort(ids, n, sizeof *ids, srv_id_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!u || ids[u - 1] != ids[i])
+            ids[u++] = ids[i];
+    srv_outfind f = { .ids = ids, .n = u, .found = calloc(u ? u : 1, sizeof(bool)) };
+    if (f.found && (!u || st_read(st, ids, u, srv_outfind_row, &f) == 0)) {
+        rewinddir(d);
+        while ((e = readdir(d))) {
+            uint64_t id;
+            if (!srv_outfile_id(e->d_name, &id) || srv_index_get(&t->index, id))
+                continue;
+            uint64_t *at = bsearch(&id, ids, u, sizeof *ids, srv_id_cmp);
+            if (at && !f.found[at - ids] && unlinkat(dirfd(d), e->d_name, 0) == 0)
+                removed++;
+        }
     }
     closedir(d);
+    free(f.found);
+    free(ids);
     if (removed)
-        fprintf(stderr, "corod: removed %zu output files of records no longer in memory\n", removed);
+        fprintf(stderr, "corod: removed %zu output files of tasks no longer in the store\n", removed);
 }
 
 int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
 {
     srv_loading rs = { .t = v->table };
-    st_loader l = { .group = srv_restore_group, .task = srv_restore_task, .recent = v->table->lim.retain };
+    st_loader l = { .group = srv_restore_group, .task = srv_restore_task };
+    v->table->loading = st; /* what active records refer to is read back as they need it */
     int rc = st_load(st, &l, &rs, errbuf, errlen);
+    v->table->loading = NULL;
     if (rc == 0) {
         /* Changes from here on (ends, retries) are the store's too. */
         rc = srv_table_set_store(v->table, st);
@@ -147,6 +203,7 @@ int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
         if (killed < 0)
             fprintf(stderr, "corod: cannot look for what is left of interrupted jobs: %s\n", strerror(-killed));
         size_t running = 0;
+        srv_restore_outputs(v->table, st); /* before ends are written: they say their bytes */
         /* The loop's clock was read before the load: timers armed now would end early by
          * as long as the load took (a delay ran 0.17 s short under valgrind). */
         uv_update_time(v->loop);
@@ -156,9 +213,8 @@ int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
             srv_rec_resume(rs.back[i].rec, &rs.back[i].row, now);
         }
         srv_table_bump_id(v->table, st_next_id(st));
-        srv_restore_outputs(v->table);
-        fprintf(stderr, "corod: restored %zu tasks (%zu pending, %zu were running) and %zu ended records%s",
-                rs.nback, rs.nback - running, running, rs.ended, killed > 0 ? "" : "\n");
+        fprintf(stderr, "corod: restored %zu tasks (%zu pending, %zu were running)%s",
+                rs.nback, rs.nback - running, running, killed > 0 ? "" : "\n");
         if (killed > 0)
             fprintf(stderr, "; killed %d processes left of interrupted jobs\n", killed);
         if (rs.skipped)

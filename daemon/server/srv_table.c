@@ -223,19 +223,18 @@ srv_rec *srv_rec_next(srv_table *t, const srv_rec *r, uint32_t uid)
 
 /* ---- retention ---------------------------------------------------------------------------- */
 
-/* The two paths, back to back, sized to fit: a burst of evictions (a uid's share of the
- * disk made room at once) queues one of these each. */
+/* A removal on the thread pool, with its own copy of the directory: a burst of evictions
+ * (a uid's share of the disk made room at once) queues one of these each. */
 typedef struct srv_unlink {
     uv_work_t req;
-    size_t second; /* where the second path starts in `paths` */
-    char paths[];
+    uint64_t id;
+    char dir[];
 } srv_unlink;
 
 static void srv_unlink_work(uv_work_t *req)
 {
     srv_unlink *u = req->data;
-    unlink(u->paths); /* ENOENT for a stream the job never wrote */
-    unlink(u->paths + u->second);
+    kind_output_remove(u->dir, u->id);
 }
 
 static void srv_unlink_done(uv_work_t *req, int status)
@@ -244,28 +243,28 @@ static void srv_unlink_done(uv_work_t *req, int status)
     free(req->data);
 }
 
-/* The output files of an evicted record go too: both in one trip to the thread pool,
- * and nobody waits for it. */
+/* The output files of an evicted record go too, and nobody waits for it. */
 static void srv_rec_drop_output(srv_table *t, srv_rec *r)
 {
     if (!r->kind->has_output)
         return;
-    size_t each = strlen(t->env.output_dir) + 26; /* "/", 20 digits, ".out", NUL */
-    srv_unlink *u = malloc(sizeof *u + 2 * each);
+    size_t len = strlen(t->env.output_dir) + 1;
+    srv_unlink *u = malloc(sizeof *u + len);
     if (!u)
         return;
     u->req.data = u;
-    u->second = each;
-    if (kind_output_path(t->env.output_dir, r->id, 1, u->paths, each) < 0 ||
-        kind_output_path(t->env.output_dir, r->id, 2, u->paths + each, each) < 0 ||
-        uv_queue_work(co_sched_loop(t->sched), &u->req, srv_unlink_work, srv_unlink_done) < 0)
+    u->id = r->id;
+    memcpy(u->dir, t->env.output_dir, len);
+    if (uv_queue_work(co_sched_loop(t->sched), &u->req, srv_unlink_work, srv_unlink_done) < 0)
         free(u);
 }
 
-/* A finished record leaves memory (those who still hold it keep it), its output files
- * with it: their bytes go back to the owner's share of the disk at once. Its row stays in
- * the store, as history (get, wait, list read it there), unless `forget`: the owner's
- * share of the disk needed the room, and the record goes altogether. */
+/* A finished record leaves memory (those who still hold it keep it): the bytes of its
+ * output files go back to the owner's share of the disk at once. With a store, its row
+ * stays as history (get, wait, list, output read it there), its files with it — they go
+ * with the row (the writer removes them), and count in the owner's bytes in the store
+ * meanwhile — unless `forget`: the owner's share of the disk needed the room, and the
+ * record goes altogether. Without one, the files go now. */
 static void srv_evict(srv_table *t, srv_acct *ac, srv_rec *old, bool forget)
 {
     assert(old->stage == ST_DONE && old->in_table);
@@ -279,7 +278,8 @@ static void srv_evict(srv_table *t, srv_acct *ac, srv_rec *old, bool forget)
     old->in_table = false;
     if (old->disk)
         ex_disk_forget(old->disk);
-    srv_rec_drop_output(t, old);
+    if (!t->store)
+        srv_rec_drop_output(t, old);
     int rc;
     if (forget && t->store && !old->unstored && (rc = st_forget(t->store, old->id)) < 0)
         fprintf(stderr, "corod: cannot queue the store's write for task %llu: %s\n", (unsigned long long)old->id,
@@ -471,10 +471,34 @@ static int srv_submit_admit(srv_table *t, uint32_t uid, srv_submit *s, cp_error 
     return 0;
 }
 
-/* ids to the futures of records `uid` may see, each referenced. With `gone_ok`, an id no
- * longer kept is left NULL (a restored task's dependency that ended and was let go). */
+static int srv_copy_row(const st_task *row, void *arg)
+{
+    *(st_task **)arg = st_task_copy(row);
+    return *(st_task **)arg ? 0 : -ENOMEM;
+}
+
+/* At start only ended records that active ones refer to (an `after`, a gather's member)
+ * come back into memory, read from the store as they are needed: records come back in
+ * id order, so what they refer to is older and has been restored if it was active. */
+static srv_rec *srv_restore_ref(srv_table *t, uint64_t id, uint32_t uid)
+{
+    st_task *row = NULL;
+    srv_rec *r = NULL;
+    cp_error err;
+    if (!t->loading || st_read(t->loading, &id, 1, srv_copy_row, &row) < 0 || !row)
+        return NULL;
+    if (row->state >= ST_TASK_SUCCEEDED && srv_table_restore(t, row, false, &r, &err) == 0)
+        srv_rec_resume(r, row, srv_now());
+    free(row);
+    return r ? srv_table_get(t, id, uid) : NULL;
+}
+
+/* ids to the futures of records `uid` may see, each referenced. With `restoring`, an id
+ * not in memory is read back from the store; an `after` no longer kept at all is left
+ * NULL (it ended before the restart, and a dependency that failed would have failed its
+ * dependents then). */
 static int srv_resolve(srv_table *t, uint32_t uid, const uint64_t *ids, size_t n, const char *field,
-                       bool gone_ok, co_future ***out, cp_error *err)
+                       bool restoring, bool gone_ok, co_future ***out, cp_error *err)
 {
     co_future **f = calloc(n, sizeof *f);
     if (!f)
@@ -482,6 +506,8 @@ static int srv_resolve(srv_table *t, uint32_t uid, const uint64_t *ids, size_t n
     *out = f;
     for (size_t i = 0; i < n; i++) {
         srv_rec *d = srv_table_get(t, ids[i], uid);
+        if (!d && restoring)
+            d = srv_restore_ref(t, ids[i], uid);
         if (!d && gone_ok)
             continue;
         if (!d)
@@ -499,9 +525,10 @@ static int srv_submit_resolve(srv_table *t, uint32_t uid, srv_submit *s, cp_erro
     int rc = 0;
     s->kind->refs(&s->args, &ids, &s->nrefs);
     if (s->sp.n_after)
-        rc = srv_resolve(t, uid, s->sp.after, s->sp.n_after, "after", s->row != NULL, &s->after, err);
+        rc = srv_resolve(t, uid, s->sp.after, s->sp.n_after, "after", s->row != NULL, s->row != NULL, &s->after,
+                         err);
     if (rc == 0 && s->nrefs)
-        rc = srv_resolve(t, uid, ids, s->nrefs, "args.ids", false, &s->refs, err);
+        rc = srv_resolve(t, uid, ids, s->nrefs, "args.ids", s->row != NULL, false, &s->refs, err);
     return rc;
 }
 

@@ -90,7 +90,6 @@ const char *srv_rec_kind_name(const srv_rec *r);
 bool srv_rec_has_output(const srv_rec *r);
 bool srv_rec_terminal(const srv_rec *r);
 /* Read back from the store: its output files went when it left memory. */
-bool srv_rec_output_gone(const srv_rec *r);
 /* Where exec output files live. */
 const char *srv_table_output_dir(const srv_table *t);
 co_future *srv_rec_future(srv_rec *r);

@@ -125,7 +125,8 @@ int st_waiting(st_store *st, uint64_t id, double wake_at, uint32_t attempts)
     return 0;
 }
 
-int st_finished(st_store *st, uint64_t id, int state, double finished_at, const void *outcome, size_t len)
+int st_finished(st_store *st, uint64_t id, int state, double finished_at, const void *outcome, size_t len,
+                int64_t out_bytes)
 {
     if (len > UINT32_MAX / 2)
         return -E2BIG;
@@ -134,6 +135,7 @@ int st_finished(st_store *st, uint64_t id, int state, double finished_at, const 
         return -ENOMEM;
     op->state = (uint8_t)state;
     op->t[0] = finished_at;
+    op->pid = out_bytes < 0 ? -1 : out_bytes;
     st_op_put(&st->open, op, 0, outcome, len);
     return 0;
 }

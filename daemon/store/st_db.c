@@ -27,6 +27,15 @@ static const char st_schema_v1[] =
     "CREATE INDEX tasks_ended ON tasks(finished_at) WHERE state >= 2;"
     "PRAGMA user_version = 1;";
 
+/* Version 2: the bytes of a task's output files, written with its end (NULL for a kind
+ * without output). The files live as long as the row, and count in its owner's bytes. */
+static const char st_schema_v2[] =
+    "ALTER TABLE tasks ADD COLUMN out_bytes INTEGER;"
+    "PRAGMA user_version = 2;";
+
+/* What a row counts for in its owner's bytes (ST_ROW_OVERHEAD aside). */
+#define ST_ROW_BYTES "length(spec) + coalesce(length(outcome), 0) + coalesce(out_bytes, 0)"
+
 static const char *const st_sql[SQ_COUNT] = {
     [SQ_INSERT] = "INSERT INTO tasks(id, owner, kind, name, grp, command, spec, state, attempts, created_at,"
                   " wake_at, restarted_from) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, ?8, ?9, ?10)",
@@ -34,9 +43,9 @@ static const char *const st_sql[SQ_COUNT] = {
                    " wake_at = NULL WHERE id = ?1",
     [SQ_SPAWNED] = "UPDATE tasks SET pid = ?2, spawned_at = ?3 WHERE id = ?1",
     [SQ_WAITING] = "UPDATE tasks SET state = 0, wake_at = ?2, attempts = ?3, pid = NULL WHERE id = ?1",
-    [SQ_FINISHED] = "UPDATE tasks SET state = ?2, finished_at = ?3, outcome = ?4, pid = NULL, wake_at = NULL"
-                    " WHERE id = ?1 RETURNING owner",
-    [SQ_FORGET] = "DELETE FROM tasks WHERE id = ?1 RETURNING owner, length(spec) + coalesce(length(outcome), 0)",
+    [SQ_FINISHED] = "UPDATE tasks SET state = ?2, finished_at = ?3, outcome = ?4, out_bytes = ?5, pid = NULL,"
+                    " wake_at = NULL WHERE id = ?1 RETURNING owner",
+    [SQ_FORGET] = "DELETE FROM tasks WHERE id = ?1 RETURNING owner, " ST_ROW_BYTES ", out_bytes IS NOT NULL",
     [SQ_GROUP] = "INSERT OR REPLACE INTO groups(name, parallel, paused, users) VALUES(?1, ?2, ?3, ?4)",
     [SQ_NEXT_ID] = "INSERT OR REPLACE INTO meta(key, value) VALUES('next_id', ?1)",
     [SQ_BEGIN] = "BEGIN",
@@ -100,8 +109,10 @@ static int st_migrate(st_store *st, const char *path, char *errbuf, size_t errle
         return 0;
     char *msg = NULL;
     rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
-    if (rc == SQLITE_OK && v == 0)
+    if (rc == SQLITE_OK && v < 1)
         rc = sqlite3_exec(st->db, st_schema_v1, NULL, NULL, &msg);
+    if (rc == SQLITE_OK && v < 2)
+        rc = sqlite3_exec(st->db, st_schema_v2, NULL, NULL, &msg);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
@@ -199,6 +210,8 @@ void st_db_close(st_store *st)
     sqlite3_close(st->db);
     free(st->owners);
     st->owners = NULL;
+    free(st->drops);
+    st->drops = NULL;
 }
 
 /* ---- applying a batch ----------------------------------------------------------------- */
@@ -268,6 +281,10 @@ static sqlite3_stmt *st_bind_op(st_store *st, const st_batch *b, const st_op *op
         sqlite3_bind_int(s, 2, op->state);
         sqlite3_bind_double(s, 3, op->t[0]);
         st_bind_blob(s, 4, b, op, 0);
+        if (op->pid >= 0)
+            sqlite3_bind_int64(s, 5, op->pid);
+        else
+            sqlite3_bind_null(s, 5);
         break;
     case OP_FORGET:
         s = st->sq[SQ_FORGET];
@@ -284,14 +301,17 @@ static sqlite3_stmt *st_bind_op(st_store *st, const st_batch *b, const st_op *op
     return s;
 }
 
-/* One step; a RETURNING row's owner and byte count into *owner and *bytes (else left). */
-static int st_step_row(sqlite3_stmt *s, int64_t *owner, int64_t *bytes)
+/* One step; a RETURNING row's owner, byte count and whether it had output files into
+ * *owner, *bytes and *files (else left). */
+static int st_step_row(sqlite3_stmt *s, int64_t *owner, int64_t *bytes, bool *files)
 {
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW && owner) {
         *owner = sqlite3_column_int64(s, 0);
-        if (bytes && sqlite3_column_count(s) > 1)
+        if (bytes && sqlite3_column_count(s) > 2) {
             *bytes = sqlite3_column_int64(s, 1);
+            *files = sqlite3_column_int(s, 2) != 0;
+        }
     }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
@@ -300,7 +320,7 @@ static int st_step_row(sqlite3_stmt *s, int64_t *owner, int64_t *bytes)
 
 static int st_step(sqlite3_stmt *s)
 {
-    return st_step_row(s, NULL, NULL);
+    return st_step_row(s, NULL, NULL, NULL);
 }
 
 /* ---- what each owner's rows hold ----------------------------------------------------- */
@@ -337,7 +357,7 @@ static void st_owner_add(st_store *st, int64_t uid, int64_t delta)
 static int st_owners_load(st_store *st)
 {
     sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(st->db, "SELECT owner, sum(length(spec) + coalesce(length(outcome), 0)), count(*)"
+    int rc = sqlite3_prepare_v2(st->db, "SELECT owner, sum(" ST_ROW_BYTES "), count(*)"
                                 " FROM tasks GROUP BY owner", -1, &s, NULL);
     if (rc != SQLITE_OK)
         return rc;
@@ -346,6 +366,33 @@ static int st_owners_load(st_store *st)
                      sqlite3_column_int64(s, 1) + sqlite3_column_int64(s, 2) * ST_ROW_OVERHEAD);
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* ---- output files, which go with their rows -------------------------------------------- */
+
+static int st_drop_add(st_store *st, uint64_t id)
+{
+    if (!st->cfg.drop_output)
+        return 0;
+    if (st->ndrops == st->drops_cap) {
+        size_t ncap = st->drops_cap ? st->drops_cap * 2 : 256;
+        uint64_t *n = realloc(st->drops, ncap * sizeof *n);
+        if (!n)
+            return SQLITE_NOMEM;
+        st->drops = n;
+        st->drops_cap = ncap;
+    }
+    st->drops[st->ndrops++] = id;
+    return SQLITE_OK;
+}
+
+/* After the commit: a crash before this leaves files without a row, which the next start
+ * removes; the other order could leave a row whose files are gone. */
+static void st_drops_run(st_store *st, bool committed)
+{
+    for (size_t i = 0; committed && i < st->ndrops; i++)
+        st->cfg.drop_output(st->drops[i], st->cfg.drop_arg);
+    st->ndrops = 0;
 }
 
 int st_db_apply(st_store *st, const st_batch *b, bool fail)
@@ -357,12 +404,16 @@ int st_db_apply(st_store *st, const st_batch *b, bool fail)
     for (size_t i = 0; rc == SQLITE_OK && i < b->n; i++) {
         const st_op *op = &b->ops[i];
         int64_t uid = -1, bytes = 0;
-        rc = st_step_row(st_bind_op(st, b, op), &uid, &bytes);
+        bool files = false;
+        rc = st_step_row(st_bind_op(st, b, op), &uid, &bytes, &files);
+        if (rc == SQLITE_OK && files)
+            rc = st_drop_add(st, op->id);
         ended += op->type == OP_FINISHED ? 1 : op->type == OP_FORGET ? -1 : 0;
         if (d) {
             d[i].uid = op->type == OP_INSERT ? (int64_t)op->owner : uid;
             d[i].delta = op->type == OP_INSERT ? (int64_t)op->len[4] + ST_ROW_OVERHEAD
-                         : op->type == OP_FINISHED ? (op->len[0] == ST_NULL ? 0 : (int64_t)op->len[0])
+                         : op->type == OP_FINISHED ? (op->len[0] == ST_NULL ? 0 : (int64_t)op->len[0]) +
+                                                         (op->pid > 0 ? op->pid : 0)
                          : op->type == OP_FORGET ? -(bytes + ST_ROW_OVERHEAD) : 0;
         }
     }
@@ -374,6 +425,7 @@ int st_db_apply(st_store *st, const st_batch *b, bool fail)
         rc = SQLITE_FULL;
     if (rc == SQLITE_OK)
         rc = st_step(st->sq[SQ_COMMIT]);
+    st_drops_run(st, rc == SQLITE_OK);
     if (rc == SQLITE_OK) {
         st->ended = (uint64_t)((int64_t)st->ended + ended > 0 ? (int64_t)st->ended + ended : 0);
         for (size_t i = 0; d && i < b->n; i++)
@@ -427,6 +479,8 @@ static int st_collect(st_store *st, st_batch *b, sqlite3_stmt *s)
             b->deleted_cap = ncap;
         }
         b->deleted[b->ndeleted++] = (uint64_t)sqlite3_column_int64(s, 0);
+        if (sqlite3_column_int(s, 3) && st_drop_add(st, (uint64_t)sqlite3_column_int64(s, 0)) != SQLITE_OK)
+            return SQLITE_NOMEM;
     }
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
@@ -437,7 +491,7 @@ int st_db_retain(st_store *st, st_batch *b)
      * rows past the newest `keep` — counted as the writer goes (st->ended), so that the
      * rows are walked only when some must go. One transaction, ST_RETAIN_CHUNK rows at
      * most: the writer goes back to commits soon. */
-#define ST_GONE " RETURNING id, owner, length(spec) + coalesce(length(outcome), 0)"
+#define ST_GONE " RETURNING id, owner, " ST_ROW_BYTES ", out_bytes IS NOT NULL"
     static const char *const sql[3] = {
         "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state >= 2 AND finished_at < ?1"
         " LIMIT ?2)" ST_GONE,
@@ -488,6 +542,7 @@ int st_db_retain(st_store *st, st_batch *b)
         st->owner_over = over;
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    st_drops_run(st, rc == SQLITE_OK);
     if (rc != SQLITE_OK) {
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         b->ndeleted = before;
@@ -572,30 +627,13 @@ static int st_load_rows(sqlite3_stmt *s, const st_loader *l, void *arg, int *cbr
     return rc == SQLITE_DONE || *cbrc < 0 ? SQLITE_OK : rc;
 }
 
-/* What a restart takes into memory: each owner's newest `recent` ended records (in id
- * order, owner by owner), then every pending and running one in id order (what they
- * depend on is older, and loaded by then or kept in the store only). */
-static int st_load_tasks(st_store *st, const st_loader *l, void *arg, size_t recent, int *cbrc)
+/* What a restart takes into memory: every pending and running task, in id order (what
+ * they depend on is older: loaded by then, or kept in the store only). Ended ones stay
+ * in the store. */
+static int st_load_tasks(st_store *st, const st_loader *l, void *arg, int *cbrc)
 {
-    sqlite3_stmt *owners, *s;
-    int rc = sqlite3_prepare_v2(st->db, "SELECT DISTINCT owner FROM tasks", -1, &owners, NULL);
-    if (rc != SQLITE_OK)
-        return rc;
-    while (rc == SQLITE_OK && *cbrc == 0 && (rc = sqlite3_step(owners)) == SQLITE_ROW) {
-        rc = sqlite3_prepare_v2(st->db, "SELECT * FROM (SELECT " ST_COLUMNS " FROM tasks WHERE owner = ?1 AND"
-                                " state >= 2 ORDER BY id DESC LIMIT ?2) ORDER BY id", -1, &s, NULL);
-        if (rc != SQLITE_OK)
-            break;
-        sqlite3_bind_int64(s, 1, sqlite3_column_int64(owners, 0));
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)recent);
-        rc = st_load_rows(s, l, arg, cbrc);
-    }
-    sqlite3_finalize(owners);
-    if (rc != SQLITE_DONE && rc != SQLITE_OK)
-        return rc;
-    if (*cbrc < 0)
-        return SQLITE_OK;
-    rc = sqlite3_prepare_v2(st->db, "SELECT " ST_COLUMNS " FROM tasks WHERE state < 2 ORDER BY id", -1, &s, NULL);
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT " ST_COLUMNS " FROM tasks WHERE state < 2 ORDER BY id", -1, &s, NULL);
     return rc == SQLITE_OK ? st_load_rows(s, l, arg, cbrc) : rc;
 }
 
@@ -606,7 +644,7 @@ int st_load(st_store *st, const st_loader *l, void *arg, char *errbuf, size_t er
     int cbrc = 0;
     int rc = st_load_groups(st, l, arg);
     if (rc == SQLITE_OK)
-        rc = st_load_tasks(st, l, arg, l->recent, &cbrc);
+        rc = st_load_tasks(st, l, arg, &cbrc);
     if (rc != SQLITE_OK)
         return st_refuse(st, sqlite3_db_filename(st->db, "main"), rc, errbuf, errlen);
     if (cbrc < 0)

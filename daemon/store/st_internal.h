@@ -23,7 +23,7 @@ typedef struct st_op {
     uint32_t owner, attempts;
     uint64_t id;
     uint64_t ref; /* an insert's restarted_from */
-    int64_t pid;
+    int64_t pid; /* a spawn's; a finish's out_bytes (-1: no output files) */
     double t[3];
     uint32_t off[ST_NSTR], len[ST_NSTR];
 } st_op;
@@ -75,6 +75,8 @@ struct st_store {
     size_t nowners, owners_cap;
     bool owner_over;     /* one of them is past cfg.max_owner_bytes */
     bool retain_more;    /* it stopped at ST_RETAIN_CHUNK: another pass at once */
+    uint64_t *drops;     /* deleted rows whose output files go once that is committed */
+    size_t ndrops, drops_cap;
     char reserve_path[4096];
     st_stats stats;
 };

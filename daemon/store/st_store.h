@@ -24,7 +24,7 @@
 
 typedef struct st_store st_store;
 
-#define ST_SCHEMA_VERSION 1
+#define ST_SCHEMA_VERSION 2
 #define ST_DB_NAME "corod.db"
 /* Space kept aside next to the database (corod.reserve): when the disk fills up, the
  * writer gives it back so that what was already done in memory (ends, starts, settings)
@@ -75,7 +75,7 @@ typedef struct st_group {
 #define ST_RETAIN_CHUNK 10000u
 #define ST_RETAIN_EVERY 10.0 /* seconds between passes, unless the last one had more to do */
 
-/* What one owner's rows may hold on disk (specs and outcomes): past it, its oldest
+/* What one owner's rows may hold on disk (specs, outcomes and output files): past it, its oldest
  * ended rows go first, so no uid's history can fill the disk everyone's store is on. */
 #define ST_OWNER_BYTES_DEFAULT (1ull << 30)
 #define ST_ROW_OVERHEAD 128u /* what a row costs besides its spec and outcome (counted) */
@@ -85,6 +85,11 @@ typedef struct st_config {
     uint64_t keep;   /* 0: ST_KEEP_DEFAULT */
     double keep_for; /* 0: ST_KEEP_FOR_DEFAULT */
     uint64_t max_owner_bytes; /* 0: ST_OWNER_BYTES_DEFAULT */
+    /* A task's output files live as long as its row: called on the writer thread, after
+     * the commit that deleted a row with output (st_finished's out_bytes >= 0), to remove
+     * them. It must touch nothing of the loop's. NULL: nobody keeps files. */
+    void (*drop_output)(uint64_t id, void *arg);
+    void *drop_arg;
 } st_config;
 
 /* The batch `seq` is durable (rc 0) or was rolled back (rc < 0: a negative errno, -ENOSPC
@@ -102,11 +107,10 @@ void st_close(st_store *st);
 
 typedef struct st_loader {
     void (*group)(const st_group *g, void *arg);
-    /* Each owner's newest `recent` ended tasks (in id order, owner by owner), then every
-     * pending and running one in id order; the pointers live until the callback returns. A negative return stops the
-     * load with that error. The rest stays in the store (st_read, st_list). */
+    /* Every pending and running task, in id order; the pointers live until the callback
+     * returns. A negative return stops the load with that error. Ended tasks stay in the
+     * store (st_read, st_list). */
     int (*task)(const st_task *t, void *arg);
-    size_t recent;
 } st_loader;
 
 /* The next id to give: above every id ever given. */
@@ -149,7 +153,9 @@ int st_started(st_store *st, uint64_t id, double started_at, uint32_t attempts);
 int st_spawned(st_store *st, uint64_t id, int64_t pid, double spawned_at);
 /* Pending again (after its dependencies, or a failed attempt), until wake_at. */
 int st_waiting(st_store *st, uint64_t id, double wake_at, uint32_t attempts);
-int st_finished(st_store *st, uint64_t id, int state, double finished_at, const void *outcome, size_t len);
+/* out_bytes: what its output files hold, or -1 for a kind without output files. */
+int st_finished(st_store *st, uint64_t id, int state, double finished_at, const void *outcome, size_t len,
+                int64_t out_bytes);
 int st_forget(st_store *st, uint64_t id);
 int st_put_group(st_store *st, const st_group *g);
 /* The id counter: written with the batch, once. */

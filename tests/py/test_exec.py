@@ -619,25 +619,43 @@ class Nice(unittest.TestCase):
 
 
 class Retention(unittest.TestCase):
-    def test_evicted_records_take_their_output_files(self):
-        """A record that leaves memory (each uid keeps its newest --retain there) takes its
-        output files; the record itself stays in the store, and is read back from there."""
+    def evict_first(self, d):
+        """A job with output, then two more: with --retain 2 the first leaves memory."""
+        out = os.path.join(d.dir, "state", "output")
+        c = Client(d.sock)
+        rec = run(c, ["sh", "-c", "echo out; echo err >&2"])
+        first = rec["id"]
+        self.assertEqual(sorted(os.listdir(out)), [f"{first}.err", f"{first}.out"])
+        for _ in range(2):
+            run(c, ["echo", "later"])
+        return c, out, rec
+
+    def test_output_files_stay_with_records_in_the_store(self):
+        """A record that leaves memory (each uid keeps its newest --retain there) stays in
+        the store, read back from there, and so do its output files."""
         d = Daemon("--retain", "2")
         try:
-            out = os.path.join(d.dir, "state", "output")
-            with Client(d.sock) as c:
-                rec = run(c, ["sh", "-c", "echo out; echo err >&2"])
+            c, out, rec = self.evict_first(d)
+            with c:
                 first = rec["id"]
-                self.assertEqual(sorted(os.listdir(out)), [f"{first}.err", f"{first}.out"])
-                for _ in range(2):
-                    run(c, ["echo", "later"])
+                self.assertEqual(c.call("get", {"id": first}), rec)
+                self.assertEqual(output(c, first), b"out\n")
+                self.assertEqual(output(c, first, "stderr"), b"err\n")
+                self.assertIn(f"{first}.out", os.listdir(out))
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+    def test_without_a_store_evicted_records_take_their_output_files(self):
+        d = Daemon("--retain", "2", "--no-store")
+        try:
+            c, out, rec = self.evict_first(d)
+            with c:
+                first = rec["id"]
                 self.assertTrue(wait_until(lambda: not any(f.startswith(f"{first}.") for f in os.listdir(out)), 5),
                                 os.listdir(out))
-                self.assertEqual(c.call("get", {"id": first}), rec)
                 with self.assertRaises(RemoteError) as e:
-                    c.call("output", {"id": first})
-                self.assertEqual(e.exception.code, "invalid_state")
-                self.assertIn("no longer kept", e.exception.message)
+                    c.call("get", {"id": first})
+                self.assertEqual(e.exception.code, "not_found")
         finally:
             self.assertEqual(d.stop(), 0)
 
