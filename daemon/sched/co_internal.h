@@ -103,7 +103,6 @@ struct co_task {
     struct co_task *cancel_next; /* in the scheduler's cancel queue */
     uint16_t flags;
     uint8_t body;
-    uv_timer_t timer;      /* sleep, and timeouts of a coroutine's awaits; lazily initialised */
     uv_timer_t *run_timer; /* the task's own `timeout`, when it has one */
     double timeout;
     union {
@@ -133,7 +132,13 @@ struct co_task {
             uint8_t return_exceptions;
         } gather;
     } u;
+    /* Last: sleeps and coroutines' awaits with a timeout use it (initialised lazily);
+     * custom and gather tasks never do, and are allocated without it (CO_TASK_SHORT) —
+     * a record's outward task is one of those, one per task the daemon holds. */
+    uv_timer_t timer;
 };
+
+#define CO_TASK_SHORT offsetof(struct co_task, timer)
 
 /* co_sched.c */
 void co__post(co_sched *s, co_runnable *r);

@@ -31,24 +31,40 @@ uint64_t co__ms(double seconds)
 
 static void co__task_step(co_runnable *r);
 
+/* Bodies that never use the task's timer: their records end before it. */
+static bool co__task_short(uint8_t body)
+{
+    return body == CO_BODY_CUSTOM || body == CO_BODY_GATHER;
+}
+
+/* Back to the cache (a full record) or to malloc (a short one). */
+static void co__task_mem_free(co_sched *s, co_task *t)
+{
+    if (co__task_short(t->body))
+        free(t);
+    else
+        co__task_mem_put(s, t);
+}
+
 static int co__task_alloc(co_sched *s, uint8_t body, const co_task_opts *o, co_task **tp)
 {
     if (o && o->timeout != 0 && (!co__valid_seconds(o->timeout)))
         return -EINVAL;
-    co_task *t = co__task_mem_get(s);
-    if (!t && !(t = malloc(sizeof *t)))
+    bool short_rec = co__task_short(body);
+    co_task *t = short_rec ? malloc(CO_TASK_SHORT) : co__task_mem_get(s);
+    if (!t && !short_rec)
+        t = malloc(sizeof *t);
+    if (!t)
         return -ENOMEM;
-    memset(t, 0, offsetof(co_task, timer)); /* the timer is initialised only when used */
-    t->run_timer = NULL;
+    memset(t, 0, CO_TASK_SHORT); /* the timer is initialised only when used */
     t->timeout = o ? o->timeout : 0;
-    memset(&t->u, 0, sizeof t->u);
+    t->body = body;
     if (o && o->name && !(t->name = strdup(o->name))) {
-        co__task_mem_put(s, t);
+        co__task_mem_free(s, t);
         return -ENOMEM;
     }
     co__future_init(&t->fut, s, CO_FUT_TASK);
     t->step.run = co__task_step;
-    t->body = body;
     t->id = o ? o->id : 0;
     if (o && o->shielded)
         t->flags |= CO_TF_SHIELDED;
@@ -158,7 +174,7 @@ void co__task_free(co_task *t)
         s->tasks_closing++;
         uv_close((uv_handle_t *)&t->timer, co__task_closed);
     } else {
-        co__task_mem_put(s, t);
+        co__task_mem_free(s, t);
     }
 }
 
@@ -167,6 +183,7 @@ void co_task_unref(co_task *t) { co_future_unref(&t->fut); }
 
 int co__timer_init(co_task *t)
 {
+    assert(!co__task_short(t->body));
     if (!(t->flags & CO_TF_TIMER_INIT)) {
         int rc = uv_timer_init(t->fut.sched->loop, &t->timer);
         if (rc < 0)
