@@ -254,6 +254,9 @@ def main():
         report("store.restart_ready_s", ready, f"s ({fin} ended + {pend} pending records)")
         report("store.restart_rss_mib", rss / 1024, "MiB (then)")
         report("store.restart_rss_over_empty", rss / empty, "x (an empty daemon's RSS)")
+        if pend:
+            report("store.restart_bytes_per_pending", (rss - empty) * 1024 / pend,
+                   "B per pending sleep (RSS over an empty daemon's / pending)")
         for k, ms in lists.items():
             report(f"store.list_{k}_ms", ms, "ms p50, one page, over that store (round trip)")
 
