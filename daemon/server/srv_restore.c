@@ -161,7 +161,8 @@ static void srv_restore_outputs(srv_table *t, st_store *st)
         ids = grown;
         ids[n++] = id;
     }
-    qsort(ids, n, sizeof *ids, srv_id_cmp);
+    if (n)
+        qsort(ids, n, sizeof *ids, srv_id_cmp);
     size_t u = 0;
     for (size_t i = 0; i < n; i++)
         if (!u || ids[u - 1] != ids[i])
@@ -173,7 +174,7 @@ static void srv_restore_outputs(srv_table *t, st_store *st)
             uint64_t id;
             if (!srv_outfile_id(e->d_name, &id) || srv_index_get(&t->index, id))
                 continue;
-            uint64_t *at = bsearch(&id, ids, u, sizeof *ids, srv_id_cmp);
+            uint64_t *at = u ? bsearch(&id, ids, u, sizeof *ids, srv_id_cmp) : NULL;
             if (at && !f.found[at - ids] && unlinkat(dirfd(d), e->d_name, 0) == 0)
                 removed++;
         }
