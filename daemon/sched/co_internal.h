@@ -133,12 +133,11 @@ struct co_task {
         } gather;
     } u;
     /* Last: sleeps and coroutines' awaits with a timeout use it (initialised lazily);
-     * custom and gather tasks never do, and are allocated without it (CO_TASK_SHORT) —
-     * a record's outward task is one of those, one per task the daemon holds. */
+     * custom and gather tasks never do, and are allocated without it, up to their part
+     * of the union (co__task_size) — a record's outward task is one of those, one per
+     * task the daemon holds. */
     uv_timer_t timer;
 };
-
-#define CO_TASK_SHORT offsetof(struct co_task, timer)
 
 /* co_sched.c */
 void co__post(co_sched *s, co_runnable *r);

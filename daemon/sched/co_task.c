@@ -31,16 +31,25 @@ uint64_t co__ms(double seconds)
 
 static void co__task_step(co_runnable *r);
 
-/* Bodies that never use the task's timer: their records end before it. */
-static bool co__task_short(uint8_t body)
+/* The bytes a body's record uses: custom and gather tasks never use the timer, nor the
+ * coroutine's part of the union, and are allocated up to their own part; the others
+ * take a full record, from the cache. */
+static size_t co__task_size(uint8_t body)
 {
-    return body == CO_BODY_CUSTOM || body == CO_BODY_GATHER;
+    switch (body) {
+    case CO_BODY_CUSTOM:
+        return offsetof(co_task, u) + sizeof(((co_task *)0)->u.custom);
+    case CO_BODY_GATHER:
+        return offsetof(co_task, u) + sizeof(((co_task *)0)->u.gather);
+    default:
+        return sizeof(co_task);
+    }
 }
 
 /* Back to the cache (a full record) or to malloc (a short one). */
 static void co__task_mem_free(co_sched *s, co_task *t)
 {
-    if (co__task_short(t->body))
+    if (co__task_size(t->body) < sizeof(co_task))
         free(t);
     else
         co__task_mem_put(s, t);
@@ -50,13 +59,14 @@ static int co__task_alloc(co_sched *s, uint8_t body, const co_task_opts *o, co_t
 {
     if (o && o->timeout != 0 && (!co__valid_seconds(o->timeout)))
         return -EINVAL;
-    bool short_rec = co__task_short(body);
-    co_task *t = short_rec ? malloc(CO_TASK_SHORT) : co__task_mem_get(s);
-    if (!t && !short_rec)
-        t = malloc(sizeof *t);
+    size_t size = co__task_size(body);
+    co_task *t = size < sizeof *t ? malloc(size) : co__task_mem_get(s);
+    if (!t && size == sizeof *t)
+        t = malloc(size);
     if (!t)
         return -ENOMEM;
-    memset(t, 0, CO_TASK_SHORT); /* the timer is initialised only when used */
+    /* All but the timer, which is initialised only when used. */
+    memset(t, 0, size < offsetof(co_task, timer) ? size : offsetof(co_task, timer));
     t->timeout = o ? o->timeout : 0;
     t->body = body;
     if (o && o->name && !(t->name = strdup(o->name))) {
@@ -183,7 +193,7 @@ void co_task_unref(co_task *t) { co_future_unref(&t->fut); }
 
 int co__timer_init(co_task *t)
 {
-    assert(!co__task_short(t->body));
+    assert(co__task_size(t->body) == sizeof *t);
     if (!(t->flags & CO_TF_TIMER_INIT)) {
         int rc = uv_timer_init(t->fut.sched->loop, &t->timer);
         if (rc < 0)
