@@ -22,6 +22,9 @@
 #include "ex_ident.h"
 #include "kind.h"
 #include "srv.h"
+#include "sy_listen.h"
+#include "sy_log.h"
+#include "sy_notify.h"
 #include "st_store.h"
 
 #ifndef COROD_VERSION
@@ -110,11 +113,12 @@ static const char usage[] =
 
 static uv_signal_t sig_term, sig_int;
 static srv *server;
+static sy_service service;
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    fprintf(stderr, "corod: %s: shutting down\n", strsignal(signum));
-    sd_notify(0, "STOPPING=1");
+    sy_log(LOG_NOTICE, "%s: shutting down", strsignal(signum));
+    sy_service_stop(&service); /* STOPPING=1 */
     srv_shutdown(server);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
@@ -127,7 +131,7 @@ static int parse_size(const char *opt, const char *s, size_t min, size_t max, si
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
-        fprintf(stderr, "corod: %s must be a whole number from %zu to %zu, not \"%s\"\n", opt, min, max, s);
+        sy_log(LOG_ERR, "%s must be a whole number from %zu to %zu, not \"%s\"", opt, min, max, s);
         return -1;
     }
     *out = (size_t)v;
@@ -141,7 +145,7 @@ static int parse_seconds(const char *opt, const char *s, double min, double max,
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !(v >= min && v <= max)) {
-        fprintf(stderr, "corod: %s must be seconds from %g to %g, not \"%s\"\n", opt, min, max, s);
+        sy_log(LOG_ERR, "%s must be seconds from %g to %g, not \"%s\"", opt, min, max, s);
         return -1;
     }
     *out = v;
@@ -165,7 +169,7 @@ static void apply_nice(int want, srv_limits *lim)
         char hint[80] = "";
         if (err == EPERM || err == EACCES)
             snprintf(hint, sizeof hint, " (it needs CAP_SYS_NICE or an RLIMIT_NICE of %d or more)", 20 - want);
-        fprintf(stderr, "corod: keeping nice value %d: cannot set %d: %s%s\n", start, want, strerror(err), hint);
+        sy_log(LOG_WARNING, "keeping nice value %d: cannot set %d: %s%s", start, want, strerror(err), hint);
         return;
     }
     lim->restore.nice_set = true;
@@ -301,6 +305,11 @@ int main(int argc, char **argv)
     bool no_store = false;
     size_t v;
     int c;
+    sy_log_init(); /* the journal, a terminal, or "<N>" lines */
+    int nrc = sy_notify_open();
+    if (nrc < 0)
+        sy_log(LOG_WARNING, "NOTIFY_SOCKET is not a socket corod can use (%s): systemd will not hear from it",
+               strerror(-nrc));
     while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         switch (c) {
         case 's': free(sock), sock = strdup(optarg); break;
@@ -326,7 +335,7 @@ int main(int argc, char **argv)
             } else if (!strcmp(optarg, "normal")) {
                 stcfg.sync = ST_SYNC_NORMAL;
             } else {
-                fprintf(stderr, "corod: --sync must be full or normal, not \"%s\"\n", optarg);
+                sy_log(LOG_ERR, "--sync must be full or normal, not \"%s\"", optarg);
                 goto bad_usage;
             }
             break;
@@ -334,7 +343,7 @@ int main(int argc, char **argv)
             char *end;
             long m = strtol(optarg, &end, 8);
             if (end == optarg || *end || m < 0 || m > 0777) {
-                fprintf(stderr, "corod: --socket-mode must be an octal mode such as 0660, not \"%s\"\n", optarg);
+                sy_log(LOG_ERR, "--socket-mode must be an octal mode such as 0660, not \"%s\"", optarg);
                 goto bad_usage;
             }
             cfg.socket_mode = (int)m;
@@ -419,7 +428,7 @@ int main(int argc, char **argv)
             errno = 0;
             long n = strtol(optarg, &end, 10);
             if (errno || end == optarg || *end || n < -20 || n > 19) {
-                fprintf(stderr, "corod: --nice must be a whole number from -20 to 19, not \"%s\"\n", optarg);
+                sy_log(LOG_ERR, "--nice must be a whole number from -20 to 19, not \"%s\"", optarg);
                 goto bad_usage;
             }
             nice_value = (int)n;
@@ -431,7 +440,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "corod: unexpected argument \"%s\"\n%s", argv[optind], usage);
+        sy_log(LOG_ERR, "unexpected argument \"%s\"", argv[optind]);
+        fputs(usage, stderr);
         goto bad_usage;
     }
     /* A result travels in a record, in answers a client is only dropped from past
@@ -440,16 +450,26 @@ int main(int argc, char **argv)
     if (!cfg.limits.max_result) {
         cfg.limits.max_result = CO_VALUE_BYTES_DEFAULT < result_room ? CO_VALUE_BYTES_DEFAULT : result_room;
     } else if (cfg.limits.max_result > result_room) {
-        fprintf(stderr, "corod: --max-result %zu does not fit a quarter of --max-output (%zu): at most %zu\n",
+        sy_log(LOG_ERR, "--max-result %zu does not fit a quarter of --max-output (%zu): at most %zu",
                 cfg.limits.max_result, result_room * 4, result_room);
         goto bad_usage;
     }
-    if (!sock && !(sock = default_socket())) {
-        fprintf(stderr, "corod: no socket path: pass --socket PATH or set CORO_SOCKET or XDG_RUNTIME_DIR\n");
+    /* Sockets systemd passed (corod.socket): served instead of binding one. */
+    char err[512] = "";
+    int lfds[SRV_MAX_LISTENERS];
+    int nl = sy_listen_fds(lfds, SRV_MAX_LISTENERS, err, sizeof err);
+    if (nl < 0) {
+        sy_log(LOG_ERR, "%s", err);
+        goto bad_usage;
+    }
+    cfg.listen_fds = lfds;
+    cfg.nlisten = (size_t)nl;
+    if (!nl && !sock && !(sock = default_socket())) {
+        sy_log(LOG_ERR, "no socket path: pass --socket PATH or set CORO_SOCKET or XDG_RUNTIME_DIR");
         goto bad_usage;
     }
     if (!state && !(state = default_state_dir())) {
-        fprintf(stderr, "corod: no state directory: pass --state-dir DIR or set HOME\n");
+        sy_log(LOG_ERR, "no state directory: pass --state-dir DIR or set HOME");
         goto bad_usage;
     }
 
@@ -459,21 +479,21 @@ int main(int argc, char **argv)
     /* One daemon per state directory: a second one would corrupt what the first keeps. */
     int rc = mkdirs(state, 0700);
     if (rc < 0) {
-        fprintf(stderr, "corod: cannot create state directory %s: %s\n", state, strerror(-rc));
+        sy_log(LOG_ERR, "cannot create state directory %s: %s", state, strerror(-rc));
         goto fail;
     }
     char lockpath[PATH_MAX];
     if (snprintf(lockpath, sizeof lockpath, "%s/lock", state) >= (int)sizeof lockpath) {
-        fprintf(stderr, "corod: state directory path too long: %s\n", state);
+        sy_log(LOG_ERR, "state directory path too long: %s", state);
         goto fail;
     }
     lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lockfd < 0) {
-        fprintf(stderr, "corod: cannot open %s: %s\n", lockpath, strerror(errno));
+        sy_log(LOG_ERR, "cannot open %s: %s", lockpath, strerror(errno));
         goto fail;
     }
     if (flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
-        fprintf(stderr, "corod: state directory %s is in use by another corod\n", state);
+        sy_log(LOG_ERR, "state directory %s is in use by another corod", state);
         goto fail;
     }
 
@@ -482,7 +502,7 @@ int main(int argc, char **argv)
     char outdir[PATH_MAX];
     if (snprintf(outdir, sizeof outdir, "%s/output", state) >= (int)sizeof outdir ||
         (rc = mkdirs(outdir, 0700)) < 0 || (no_store && (rc = clear_dir(outdir)) < 0)) {
-        fprintf(stderr, "corod: cannot prepare %s/output: %s\n", state, strerror(rc < 0 ? -rc : ENAMETOOLONG));
+        sy_log(LOG_ERR, "cannot prepare %s/output: %s", state, strerror(rc < 0 ? -rc : ENAMETOOLONG));
         goto fail;
     }
     cfg.limits.output_dir = outdir;
@@ -490,9 +510,8 @@ int main(int argc, char **argv)
     stcfg.drop_arg = outdir;
 
     /* The store: refused here, before anything serves, if it cannot be used as it is. */
-    char err[512] = "";
     if (!no_store && (rc = st_open(state, &stcfg, &cfg.store, err, sizeof err)) < 0) {
-        fprintf(stderr, "corod: %s\n", err[0] ? err : co_strerror(rc));
+        sy_log(LOG_ERR, "%s", err[0] ? err : co_strerror(rc));
         goto fail;
     }
 
@@ -502,7 +521,7 @@ int main(int argc, char **argv)
     co_sched *sched;
     co_sched_config scfg = { .value_max_bytes = cfg.limits.max_result };
     if ((rc = co_sched_new(loop, &scfg, &sched)) < 0) {
-        fprintf(stderr, "corod: cannot start the scheduler: %s\n", co_strerror(rc));
+        sy_log(LOG_ERR, "cannot start the scheduler: %s", co_strerror(rc));
         goto fail;
     }
     cfg.socket_path = sock;
@@ -513,14 +532,17 @@ int main(int argc, char **argv)
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
     if ((rc = srv_new(loop, sched, &cfg, &server, err, sizeof err)) < 0) {
-        fprintf(stderr, "corod: %s\n", err[0] ? err : co_strerror(rc));
+        sy_log(LOG_ERR, "%s", err[0] ? err : co_strerror(rc));
         uv_close((uv_handle_t *)&sig_term, NULL);
         uv_close((uv_handle_t *)&sig_int, NULL);
         uv_run(loop, UV_RUN_NOWAIT); /* let what srv_new opened close */
         goto fail;
     }
-    fprintf(stderr, "corod %s: serving %s (state in %s), pid %d\n", COROD_VERSION, sock, state, (int)getpid());
-    sd_notify(0, "READY=1");
+    char where[PATH_MAX + 64];
+    srv_where(server, where, sizeof where);
+    sy_log(LOG_INFO, "serving %s (version %s, state in %s, pid %d)", where, COROD_VERSION, state, (int)getpid());
+    sy_notify("READY=1");
+    sy_service_start(&service, loop, srv_status, server);
 
     uv_run(loop, UV_RUN_DEFAULT);
 

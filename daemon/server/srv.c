@@ -14,7 +14,9 @@
 #include "srv_internal.h"
 
 #include "cp_decode.h"
+#include "srv_group.h"
 #include "srv_sock.h"
+#include "sy_log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,8 +30,6 @@
 
 #define SRV_READ_CHUNK (64u * 1024u)
 #define SRV_OUT_KEEP (1024u * 1024u) /* an output buffer above this is freed once drained */
-#define SRV_ACCEPT_BATCH 64u          /* connections accepted per wake-up of the listener */
-#define SRV_ACCEPT_RETRY_MS 100u      /* after a failed accept (e.g. EMFILE), try again then */
 
 static bool srv_process(srv_conn *c);
 static void srv_conn_io(uv_poll_t *h, int status, int events);
@@ -75,7 +75,7 @@ static void srv_sweep(uv_timer_t *t)
             continue;
         cp_error err;
         cp_fail(&err, CP_BAD_REQUEST, "a message did not arrive whole within %g s", v->cfg.message_timeout);
-        fprintf(stderr, "corod: dropping a client (uid %u, pid %d): %s\n", (unsigned)c->uid, (int)c->pid,
+        sy_log(LOG_WARNING, "dropping a client (uid %u, pid %d): %s", (unsigned)c->uid, (int)c->pid,
                 err.message);
         srv_reply_error(c, NULL, &err);
         srv_conn_flush(c);
@@ -157,11 +157,11 @@ static bool srv_conn_over_bound(srv_conn *c)
 {
     srv_conn_charge(c);
     if (srv_conn_sendable(c) > c->srv->cfg.max_output) {
-        fprintf(stderr, "corod: dropping a client (uid %u, pid %d): %zu bytes unread, limit %zu\n",
+        sy_log(LOG_WARNING, "dropping a client (uid %u, pid %d): %zu bytes unread, limit %zu",
                 (unsigned)c->uid, (int)c->pid, srv_conn_sendable(c), c->srv->cfg.max_output);
     } else if (srv_uid_over_buffers(c)) {
-        fprintf(stderr, "corod: dropping a client (uid %u, pid %d): the uid's connections buffer %zu bytes, "
-                "limit %zu\n", (unsigned)c->uid, (int)c->pid, c->acct->client_bytes, c->srv->cfg.max_uid_buffers);
+        sy_log(LOG_WARNING, "dropping a client (uid %u, pid %d): the uid's connections buffer %zu bytes, "
+                "limit %zu", (unsigned)c->uid, (int)c->pid, c->acct->client_bytes, c->srv->cfg.max_uid_buffers);
     } else {
         return false;
     }
@@ -176,7 +176,7 @@ static void srv_conn_send(srv_conn *c)
     /* An answer was cut short (even the first: the buffer may be empty): the stream cannot
      * go on, and the buffer takes nothing more. */
     if (cp_out_failed(&c->out)) {
-        fprintf(stderr, "corod: dropping a client (uid %u, pid %d): out of memory for its answers\n",
+        sy_log(LOG_WARNING, "dropping a client (uid %u, pid %d): out of memory for its answers",
                 (unsigned)c->uid, (int)c->pid);
         srv_conn_close(c);
         return;
@@ -484,7 +484,7 @@ static void srv_conn_read(srv_conn *c)
                         (unsigned)c->uid, c->acct->client_bytes, v->cfg.max_uid_buffers);
             else
                 cp_fail(&err, CP_INTERNAL, "out of memory for its requests");
-            fprintf(stderr, "corod: dropping a client (uid %u, pid %d): %s\n", (unsigned)c->uid, (int)c->pid,
+            sy_log(LOG_WARNING, "dropping a client (uid %u, pid %d): %s", (unsigned)c->uid, (int)c->pid,
                     err.message);
             srv_reply_error(c, NULL, &err);
             srv_conn_flush(c);
@@ -555,7 +555,7 @@ static void srv_refuse(int fd, const char *code, const char *why)
  * and whose share it counts against. Root's and the daemon's own uid's are never turned
  * away for the others' (or their own) number: another user's connections must not lock
  * out the administrator. */
-static void srv_conn_open(srv *v, int fd)
+void srv_conn_open(srv *v, int fd)
 {
     struct ucred cred;
     socklen_t len = sizeof cred;
@@ -612,93 +612,32 @@ refuse:
     srv_refuse(fd, code, why);
 }
 
-static void srv_on_listen(uv_poll_t *h, int status, int events);
-
-static void srv_accept_retry(uv_timer_t *t)
-{
-    srv *v = t->data;
-    uv_poll_start(&v->listener, UV_READABLE, srv_on_listen);
-}
-
-static void srv_on_listen(uv_poll_t *h, int status, int events)
-{
-    srv *v = h->data;
-    (void)events;
-    for (unsigned i = 0; status == 0 && i < SRV_ACCEPT_BATCH; i++) {
-        int fd = srv_sock_accept(v->listen_fd);
-        if (fd == -EAGAIN) {
-            if (v->accept_failing) /* caught up with everyone who waited */
-                fprintf(stderr, "corod: accepting connections again\n");
-            v->accept_failing = false;
-            return;
-        }
-        if (fd < 0) {
-            status = fd;
-            break;
-        }
-        srv_conn_open(v, fd);
-    }
-    if (status == 0)
-        return; /* a full batch: the rest on the next turn, after the others' input */
-    /* Out of descriptors or memory: the connection stays queued and the socket readable,
-     * so polling on would spin. Pause and try again shortly; say so once, until the queue
-     * has been caught up with. */
-    if (!v->accept_failing)
-        fprintf(stderr, "corod: cannot accept connections: %s; trying again every %u ms\n",
-                strerror(-status), SRV_ACCEPT_RETRY_MS);
-    v->accept_failing = true;
-    uv_poll_stop(&v->listener);
-    uv_timer_start(&v->accept_retry, srv_accept_retry, SRV_ACCEPT_RETRY_MS, 0);
-}
-
 /* ---- listening ------------------------------------------------------------------------ */
 
-static int srv_mkdir_parent(const char *path, mode_t mode, char *errbuf, size_t errlen)
-{
-    char *dir = strdup(path);
-    if (!dir)
-        return -ENOMEM;
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        if (mkdir(dir, mode) < 0 && errno != EEXIST) {
-            int e = errno;
-            snprintf(errbuf, errlen, "cannot create %s: %s", dir, strerror(e));
-            free(dir);
-            return -e;
-        }
-    }
-    free(dir);
-    return 0;
-}
-
-/* A socket file left by a daemon that died is removed; one a live daemon answers on is
- * not touched. */
-static int srv_clear_stale(const char *path, char *errbuf, size_t errlen)
-{
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return 0;
-    if (!S_ISSOCK(st.st_mode)) {
-        snprintf(errbuf, errlen, "%s exists and is not a socket; refusing to replace it", path);
-        return -EEXIST;
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    struct sockaddr_un a = { .sun_family = AF_UNIX };
-    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
-    int live = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    if (live) {
-        snprintf(errbuf, errlen, "another corod is already serving %s", path);
-        return -EADDRINUSE;
-    }
-    unlink(path);
-    return 0;
-}
-
 static void srv_handle_closed(uv_handle_t *h);
+
+void srv_where(const srv *v, char *buf, size_t len)
+{
+    if (v->bound)
+        snprintf(buf, len, "%s", v->path);
+    else
+        snprintf(buf, len, "%s (socket activation: %zu socket%s from systemd)", v->path, v->nlisten,
+                 v->nlisten == 1 ? "" : "s");
+}
+
+void srv_status(char *buf, size_t len, void *arg)
+{
+    srv *v = arg;
+    size_t running = 0, pending = 0, paused = 0;
+    for (srv_group *g = srv_table_groups(v->table); g; g = srv_group_next(v->table, g)) {
+        running += g->running;
+        pending += g->pending;
+        paused += g->paused;
+    }
+    snprintf(buf, len, "%zu running, %zu pending, %zu group%s paused, %zu client%s%s", running, pending, paused,
+             paused == 1 ? "" : "s", v->nconns, v->nconns == 1 ? "" : "s",
+             v->degraded ? "; the store cannot commit: new tasks are refused" : "");
+}
 
 int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char *errbuf, size_t errlen)
 {
@@ -730,17 +669,10 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     v->answer_bytes = v->cfg.max_output / 4 < SRV_ANSWER_BYTES ? v->cfg.max_output / 4 : SRV_ANSWER_BYTES;
     v->self_uid = geteuid();
     int mode = v->cfg.socket_mode >= 0 ? v->cfg.socket_mode : (v->self_uid == 0 ? 0666 : 0600);
-    int rc;
-    if (strlen(cfg->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        snprintf(errbuf, errlen, "socket path too long (at most 107 bytes): %s", cfg->socket_path);
-        free(v);
-        return -ENAMETOOLONG;
-    }
-    rc = -ENOMEM;
-    if (!(v->path = strdup(cfg->socket_path)) || (rc = srv_table_new(s, &cfg->limits, &v->table)) < 0) {
+    int rc = -ENOMEM;
+    if ((rc = srv_table_new(s, &cfg->limits, &v->table)) < 0) {
         if (rc == -EINVAL)
             snprintf(errbuf, errlen, "no directory for jobs' output");
-        free(v->path);
         free(v);
         return rc;
     }
@@ -748,24 +680,11 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     msgpack_zone_init(&v->zone, MSGPACK_ZONE_CHUNK_SIZE);
     if (cfg->store && (rc = srv_restore(v, cfg->store, errbuf, errlen)) < 0)
         goto fail;
-    if ((rc = srv_mkdir_parent(v->path, v->self_uid == 0 ? 0755 : 0700, errbuf, errlen)) < 0 ||
-        (rc = srv_clear_stale(v->path, errbuf, errlen)) < 0)
-        goto fail;
     rc = -ENOMEM;
     if (!(v->scratch = malloc(SRV_READ_CHUNK)))
         goto fail;
-    if ((rc = v->listen_fd = srv_sock_listen(v->path, mode, errbuf, errlen)) < 0)
+    if ((rc = srv_listen_open(v, mode, errbuf, errlen)) < 0)
         goto fail;
-    if ((rc = uv_poll_init(loop, &v->listener, v->listen_fd)) < 0) {
-        snprintf(errbuf, errlen, "cannot watch %s: %s", v->path, uv_strerror(rc));
-        close(v->listen_fd);
-        unlink(v->path);
-        goto fail;
-    }
-    v->listener.data = v;
-    uv_poll_start(&v->listener, UV_READABLE, srv_on_listen);
-    uv_timer_init(loop, &v->accept_retry);
-    v->accept_retry.data = v;
     uv_timer_init(loop, &v->sweep);
     v->sweep.data = v;
     uv_check_init(loop, &v->backlog_check);
@@ -819,7 +738,7 @@ void srv_shutdown(srv *v)
     if (v->stopping)
         return;
     v->stopping = true;
-    unlink(v->path);
+    size_t listening = srv_listen_close(v, srv_handle_closed); /* nobody new comes in */
     /* Last words first: pending waits are told, and whatever is packed goes out before the
      * connections close. */
     co_queue *q;
@@ -830,14 +749,11 @@ void srv_shutdown(srv *v)
     while ((q = co_queue_first(&v->conns)))
         srv_conn_close(co_queue_data(q, srv_conn, node));
     /* The handles live inside *v: it is freed when the last of them has closed. */
-    v->closing = 8;
+    v->closing = 6 + listening;
     uv_close((uv_handle_t *)&v->store_retry, srv_handle_closed);
     uv_close((uv_handle_t *)&v->store_tick, srv_handle_closed);
     uv_close((uv_handle_t *)&v->backlog_check, srv_handle_closed);
     uv_close((uv_handle_t *)&v->backlog_idle, srv_handle_closed);
     uv_close((uv_handle_t *)&v->sweep, srv_handle_closed);
-    uv_close((uv_handle_t *)&v->listener, srv_handle_closed);
-    close(v->listen_fd);
-    uv_close((uv_handle_t *)&v->accept_retry, srv_handle_closed);
     uv_close((uv_handle_t *)&v->flush, srv_handle_closed);
 }

@@ -34,8 +34,14 @@
  * stays under this plus one such record. */
 #define SRV_ANSWER_BYTES (8u * 1024u * 1024u)
 
+#define SRV_MAX_LISTENERS 8u /* listening sockets one daemon serves */
+
 typedef struct srv_config {
     const char *socket_path;
+    /* Listening sockets systemd passed (socket activation): served instead of binding
+     * socket_path, and left in place at exit (the unit owns them). */
+    const int *listen_fds;
+    size_t nlisten;
     int socket_mode;        /* -1: 0666 for a root daemon, 0600 otherwise */
     size_t max_connections; /* 0: SRV_MAX_CONNECTIONS */
     size_t max_uid_connections; /* 0: SRV_MAX_UID_CONNECTIONS */
@@ -54,6 +60,11 @@ typedef struct srv srv;
 /* Binds the socket and starts serving. On failure returns a negative errno and writes a
  * sentence for the operator into errbuf. */
 int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char *errbuf, size_t errlen);
+/* Where it listens, for messages. */
+void srv_where(const srv *v, char *buf, size_t len);
+/* One line for the service manager's STATUS=: what runs, waits and is paused, and who is
+ * connected (sy_status_fn). */
+void srv_status(char *buf, size_t len, void *v);
 /* Stops accepting (the socket file goes), answers requests with shutting_down, closes
  * every connection after its pending output, ends every task, and frees the server once
  * its handles are closed. */

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "st_store.h"
+#include "sy_log.h"
 
 #define SRV_STORE_RETRY_MS 1000u
 
@@ -319,8 +320,8 @@ static void srv_commit_failed(srv *v, uint64_t seq, int rc)
                                       : "the store could not save the task (an I/O error)";
     bool first = !v->degraded;
     if (first)
-        fprintf(stderr, "corod: the store cannot commit: %s; refusing new tasks until it can, trying again "
-                "every %u ms\n", rc == -ENOSPC ? "the disk is full" : rc == -ENOMEM ? "out of memory" : "an I/O error",
+        sy_log(LOG_ERR, "the store cannot commit: %s; refusing new tasks until it can, trying again "
+                "every %u ms", rc == -ENOSPC ? "the disk is full" : rc == -ENOMEM ? "out of memory" : "an I/O error",
                 SRV_STORE_RETRY_MS);
     v->degraded = true;
     size_t n = 0;
@@ -351,7 +352,7 @@ static void srv_on_commit(st_store *st, uint64_t seq, int rc, void *arg)
         srv_commit_failed(v, seq, rc);
     } else {
         if (v->degraded && st_has_room(v->store)) {
-            fprintf(stderr, "corod: the store has room again; taking new tasks\n");
+            sy_log(LOG_NOTICE, "the store has room again; taking new tasks");
             v->degraded = false;
         } else if (v->degraded && !uv_is_active((uv_handle_t *)&v->store_retry)) {
             uv_timer_start(&v->store_retry, srv_store_retry, SRV_STORE_RETRY_MS, 0);

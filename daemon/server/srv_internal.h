@@ -28,15 +28,22 @@ typedef struct srv_pend {
     uint32_t len, msgid;
 } srv_pend;
 
+typedef struct srv_listener {
+    uv_poll_t poll;
+    int fd;
+    struct srv *v;
+} srv_listener;
+
 struct srv {
     uv_loop_t *loop;
     co_sched *sched;
     srv_table *table;
     srv_config cfg;
     size_t answer_bytes; /* SRV_ANSWER_BYTES, or a quarter of max_output when less */
-    char *path;
-    uv_poll_t listener; /* the listening socket: readable while connections wait */
-    int listen_fd;
+    char *path;         /* the socket's, for messages (and removed at exit when bound) */
+    srv_listener listen[SRV_MAX_LISTENERS]; /* readable while connections wait */
+    size_t nlisten;
+    bool bound;         /* corod bound the socket (else systemd passed it, and keeps it) */
     uv_timer_t accept_retry; /* accepting failed (out of descriptors): try again later */
     bool accept_failing;     /* ... and the operator has been told */
     uv_prepare_t flush; /* writes what the loop produced, just before poll would block */
@@ -117,6 +124,14 @@ void srv_conn_mark(srv_conn *c); /* output was packed: flush it this turn */
 void srv_conn_flush(srv_conn *c); /* write what may be written now */
 void srv_store_resume(srv *v);    /* the commit went: the connections waiting for it go on */
 void srv_maybe_free(srv *v);      /* after shutdown: once its handles and reads are done */
+void srv_conn_open(srv *v, int fd); /* a connection accepted (srv_listen.c) */
+
+/* srv_listen.c. The listening sockets: cfg.listen_fds when given, else one bound at
+ * cfg.socket_path with `mode`. 0, or a negative errno with a sentence in errbuf. */
+int srv_listen_open(srv *v, int mode, char *errbuf, size_t errlen);
+/* Stops listening: the socket file goes if corod bound it. Returns how many handles will
+ * call `done`. */
+size_t srv_listen_close(srv *v, uv_close_cb done);
 /* Reserve room to watch n more ids; false (after a quota_exceeded reply) past the cap. */
 bool srv_conn_watch(srv_conn *c, const cp_request *rq, size_t n);
 void srv_conn_close(srv_conn *c);

@@ -4,6 +4,7 @@
  * reference counted: the table holds one until retention evicts the record, and so does
  * every wait or subscription that will still read it. */
 #include "srv_rec.h"
+#include "sy_log.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -168,7 +169,7 @@ static bool srv_rec_stored(const srv_rec *r)
 
 static void srv_rec_store_failed(const srv_rec *r, int rc)
 {
-    fprintf(stderr, "corod: cannot queue the store's write for task %llu: %s\n", (unsigned long long)r->id,
+    sy_log(LOG_ERR, "cannot queue the store's write for task %llu: %s", (unsigned long long)r->id,
             co_strerror(rc));
 }
 
@@ -208,6 +209,39 @@ static void srv_rec_store_finished(srv_rec *r)
     r->seq = st_open_seq(r->table->store);
 }
 
+/* ---- the audit trail ------------------------------------------------------------------ */
+
+/* A job's start and end, at info, with what an administrator filters on (its id, owner,
+ * group and, for a failure, its code): a root corod runs programs for every user of the
+ * machine, and this is the record of who ran what. Sleeps and gathers run nothing. */
+static void srv_rec_audit(const srv_rec *r, bool start)
+{
+    if (!r->kind->has_output)
+        return;
+    sy_about a = { .task = r->id, .uid = r->acct->uid, .group = r->group->name };
+    const char *cmd = r->command ? r->command : "";
+    if (start) {
+        sy_log_about(LOG_INFO, &a, "task %llu started (uid %u, group %s, attempt %u): %s", (unsigned long long)r->id,
+                     (unsigned)r->acct->uid, r->group->name, r->attempts, cmd);
+        return;
+    }
+    co_future *f = co_task_future(r->task);
+    co_state st = co_future_state(f);
+    const char *msg = "", *code = NULL;
+    size_t msg_len = 0, code_len = 0;
+    if (st == CO_FAILED || st == CO_CANCELLED) {
+        co_value_get_str(co_future_value(f), "code", &code, &code_len);
+        co_value_get_str(co_future_value(f), "message", &msg, &msg_len);
+    }
+    char codebuf[64] = "";
+    if (code)
+        snprintf(codebuf, sizeof codebuf, "%.*s", (int)code_len, code);
+    a.code = code ? codebuf : NULL;
+    sy_log_about(LOG_INFO, &a, "task %llu %s (uid %u, group %s)%s%s%s%.*s: %s", (unsigned long long)r->id,
+                 co_state_name(st), (unsigned)r->acct->uid, r->group->name, code ? ", " : "", codebuf,
+                 msg_len ? ": " : "", (int)(msg_len > 512 ? 512 : msg_len), msg, cmd);
+}
+
 /* Bookkeeping as the record ends, then the outcome. Consumes *v. */
 void srv_rec_finish(srv_rec *r, co_state st, co_value *v)
 {
@@ -228,6 +262,7 @@ void srv_rec_finish(srv_rec *r, co_state st, co_value *v)
     r->bytes = now;
     co_task_finish(r->task, st, v);
     srv_rec_store_finished(r);
+    srv_rec_audit(r, false);
     if (freed_slot)
         srv_group_pump(r->group);
     srv_rec_unref(r);
@@ -332,6 +367,7 @@ static void srv_rec_start(srv_rec *r)
     else
         r->started_at = srv_now(), r->attempts++;
     srv_rec_store_started(r);
+    srv_rec_audit(r, true);
     r->body = body;
     co_future_add_cb(co_task_future(body), &r->body_cb, srv_body_done, r);
 }

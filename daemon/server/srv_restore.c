@@ -22,6 +22,7 @@
 
 #include "ex_leftover.h"
 #include "st_store.h"
+#include "sy_log.h"
 
 /* What a record still to be put back needs of its row (the row's strings are gone). */
 typedef struct srv_back {
@@ -44,7 +45,7 @@ static void srv_restore_group(const st_group *g, void *arg)
     cp_str name = { g->name, strlen(g->name) };
     srv_group *grp = cp_group_name_ok(name) ? srv_table_configure_group(rs->t, name) : NULL;
     if (!grp) {
-        fprintf(stderr, "corod: the store's group \"%s\" is not restored (a bad name, or out of memory)\n",
+        sy_log(LOG_WARNING, "the store's group \"%s\" is not restored (a bad name, or out of memory)",
                 g->name);
         return;
     }
@@ -80,7 +81,7 @@ static int srv_restore_task(const st_task *row, void *arg)
     if (rc == -ENOMEM)
         return rc;
     if (rc < 0) { /* kept in the store as it is, for whoever looks at it there */
-        fprintf(stderr, "corod: task %llu in the store is not restored: %s\n", (unsigned long long)row->id,
+        sy_log(LOG_WARNING, "task %llu in the store is not restored: %s", (unsigned long long)row->id,
                 err.message);
         rs->skipped++;
         return 0;
@@ -183,7 +184,7 @@ static void srv_restore_outputs(srv_table *t, st_store *st)
     free(f.found);
     free(ids);
     if (removed)
-        fprintf(stderr, "corod: removed %zu output files of tasks no longer in the store\n", removed);
+        sy_log(LOG_NOTICE, "removed %zu output files of tasks no longer in the store", removed);
 }
 
 int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
@@ -202,7 +203,7 @@ int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
     if (rc == 0) {
         int killed = ex_kill_leftovers(rs.jobs, rs.njobs);
         if (killed < 0)
-            fprintf(stderr, "corod: cannot look for what is left of interrupted jobs: %s\n", strerror(-killed));
+            sy_log(LOG_WARNING, "cannot look for what is left of interrupted jobs: %s", strerror(-killed));
         size_t running = 0;
         srv_restore_outputs(v->table, st); /* before ends are written: they say their bytes */
         /* The loop's clock was read before the load: timers armed now would end early by
@@ -214,12 +215,14 @@ int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
             srv_rec_resume(rs.back[i].rec, &rs.back[i].row, now);
         }
         srv_table_bump_id(v->table, st_next_id(st));
-        fprintf(stderr, "corod: restored %zu tasks (%zu pending, %zu were running)%s",
-                rs.nback, rs.nback - running, running, killed > 0 ? "" : "\n");
         if (killed > 0)
-            fprintf(stderr, "; killed %d processes left of interrupted jobs\n", killed);
+            sy_log(LOG_WARNING, "restored %zu tasks (%zu pending, %zu were running); killed %d processes left "
+                   "of interrupted jobs", rs.nback, rs.nback - running, running, killed);
+        else
+            sy_log(LOG_INFO, "restored %zu tasks (%zu pending, %zu were running)", rs.nback, rs.nback - running,
+                   running);
         if (rs.skipped)
-            fprintf(stderr, "corod: %zu tasks in the store could not be restored (said above)\n", rs.skipped);
+            sy_log(LOG_WARNING, "%zu tasks in the store could not be restored (said above)", rs.skipped);
     }
     free(rs.back);
     free(rs.jobs);

@@ -1,6 +1,7 @@
 /* srv_table.c: the task table — submits becoming records, lookups by id, and retention
  * per uid. The lifecycle of a record once it exists is srv_rec.c's. */
 #include "srv_rec.h"
+#include "sy_log.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -68,7 +69,7 @@ static void srv_spawns_note(void *arg, uint64_t id, int64_t pid, double at)
     srv_spawns *sp = arg;
     int rc;
     if (sp->store && (rc = st_spawned(sp->store, id, pid, at)) < 0)
-        fprintf(stderr, "corod: cannot queue the store's write for task %llu: %s\n", (unsigned long long)id,
+        sy_log(LOG_ERR, "cannot queue the store's write for task %llu: %s", (unsigned long long)id,
                 co_strerror(rc));
 }
 
@@ -282,7 +283,7 @@ static void srv_evict(srv_table *t, srv_acct *ac, srv_rec *old, bool forget)
         srv_rec_drop_output(t, old);
     int rc;
     if (forget && t->store && !old->unstored && (rc = st_forget(t->store, old->id)) < 0)
-        fprintf(stderr, "corod: cannot queue the store's write for task %llu: %s\n", (unsigned long long)old->id,
+        sy_log(LOG_ERR, "cannot queue the store's write for task %llu: %s", (unsigned long long)old->id,
                 co_strerror(rc));
     srv_rec_unref(old);
 }
@@ -323,7 +324,7 @@ int srv_table_forget(srv_table *t, uint64_t id)
     }
     int rc = t->store ? st_forget(t->store, id) : -ENOENT;
     if (rc == -ENOMEM)
-        fprintf(stderr, "corod: cannot queue the store's write for task %llu: %s\n", (unsigned long long)id,
+        sy_log(LOG_ERR, "cannot queue the store's write for task %llu: %s", (unsigned long long)id,
                 co_strerror(rc));
     return rc;
 }

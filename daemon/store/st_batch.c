@@ -1,6 +1,7 @@
 /* st_batch.c: the writes — appended by the loop to the open batch, applied by the writer
  * thread one batch at a time (group commit), and handed back to the loop. */
 #include "st_internal.h"
+#include "sy_log.h"
 
 #include <errno.h>
 #include <math.h>
@@ -385,8 +386,8 @@ int st_open(const char *dir, const st_config *cfg, st_store **out, char *errbuf,
     st_batch_init(&st->open, 1);
     snprintf(st->reserve_path, sizeof st->reserve_path, "%s/%s", dir, ST_RESERVE_NAME);
     if ((rc = st_reserve_make(st)) < 0)
-        fprintf(stderr, "corod: cannot set aside %u bytes in %s (%s): a full disk will stop the store until "
-                "there is room\n", ST_RESERVE_BYTES, st->reserve_path, strerror(-rc));
+        sy_log(LOG_WARNING, "cannot set aside %u bytes in %s (%s): a full disk will stop the store until "
+                "there is room", ST_RESERVE_BYTES, st->reserve_path, strerror(-rc));
     st->room = st->reserve_ok = rc == 0;
     *out = st;
     return 0;

@@ -19,7 +19,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_protocol as tp  # noqa: E402
-from test_protocol import Client, Daemon, RemoteError  # noqa: E402
+from test_protocol import Client, Daemon, RemoteError, read_all  # noqa: E402
 
 SLOW = 4 if os.environ.get("COROD_WRAPPER") else 1  # timing bounds under valgrind
 
@@ -443,12 +443,7 @@ class Ownership(unittest.TestCase):
                 os.write(w, ("ERR " + repr(e)).encode())
                 os._exit(1)
         os.close(w)
-        data = b""
-        while True:
-            chunk = os.read(r, 65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_all(r)
         os.close(r)
         _, st = os.waitpid(pid, 0)
         self.assertEqual(st, 0, data)

@@ -133,6 +133,27 @@ class Client:
         return self.response(self.send(method, params))
 
 
+def wait_for(pred, timeout, what):
+    """pred()'s first true value within timeout seconds, else a failure naming what."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def read_all(fd):
+    """Everything fd gives until end of file."""
+    data = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def native_allocator():
     """Whether corod frees memory through glibc's malloc: not under valgrind, nor when
     built with ASan, whose quarantine holds freed memory back."""

@@ -23,7 +23,7 @@ import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_protocol as tp  # noqa: E402
-from test_protocol import Client, RemoteError  # noqa: E402
+from test_protocol import Client, RemoteError, wait_for  # noqa: E402
 
 SLOW = 4 if os.environ.get("COROD_WRAPPER") else 1
 
@@ -95,16 +95,6 @@ def session_alive(sid):
         if int(fields[3]) == sid and fields[0] != "Z":
             out.append(int(p))
     return out
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def state_of(c, i):
