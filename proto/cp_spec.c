@@ -52,6 +52,7 @@ int cp_spec_parse(const msgpack_object *params, cp_spec *s, cp_error *err)
     if (s->has_group && !cp_group_name_ok(s->group))
         return cp_fail(err, CP_BAD_REQUEST, "group must be 1 to %u characters of A-Z a-z 0-9 . _ -",
                        CP_MAX_GROUP);
+    s->has_priority = f[CP_F_PRIORITY] != NULL && f[CP_F_PRIORITY]->type != MSGPACK_OBJECT_NIL;
     if ((rc = cp_val_int(f[CP_F_PRIORITY], "priority", false, -CP_MAX_PRIORITY, CP_MAX_PRIORITY, &s->priority,
                          err)) < 0 ||
         (rc = cp_val_seconds(f[CP_F_DELAY], "delay", false, 0, CP_MAX_SECONDS, &s->delay, err)) < 0 ||

@@ -21,6 +21,7 @@ typedef struct cp_spec {
     cp_str group; /* "default" when absent */
     bool has_group;
     int64_t priority;
+    bool has_priority; /* else its group's default priority applies */
     uint64_t *after; /* malloc'd; cp_spec_free */
     size_t n_after;
     double delay, timeout, retry_delay;

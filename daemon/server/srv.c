@@ -652,14 +652,7 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     co_queue_init(&v->all_subs);
     co_queue_init(&v->backlog);
     co_queue_init(&v->store_wait);
-    if (!v->cfg.max_connections)
-        v->cfg.max_connections = SRV_MAX_CONNECTIONS;
-    if (!v->cfg.max_uid_connections)
-        v->cfg.max_uid_connections = SRV_MAX_UID_CONNECTIONS;
-    if (!v->cfg.max_uid_buffers)
-        v->cfg.max_uid_buffers = SRV_UID_BUFFERS;
-    if (!(v->cfg.message_timeout > 0))
-        v->cfg.message_timeout = SRV_MESSAGE_TIMEOUT;
+    srv_conn_limits(v, cfg);
     if (!v->cfg.max_message)
         v->cfg.max_message = CP_MAX_MESSAGE_DEFAULT;
     if (!v->cfg.max_output)

@@ -60,6 +60,25 @@ typedef struct srv srv;
 /* Binds the socket and starts serving. On failure returns a negative errno and writes a
  * sentence for the operator into errbuf. */
 int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char *errbuf, size_t errlen);
+/* A group as the configuration file sets it; what is not given stays as it is. */
+typedef struct srv_group_conf {
+    const char *name;
+    bool has_parallel, has_paused, has_priority, has_users;
+    uint32_t parallel; /* 0: no bound */
+    bool paused;
+    int64_t priority;  /* of its tasks that give none */
+    const uint32_t *users; /* who may submit to it; nusers == 0 with has_users: everyone */
+    size_t nusers;
+} srv_group_conf;
+
+/* Makes or changes a group (it stays, as one made by set_group). 0, or -EINVAL / -ENOMEM
+ * with a sentence in err. */
+int srv_configure_group(srv *v, const srv_group_conf *gc, char *err, size_t errlen);
+/* A reload: the bounds that may change while it runs are taken from cfg — the
+ * connections' (max_connections, max_uid_connections, max_uid_buffers, message_timeout)
+ * and the table's (srv_table_set_limits); the rest is kept. */
+void srv_reconfigure(srv *v, const srv_config *cfg);
+
 /* Where it listens, for messages. */
 void srv_where(const srv *v, char *buf, size_t len);
 /* One line for the service manager's STATUS=: what runs, waits and is paused, and who is

@@ -401,13 +401,15 @@ void srv_group_give_slot(srv_group *g, srv_ready *it)
 
 void srv_group_pack(cp_out *o, const srv_group *g)
 {
-    cp_out_map(o, 8);
+    cp_out_map(o, 9);
     cp_out_lit(o, "name");
     cp_out_str(o, g->name);
     cp_out_lit(o, "parallel");
     cp_out_uint(o, g->parallel);
     cp_out_lit(o, "paused");
     cp_out_bool(o, g->paused);
+    cp_out_lit(o, "priority"); /* of its tasks that give none */
+    cp_out_int(o, g->priority);
     cp_out_lit(o, "running");
     cp_out_uint(o, g->running);
     cp_out_lit(o, "pending");

@@ -64,6 +64,7 @@ struct srv_group {
     char name[CP_MAX_GROUP + 1];
     uint32_t parallel;
     bool paused;
+    int64_t priority; /* of its tasks that give none (the configuration file's) */
     bool pumping;    /* starting queued records (see srv_group_pump) */
     bool configured; /* default, or set up by root: stays */
     size_t running, pending; /* records in the group, by outward state */

@@ -128,3 +128,13 @@ size_t srv_index_max_probe(const srv_index *ix)
         }
     return worst;
 }
+
+void *srv_index_next(const srv_index *ix, size_t *at)
+{
+    while (*at < ix->cap) {
+        void *v = ix->slots[(*at)++].val;
+        if (v)
+            return v;
+    }
+    return NULL;
+}

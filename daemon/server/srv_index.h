@@ -35,6 +35,9 @@ void srv_index_free(srv_index *ix);
 int srv_index_put(srv_index *ix, uint64_t id, void *val);
 /* The value for id, or NULL. */
 void *srv_index_get(const srv_index *ix, uint64_t id);
+/* Each value in turn, in no order: start with *at = 0; NULL once past the last. The
+ * index must not change meanwhile. */
+void *srv_index_next(const srv_index *ix, size_t *at);
 /* Forget id (a no-op when absent). */
 void srv_index_del(srv_index *ix, uint64_t id);
 /* The longest distance from an entry to its home slot: a lookup's worst case (tests).

@@ -126,6 +126,9 @@ void srv_store_resume(srv *v);    /* the commit went: the connections waiting fo
 void srv_maybe_free(srv *v);      /* after shutdown: once its handles and reads are done */
 void srv_conn_open(srv *v, int fd); /* a connection accepted (srv_listen.c) */
 
+/* srv_config.c: the connections' bounds from cfg, zeros as their defaults. */
+void srv_conn_limits(srv *v, const srv_config *cfg);
+
 /* srv_listen.c. The listening sockets: cfg.listen_fds when given, else one bound at
  * cfg.socket_path with `mode`. 0, or a negative errno with a sentence in errbuf. */
 int srv_listen_open(srv *v, int mode, char *errbuf, size_t errlen);

@@ -98,6 +98,29 @@ int srv_table_set_store(srv_table *t, st_store *st)
 
 static void srv_reclaim_disk(ex_disk *d, uint64_t need, void *arg);
 
+void srv_table_set_limits(srv_table *t, const srv_limits *l)
+{
+    t->lim.retain = l->retain ? l->retain : SRV_RETAIN_DEFAULT;
+    t->lim.max_active_per_uid = l->max_active_per_uid ? l->max_active_per_uid : SRV_MAX_ACTIVE_PER_UID;
+    t->lim.max_uid_memory = l->max_uid_memory ? l->max_uid_memory : SRV_UID_MEMORY_DEFAULT;
+    t->lim.max_uid_groups = l->max_uid_groups;
+    t->groups.max_per_uid = l->max_uid_groups ? l->max_uid_groups : SRV_MAX_GROUPS_PER_UID;
+    t->lim.has_grace = l->has_grace;
+    t->lim.grace = l->grace;
+    t->lim.output_limit = l->output_limit;
+    t->lim.spawn_timeout = l->spawn_timeout;
+    /* Jobs started from now on read these; running ones keep what they started with. */
+    t->env.grace = l->has_grace ? l->grace : KIND_GRACE_DEFAULT;
+    t->env.output_limit = l->output_limit;
+    t->env.spawn_timeout = l->spawn_timeout > 0 ? l->spawn_timeout : KIND_SPAWN_TIMEOUT;
+    /* Smaller bounds on what is kept: every uid is trimmed now, not at its next end. */
+    srv_acct *ac;
+    for (size_t at = 0; (ac = srv_index_next(&t->accts.by_uid, &at));)
+        if ((ac->retained > t->lim.retain || ac->bytes > t->lim.max_uid_memory) && !co_queue_linked(&ac->trim_node))
+            co_queue_insert_tail(&t->trim, &ac->trim_node);
+    srv_table_trim(t);
+}
+
 int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
 {
     srv_table *t = calloc(1, sizeof *t);
@@ -442,6 +465,21 @@ static int srv_submit_parse(srv_table *t, const msgpack_object *params, srv_subm
     return 0;
 }
 
+/* The group, and with it the default priority for a task that gives none. */
+static int srv_submit_group(srv_table *t, srv_acct *ac, srv_submit *s, cp_error *err)
+{
+    int rc = 0;
+    if (s->sp.has_group) {
+        rc = srv_groups_for_submit(&t->groups, s->sp.group, ac, &s->group, err);
+    } else { /* most tasks name no group: the default one, no lookup needed */
+        s->group = t->groups.deflt;
+        srv_group_ref(s->group);
+    }
+    if (rc == 0 && !s->sp.has_priority)
+        s->sp.priority = s->group->priority;
+    return rc;
+}
+
 /* The owner's share of tasks, its right to the priority, and the group. */
 static int srv_submit_admit(srv_table *t, uint32_t uid, srv_submit *s, cp_error *err)
 {
@@ -453,23 +491,19 @@ static int srv_submit_admit(srv_table *t, uint32_t uid, srv_submit *s, cp_error 
          * nor does a group's list of users (it is restored as it was, too). */
         bool priv = ac->privileged;
         ac->privileged = true;
-        int rc = srv_groups_for_submit(&t->groups, s->sp.group, ac, &s->group, err);
+        int rc = srv_submit_group(t, ac, s, err);
         ac->privileged = priv;
         return rc;
     }
     if (ac->active >= t->lim.max_active_per_uid)
         return cp_fail(err, CP_QUOTA_EXCEEDED, "uid %u already has %zu tasks pending or running (limit %zu)",
                        uid, ac->active, t->lim.max_active_per_uid);
-    /* Priorities order a group's queue across its users: above 0 is root's, as with nice. */
+    /* Priorities order a group's queue across its users: above 0 is root's, as with nice
+     * (a group's default priority is root's choice: the configuration's). */
     if (s->sp.priority > 0 && !ac->privileged)
         return cp_fail(err, CP_PERMISSION_DENIED, "priority %lld: only root may give a priority above 0",
                        (long long)s->sp.priority);
-    /* Most tasks name no group: the default one, no lookup needed. */
-    if (s->sp.has_group)
-        return srv_groups_for_submit(&t->groups, s->sp.group, ac, &s->group, err);
-    s->group = t->groups.deflt;
-    srv_group_ref(s->group);
-    return 0;
+    return srv_submit_group(t, ac, s, err);
 }
 
 static int srv_copy_row(const st_task *row, void *arg)

@@ -47,6 +47,10 @@ typedef struct srv_limits {
 
 /* -EINVAL without l->output_dir. */
 int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out);
+/* What may change while it runs (a reload): retain, max_active_per_uid, max_uid_memory,
+ * max_uid_groups, and for jobs started from now on grace, output_limit, spawn_timeout.
+ * Smaller bounds on what is kept apply at once. */
+void srv_table_set_limits(srv_table *t, const srv_limits *l);
 /* Every change from now on is written to st (st_store.h); NULL: none is. 0 or -ENOMEM. */
 struct st_store;
 int srv_table_set_store(srv_table *t, struct st_store *st);
