@@ -56,6 +56,13 @@ class Box:
         except OSError:
             return None
 
+    def exited(self):
+        """The exit status and what it said, of a corod expected to stop by itself."""
+        rc = self.proc.wait(timeout=30 * SLOW)
+        err = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stderr.close()
+        return rc, err
+
     def corod(self, *extra):
         return [tp.COROD, "--socket", self.sock, "--state-dir", self.state, *extra]
 
@@ -121,7 +128,7 @@ class Activation(unittest.TestCase):
         for how, poke in ((["-l", f"127.0.0.1:{port}"], poke_tcp), (["--datagram", "-l", b.sock], poke_dgram)):
             b.start([ACTIVATE, *how, *b.corod()], wait=False)
             wait_for(lambda: self.poked(poke), 10 * SLOW, "the socket to be there")
-            rc, err = b.proc.wait(timeout=30 * SLOW), b.proc.stderr.read().decode()
+            rc, err = b.exited()
             self.assertEqual(rc, 2, err)
             self.assertIn("is not a listening Unix stream socket", err)
             if os.path.exists(b.sock):
@@ -201,6 +208,100 @@ class Notify(unittest.TestCase):
         rc, err = b.stop()
         self.assertEqual(rc, 0, err)
         self.assertIn("NOTIFY_SOCKET is not a socket corod can use", err)
+
+
+class Config(unittest.TestCase):
+    """The configuration file: every option by its name, predefined groups, a reload on
+    SIGHUP that applies what may change at run time, and a bad file that changes nothing."""
+
+    def setUp(self):
+        self.box = Box()
+        self.conf = os.path.join(self.box.dir, "corod.conf")
+        self.ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.ns_path = os.path.join(self.box.dir, "notify")
+        self.ns.bind(self.ns_path)
+        self.ns.settimeout(10 * SLOW)
+
+    def tearDown(self):
+        self.ns.close()
+        self.box.close()
+
+    def write(self, text):
+        with open(self.conf + ".new", "w") as f:
+            f.write(text)
+        os.rename(self.conf + ".new", self.conf)
+
+    def sleeps(self, c, n, **spec):
+        out = []
+        for _ in range(n):
+            try:
+                out.append(c.call("submit", {"kind": "sleep", "args": {"seconds": 60}, **spec})["id"])
+            except tp.RemoteError as e:
+                out.append(e.code)
+        return out
+
+    def notes_until(self, want):
+        got = []
+        while want not in got:
+            got.append(self.ns.recv(4096).decode())
+        return got
+
+    def reload(self):
+        self.box.proc.send_signal(signal.SIGHUP)
+        got = self.notes_until("READY=1")
+        reloading = [m for m in got if m.startswith("RELOADING=1\nMONOTONIC_USEC=")]
+        self.assertEqual(len(reloading), 1, got)
+        return got
+
+    def test_a_file_at_start_and_at_each_reload(self):
+        b = self.box
+        self.write("# corod.conf\n[corod]\nmax-active = 2\nsync = full\n"
+                   "[group \"builds\"]\nparallel = 1\npaused = yes\npriority = 5\nusers = root\n")
+        b.start(b.corod("--config", self.conf), env={"NOTIFY_SOCKET": self.ns_path})
+        self.notes_until("READY=1")
+        with Client(b.sock) as c:
+            g = {x["name"]: x for x in c.call("groups")["groups"]}["builds"]
+            self.assertEqual((g["parallel"], g["paused"], g["priority"], g["users"], g["configured"]),
+                             (1, True, 5, [0], True))
+            self.assertEqual(self.sleeps(c, 3, group="builds")[2], "quota_exceeded")  # max-active = 2
+            # Live bounds and groups change; sync cannot until a start: said, and kept.
+            self.write("max-active = 4\nsync = normal\n[group \"builds\"]\npaused = no\n"
+                       "[group \"later\"]\nparallel = 7\n")
+            self.reload()
+            groups = {x["name"]: x for x in c.call("groups")["groups"]}
+            self.assertEqual((groups["builds"]["paused"], groups["builds"]["priority"]), (False, 5))
+            self.assertEqual(groups["later"]["parallel"], 7)
+            got = self.sleeps(c, 3)  # 2 running of 4 now
+            self.assertEqual([type(x) for x in got], [int, int, str], got)
+            self.assertEqual(got[2], "quota_exceeded")
+            # A bad file: refused with its line and why, and nothing of it is applied.
+            self.write("[corod]\nmax-active = 100\nretain = lots\n")
+            self.reload()
+            self.assertEqual(self.sleeps(c, 1), ["quota_exceeded"])  # still 4
+        rc, err = b.stop()
+        self.assertEqual(rc, 0, err)
+        self.assertIn("<4>corod: reload: sync changed; it takes effect at the next start", err)
+        self.assertIn(f"<6>corod: reloaded {self.conf}", err)
+        self.assertIn(f"<3>corod: reload refused, the running settings stay: {self.conf}:3: retain must be a "
+                      "whole number from 1 to 100000000, not \"lots\"", err)
+
+    def test_the_command_line_wins_and_a_bad_file_stops_the_start(self):
+        b = self.box
+        self.write("max-active = 1\n")
+        b.start(b.corod("--config", self.conf, "--max-active", "2"))
+        with Client(b.sock) as c:
+            got = self.sleeps(c, 3)
+            self.assertEqual(([type(x) for x in got], got[2]), ([int, int, str], "quota_exceeded"))
+        self.assertEqual(b.stop()[0], 0)
+        self.write("max-active = 1\n[group \"x\"]\nslots = 3\n")
+        b.start(b.corod("--config", self.conf), wait=False)
+        rc, err = b.exited()
+        self.assertEqual(rc, 2)
+        self.assertIn(f"{self.conf}:3: unknown setting \"slots\" in a group", err)
+        b.start(b.corod("--config", os.path.join(b.dir, "missing.conf")), wait=False)
+        rc, err = b.exited()
+        self.assertEqual(rc, 2)
+        self.assertIn("missing.conf: No such file or directory", err)
 
 
 def journal_entries(data):
