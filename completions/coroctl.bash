@@ -1,0 +1,94 @@
+# bash completion for coroctl and corod                              -*- shell-script -*-
+# Commands and their options; ids and groups are asked of the daemon (coroctl --json),
+# quietly: with no daemon there is simply nothing to offer.
+
+_coroctl_ids()
+{
+    coroctl ${_coroctl_sock:+--socket "$_coroctl_sock"} list --newest --limit 50 2>/dev/null |
+        awk '$1 == "task" && $2 ~ /^[0-9]+$/ { print $2 }'
+}
+
+_coroctl_groups()
+{
+    coroctl ${_coroctl_sock:+--socket "$_coroctl_sock"} groups 2>/dev/null |
+        awk '$1 == "name" { gsub(/"/, "", $2); print $2 }'
+}
+
+_coroctl()
+{
+    local cur prev words cword
+    _init_completion || return
+    local cmds="add run logs group pause resume groups ping sleep gather cancel wait status list
+                restart clean watch"
+    local task_opts="--name --group --after --delay --timeout --priority --retries --retry-delay
+                     --shield --wait"
+    local job_opts="--env --default-env --cwd --stdin-file --grace --output-limit"
+    local filters="--state --group --kind --name --owner --since --until"
+    local _coroctl_sock="" cmd="" i
+    for ((i = 1; i < cword; i++)); do
+        case ${words[i]} in
+        --socket) _coroctl_sock=${words[i + 1]}; ((i++)) ;;
+        --json) ;;
+        -*) ;;
+        *) cmd=${words[i]}; break ;;
+        esac
+    done
+    # A job's own command line: complete it as a command of its own.
+    for ((i = 1; i < cword; i++)); do
+        if [[ ${words[i]} == -- ]]; then
+            _command_offset $((i + 1))
+            return
+        fi
+    done
+    case $prev in
+    --socket | --stdin-file) _filedir; return ;;
+    --cwd) _filedir -d; return ;;
+    --group) COMPREPLY=($(compgen -W "$(_coroctl_groups)" -- "$cur")); return ;;
+    --state) COMPREPLY=($(compgen -W "pending running succeeded failed cancelled" -- "$cur")); return ;;
+    --kind) COMPREPLY=($(compgen -W "exec sleep gather" -- "$cur")); return ;;
+    --mode) COMPREPLY=($(compgen -W "all first_completed first_exception" -- "$cur")); return ;;
+    --name | --after | --delay | --timeout | --priority | --retries | --retry-delay | --env | --grace | \
+        --output-limit | --owner | --since | --until | --limit | --message | --parallel)
+        return ;;
+    esac
+    if [[ -z $cmd ]]; then
+        COMPREPLY=($(compgen -W "$cmds --socket --json --help" -- "$cur"))
+        return
+    fi
+    local opts="" ids=0
+    case $cmd in
+    add) opts="$task_opts $job_opts --" ;;
+    run) opts="$task_opts $job_opts --" ;;
+    sleep) opts="$task_opts" ;;
+    gather) opts="$task_opts --return-exceptions"; ids=1 ;;
+    logs) opts="--stderr --all --follow"; ids=1 ;;
+    cancel) opts="--message"; ids=1 ;;
+    wait) opts="--mode --timeout"; ids=1 ;;
+    status | watch) ids=1 ;;
+    list) opts="$filters --newest --limit" ;;
+    clean) opts="$filters" ;;
+    restart) opts="--failed $filters"; ids=1 ;;
+    group) opts="set --parallel --pause --resume" ;;
+    pause | resume) COMPREPLY=($(compgen -W "$(_coroctl_groups)" -- "$cur")); return ;;
+    esac
+    if [[ $cur == -* || $ids == 0 ]]; then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+    else
+        COMPREPLY=($(compgen -W "$(_coroctl_ids)" -- "$cur"))
+    fi
+}
+complete -F _coroctl coroctl
+
+_corod()
+{
+    local cur prev words cword
+    _init_completion || return
+    case $prev in
+    --config | --socket) _filedir; return ;;
+    --state-dir) _filedir -d; return ;;
+    --sync) COMPREPLY=($(compgen -W "full normal" -- "$cur")); return ;;
+    esac
+    [[ $cur == -* ]] || return
+    COMPREPLY=($(compgen -W "$(corod --help 2>/dev/null | grep -o -- '--[a-z][a-z-]*' | sort -u)" -- "$cur"))
+}
+complete -F _corod corod

@@ -1,0 +1,64 @@
+# fish completion for coroctl and corod.
+set -l cmds add run logs group pause resume groups ping sleep gather cancel wait status list restart clean watch
+
+function __coroctl_ids
+    coroctl list --newest --limit 50 2>/dev/null | awk '$1 == "task" && $2 ~ /^[0-9]+$/ { print $2 }'
+end
+function __coroctl_groups
+    coroctl groups 2>/dev/null | awk '$1 == "name" { gsub(/"/, "", $2); print $2 }'
+end
+
+complete -c coroctl -f
+complete -c coroctl -l socket -r -F -d "the daemon's socket"
+complete -c coroctl -l json -d "answers as JSON"
+complete -c coroctl -n "not __fish_seen_subcommand_from $cmds" -a "$cmds"
+for c in add run sleep gather
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l name -r -d "a name"
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l group -r -a "(__coroctl_groups)"
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l after -r -d "ids it waits for"
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l delay -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l timeout -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l priority -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l retries -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l retry-delay -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l shield
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l wait
+end
+for c in add run
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l env -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l default-env
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l cwd -r -a "(__fish_complete_directories)"
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l stdin-file -r -F
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l grace -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l output-limit -r
+end
+for c in list clean restart
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l state -r -a "pending running succeeded failed cancelled"
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l group -r -a "(__coroctl_groups)"
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l kind -r -a "exec sleep gather"
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l name -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l owner -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l since -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l until -r
+end
+complete -c coroctl -n "__fish_seen_subcommand_from list" -l newest
+complete -c coroctl -n "__fish_seen_subcommand_from list" -l limit -r
+complete -c coroctl -n "__fish_seen_subcommand_from restart" -l failed
+complete -c coroctl -n "__fish_seen_subcommand_from logs" -l stderr
+complete -c coroctl -n "__fish_seen_subcommand_from logs" -l all
+complete -c coroctl -n "__fish_seen_subcommand_from logs" -s f -l follow
+complete -c coroctl -n "__fish_seen_subcommand_from cancel" -l message -r
+complete -c coroctl -n "__fish_seen_subcommand_from wait" -l mode -r -a "all first_completed first_exception"
+complete -c coroctl -n "__fish_seen_subcommand_from wait" -l timeout -r
+complete -c coroctl -n "__fish_seen_subcommand_from gather" -l return-exceptions
+complete -c coroctl -n "__fish_seen_subcommand_from logs cancel wait status watch gather restart" -a "(__coroctl_ids)"
+complete -c coroctl -n "__fish_seen_subcommand_from pause resume group" -a "(__coroctl_groups)"
+complete -c coroctl -n "__fish_seen_subcommand_from group" -l parallel -r
+complete -c coroctl -n "__fish_seen_subcommand_from group" -l pause
+complete -c coroctl -n "__fish_seen_subcommand_from group" -l resume
+
+complete -c corod -l config -r -F -d "the configuration file"
+complete -c corod -l socket -r -F
+complete -c corod -l state-dir -r -a "(__fish_complete_directories)"
+complete -c corod -l sync -r -a "full normal"
+complete -c corod -f -a "(corod --help 2>/dev/null | string match -r -a -- '--[a-z][a-z-]*' | sort -u)"
