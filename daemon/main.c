@@ -20,6 +20,7 @@
 #include "cf.h"
 #include "co.h"
 #include "cp_frame.h"
+#include "ex_cgroup.h"
 #include "ex_ident.h"
 #include "kind.h"
 #include "srv.h"
@@ -44,6 +45,23 @@ static cf_config conf;
 static char *conf_path;
 static int conf_argc;
 static char **conf_argv;
+
+/* Jobs' cgroups (ex_cgroup.h); NULL: none. */
+static ex_cgroups *cgroups;
+
+/* A name for the state directory among cgroups (FNV-1a of its path): two daemons of
+ * different state directories never meet there. */
+static const char *state_tag(const char *state)
+{
+    static char tag[17];
+    char real[PATH_MAX];
+    const char *p = realpath(state, real) ? real : state;
+    uint64_t h = 1469598103934665603ull;
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    snprintf(tag, sizeof tag, "%016llx", (unsigned long long)h);
+    return tag;
+}
 
 static void close_signals(void)
 {
@@ -189,10 +207,17 @@ static void apply_nice(int want, srv_limits *lim)
 static void raise_nofile(srv_limits *lim)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        lim->restore.nofile = rl; /* jobs get this back */
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    /* Jobs get the hard limit the daemon started with, and a soft one of at most
+     * EX_NOFILE_SOFT: a unit's LimitNOFILE= is the daemon's, not its jobs'. */
+    lim->restore.nofile = rl;
+    if (lim->restore.nofile.rlim_cur > EX_NOFILE_SOFT)
+        lim->restore.nofile.rlim_cur = EX_NOFILE_SOFT;
+    lim->restore.nofile_set = true;
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
-        lim->restore.nofile_set = setrlimit(RLIMIT_NOFILE, &rl) == 0;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
 }
 
@@ -373,6 +398,24 @@ int main(int argc, char **argv)
         goto fail;
     }
     cfg->limits.output_dir = outdir;
+
+    /* Jobs' cgroups, where there is a part of cgroup2 we may write; and what a daemon of
+     * this state directory left running there, killed before anything is restored. */
+    char why[512] = "--no-cgroups";
+    if (conf.no_cgroups) {
+        cfg->limits.cgroups_why = why;
+    } else if (ex_cgroups_open(state_tag(state), &cgroups, why, sizeof why) == 0) {
+        int swept = ex_cgroups_sweep(cgroups);
+        unsigned ctl = ex_cgroups_controllers(cgroups);
+        sy_log(LOG_INFO, "jobs run in cgroups of their own under %s (controllers:%s%s%s%s)%s",
+               ex_cgroups_path(cgroups), ctl & EX_CG_MEMORY ? " memory" : "", ctl & EX_CG_PIDS ? " pids" : "",
+               ctl & EX_CG_CPU ? " cpu" : "", ctl ? "" : " none: memory, tasks and CPU cannot be limited",
+               swept > 0 ? "; killed what was left in the cgroups of earlier jobs" : "");
+    } else {
+        sy_log(LOG_NOTICE, "jobs run without cgroups: %s", why);
+        cfg->limits.cgroups_why = why;
+    }
+    cfg->limits.cgroups = cgroups;
     conf.st.drop_output = drop_output;
     conf.st.drop_arg = outdir;
 
@@ -425,6 +468,7 @@ int main(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
     ex_ident_cache_clear();
     uv_loop_close(loop);
+    ex_cgroups_close(cgroups);
     close(lockfd);
     cf_free(&conf);
     free(conf_path);
@@ -432,6 +476,7 @@ int main(int argc, char **argv)
 
 fail:
     st_close(cfg->store); /* not started: closed at once */
+    ex_cgroups_close(cgroups);
     if (lockfd >= 0)
         close(lockfd);
     cf_free(&conf); /* so that the sanitizers' leak check passes on every way out */

@@ -32,7 +32,7 @@ enum {
     OPT_SOCKET, OPT_STATE_DIR, OPT_SOCKET_MODE, OPT_SYNC, OPT_KEEP, OPT_KEEP_FOR, OPT_MAX_UID_STORE, OPT_NO_STORE,
     OPT_MAX_CONNECTIONS, OPT_MAX_UID_CONNECTIONS, OPT_MAX_UID_BUFFERS, OPT_MESSAGE_TIMEOUT, OPT_MAX_MESSAGE,
     OPT_MAX_OUTPUT, OPT_RETAIN, OPT_MAX_UID_MEMORY, OPT_MAX_RESULT, OPT_MAX_ACTIVE, OPT_MAX_UID_GROUPS, OPT_PARALLEL,
-    OPT_SPAWN_TIMEOUT, OPT_GRACE, OPT_OUTPUT_LIMIT, OPT_MAX_UID_OUTPUT, OPT_NICE, OPT_COUNT
+    OPT_SPAWN_TIMEOUT, OPT_GRACE, OPT_OUTPUT_LIMIT, OPT_MAX_UID_OUTPUT, OPT_NICE, OPT_NO_CGROUPS, OPT_COUNT
 };
 
 static const struct cf_opt {
@@ -64,6 +64,7 @@ static const struct cf_opt {
     [OPT_OUTPUT_LIMIT] = { "output-limit", true, true },
     [OPT_MAX_UID_OUTPUT] = { "max-uid-output", true, false },
     [OPT_NICE] = { "nice", true, false },
+    [OPT_NO_CGROUPS] = { "no-cgroups", false, false },
 };
 
 _Static_assert(OPT_COUNT <= CF_MAX_OPTIONS, "cf_config.given holds every option");
@@ -159,6 +160,7 @@ static int cf_set(cf_config *c, int id, const char *v, const char *as, char *err
     case OPT_SOCKET: rc = cf_text(&c->socket, v, as, err, len); break;
     case OPT_STATE_DIR: rc = cf_text(&c->state, v, as, err, len); break;
     case OPT_NO_STORE: rc = v ? cf_bool(as, v, &c->no_store, err, len) : (c->no_store = true, 0); break;
+    case OPT_NO_CGROUPS: rc = v ? cf_bool(as, v, &c->no_cgroups, err, len) : (c->no_cgroups = true, 0); break;
     case OPT_KEEP:
         if ((rc = cf_size(as, v, 1, (size_t)1 << 40, &n, err, len)) == 0)
             c->st.keep = n;
@@ -304,6 +306,10 @@ const char cf_usage[] =
     "                        --retain'ed) may keep (default 1073741824; 0: no bound);\n"
     "                        past it the uid's oldest finished jobs go,\n"
     "                        then the rest of a job's output is discarded after a marker\n"
+    "  --no-cgroups          run jobs without cgroups of their own, even where cgroup2 can\n"
+    "                        be written (by default each job gets one: all its processes\n"
+    "                        are killed with it, setsid() or not, and memory_max,\n"
+    "                        pids_max, cpu_weight and cpu_quota can be kept)\n"
     "  --nice N              nice value of the daemon itself, from -20 to 19 (default -5;\n"
     "                        lowering it needs root, CAP_SYS_NICE or an RLIMIT_NICE of\n"
     "                        20-N or more, else it is kept).\n"

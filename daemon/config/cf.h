@@ -31,7 +31,7 @@ typedef struct cf_config {
     srv_config srv;   /* socket_path and the listeners are main's to fill */
     st_config st;
     int nice;
-    bool no_store;
+    bool no_store, no_cgroups;
     cf_group *groups;
     size_t ngroups;
     /* The text each option was last set from (NULL: never), to tell what a reload

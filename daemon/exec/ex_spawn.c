@@ -36,16 +36,18 @@
 
 #define EX_CHILD_STACK (64u * 1024u)
 
-enum ex_stage { EX_OK, EX_SETSID, EX_STDIO, EX_GROUPS, EX_GID, EX_UID, EX_CWD, EX_EXEC };
+enum ex_stage { EX_OK, EX_SETSID, EX_STDIO, EX_CGROUP, EX_RLIMIT, EX_GROUPS, EX_GID, EX_UID, EX_CWD, EX_EXEC };
 
 typedef struct ex_report {
     int stage, err;
+    int which; /* EX_RLIMIT: the limit */
 } ex_report;
 
 typedef struct ex_child {
     const ex_spawn_req *rq;
     const char *path; /* PATH to search */
     int report_fd;    /* write end of the report pipe */
+    int which;        /* the rlimit that could not be set */
     char buf[PATH_MAX];
 } ex_child;
 
@@ -96,7 +98,7 @@ EX_NO_ASAN static void ex_copy(char *d, const char *s, size_t n)
 
 EX_NO_ASAN __attribute__((noreturn)) static void ex_child_fail(ex_child *c, int stage, long err)
 {
-    ex_report r = { stage, (int)-err };
+    ex_report r = { stage, (int)-err, c->which };
     while (ex_sys(SYS_write, c->report_fd, &r, sizeof r) == -EINTR) {
     }
     for (;;)
@@ -176,6 +178,11 @@ EX_NO_ASAN static int ex_child_main(void *arg)
     /* Its own session, so it leads a process group that a cancel can signal whole. */
     if ((rc = ex_sys(SYS_setsid, 0, 0, 0)) < 0)
         ex_child_fail(c, EX_SETSID, rc);
+    /* Into its own cgroup, first (its descriptor is closed with the others below) and
+     * while still root (a root daemon's job cgroups are root's): writing 0 moves the
+     * writer, before anything of the owner's runs. */
+    if (rq->in_cgroup && (rc = ex_sys(SYS_write, rq->cgroup_procs_fd, (long)"0", 1)) < 0)
+        ex_child_fail(c, EX_CGROUP, rc);
 
     int fds[3] = { rq->stdin_fd, rq->stdout_fd, rq->stderr_fd };
     if (fds[0] < 0) {
@@ -210,6 +217,16 @@ EX_NO_ASAN static int ex_child_main(void *arg)
         ex_sys(SYS_setpriority, PRIO_PROCESS, 0, rs->nice);
     if (rs && rs->nofile_set)
         ex_sys6(SYS_prlimit64, 0, RLIMIT_NOFILE, (long)&rs->nofile, 0, 0, 0);
+
+    /* Its own limits, also before the uid changes: raising a hard limit takes root. */
+    const ex_limits *lim = rq->limits;
+    for (int i = 0; lim && i < EX_RLIM_COUNT; i++)
+        if (lim->rlim_set[i] &&
+            (rc = ex_sys6(SYS_prlimit64, 0, ex_rlimit_resource[i], (long)&lim->rlim[i], 0, 0, 0)) < 0) {
+            c->which = i;
+            ex_child_fail(c, EX_RLIMIT, rc);
+        }
+    ex_sys(SYS_umask, lim && lim->umask >= 0 ? lim->umask : EX_UMASK_DEFAULT, 0, 0);
     if (rq->set_ids) {
         if ((rc = ex_sys(SYS_setgroups, rq->ngroups, rq->groups, 0)) < 0)
             ex_child_fail(c, EX_GROUPS, rc);
@@ -243,6 +260,17 @@ static void ex_describe(const ex_spawn_req *rq, const ex_report *r, char *errbuf
     switch (r->stage) {
     case EX_SETSID: snprintf(errbuf, errlen, "cannot start a new session: %s", why); break;
     case EX_STDIO: snprintf(errbuf, errlen, "cannot set up standard input and output: %s", why); break;
+    case EX_CGROUP: snprintf(errbuf, errlen, "cannot join the job's cgroup: %s", why); break;
+    case EX_RLIMIT: {
+        int w = r->which >= 0 && r->which < EX_RLIM_COUNT && rq->limits ? r->which : -1;
+        if (w < 0)
+            snprintf(errbuf, errlen, "cannot set a limit: %s", why);
+        else
+            snprintf(errbuf, errlen, "cannot set its %s limit to %llu:%llu: %s", ex_rlimit_name[w],
+                     (unsigned long long)rq->limits->rlim[w].rlim_cur,
+                     (unsigned long long)rq->limits->rlim[w].rlim_max, why);
+        break;
+    }
     case EX_GROUPS: snprintf(errbuf, errlen, "cannot set the supplementary groups: %s", why); break;
     case EX_GID: snprintf(errbuf, errlen, "cannot change to gid %u: %s", (unsigned)rq->gid, why); break;
     case EX_UID: snprintf(errbuf, errlen, "cannot change to uid %u: %s", (unsigned)rq->uid, why); break;
@@ -300,6 +328,7 @@ int ex_spawn_start(const ex_spawn_req *rq, ex_spawning **out, char *errbuf, size
     s->c->rq = rq;
     s->c->path = ex_envp_path(rq->envp);
     s->c->report_fd = rp[1];
+    s->c->which = -1;
 
     /* No signal handler may run in the child while it shares our memory. */
     sigset_t all, old;
@@ -325,7 +354,7 @@ pid_t ex_spawning_pid(const ex_spawning *s) { return s->pid; }
 int ex_spawn_finish(ex_spawning *s, ex_spawned *out, char *errbuf, size_t errlen)
 {
     /* End of file: it exec'd (or died without a word: killed). A report: it failed. */
-    ex_report r = { EX_OK, 0 };
+    ex_report r = { EX_OK, 0, -1 };
     ssize_t n;
     do
         n = read(s->fd, &r, sizeof r);

@@ -20,6 +20,8 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "ex_limits.h"
+
 #define EX_MAX_GROUPS 65536u /* supplementary groups (NGROUPS_MAX on Linux) */
 
 /* What the daemon changed of itself at start that its jobs must not inherit, given back
@@ -44,6 +46,9 @@ typedef struct ex_spawn_req {
     const gid_t *groups;
     size_t ngroups;
     const ex_restore *restore; /* NULL: nothing to give back */
+    const ex_limits *limits;   /* NULL: none of its own (the umask is still reset) */
+    bool in_cgroup;            /* join the cgroup whose cgroup.procs is cgroup_procs_fd */
+    int cgroup_procs_fd;
 } ex_spawn_req;
 
 typedef struct ex_spawned {

@@ -30,6 +30,8 @@ typedef struct kind_env {
     unsigned max_depth;     /* ... and its nesting levels */
     ex_restore restore;     /* what jobs get back of the daemon's start */
     double spawn_timeout;   /* seconds a job may take from clone to exec (KIND_SPAWN_TIMEOUT) */
+    struct ex_cgroups *cgroups; /* where jobs' cgroups go (ex_cgroup.h); NULL: none */
+    const char *cgroups_why;    /* ... and why there are none */
 } kind_env;
 
 #define KIND_GRACE_DEFAULT 5.0

@@ -8,6 +8,7 @@
  * grace period, and the body ends only once the leader is reaped; whatever is left of the
  * group is then killed, so a job leaves no processes behind. */
 #include "kind.h"
+#include "kind_limits.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 #include "co_io.h"
 #include "cp_spec.h"
 #include "cp_utf8.h"
+#include "ex_cgroup.h"
 #include "ex_ident.h"
 #include "ex_pump.h"
 #include "ex_spawn.h"
@@ -46,6 +48,7 @@ typedef struct exec_args {
     bool has_in;
     double grace;          /* < 0: the daemon's */
     uint64_t output_limit; /* UINT64_MAX: the daemon's; 0: none */
+    ex_limits lim;         /* its rlimits, umask and cgroup limits */
     size_t bytes;          /* what all of this takes */
     char command[KIND_COMMAND_MAX];
 } exec_args;
@@ -114,7 +117,6 @@ static void exec_describe(exec_args *a)
  * stage (they are reference counted). */
 static int exec_validate(const msgpack_object *args, const kind_env *env, void *parsed, cp_error *err)
 {
-    (void)env;
     if (!args)
         return cp_fail(err, CP_BAD_REQUEST, "args.argv is required for an exec");
     exec_args *a = calloc(1, sizeof *a);
@@ -249,6 +251,8 @@ static int exec_validate(const msgpack_object *args, const kind_env *env, void *
     }
     if (got)
         a->output_limit = lim;
+    if (kind_limits_parse(args, env, &a->lim, err) < 0)
+        goto fail;
     exec_describe(a);
     a->bytes = sizeof *a + total + (a->cwd ? strlen(a->cwd) + 1 : 0) + a->in_len;
     *(exec_args **)parsed = a;
@@ -293,6 +297,10 @@ typedef struct exec_job {
     double grace;
     uint64_t limit;
     ex_disk_use *disk;      /* the record's share of its owner's disk (referenced) */
+    ex_cgroups *cgroups;    /* where its cgroup goes; NULL: it has none */
+    ex_jobcg cg;            /* its cgroup, while has_cg */
+    bool has_cg, cg_measured;
+    ex_jobcg_stats cg_stats; /* read as it ended */
     char path[2][PATH_MAX]; /* stdout, stderr files */
 
     ex_ident *ident;
@@ -426,7 +434,8 @@ static int exec_spawn(exec_job *j)
             .argv = a->argv, .envp = envp, .cwd = a->cwd ? a->cwd : id->home,
             .stdin_fd = child[0], .stdout_fd = child[1], .stderr_fd = child[2],
             .set_ids = set_ids, .uid = j->owner, .gid = id->gid, .groups = id->groups, .ngroups = id->ngroups,
-            .restore = &j->restore,
+            .restore = &j->restore, .limits = &a->lim,
+            .in_cgroup = j->has_cg, .cgroup_procs_fd = j->has_cg ? j->cg.procs_fd : -1,
         };
         ex_spawning *sg;
         struct timespec now;
@@ -502,6 +511,41 @@ static int exec_wait_leader(exec_job *j, double timeout)
     return 0;
 }
 
+/* ---- its cgroup ---------------------------------------------------------------------------- */
+
+/* Made before it is spawned, with its limits; it joins it in the child. */
+static int exec_cg_make(exec_job *j)
+{
+    if (!j->cgroups)
+        return 0;
+    int rc = ex_jobcg_make(j->cgroups, j->id, &j->a->lim, &j->cg, j->err, sizeof j->err);
+    j->has_cg = rc == 0;
+    return rc;
+}
+
+/* Every process left in it is killed — a grandchild that called setsid() too, which its
+ * process group misses — then awaited (briefly: SIGKILL is not refused), measured, and
+ * the cgroup removed. What cannot be removed now is left to the next start's sweep. */
+static void exec_cg_end(exec_job *j)
+{
+    if (!j->has_cg)
+        return;
+    ex_jobcg_kill(&j->cg);
+    /* Most jobs leave nothing: measured and removed at once. Else what was killed is
+     * awaited (SIGKILL is not refused: briefly), then the cgroup removed. */
+    ex_jobcg_stats_get(&j->cg, &j->cg_stats);
+    if (ex_jobcg_remove(&j->cg) == -EBUSY) {
+        for (int i = 0; i < 1000 && ex_jobcg_populated(&j->cg); i++)
+            co_sleep(0.002);
+        ex_jobcg_stats_get(&j->cg, &j->cg_stats); /* with what the killed ones used */
+        for (int i = 0; i < 50 && ex_jobcg_remove(&j->cg) == -EBUSY; i++)
+            co_sleep(0.01);
+    }
+    j->cg_measured = true;
+    ex_jobcg_close(&j->cg);
+    j->has_cg = false;
+}
+
 /* Wait for the leader's exit; a cancel turns into SIGTERM, the grace period, SIGKILL.
  * Returns true when the job was told to stop. */
 static bool exec_await_exit(exec_job *j)
@@ -516,6 +560,8 @@ static bool exec_await_exit(exec_job *j)
     while (rc == -ETIMEDOUT || rc == -ECANCELED) {
         /* Out of patience (or cancelled again): nothing outlives SIGKILL. */
         kill(-pg, SIGKILL);
+        if (j->has_cg)
+            ex_jobcg_kill(&j->cg);
         rc = exec_wait_leader(j, -1);
     }
     return true;
@@ -553,7 +599,8 @@ static void exec_pack_outcome(msgpack_packer *pk, exec_job *j, int extra, const 
     for (int s = 1; s < 3; s++)
         if (j->pump[s] && ex_pump_error(j->pump[s]) && !werr)
             werr = ex_pump_error(j->pump[s]);
-    msgpack_pack_map(pk, (uint32_t)(extra + 7 + (trunc ? 1 : 0) + (werr ? 1 : 0)));
+    int cg = j->cg_measured ? 1 + (j->cg_stats.has_peak ? 1 : 0) : 0;
+    msgpack_pack_map(pk, (uint32_t)(extra + 7 + (trunc ? 1 : 0) + (werr ? 1 : 0) + cg));
     cp_pack_str(pk, "pid");
     msgpack_pack_int64(pk, j->sp.pid);
     cp_pack_str(pk, "duration");
@@ -568,6 +615,14 @@ static void exec_pack_outcome(msgpack_packer *pk, exec_job *j, int extra, const 
     msgpack_pack_uint64(pk, j->pump[1] ? ex_pump_bytes(j->pump[1]) : 0);
     cp_pack_str(pk, "stderr_bytes");
     msgpack_pack_uint64(pk, j->pump[2] ? ex_pump_bytes(j->pump[2]) : 0);
+    if (j->cg_measured) { /* all its processes', from its cgroup */
+        cp_pack_str(pk, "cpu_time");
+        msgpack_pack_double(pk, (double)j->cg_stats.cpu_usec / 1e6);
+        if (j->cg_stats.has_peak) {
+            cp_pack_str(pk, "memory_peak");
+            msgpack_pack_uint64(pk, j->cg_stats.memory_peak);
+        }
+    }
     if (trunc) {
         cp_pack_str(pk, "output_truncated");
         msgpack_pack_true(pk);
@@ -593,6 +648,8 @@ static int exec_body(void *arg)
     }
     if (co_cancel_requested())
         return -ECANCELED; /* cancelled during the lookup: do not start it */
+    if (exec_cg_make(j) < 0)
+        return co_fail("spawn_failed", "%s", j->err);
     if (exec_spawn(j) < 0) {
         if (j->stop_now)
             return -ECANCELED; /* cancelled while it failed to start */
@@ -616,8 +673,9 @@ static int exec_body(void *arg)
         snprintf(j->err, sizeof j->err, "cannot collect the exit status of pid %d: %s", (int)j->sp.pid,
                  strerror(-rc));
     double dur = exec_mono() - j->t0;
-    /* The rest of its group goes with it. */
+    /* The rest of its group goes with it, and of its cgroup (setsid() escapes the group). */
     kill(-j->sp.pid, SIGKILL);
+    exec_cg_end(j);
     exec_drain(j);
 
     if (stopped)
@@ -645,12 +703,18 @@ static int exec_body(void *arg)
         msgpack_pack_int(&pk, code);
     } else {
         int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-        char msg[96];
-        snprintf(msg, sizeof msg, "killed by signal %d (%s)%s", sig, strsignal(sig),
-                 WIFSIGNALED(status) && WCOREDUMP(status) ? ", core dumped" : "");
+        char msg[160];
+        /* Killed for its memory.max: its own outcome, not just a SIGKILL. */
+        bool oom = j->cg_measured && j->cg_stats.oom_kills > 0 && sig == SIGKILL;
+        if (oom)
+            snprintf(msg, sizeof msg, "killed for using more memory than its memory_max (%llu bytes)",
+                     (unsigned long long)j->a->lim.memory_max);
+        else
+            snprintf(msg, sizeof msg, "killed by signal %d (%s)%s", sig, strsignal(sig),
+                     WIFSIGNALED(status) && WCOREDUMP(status) ? ", core dumped" : "");
         exec_pack_outcome(&pk, j, 3, &ru, dur);
         cp_pack_str(&pk, "code");
-        cp_pack_str(&pk, "signal");
+        cp_pack_str(&pk, oom ? "oom" : "signal");
         cp_pack_str(&pk, "message");
         cp_pack_str(&pk, msg);
         cp_pack_str(&pk, "signal");
@@ -678,6 +742,11 @@ static void exec_job_free(co_future *f, void *arg)
     ex_ident_put(j->ident);
     if (j->sp.pidfd >= 0)
         close(j->sp.pidfd);
+    if (j->has_cg) { /* it did not run to its end: one try, else the next start's sweep */
+        ex_jobcg_kill(&j->cg);
+        ex_jobcg_remove(&j->cg);
+        ex_jobcg_close(&j->cg);
+    }
     if (j->io_done)
         co_future_unref(j->io_done);
     if (j->disk)
@@ -701,6 +770,7 @@ static int exec_start(const kind_start *ks, co_task **body)
     j->as_root = ks->env->as_root;
     j->restore = ks->env->restore;
     j->spawn_timeout = ks->env->spawn_timeout;
+    j->cgroups = ks->env->cgroups;
     if ((j->disk = ks->disk))
         ex_disk_use_ref(j->disk);
     j->grace = a->grace >= 0 ? a->grace : ks->env->grace;

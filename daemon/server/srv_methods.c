@@ -3,6 +3,7 @@
  * and packs exactly one response — except `wait`, answered later by srv_watch.c. */
 #include "srv_internal.h"
 
+#include "ex_cgroup.h"
 #include "kind.h"
 
 #include <errno.h>
@@ -56,7 +57,7 @@ static void m_hello(srv_conn *c, const cp_request *rq)
         return;
     }
     srv_ok(c, rq);
-    cp_out_map(&c->out, 4);
+    cp_out_map(&c->out, 5);
     cp_out_lit(&c->out, "protocol");
     cp_out_uint(&c->out, 1);
     cp_out_lit(&c->out, "server");
@@ -65,6 +66,24 @@ static void m_hello(srv_conn *c, const cp_request *rq)
     cp_out_str(&c->out, COROD_VERSION);
     cp_out_lit(&c->out, "pid");
     cp_out_uint(&c->out, (uint32_t)getpid());
+    /* What a job's limits may ask for: the cgroup controllers its jobs have. */
+    const srv_limits *l = &c->srv->cfg.limits;
+    unsigned ctl = ex_cgroups_controllers(l->cgroups);
+    cp_out_lit(&c->out, "cgroups");
+    cp_out_map(&c->out, 2);
+    cp_out_lit(&c->out, "controllers");
+    cp_out_array(&c->out, (uint32_t)(!!(ctl & EX_CG_MEMORY) + !!(ctl & EX_CG_PIDS) + !!(ctl & EX_CG_CPU)));
+    if (ctl & EX_CG_MEMORY)
+        cp_out_lit(&c->out, "memory");
+    if (ctl & EX_CG_PIDS)
+        cp_out_lit(&c->out, "pids");
+    if (ctl & EX_CG_CPU)
+        cp_out_lit(&c->out, "cpu");
+    cp_out_lit(&c->out, "unavailable"); /* why jobs have no cgroups; nil: they have */
+    if (l->cgroups)
+        cp_out_nil(&c->out);
+    else
+        cp_out_str(&c->out, l->cgroups_why ? l->cgroups_why : "");
 }
 
 /* A submit naming records in the store only (`after`, a gather's ids): read them back. */

@@ -169,6 +169,8 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
         .max_depth = t->lim.max_depth,
         .restore = t->lim.restore,
         .spawn_timeout = t->lim.spawn_timeout > 0 ? t->lim.spawn_timeout : KIND_SPAWN_TIMEOUT,
+        .cgroups = t->lim.cgroups,
+        .cgroups_why = t->lim.cgroups_why,
     };
     t->next_id = 1;
     if (srv_groups_init(&t->groups, t->lim.default_parallel, t->lim.max_uid_groups) < 0) {

@@ -43,6 +43,8 @@ typedef struct srv_limits {
     unsigned max_depth;        /* nesting levels, 0: CO_VALUE_DEPTH_DEFAULT */
     ex_restore restore;        /* what jobs get back of the daemon's start (ex_spawn.h) */
     double spawn_timeout;      /* seconds a job may take to exec, 0: KIND_SPAWN_TIMEOUT */
+    struct ex_cgroups *cgroups; /* where jobs' cgroups go (ex_cgroup.h), NULL: none */
+    const char *cgroups_why;    /* ... and why there are none */
 } srv_limits;
 
 /* -EINVAL without l->output_dir. */

@@ -36,8 +36,8 @@ class Daemon:
     {resource.RLIMIT_*: value} set as both its soft and hard limits before it starts (or
     {...: (soft, hard)})."""
 
-    def __init__(self, *extra, user=None, capture_stderr=False, rlimits=None):
-        self.dir = tempfile.mkdtemp(prefix="corod-py-")
+    def __init__(self, *extra, user=None, capture_stderr=False, rlimits=None, dir=None):
+        self.dir = dir or tempfile.mkdtemp(prefix="corod-py-")  # dir: a killed one's, to restart it
         self.sock = os.path.join(self.dir, "corod.sock")
         self.stderr = None
         wrapper = shlex.split(os.environ.get("COROD_WRAPPER", ""))
