@@ -65,7 +65,10 @@ static const char usage[] =
     "  --retries N --retry-delay SECONDS --shield --wait (wait for it; exit as it ends)\n"
     "JOB OPTS (add, run): --env NAME=VALUE (repeatable; overrides yours) --default-env (the\n"
     "  daemon's minimal PATH/HOME/USER/LOGNAME/SHELL instead of yours) --cwd DIR\n"
-    "  --stdin-file FILE|- --grace SECONDS --output-limit BYTES\n"
+    "  --stdin-file FILE|- --grace SECONDS --output-limit BYTES --umask OCTAL\n"
+    "  --rlimit NAME=SOFT[:HARD] (nofile, core, cpu, as; a count or infinity; repeatable)\n"
+    "  --memory-max BYTES (K, M, G, T) --pids-max N --cpu-weight 1..10000 --cpu-quota CPUS\n"
+    "  (these four need the daemon's cgroups: coroctl ping says which it has)\n"
     "\n"
     "--socket PATH (or CORO_SOCKET): the daemon's socket; default /run/corod/corod.sock for\n"
     "root, else $XDG_RUNTIME_DIR/corod/corod.sock.\n"
@@ -440,6 +443,28 @@ int after_submit(int rc, uint64_t id, int wait)
 
 /* ---- commands ---- */
 
+/* What hello says of jobs' cgroups: the controllers they have, or why there are none. */
+static void print_cgroups(const void *res, size_t len)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, res, len, NULL) == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *cg = cp_get(&u.data, "cgroups");
+        const msgpack_object *ctl = cg ? cp_get(cg, "controllers") : NULL;
+        const msgpack_object *why = cg ? cp_get(cg, "unavailable") : NULL;
+        if (why && why->type == MSGPACK_OBJECT_STR) {
+            printf("jobs run without cgroups: %.*s\n", (int)why->via.str.size, why->via.str.ptr);
+        } else if (ctl && ctl->type == MSGPACK_OBJECT_ARRAY) {
+            printf("jobs run in cgroups of their own; controllers:");
+            for (uint32_t i = 0; i < ctl->via.array.size; i++)
+                if (ctl->via.array.ptr[i].type == MSGPACK_OBJECT_STR)
+                    printf(" %.*s", (int)ctl->via.array.ptr[i].via.str.size, ctl->via.array.ptr[i].via.str.ptr);
+            printf("%s\n", ctl->via.array.size ? "" : " none (no memory, pids or cpu limits)");
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+}
+
 static int cmd_ping(int argc, char **argv)
 {
     (void)argv;
@@ -462,6 +487,7 @@ static int cmd_ping(int argc, char **argv)
         putchar('\n');
     } else {
         printf("corod is up: pid %u, protocol %u\n", pid, proto);
+        print_cgroups(res, len);
     }
     free(res);
     return EX_OK;

@@ -18,14 +18,73 @@ extern char **environ;
 #define STDIN_MAX (15u * 1024u * 1024u) /* fits the daemon's 16 MiB message limit */
 #define ENV_MAX 4096u                   /* --env options */
 
+#define RLIMITS_MAX 4u /* nofile, core, cpu, as */
+
 typedef struct exec_opts {
     corod_exec ex;
+    corod_rlimit rlim[RLIMITS_MAX];
     char *env_extra[ENV_MAX + 1];
     size_t n_extra;
     int default_env;
     const char *stdin_file;
     char cwd[PATH_MAX];
 } exec_opts;
+
+/* A count with an optional K, M, G or T suffix (powers of 1024). */
+static int parse_bytes(const char *arg, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (errno || end == arg || arg[0] == '-')
+        return -1;
+    static const char units[] = "KMGT";
+    const char *u = *end ? strchr(units, *end) : NULL;
+    if (*end && (!u || end[1]))
+        return -1;
+    for (int i = u ? (int)(u - units) + 1 : 0; i > 0; i--) {
+        if (v > UINT64_MAX / 1024)
+            return -1;
+        v *= 1024;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_rlim_value(const char *s, uint64_t *out)
+{
+    if (!strcmp(s, "infinity") || !strcmp(s, "unlimited"))
+        return *out = COROD_RLIM_INFINITY, 0;
+    return parse_bytes(s, out);
+}
+
+/* NAME=SOFT[:HARD], each a count (K/M/G/T) or "infinity". */
+static int parse_rlimit(const char *arg, exec_opts *x)
+{
+    static const char *const names[RLIMITS_MAX] = { "nofile", "core", "cpu", "as" };
+    const char *eq = strchr(arg, '=');
+    if (!eq)
+        return -1;
+    size_t nl = (size_t)(eq - arg);
+    int which = -1;
+    for (int i = 0; i < (int)RLIMITS_MAX; i++)
+        if (strlen(names[i]) == nl && !strncmp(arg, names[i], nl))
+            which = i;
+    char soft[64], *colon;
+    if (which < 0 || snprintf(soft, sizeof soft, "%s", eq + 1) >= (int)sizeof soft)
+        return -1;
+    corod_rlimit r = { .name = names[which] };
+    if ((colon = strchr(soft, ':')))
+        *colon = '\0';
+    if (parse_rlim_value(soft, &r.soft) < 0 || parse_rlim_value(colon ? colon + 1 : soft, &r.hard) < 0)
+        return -1;
+    for (size_t i = 0; i < x->ex.nrlimits; i++)
+        if (x->rlim[i].name == r.name)
+            return x->rlim[i] = r, 0;
+    x->rlim[x->ex.nrlimits++] = r;
+    x->ex.rlimits = x->rlim;
+    return 0;
+}
 
 static int exec_extra(int c, const char *arg, submit_opts *o)
 {
@@ -58,6 +117,44 @@ static int exec_extra(int c, const char *arg, submit_opts *o)
         x->ex.output_limit = v;
         return 0;
     }
+    case 'M':
+        if (parse_bytes(arg, &x->ex.memory_max) < 0 || !x->ex.memory_max)
+            return usage_error("--memory-max: not a number of bytes (K, M, G or T after it): \"%s\"", arg);
+        return 0;
+    case 'P':
+        if (parse_bytes(arg, &x->ex.pids_max) < 0 || !x->ex.pids_max || strpbrk(arg, "KMGT"))
+            return usage_error("--pids-max: not a positive count: \"%s\"", arg);
+        return 0;
+    case 'W': {
+        char *end;
+        unsigned long v = strtoul(arg, &end, 10);
+        if (end == arg || *end || arg[0] == '-' || v < 1 || v > 10000)
+            return usage_error("--cpu-weight: a whole number from 1 to 10000, not \"%s\"", arg);
+        x->ex.cpu_weight = (uint32_t)v;
+        return 0;
+    }
+    case 'Q': {
+        char *end;
+        double v = strtod(arg, &end);
+        if (end == arg || *end || !(v >= 0.01 && v <= 4096))
+            return usage_error("--cpu-quota: a number of CPUs from 0.01 to 4096, not \"%s\"", arg);
+        x->ex.cpu_quota = v;
+        return 0;
+    }
+    case 'U': {
+        char *end;
+        unsigned long v = strtoul(arg, &end, 8);
+        if (end == arg || *end || v > 0777)
+            return usage_error("--umask: an octal mask such as 022, not \"%s\"", arg);
+        x->ex.set_umask = true;
+        x->ex.umask = (unsigned)v;
+        return 0;
+    }
+    case 'X':
+        if (parse_rlimit(arg, x) < 0)
+            return usage_error("--rlimit takes NAME=SOFT[:HARD] (nofile, core, cpu, as; a count or infinity), "
+                               "not \"%s\"", arg);
+        return 0;
     }
     return EX_USAGE;
 }
@@ -66,6 +163,9 @@ static const struct option exec_long[] = {
     { "env", required_argument, 0, 'e' },        { "default-env", no_argument, 0, 'E' },
     { "cwd", required_argument, 0, 'c' },        { "stdin-file", required_argument, 0, 'i' },
     { "grace", required_argument, 0, 'G' },      { "output-limit", required_argument, 0, 'L' },
+    { "memory-max", required_argument, 0, 'M' }, { "pids-max", required_argument, 0, 'P' },
+    { "cpu-weight", required_argument, 0, 'W' }, { "cpu-quota", required_argument, 0, 'Q' },
+    { "umask", required_argument, 0, 'U' },      { "rlimit", required_argument, 0, 'X' },
     { 0, 0, 0, 0 },
 };
 

@@ -593,7 +593,9 @@ int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *o
         argc++;
     corod_params a;
     corod_params_begin(&a, 1 + (ex->env != NULL) + (ex->cwd != NULL) + (ex->stdin_data != NULL) +
-                               (ex->grace > 0) + (ex->output_limit > 0));
+                               (ex->grace > 0) + (ex->output_limit > 0) + (ex->memory_max > 0) +
+                               (ex->pids_max > 0) + (ex->cpu_weight > 0) + (ex->cpu_quota > 0) +
+                               ex->set_umask + (ex->nrlimits > 0));
     cp_pack_str(&a.pk, "argv");
     msgpack_pack_array(&a.pk, (uint32_t)argc);
     for (size_t i = 0; i < argc; i++)
@@ -623,6 +625,32 @@ int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *o
         cp_pack_str(&a.pk, "grace"), msgpack_pack_double(&a.pk, ex->grace);
     if (ex->output_limit > 0)
         cp_pack_str(&a.pk, "output_limit"), msgpack_pack_uint64(&a.pk, ex->output_limit);
+    if (ex->memory_max > 0)
+        cp_pack_str(&a.pk, "memory_max"), msgpack_pack_uint64(&a.pk, ex->memory_max);
+    if (ex->pids_max > 0)
+        cp_pack_str(&a.pk, "pids_max"), msgpack_pack_uint64(&a.pk, ex->pids_max);
+    if (ex->cpu_weight > 0)
+        cp_pack_str(&a.pk, "cpu_weight"), msgpack_pack_uint32(&a.pk, ex->cpu_weight);
+    if (ex->cpu_quota > 0)
+        cp_pack_str(&a.pk, "cpu_quota"), msgpack_pack_double(&a.pk, ex->cpu_quota);
+    if (ex->set_umask)
+        cp_pack_str(&a.pk, "umask"), msgpack_pack_uint32(&a.pk, ex->umask);
+    if (ex->nrlimits > 0) {
+        cp_pack_str(&a.pk, "rlimits");
+        msgpack_pack_map(&a.pk, (uint32_t)ex->nrlimits);
+        for (size_t i = 0; i < ex->nrlimits; i++) {
+            const corod_rlimit *r = &ex->rlimits[i];
+            cp_pack_str(&a.pk, r->name);
+            msgpack_pack_array(&a.pk, 2);
+            for (int k = 0; k < 2; k++) {
+                uint64_t v = k ? r->hard : r->soft;
+                if (v == COROD_RLIM_INFINITY)
+                    cp_pack_str(&a.pk, "infinity");
+                else
+                    msgpack_pack_uint64(&a.pk, v);
+            }
+        }
+    }
     return corod_submit_args(c, "exec", &a.sb, opts, id);
 }
 

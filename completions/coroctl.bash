@@ -22,7 +22,8 @@ _coroctl()
                 restart clean watch"
     local task_opts="--name --group --after --delay --timeout --priority --retries --retry-delay
                      --shield --wait"
-    local job_opts="--env --default-env --cwd --stdin-file --grace --output-limit"
+    local job_opts="--env --default-env --cwd --stdin-file --grace --output-limit --umask --rlimit --memory-max
+                    --pids-max --cpu-weight --cpu-quota"
     local filters="--state --group --kind --name --owner --since --until"
     local _coroctl_sock="" cmd="" i
     for ((i = 1; i < cword; i++)); do
@@ -47,8 +48,10 @@ _coroctl()
     --state) COMPREPLY=($(compgen -W "pending running succeeded failed cancelled" -- "$cur")); return ;;
     --kind) COMPREPLY=($(compgen -W "exec sleep gather" -- "$cur")); return ;;
     --mode) COMPREPLY=($(compgen -W "all first_completed first_exception" -- "$cur")); return ;;
+    --rlimit) COMPREPLY=($(compgen -W "nofile= core= cpu= as=" -- "$cur")); compopt -o nospace; return ;;
     --name | --after | --delay | --timeout | --priority | --retries | --retry-delay | --env | --grace | \
-        --output-limit | --owner | --since | --until | --limit | --message | --parallel)
+        --output-limit | --owner | --since | --until | --limit | --message | --parallel | --umask | \
+        --memory-max | --pids-max | --cpu-weight | --cpu-quota)
         return ;;
     esac
     if [[ -z $cmd ]]; then

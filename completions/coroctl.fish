@@ -31,6 +31,12 @@ for c in add run
     complete -c coroctl -n "__fish_seen_subcommand_from $c" -l stdin-file -r -F
     complete -c coroctl -n "__fish_seen_subcommand_from $c" -l grace -r
     complete -c coroctl -n "__fish_seen_subcommand_from $c" -l output-limit -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l umask -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l rlimit -r -a "nofile= core= cpu= as="
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l memory-max -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l pids-max -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l cpu-weight -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l cpu-quota -r
 end
 for c in list clean restart
     complete -c coroctl -n "__fish_seen_subcommand_from $c" -l state -r -a "pending running succeeded failed cancelled"

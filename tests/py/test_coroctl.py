@@ -252,6 +252,23 @@ class Coroctl(unittest.TestCase):
         self.assertEqual(self.run_ctl("logs").returncode, 2)
         self.assertEqual(self.run_ctl("logs", "999999").returncode, 3)
 
+    def test_job_limits_from_the_command_line(self):
+        r = self.run_ctl("run", "--rlimit", "nofile=64:128", "--rlimit", "cpu=infinity", "--umask", "077", "--",
+                         "sh", "-c", "ulimit -Sn; ulimit -Hn; ulimit -t; umask")
+        self.assertEqual((r.returncode, r.stdout.split()), (0, ["64", "128", "unlimited", "0077"]), r.stderr)
+        for bad, want in ((["--rlimit", "files=3"], "--rlimit takes NAME=SOFT[:HARD]"),
+                          (["--umask", "999"], "--umask: an octal mask"),
+                          (["--memory-max", "12Q"], "--memory-max: not a number of bytes"),
+                          (["--cpu-weight", "0"], "--cpu-weight: a whole number from 1 to 10000"),
+                          (["--cpu-quota", "0"], "--cpu-quota: a number of CPUs")):
+            r = self.run_ctl("add", *bad, "--", "true")
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn(want, r.stderr)
+        r = self.run_ctl("add", "--rlimit", "nofile=10:5", "--", "true")
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("the soft limit is above the hard one", r.stderr)
+        self.assertIn("jobs run", self.run_ctl("ping").stdout)  # with cgroups or without, and why
+
     def test_group_pause_resume(self):
         self.assertEqual(self.run_ctl("group", "set", "ctlg", "--parallel", "1", "--pause").returncode, 0)
         lo = self.run_ctl("add", "--group", "ctlg", "--", "true").stdout.strip()

@@ -84,6 +84,13 @@ int corod_submit_gather(corod_client *c, const uint64_t *ids, size_t n, bool ret
 /* An exec task. argv and env are NULL-terminated; env holds "NAME=value" strings (NULL:
  * the daemon gives the owner's minimal environment); cwd NULL: the owner's home; stdin_data
  * NULL: /dev/null. grace and output_limit 0: the daemon's defaults. */
+/* One rlimit of a job (PROTOCOL.md, exec): "nofile", "core", "cpu" or "as". */
+#define COROD_RLIM_INFINITY UINT64_MAX
+typedef struct corod_rlimit {
+    const char *name;
+    uint64_t soft, hard;
+} corod_rlimit;
+
 typedef struct corod_exec {
     char *const *argv;
     char *const *env;
@@ -92,6 +99,14 @@ typedef struct corod_exec {
     size_t stdin_len;
     double grace;
     uint64_t output_limit;
+    /* Its limits; zeros for none. The cgroup ones need the daemon's cgroups (hello). */
+    uint64_t memory_max, pids_max;
+    uint32_t cpu_weight;
+    double cpu_quota; /* CPUs */
+    bool set_umask;
+    unsigned umask;
+    const corod_rlimit *rlimits;
+    size_t nrlimits;
 } corod_exec;
 int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *opts, uint64_t *id);
 /* Bytes of an exec task's output (stream 1 stdout, 2 stderr) from `offset`, at most `max`
