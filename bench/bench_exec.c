@@ -5,12 +5,15 @@
  *     the floor for a daemon that spawns and collects output on libuv;
  *   - xargs -P2 (no output capture: a lower bound on process cost);
  *   - task-spooler (tsp -S 2, one `tsp /bin/true` per job, then `tsp -w`), when installed;
- *   - corod through coroctl (one `coroctl add` per job, as a tsp user would queue).
+ *   - corod through coroctl (one `coroctl add` per job, as a tsp user would queue);
+ *   - corod again with --no-cgroups: what each job's own cgroup costs (where the daemon
+ *     can make them; else the two are the same daemon's figures twice).
  * Prints medians of --runs runs and the ratios. Nothing passes or fails. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +257,34 @@ static int have(const char *prog)
     return run_cmd(argv, NULL, 1) == 0;
 }
 
+/* A fresh daemon with retention for every job of the run; its pid once it answers. */
+static pid_t corod_start(const char *corod, const char *sock, const char *state, int keep, bool no_cgroups)
+{
+    char retain[32];
+    snprintf(retain, sizeof retain, "%d", keep);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int dn = open("/dev/null", O_WRONLY);
+        dup2(dn, 2);
+        execl(corod, corod, "--socket", sock, "--state-dir", state, "--retain", retain,
+              no_cgroups ? "--no-cgroups" : (char *)NULL, (char *)NULL);
+        _exit(127);
+    }
+    corod_client *probe = NULL;
+    for (int i = 0; i < 500 && corod_connect(sock, &probe) < 0; i++)
+        usleep(10000);
+    if (!probe)
+        die("corod did not start");
+    corod_close(probe);
+    return pid;
+}
+
+static void corod_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
     const char *corod = NULL, *coroctl = NULL;
@@ -288,38 +319,31 @@ int main(int argc, char **argv)
     printf("# exec: %d /bin/true jobs, 2 at a time, median of %d runs (coroctl and tsp: %d jobs, one CLI call each)\n",
            n, runs, ctl_n);
 
-    double c[50], f[50], x[50], t[50], cl[50];
+    char sock2[4200], state2[4200];
+    snprintf(sock2, sizeof sock2, "%s/corod2.sock", dir);
+    snprintf(state2, sizeof state2, "%s/state2", dir);
+    double c[50], f[50], x[50], t[50], cl[50], nc[50];
     for (int r = 0; r < runs; r++) {
-        /* A fresh daemon per run, with retention for every job of the run. */
-        char retain[32];
-        snprintf(retain, sizeof retain, "%d", n + ctl_n + 16);
-        pid_t pid = fork();
-        if (pid == 0) {
-            int dn = open("/dev/null", O_WRONLY);
-            dup2(dn, 2);
-            execl(corod, corod, "--socket", sock, "--state-dir", state, "--retain", retain, (char *)NULL);
-            _exit(127);
-        }
-        corod_client *probe = NULL;
-        for (int i = 0; i < 500 && corod_connect(sock, &probe) < 0; i++)
-            usleep(10000);
-        if (!probe)
-            die("corod did not start");
-        corod_close(probe);
+        pid_t pid = corod_start(corod, sock, state, n + ctl_n + 16, false);
         /* Interleaved, so a drift of the shared host moves all of them alike. */
         c[r] = run_corod(sock, n);
         f[r] = run_floor(n);
         x[r] = run_xargs(n);
         cl[r] = coroctl ? run_coroctl(coroctl, sock, ctl_n) : 0;
         t[r] = tsp ? run_tsp(dir, ctl_n) : 0;
-        kill(pid, SIGTERM);
-        waitpid(pid, NULL, 0);
+        corod_stop(pid);
+        pid = corod_start(corod, sock2, state2, n + 16, true);
+        nc[r] = run_corod(sock2, n);
+        corod_stop(pid);
     }
     double mc = bench_median(c, runs), mf = bench_median(f, runs), mx = bench_median(x, runs);
     bench_report("exec.corod_socket_jobs_per_s", mc, "jobs/s (2-slot group, output captured to files)");
     bench_report("exec.uv_spawn_floor_jobs_per_s", mf, "jobs/s (uv_spawn + stdout/stderr pipes, 2 in flight)");
     bench_report("exec.xargs_P2_jobs_per_s", mx, "jobs/s (no output capture)");
     bench_report("exec.corod_over_floor", mc / mf, "x (target >= 0.9)");
+    double mnc = bench_median(nc, runs);
+    bench_report("exec.corod_no_cgroups_jobs_per_s", mnc, "jobs/s (the same, --no-cgroups)");
+    bench_report("exec.cgroups_cost", 1 - mc / mnc, "of the throughput, a cgroup per job (target <= 0.15)");
     if (coroctl)
         bench_report("exec.corod_coroctl_add_jobs_per_s", bench_median(cl, runs), "jobs/s (one coroctl add per job)");
     if (tsp) {
