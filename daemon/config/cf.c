@@ -430,6 +430,7 @@ static cf_group *cf_group_get(cf_config *c, const char *name, char *err, size_t 
     c->groups = n;
     cf_group *g = &c->groups[c->ngroups];
     memset(g, 0, sizeof *g);
+    g->conf.limits.umask = -1;
     if (!(g->name = strdup(name))) {
         cf_fail(err, len, "out of memory");
         return NULL;
@@ -513,7 +514,64 @@ static int cf_group_key(cf_group *g, const char *name, const char *v, char *err,
     }
     if (!strcmp(name, "users"))
         return cf_users(g, v, as, err, len);
-    return cf_fail(err, len, "unknown setting \"%s\" in a group (parallel, paused, priority, users)", name);
+    ex_limits *l = &g->conf.limits;
+    if (!strcmp(name, "memory-max")) {
+        if ((rc = cf_size(as, v, (size_t)1 << 20, (size_t)1 << 50, &n, err, len)) == 0)
+            l->memory_max = n;
+        return rc;
+    }
+    if (!strcmp(name, "pids-max")) {
+        if ((rc = cf_size(as, v, 1, 4194304, &n, err, len)) == 0)
+            l->pids_max = n;
+        return rc;
+    }
+    if (!strcmp(name, "cpu-weight")) {
+        if ((rc = cf_size(as, v, 1, EX_CPU_WEIGHT_MAX, &n, err, len)) == 0)
+            l->cpu_weight = (uint32_t)n;
+        return rc;
+    }
+    if (!strcmp(name, "cpu-quota")) {
+        if ((rc = cf_seconds(as, v, 0.01, 4096, &d, err, len)) < 0)
+            return cf_fail(err, len, "%s must be a number of CPUs from 0.01 to 4096, not \"%s\"", as, v);
+        l->cpu_quota = d;
+        return 0;
+    }
+    if (!strcmp(name, "umask")) {
+        char *end;
+        long m = strtol(v, &end, 8);
+        if (end == v || *end || m < 0 || m > 0777)
+            return cf_fail(err, len, "%s must be an octal mask such as 022, not \"%s\"", as, v);
+        l->umask = (int)m;
+        return 0;
+    }
+    for (int r = 0; r < EX_RLIM_COUNT; r++) {
+        char key[32];
+        snprintf(key, sizeof key, "rlimit-%s", ex_rlimit_name[r]);
+        if (strcmp(name, key))
+            continue;
+        /* SOFT[:HARD], each a count or "infinity". */
+        char soft[64], *colon;
+        unsigned long long x[2];
+        snprintf(soft, sizeof soft, "%s", v);
+        if ((colon = strchr(soft, ':')))
+            *colon = '\0';
+        const char *part[2] = { soft, colon ? colon + 1 : soft };
+        for (int k = 0; k < 2; k++) {
+            char *end;
+            errno = 0;
+            x[k] = !strcmp(part[k], "infinity") ? (unsigned long long)RLIM_INFINITY : strtoull(part[k], &end, 10);
+            if (strcmp(part[k], "infinity") && (errno || end == part[k] || *end || part[k][0] == '-'))
+                return cf_fail(err, len, "%s must be SOFT[:HARD], each a count or infinity, not \"%s\"", as, v);
+        }
+        if (x[0] > x[1])
+            return cf_fail(err, len, "%s: the soft limit is above the hard one", as);
+        l->rlim_set[r] = true;
+        l->rlim[r] = (struct rlimit){ .rlim_cur = (rlim_t)x[0], .rlim_max = (rlim_t)x[1] };
+        return 0;
+    }
+    return cf_fail(err, len, "unknown setting \"%s\" in a group (parallel, paused, priority, users, memory-max, "
+                             "pids-max, cpu-weight, cpu-quota, umask, rlimit-nofile, rlimit-core, rlimit-cpu, "
+                             "rlimit-as)", name);
 }
 
 /* [corod], or [group "NAME"]. */

@@ -36,5 +36,7 @@ extern const char *const ex_rlimit_name[EX_RLIM_COUNT];
 
 /* Controllers a job's limits need (EX_CG_* of ex_cgroup.h); 0: none. */
 unsigned ex_limits_controllers(const ex_limits *l);
+/* A job's own limits over its group's defaults: each unset field of `own` from `deflt`. */
+void ex_limits_merge(ex_limits *own, const ex_limits *deflt);
 
 #endif

@@ -58,6 +58,7 @@ typedef struct kind_start {
     ex_disk_use *disk;         /* has_output: the record's share of its owner's disk */
     const kind_hooks *hooks;   /* may be NULL */
     void *hooks_arg;
+    const ex_limits *group_limits; /* its group's defaults for a job's limits; NULL: none */
 } kind_start;
 
 typedef struct kind_ops {

@@ -297,6 +297,7 @@ typedef struct exec_job {
     double grace;
     uint64_t limit;
     ex_disk_use *disk;      /* the record's share of its owner's disk (referenced) */
+    ex_limits lim;          /* its own limits over its group's defaults */
     ex_cgroups *cgroups;    /* where its cgroup goes; NULL: it has none */
     ex_jobcg cg;            /* its cgroup, while has_cg */
     bool has_cg, cg_measured;
@@ -434,7 +435,7 @@ static int exec_spawn(exec_job *j)
             .argv = a->argv, .envp = envp, .cwd = a->cwd ? a->cwd : id->home,
             .stdin_fd = child[0], .stdout_fd = child[1], .stderr_fd = child[2],
             .set_ids = set_ids, .uid = j->owner, .gid = id->gid, .groups = id->groups, .ngroups = id->ngroups,
-            .restore = &j->restore, .limits = &a->lim,
+            .restore = &j->restore, .limits = &j->lim,
             .in_cgroup = j->has_cg, .cgroup_procs_fd = j->has_cg ? j->cg.procs_fd : -1,
         };
         ex_spawning *sg;
@@ -518,7 +519,7 @@ static int exec_cg_make(exec_job *j)
 {
     if (!j->cgroups)
         return 0;
-    int rc = ex_jobcg_make(j->cgroups, j->id, &j->a->lim, &j->cg, j->err, sizeof j->err);
+    int rc = ex_jobcg_make(j->cgroups, j->id, &j->lim, &j->cg, j->err, sizeof j->err);
     j->has_cg = rc == 0;
     return rc;
 }
@@ -708,7 +709,7 @@ static int exec_body(void *arg)
         bool oom = j->cg_measured && j->cg_stats.oom_kills > 0 && sig == SIGKILL;
         if (oom)
             snprintf(msg, sizeof msg, "killed for using more memory than its memory_max (%llu bytes)",
-                     (unsigned long long)j->a->lim.memory_max);
+                     (unsigned long long)j->lim.memory_max);
         else
             snprintf(msg, sizeof msg, "killed by signal %d (%s)%s", sig, strsignal(sig),
                      WIFSIGNALED(status) && WCOREDUMP(status) ? ", core dumped" : "");
@@ -771,6 +772,14 @@ static int exec_start(const kind_start *ks, co_task **body)
     j->restore = ks->env->restore;
     j->spawn_timeout = ks->env->spawn_timeout;
     j->cgroups = ks->env->cgroups;
+    j->lim = a->lim;
+    if (ks->group_limits)
+        ex_limits_merge(&j->lim, ks->group_limits);
+    if (!j->cgroups) { /* a group's defaults that need cgroups are the configuration's to check */
+        j->lim.memory_max = j->lim.pids_max = 0;
+        j->lim.cpu_weight = 0;
+        j->lim.cpu_quota = 0;
+    }
     if ((j->disk = ks->disk))
         ex_disk_use_ref(j->disk);
     j->grace = a->grace >= 0 ? a->grace : ks->env->grace;

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "co.h"
+#include "ex_limits.h"
 #include "srv_table.h"
 
 #define SRV_MAX_CONNECTIONS 1024u          /* open connections at once (root's aside) */
@@ -69,6 +70,7 @@ typedef struct srv_group_conf {
     int64_t priority;  /* of its tasks that give none */
     const uint32_t *users; /* who may submit to it; nusers == 0 with has_users: everyone */
     size_t nusers;
+    ex_limits limits;  /* its jobs' limits where a job gives none; unset fields stay as they are */
 } srv_group_conf;
 
 /* Makes or changes a group (it stays, as one made by set_group). 0, or -EINVAL / -ENOMEM

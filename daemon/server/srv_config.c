@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ex_cgroup.h"
 #include "srv_group.h"
 
 void srv_conn_limits(srv *v, const srv_config *cfg)
@@ -30,6 +31,15 @@ int srv_configure_group(srv *v, const srv_group_conf *gc, char *err, size_t errl
                  CP_MAX_GROUP);
         return -EINVAL;
     }
+    unsigned need = ex_limits_controllers(&gc->limits), have = ex_cgroups_controllers(v->cfg.limits.cgroups);
+    if (need & ~have) {
+        snprintf(err, errlen, "group \"%s\": %s needs the %s controller of the jobs' cgroups, which %s", gc->name,
+                 (need & ~have & EX_CG_MEMORY) ? "memory-max" : (need & ~have & EX_CG_PIDS) ? "pids-max"
+                                                                                        : "cpu-weight/cpu-quota",
+                 (need & ~have & EX_CG_MEMORY) ? "memory" : (need & ~have & EX_CG_PIDS) ? "pids" : "cpu",
+                 v->cfg.limits.cgroups ? "they do not have" : "this corod has none of");
+        return -EINVAL;
+    }
     if (gc->nusers > SRV_MAX_GROUP_USERS) {
         snprintf(err, errlen, "group \"%s\": at most %u users", gc->name, SRV_MAX_GROUP_USERS);
         return -EINVAL;
@@ -48,5 +58,8 @@ int srv_configure_group(srv *v, const srv_group_conf *gc, char *err, size_t errl
     }
     if (gc->has_priority)
         g->priority = gc->priority;
+    ex_limits l = gc->limits; /* what the file says, over what the group has */
+    ex_limits_merge(&l, &g->limits);
+    g->limits = l;
     return 0;
 }

@@ -101,6 +101,8 @@ srv_group *srv_groups_find(const srv_groups *gs, cp_str name)
 static srv_group *srv_group_new(srv_groups *gs, cp_str name, uint32_t parallel)
 {
     srv_group *g = calloc(1, sizeof *g);
+    if (g)
+        g->limits.umask = -1; /* no umask of its own: the jobs' default */
     if (!g)
         return NULL;
     memcpy(g->name, name.ptr, name.len);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "co_queue.h"
+#include "ex_limits.h"
 #include "cp_spec.h"
 #include "srv_acct.h"
 #include "srv_index.h"
@@ -65,6 +66,7 @@ struct srv_group {
     uint32_t parallel;
     bool paused;
     int64_t priority; /* of its tasks that give none (the configuration file's) */
+    ex_limits limits; /* its jobs' limits, where a job gives none (the configuration file's) */
     bool pumping;    /* starting queued records (see srv_group_pump) */
     bool configured; /* default, or set up by root: stays */
     size_t running, pending; /* records in the group, by outward state */

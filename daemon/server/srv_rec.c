@@ -349,6 +349,7 @@ static void srv_rec_start(srv_rec *r)
         .disk = r->disk,
         .hooks = t->spawns ? &srv_spawn_hooks : NULL,
         .hooks_arg = t->spawns,
+        .group_limits = &r->group->limits,
     };
     co_task *body;
     int rc = r->kind->start(&ks, &body);

@@ -285,6 +285,31 @@ class Config(unittest.TestCase):
         self.assertIn(f"<3>corod: reload refused, the running settings stay: {self.conf}:3: retain must be a "
                       "whole number from 1 to 100000000, not \"lots\"", err)
 
+    def test_a_groups_limits_are_its_jobs_defaults(self):
+        b = self.box
+        self.write("[group \"tight\"]\nrlimit-nofile = 64:128\numask = 077\n")
+        b.start(b.corod("--config", self.conf))
+        script = ["sh", "-c", "ulimit -Sn; ulimit -Hn; umask"]
+        with Client(b.sock) as c:
+            def run(**spec):
+                args = spec.pop("args", {})
+                i = c.call("submit", {"kind": "exec", "args": {"argv": script, **args}, **spec})["id"]
+                c.call("wait", {"ids": [i]})
+                return c.call("output", {"id": i})["data"].decode().split()
+            self.assertEqual(run(group="tight"), ["64", "128", "0077"])
+            self.assertEqual(run(group="tight", args={"umask": 0o022, "rlimits": {"nofile": 50}}),
+                             ["50", "50", "0022"])  # a job's own win
+            self.assertEqual(run()[2], "0022")  # another group's jobs: the defaults
+            cg = c.call("hello")["cgroups"]
+        self.assertEqual(b.stop()[0], 0)
+        if "memory" not in cg["controllers"]:
+            # A default that needs a controller the jobs lack stops the start, saying so.
+            self.write("[group \"big\"]\nmemory-max = 1073741824\n")
+            b.start(b.corod("--config", self.conf), wait=False)
+            rc, err = b.exited()
+            self.assertNotEqual(rc, 0)
+            self.assertIn("group \"big\": memory-max needs the memory controller", err)
+
     def test_the_command_line_wins_and_a_bad_file_stops_the_start(self):
         b = self.box
         self.write("max-active = 1\n")

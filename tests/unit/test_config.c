@@ -82,7 +82,12 @@ static void test_groups(void **state)
                           "[group \"nightly\"]\n"
                           "users =\n"
                           "[group \"builds\"]\n" /* the same group again: its keys add up */
-                          "parallel = 2\n",
+                          "parallel = 2\n"
+                          "rlimit-nofile = 100:200\n"
+                          "rlimit-core = infinity\n"
+                          "umask = 027\n"
+                          "memory-max = 1048576\n"
+                          "cpu-quota = 1.5\n",
                           err, sizeof err),
                      0);
     assert_int_equal(c.ngroups, 2);
@@ -95,6 +100,15 @@ static void test_groups(void **state)
     assert_int_equal(b->conf.nusers, 3);
     assert_int_equal(b->conf.users[1], 65534);
     assert_int_equal(b->conf.users[2], 0); /* root, by name */
+    ex_limits *l = &b->conf.limits;
+    assert_true(l->rlim_set[EX_RLIM_NOFILE] && l->rlim[EX_RLIM_NOFILE].rlim_cur == 100 &&
+                l->rlim[EX_RLIM_NOFILE].rlim_max == 200);
+    assert_true(l->rlim_set[EX_RLIM_CORE] && l->rlim[EX_RLIM_CORE].rlim_max == RLIM_INFINITY);
+    assert_false(l->rlim_set[EX_RLIM_CPU]);
+    assert_int_equal(l->umask, 027);
+    assert_int_equal(l->memory_max, 1048576);
+    assert_true(l->cpu_quota == 1.5);
+    assert_int_equal(c.groups[1].conf.limits.umask, -1); /* not given: none of its own */
     cf_group *n = &c.groups[1];
     assert_true(n->conf.has_users);
     assert_int_equal(n->conf.nusers, 0); /* everyone */
@@ -119,6 +133,10 @@ static void test_a_bad_file_says_its_line_and_why(void **state)
         { "[group \"g\"]\npriority = 1.5\n", ":2: [group \"g\"] priority must be a whole number" },
         { "[group \"g\"]\nusers = no-such-user-here\n", ":2: [group \"g\"] users: no user \"no-such-user-here\"" },
         { "[group \"g\"]\nslots = 1\n", ":2: unknown setting \"slots\" in a group" },
+        { "[group \"g\"]\nrlimit-nofile = 9:3\n", ":2: [group \"g\"] rlimit-nofile: the soft limit is above" },
+        { "[group \"g\"]\nrlimit-as = lots\n", ":2: [group \"g\"] rlimit-as must be SOFT[:HARD]" },
+        { "[group \"g\"]\numask = 8\n", ":2: [group \"g\"] umask must be an octal mask" },
+        { "[group \"g\"]\nmemory-max = 10\n", ":2: [group \"g\"] memory-max must be a whole number" },
         { "retain\n", ":1: not a setting" },
         { "state-dir =\n", ":1: state-dir must not be empty" },
         { "[group \"g\"\nparallel = 1\n", ":1: not a setting" },
