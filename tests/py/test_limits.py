@@ -40,10 +40,17 @@ def out(c, i):
     return c.call("output", {"id": i})["data"].decode()
 
 
+UNDER_VALGRIND = "valgrind" in os.environ.get("COROD_WRAPPER", "")
+
+
 class Rlimits(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.d = Daemon()
+
+    def setUp(self):
+        if UNDER_VALGRIND and self._testMethodName != "test_bad_limits_are_refused":
+            self.skipTest("valgrind keeps descriptors of its own above the limits it reports")
 
     @classmethod
     def tearDownClass(cls):
