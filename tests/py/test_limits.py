@@ -125,8 +125,10 @@ class Cgroups(unittest.TestCase):
         self.need_cgroups()
         with tempfile.TemporaryDirectory() as tmp, Client(self.d.sock) as c:
             pidfile = os.path.join(tmp, "escaped")
-            i, r = job(c, ["sh", "-c", f"grep ^0:: /proc/self/cgroup; setsid sh -c 'echo $$ > {pidfile}; "
-                                       "exec sleep 300' & sleep 0.3"])
+            # The job ends once its escapee has said who it is: no race with a slow start.
+            i, r = job(c, ["sh", "-c", f"grep ^0:: /proc/self/cgroup; setsid sh -c 'echo $$ > {pidfile}.new; "
+                                       f"mv {pidfile}.new {pidfile}; exec sleep 300' & "
+                                       f"while [ ! -s {pidfile} ]; do sleep 0.01; done"])
             self.assertEqual(r["state"], "succeeded", r)
             self.assertTrue(out(c, i).strip().endswith(f"/job-{i}"), out(c, i))
             self.assertIn("cpu_time", r["result"])
@@ -139,7 +141,8 @@ class Cgroups(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp, Client(self.d.sock) as c:
             pidfile = os.path.join(tmp, "escaped")
             i = c.call("submit", {"kind": "exec", "args": {"argv": ["sh", "-c", (
-                f"setsid sh -c 'trap \"\" TERM; echo $$ > {pidfile}; exec sleep 300' & sleep 300")], "grace": 0.2}})["id"]
+                f"setsid sh -c 'trap \"\" TERM; echo $$ > {pidfile}.new; mv {pidfile}.new {pidfile}; "
+                "exec sleep 300' & sleep 300")], "grace": 0.2}})["id"]
             wait_for(lambda: os.path.exists(pidfile) and os.path.getsize(pidfile) > 0, 10 * SLOW, "the escapee")
             with open(pidfile) as f:
                 escaped = int(f.read())
@@ -196,7 +199,8 @@ class Cgroups(unittest.TestCase):
             pidfile = os.path.join(tmp, "escaped")
             with Client(d.sock) as c:
                 i = c.call("submit", {"kind": "exec", "args": {"argv": ["sh", "-c", (
-                    f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' & sleep 300")]}})["id"]
+                    f"setsid sh -c 'echo $$ > {pidfile}.new; mv {pidfile}.new {pidfile}; exec sleep 300' & "
+                    "sleep 300")]}})["id"]
                 wait_for(lambda: os.path.exists(pidfile) and os.path.getsize(pidfile) > 0, 10 * SLOW, "the escapee")
             with open(pidfile) as f:
                 escaped = int(f.read())
