@@ -600,8 +600,17 @@ class Accepting(unittest.TestCase):
             for s in held:
                 s.close()
             first.s.close()
-            with Client(d.sock) as c:  # queued behind the closed ones, taken on a retry
-                self.assertEqual(c.call("hello")["protocol"], 1)
+            # Queued behind the closed ones, taken on a retry. Under valgrind, a connection
+            # the kernel hands out on a descriptor valgrind keeps for itself is closed by
+            # valgrind (the daemon sees EMFILE): that client is reset, and connects again.
+            for attempt in range(3 if "valgrind" in os.environ.get("COROD_WRAPPER", "") else 1):
+                try:
+                    with Client(d.sock) as c:
+                        self.assertEqual(c.call("hello")["protocol"], 1)
+                    break
+                except ConnectionResetError:
+                    if attempt == 2 or "valgrind" not in os.environ.get("COROD_WRAPPER", ""):
+                        raise
         finally:
             self.assertEqual(d.stop(), 0)
         # Said once, not at each retry (some fifteen while the clients were held, more
