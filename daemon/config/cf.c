@@ -649,6 +649,7 @@ int cf_load(cf_config *c, const char *path, char *err, size_t len)
     /* One key per line, comments on lines of their own: a value keeps any ';' or '#'. */
     ini_allow_multiline = false;
     ini_allow_inline_comments = false;
+    ini_max_line = CF_MAX_LINE; /* a group's `users` may name many */
     cf_loading ld = { .c = c, .in_corod = true };
     int line = ini_parse_file(f, cf_handler, &ld);
     fclose(f);

@@ -18,6 +18,7 @@
 #define CF_SYSTEM_PATH "/etc/corod/corod.conf"
 #define CF_MAX_GROUPS 1024u /* groups one file may define */
 #define CF_MAX_OPTIONS 64u
+#define CF_MAX_LINE 65536 /* bytes of one line of the file, its end included */
 
 typedef struct cf_group {
     char *name;

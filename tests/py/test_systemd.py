@@ -102,6 +102,33 @@ class Activation(unittest.TestCase):
         # The unit's socket stays: connections queue there until the next start.
         self.assertTrue(os.path.exists(b.sock))
 
+    def test_several_sockets_and_the_bound_on_them(self):
+        b = self.box
+        socks = [os.path.join(b.dir, f"s{i}.sock") for i in range(9)]
+        b.start([ACTIVATE, "-l", socks[0], "-l", socks[1], *b.corod()], wait=False)
+        def hello(path):
+            with Client(path) as c:
+                c.call("hello")
+
+        def knock(path):
+            with socket.socket(socket.AF_UNIX) as k:
+                k.connect(path)
+
+        wait_for(lambda: self.poked(lambda: hello(socks[0])), 10 * SLOW, "the first socket")
+        for s in socks[:2]:  # both served, the same daemon behind each
+            with Client(s) as c:
+                self.assertEqual(c.call("hello")["pid"], b.proc.pid)
+        rc, err = b.stop()
+        self.assertEqual(rc, 0, err)
+        self.assertIn("socket activation: 2 sockets from systemd", err)
+        # SY_LISTEN_MAX is 8: a ninth is refused, saying so.
+        args = [a for s in socks for a in ("-l", s)]
+        b.start([ACTIVATE, *args, *b.corod()], wait=False)
+        wait_for(lambda: self.poked(lambda: knock(socks[0])), 10 * SLOW, "the sockets")
+        rc, err = b.exited()
+        self.assertEqual(rc, 2, err)
+        self.assertIn("systemd passed 9 sockets; corod takes at most 8", err)
+
     @staticmethod
     def poked(poke):
         try:

@@ -152,6 +152,40 @@ static void test_a_bad_file_says_its_line_and_why(void **state)
     }
 }
 
+/* CF_MAX_GROUPS groups, and SRV_MAX_GROUP_USERS users in one: the next is refused. */
+static void test_the_bounds_on_groups_and_users(void **state)
+{
+    (void)state;
+    size_t cap = (CF_MAX_GROUPS + 1) * 32 + 16 + (SRV_MAX_GROUP_USERS + 1) * 8;
+    char *text = malloc(cap), err[600];
+    assert_non_null(text);
+    size_t o = 0;
+    for (unsigned i = 0; i < CF_MAX_GROUPS; i++)
+        o += (size_t)snprintf(text + o, cap - o, "[group \"g%u\"]\nparallel = 1\n", i);
+    cf_config c;
+    assert_int_equal(load(&c, text, err, sizeof err), 0);
+    assert_int_equal(c.ngroups, CF_MAX_GROUPS);
+    cf_free(&c);
+    snprintf(text + o, cap - o, "[group \"one-more\"]\nparallel = 1\n");
+    assert_int_equal(load(&c, text, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "more than 1024 groups"));
+    cf_free(&c);
+    o = (size_t)snprintf(text, cap, "[group \"many\"]\nusers =");
+    for (unsigned i = 0; i <= SRV_MAX_GROUP_USERS; i++)
+        o += (size_t)snprintf(text + o, cap - o, " %u", 1000 + i);
+    snprintf(text + o, cap - o, "\n");
+    assert_int_equal(load(&c, text, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, ":2: [group \"many\"] users: at most 1024 users"));
+    cf_free(&c);
+    /* One fewer fits, on one line of some 5 KB. */
+    char *last = strrchr(text, ' ');
+    strcpy(last, "\n");
+    assert_int_equal(load(&c, text, err, sizeof err), 0);
+    assert_int_equal(c.groups[0].conf.nusers, SRV_MAX_GROUP_USERS);
+    cf_free(&c);
+    free(text);
+}
+
 static void test_no_file_and_an_unreadable_one(void **state)
 {
     (void)state;
@@ -241,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_every_option_has_its_key),
         cmocka_unit_test(test_groups),
         cmocka_unit_test(test_a_bad_file_says_its_line_and_why),
+        cmocka_unit_test(test_the_bounds_on_groups_and_users),
         cmocka_unit_test(test_no_file_and_an_unreadable_one),
         cmocka_unit_test(test_the_command_line_wins),
         cmocka_unit_test(test_what_waits_for_a_start),
