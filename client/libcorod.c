@@ -926,7 +926,8 @@ int corod_list_opts_do(corod_client *c, const corod_list_opts *o, corod_task ***
             break;
         }
         all = grown;
-        memcpy(all + nall, page, npage * sizeof *page);
+        if (npage) /* an empty page may be NULL: no memcpy from it (UBSan) */
+            memcpy(all + nall, page, npage * sizeof *page);
         nall += npage;
         free(page);
         after = l.next;
