@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <poll.h>
 
 #include <msgpack.h>
@@ -71,9 +72,12 @@ static const char usage[] =
     "  (these four need the daemon's cgroups: coroctl ping says which it has)\n"
     "\n"
     "--socket PATH (or CORO_SOCKET): the daemon's socket; default /run/corod/corod.sock for\n"
-    "root, else $XDG_RUNTIME_DIR/corod/corod.sock.\n"
+    "root, else $XDG_RUNTIME_DIR/corod/corod.sock. --json: answers as JSON (what lists\n"
+    "several tasks: one array); --jsonl: one JSON object a line. These and --version may\n"
+    "stand anywhere before a job's \"--\".\n"
     "exit codes: 0 ok, 1 task failed or cancelled, 2 usage, 3 daemon refused, 4 no\n"
-    "connection, 5 wait timed out. add --wait and run exit with the job's own code (128+N\n"
+    "connection, 5 wait timed out (the tasks still pending are listed), 130 run or logs\n"
+    "stopped by Ctrl-C. add --wait and run exit with the job's own code (128+N\n"
     "when killed by signal N, 127 when it could not start, 1 for other failures).\n";
 
 int json_out;
@@ -96,6 +100,12 @@ int connect_daemon(void)
                                     : "(no default without XDG_RUNTIME_DIR: set CORO_SOCKET or pass "
                                       "--socket; the system-wide daemon is /run/corod/corod.sock)";
     fprintf(stderr, "coroctl: cannot connect to corod at %s: %s\n", where, strerror(-rc));
+    /* A user with no corod of their own may mean the machine's. */
+    struct stat st;
+    if (!sock_path && !getenv("CORO_SOCKET") && strcmp(where, COROD_SYSTEM_SOCKET) &&
+        stat(COROD_SYSTEM_SOCKET, &st) == 0 && S_ISSOCK(st.st_mode))
+        fprintf(stderr, "coroctl: the machine's corod serves %s: use --socket %s, or export CORO_SOCKET=%s\n",
+                COROD_SYSTEM_SOCKET, COROD_SYSTEM_SOCKET, COROD_SYSTEM_SOCKET);
     return EX_CONN;
 }
 
@@ -119,7 +129,10 @@ int daemon_error(int rc)
         fprintf(stderr, "coroctl: %s: %s\n", corod_error_code(cli), corod_error_message(cli));
         return EX_DAEMON;
     }
-    fprintf(stderr, "coroctl: %s\n", strerror(-rc));
+    if (rc == -EPIPE || rc == -ECONNRESET || rc == -ENOTCONN)
+        fprintf(stderr, "coroctl: the daemon closed the connection (it stopped, or dropped this client)\n");
+    else
+        fprintf(stderr, "coroctl: %s\n", strerror(-rc));
     return EX_CONN;
 }
 
@@ -250,9 +263,39 @@ static void print_job_outcome(const corod_task *t)
     msgpack_unpacked_destroy(&u);
 }
 
+/* --json: what a command prints of several tasks is one JSON array; --jsonl: an object a
+ * line (watch, a stream, always prints lines). */
+static int json_array;
+static size_t json_items;
+
+void json_list_begin(void)
+{
+    if (json_out == JSON_ARRAY) {
+        fputc('[', stdout);
+        json_array = 1;
+        json_items = 0;
+    }
+}
+
+void json_list_end(void)
+{
+    if (json_array) {
+        fputs(json_items ? "\n]\n" : "]\n", stdout);
+        json_array = 0;
+    }
+}
+
+/* The separator before an item of an array (nothing between lines). */
+void json_item(void)
+{
+    if (json_array)
+        fputs(json_items++ ? ",\n" : "\n", stdout);
+}
+
 void print_task(const corod_task *t, int sub)
 {
     if (json_out) {
+        json_item();
         fputc('{', stdout);
         if (sub >= 0)
             fprintf(stdout, "\"sub\": %d, ", sub);
@@ -280,7 +323,7 @@ void print_task(const corod_task *t, int sub)
             fputs(", \"result\": ", stdout), json_packed(stdout, t->result, t->result_len);
         if (t->error)
             fputs(", \"error\": ", stdout), json_packed(stdout, t->error, t->error_len);
-        fputs("}\n", stdout);
+        fputs(json_array ? "}" : "}\n", stdout);
         fflush(stdout);
         return;
     }
@@ -572,17 +615,26 @@ int do_wait(uint64_t *ids, size_t n, const char *mode, double timeout)
     if (rc < 0)
         return daemon_error(rc);
     int ex = EX_OK;
+    json_list_begin();
     for (size_t i = 0; i < nd; i++) {
         print_task(done[i], -1);
         if (task_exit(done[i]) != EX_OK)
             ex = EX_TASK;
     }
-    if (np && ex == EX_OK) {
-        ex = EX_TIMEOUT;
-        if (!json_out)
-            for (size_t i = 0; i < np; i++)
-                printf("task %llu: still pending\n", (unsigned long long)pending[i]);
+    /* The timeout is said whatever the others did: the caller must not take a task still
+     * pending for one that failed. */
+    for (size_t i = 0; i < np; i++) {
+        if (json_out) {
+            json_item();
+            printf("{\"id\": %llu, \"state\": \"pending\"}%s", (unsigned long long)pending[i],
+                   json_array ? "" : "\n");
+        } else {
+            printf("task %llu: still pending\n", (unsigned long long)pending[i]);
+        }
     }
+    json_list_end();
+    if (np)
+        ex = EX_TIMEOUT;
     corod_tasks_free(done, nd);
     free(pending);
     return ex;
@@ -707,8 +759,10 @@ static int cmd_list(int argc, char **argv)
     rc = corod_list_opts_do(cli, &o, &tasks, &n);
     if (rc < 0)
         return daemon_error(rc);
+    json_list_begin();
     for (size_t i = 0; i < n; i++)
         print_task(tasks[i], -1);
+    json_list_end();
     if (!json_out && n == 0)
         printf("no tasks\n");
     corod_tasks_free(tasks, n);
@@ -874,16 +928,52 @@ static const struct {
     { "group", cmd_group },   { "pause", cmd_pause },   { "resume", cmd_resume },
 };
 
+/* --json, --jsonl, --socket PATH (or --socket=PATH) and --version are taken wherever they
+ * stand before a job's "--", and removed from what the command sees. */
+static int take_global(int *argc, char **argv)
+{
+    int o = 1;
+    bool rest = false;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (!rest && !strcmp(a, "--")) {
+            rest = true;
+        } else if (!rest && !strcmp(a, "--json")) {
+            json_out = JSON_ARRAY;
+            continue;
+        } else if (!rest && !strcmp(a, "--jsonl")) {
+            json_out = JSON_LINES;
+            continue;
+        } else if (!rest && !strcmp(a, "--version")) {
+            printf("coroctl %s\n", COROD_VERSION);
+            return 1;
+        } else if (!rest && !strncmp(a, "--socket=", 9)) {
+            sock_path = a + 9;
+            continue;
+        } else if (!rest && !strcmp(a, "--socket")) {
+            if (i + 1 >= *argc) {
+                usage_error("--socket needs a path%s", "");
+                return -1;
+            }
+            sock_path = argv[++i];
+            continue;
+        }
+        argv[o++] = argv[i];
+    }
+    argv[o] = NULL;
+    *argc = o;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = { { "socket", required_argument, 0, 's' }, { "json", no_argument, 0, 'j' },
-                                        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
-    int c;
+    static const struct option lo[] = { { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    int c, g = take_global(&argc, argv);
+    if (g != 0)
+        return g > 0 ? EX_OK : EX_USAGE;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
         switch (c) {
-        case 's': sock_path = optarg; break;
-        case 'j': json_out = 1; break;
         case 'h': fputs(usage, stdout); return EX_OK;
         default: return bad_option(argv);
         }

@@ -9,7 +9,9 @@
 
 #include "corod/client.h"
 
-enum { EX_OK = 0, EX_TASK = 1, EX_USAGE = 2, EX_DAEMON = 3, EX_CONN = 4, EX_TIMEOUT = 5 };
+enum { EX_OK = 0, EX_TASK = 1, EX_USAGE = 2, EX_DAEMON = 3, EX_CONN = 4, EX_TIMEOUT = 5, EX_INTERRUPTED = 130 };
+enum { JSON_NONE = 0, JSON_ARRAY = 1, JSON_LINES = 2 }; /* json_out: --json, --jsonl */
+#define COROD_SYSTEM_SOCKET "/run/corod/corod.sock"
 
 extern int json_out;
 extern corod_client *cli;
@@ -23,6 +25,10 @@ void json_str(FILE *f, const char *s, size_t n);
 void json_obj(FILE *f, const msgpack_object *o);
 void json_packed(FILE *f, const void *p, size_t n);
 void print_task(const corod_task *t, int sub);
+/* Around what prints several tasks: one JSON array with --json. */
+void json_list_begin(void);
+void json_list_end(void);
+void json_item(void);
 
 int parse_id(const char *s, uint64_t *id);
 int parse_seconds(const char *s, double *out);

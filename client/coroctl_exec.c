@@ -459,7 +459,8 @@ int cmd_run(int argc, char **argv)
     split_streams = 1;
     if ((rc = stream_output(id, 3, 1, id)) != EX_OK)
         return rc;
-    return finish_job(id, 1);
+    rc = finish_job(id, 1);
+    return interrupted ? EX_INTERRUPTED : rc; /* as a shell says of a command Ctrl-C stopped */
 }
 
 int cmd_logs(int argc, char **argv)
@@ -486,7 +487,20 @@ int cmd_logs(int argc, char **argv)
         return rc;
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
-    return stream_output(id, mask, follow, 0);
+    if ((rc = stream_output(id, mask, follow, 0)) != EX_OK || interrupted)
+        return interrupted ? EX_INTERRUPTED : rc;
+    /* Nothing to show because nothing ran: say so, rather than print nothing and exit 0. */
+    corod_task *t;
+    if ((rc = corod_get(cli, id, &t)) < 0)
+        return daemon_error(rc);
+    rc = EX_OK;
+    if (isnan(t->started_at) && strcmp(t->state, "pending") && strcmp(t->state, "running")) {
+        fprintf(stderr, "coroctl: task %llu never started: it %s%s%s\n", (unsigned long long)id, t->state,
+                t->error_message ? ": " : "", t->error_message ? t->error_message : "");
+        rc = EX_TASK;
+    }
+    corod_task_free(t);
+    return rc;
 }
 
 /* ---- groups ---- */

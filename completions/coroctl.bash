@@ -29,7 +29,7 @@ _coroctl()
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
         --socket) _coroctl_sock=${words[i + 1]}; ((i++)) ;;
-        --json) ;;
+        --json | --jsonl | --version) ;;
         -*) ;;
         *) cmd=${words[i]}; break ;;
         esac
@@ -55,7 +55,7 @@ _coroctl()
         return ;;
     esac
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "$cmds --socket --json --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "$cmds --socket --json --jsonl --version --help" -- "$cur"))
         return
     fi
     local opts="" ids=0

@@ -11,6 +11,8 @@ end
 complete -c coroctl -f
 complete -c coroctl -l socket -r -F -d "the daemon's socket"
 complete -c coroctl -l json -d "answers as JSON"
+complete -c coroctl -l jsonl -d "one JSON object a line"
+complete -c coroctl -l version -d "the version"
 complete -c coroctl -n "not __fish_seen_subcommand_from $cmds" -a "$cmds"
 for c in add run sleep gather
     complete -c coroctl -n "__fish_seen_subcommand_from $c" -l name -r -d "a name"

@@ -46,7 +46,7 @@ class Coroctl(unittest.TestCase):
         return subprocess.run([COROCTL, *args], capture_output=True, text=True, env=env, timeout=20)
 
     def ctl_json(self, *args):
-        r = self.run_ctl("--json", *args)
+        r = self.run_ctl("--jsonl", *args)
         return r.returncode, [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
     def test_submit_wait_status(self):
@@ -132,7 +132,7 @@ class Coroctl(unittest.TestCase):
         self.assertEqual(self.run_ctl("wait", a, b).returncode, 0)
         for _ in range(20):  # the race the hang depended on, twenty times
             t = time.monotonic()
-            r = self.run_ctl("--json", "watch", a, b)
+            r = self.run_ctl("--jsonl", "watch", a, b)
             self.assertEqual(r.returncode, 0)
             self.assertEqual(len(r.stdout.splitlines()), 2)
             self.assertLess(time.monotonic() - t, 10)
@@ -234,7 +234,7 @@ class Coroctl(unittest.TestCase):
         time.sleep(0.5)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=30)
-        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.returncode, 130)  # as a shell says of what Ctrl-C stopped
         self.assertIn(b"cancelled", err)
         # --json: output chunks, then the record.
         rc, out = self.ctl_json("run", "--", "printf", "x")
@@ -251,6 +251,46 @@ class Coroctl(unittest.TestCase):
         self.assertEqual(sorted(o["data"] for o in out), ["e1\n", "o1\no2\n"])
         self.assertEqual(self.run_ctl("logs").returncode, 2)
         self.assertEqual(self.run_ctl("logs", "999999").returncode, 3)
+
+    def test_json_anywhere_one_array_and_version(self):
+        a = self.run_ctl("sleep", "0", "--name", "arr").stdout.strip()
+        self.run_ctl("wait", a)
+        for argv in (("list", "--json", "--name", "arr"), ("--json", "list", "--name", "arr")):
+            r = self.run_ctl(*argv)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            tasks = json.loads(r.stdout)  # one document, as json.tool wants
+            self.assertEqual([t["id"] for t in tasks], [int(a)])
+        r = self.run_ctl("list", "--name", "no-such-name", "--json")
+        self.assertEqual(json.loads(r.stdout), [])
+        r = self.run_ctl("list", "--jsonl", "--name", "arr")
+        self.assertEqual([json.loads(x)["id"] for x in r.stdout.splitlines()], [int(a)])
+        for argv in (("--version",), ("list", "--version")):
+            r = self.run_ctl(*argv)
+            self.assertEqual((r.returncode, r.stdout.split()[0]), (0, "coroctl"))
+        # The socket too, after the command (here a wrong one: nothing to connect to).
+        r = self.run_ctl("ping", "--socket", "/nonexistent/corod.sock", env_socket=False)
+        self.assertEqual(r.returncode, 4)
+        self.assertIn("/nonexistent/corod.sock", r.stderr)
+
+    def test_wait_says_what_is_still_pending_and_exits_5(self):
+        bad = self.run_ctl("add", "--", "false").stdout.strip()
+        slow = self.run_ctl("sleep", "30").stdout.strip()
+        self.run_ctl("wait", bad)
+        r = self.run_ctl("wait", bad, slow, "--timeout", "0.1")
+        self.assertEqual(r.returncode, 5, r.stdout + r.stderr)  # not 1: the timeout is not hidden
+        self.assertIn(f"task {slow}: still pending", r.stdout)
+        r = self.run_ctl("--json", "wait", bad, slow, "--timeout", "0.1")
+        self.assertEqual(r.returncode, 5)
+        self.assertEqual([(t["id"], t["state"]) for t in json.loads(r.stdout)],
+                         [(int(bad), "failed"), (int(slow), "pending")])
+        self.run_ctl("cancel", slow)
+
+    def test_logs_of_a_job_that_never_ran(self):
+        i = self.run_ctl("add", "--delay", "30", "--", "echo", "hi").stdout.strip()
+        self.run_ctl("cancel", i)
+        r = self.run_ctl("logs", i)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"task {i} never started: it cancelled", r.stderr)
 
     def test_job_limits_from_the_command_line(self):
         r = self.run_ctl("run", "--rlimit", "nofile=64:128", "--rlimit", "cpu=infinity", "--umask", "077", "--",
