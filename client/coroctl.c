@@ -18,8 +18,8 @@
 #include "cp_msg.h"
 
 static const char usage[] =
-    "usage: coroctl [--socket PATH] [--json] COMMAND [ARGS]\n"
-    "Talk to the corod task daemon.\n"
+    "usage: coroctl [--socket PATH] [--json|--jsonl] COMMAND [ARGS]\n"
+    "Talk to the corod task daemon. coroctl COMMAND --help: a command's options and examples.\n"
     "\n"
     "jobs:\n"
     "  add [OPTS] [JOB OPTS] [--wait] -- CMD [ARGS...]\n"
@@ -986,6 +986,14 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
         if (strcmp(name, commands[i].name))
             continue;
+        for (int k = optind + 1; k < argc && strcmp(argv[k], "--"); k++)
+            if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
+                const char *h = coroctl_help(name);
+                fputs(h ? h : usage, stdout);
+                if (h)
+                    fputs("\nglobal options (--socket, --json, --jsonl) and exit codes: coroctl --help\n", stdout);
+                return EX_OK;
+            }
         int rc = commands[i].fn(argc - optind, argv + optind);
         if (cli)
             corod_close(cli);

@@ -51,6 +51,9 @@ int after_submit(int rc, uint64_t id, int wait);
 int do_wait(uint64_t *ids, size_t n, const char *mode, double timeout);
 int wait_one(uint64_t id);
 
+/* coroctl_help.c: COMMAND --help, NULL for none. */
+const char *coroctl_help(const char *cmd);
+
 /* coroctl_exec.c */
 int cmd_add(int argc, char **argv);
 int cmd_run(int argc, char **argv);

@@ -5,6 +5,7 @@ CORO_SOCKET, and its usage errors.
 usage: test_coroctl.py COROD_BINARY COROCTL_BINARY
 """
 import json
+import re
 import os
 import shutil
 import signal
@@ -271,6 +272,21 @@ class Coroctl(unittest.TestCase):
         r = self.run_ctl("ping", "--socket", "/nonexistent/corod.sock", env_socket=False)
         self.assertEqual(r.returncode, 4)
         self.assertIn("/nonexistent/corod.sock", r.stderr)
+
+    def test_every_command_has_help(self):
+        cmds = ["add", "run", "logs", "group", "pause", "resume", "groups", "ping", "sleep", "gather", "cancel",
+                "wait", "status", "list", "restart", "clean", "watch"]
+        for cmd in cmds:
+            r = self.run_ctl(cmd, "--help", env_socket=False)  # no daemon needed
+            self.assertEqual(r.returncode, 0, cmd)
+            self.assertTrue(r.stdout.startswith(f"usage: coroctl {cmd}"), r.stdout[:80])
+        self.assertIn("examples:", self.run_ctl("add", "-h").stdout)
+        # After a job's "--", --help is the job's.
+        self.assertEqual(self.run_ctl("run", "--", "sh", "-c", "echo $1", "-", "--help").stdout, "--help\n")
+        # Every command coroctl --help lists has its own.
+        listed = set(re.findall(r"^  ([a-z]+) ", self.run_ctl("--help").stdout.split("OPTS (")[0], re.M))
+        self.assertTrue({"add", "restart", "watch"} <= listed, listed)
+        self.assertEqual(listed - set(cmds), set())
 
     def test_wait_says_what_is_still_pending_and_exits_5(self):
         bad = self.run_ctl("add", "--", "false").stdout.strip()

@@ -1,0 +1,122 @@
+/* coroctl_help.c: `coroctl COMMAND --help` — each command's usage, what it does, and
+ * examples. */
+#include <string.h>
+
+#include "coroctl.h"
+
+#define TASK_OPTS                                                                                    \
+    "options of the task:\n"                                                                         \
+    "  --name NAME            a name to find it by (list --name)\n"                                 \
+    "  --group GROUP          its group (default: default); a new name makes a group\n"             \
+    "  --after ID[,ID...]     start only once these have succeeded\n"                                \
+    "  --delay SECONDS        start no sooner than this\n"                                           \
+    "  --timeout SECONDS      fail an attempt that runs longer\n"                                    \
+    "  --priority N           higher starts first in its group (above 0: root's)\n"                  \
+    "  --retries N            attempts after a failure; --retry-delay SECONDS between them\n"        \
+    "  --shield               a cancel of a gather it is in leaves it running\n"                     \
+    "  --wait                 wait for it, and exit as it ends\n"
+
+#define JOB_OPTS                                                                                     \
+    "options of the job:\n"                                                                          \
+    "  --env NAME=VALUE       over your environment (repeatable); --default-env: the daemon's\n"    \
+    "                         minimal PATH, HOME, USER, LOGNAME and SHELL instead of yours\n"        \
+    "  --cwd DIR              its directory (default: yours)\n"                                      \
+    "  --stdin-file FILE|-    its standard input (default: none)\n"                                  \
+    "  --grace SECONDS        from SIGTERM to SIGKILL when it is stopped\n"                          \
+    "  --output-limit BYTES   bytes kept of each of its streams\n"                                   \
+    "  --umask OCTAL          its umask (default 022)\n"                                             \
+    "  --rlimit NAME=SOFT[:HARD]  nofile, core, cpu or as; a count or infinity (repeatable)\n"      \
+    "  --memory-max BYTES     (K, M, G, T) --pids-max N --cpu-weight 1..10000 --cpu-quota CPUS:\n"  \
+    "                         kept by its cgroup, where the daemon has one for it (ping says)\n"
+
+#define FILTERS                                                                                      \
+    "filters:\n"                                                                                     \
+    "  --state S              pending, running, succeeded, failed or cancelled\n"                    \
+    "  --group G --kind K --name N\n"                                                                \
+    "  --owner UID            (root) one user's\n"                                                   \
+    "  --since T --until T    created at or after T, before T (Unix seconds)\n"
+
+static const struct {
+    const char *cmd, *text;
+} helps[] = {
+    { "add", "usage: coroctl add [OPTIONS] [--wait] -- CMD [ARGS...]\n"
+             "Queue a command, and print its id. It runs as you, in your current directory, with your\n"
+             "environment, when its group has a free slot.\n\n" TASK_OPTS JOB_OPTS
+             "\nexamples:\n"
+             "  coroctl add -- make -j4\n"
+             "  id=$(coroctl add --group render --priority -5 -- blender -b scene.blend -a)\n"
+             "  coroctl add --retries 2 --timeout 600 --wait -- ./backup.sh  # exits as it does\n" },
+    { "run", "usage: coroctl run [OPTIONS] -- CMD [ARGS...]\n"
+             "Queue a command, stream its stdout and stderr as they come, and exit with its exit code\n"
+             "(128+N when killed by signal N). Ctrl-C cancels it, and exits 130.\n\n" TASK_OPTS JOB_OPTS
+             "\nexamples:\n"
+             "  coroctl run -- make test\n"
+             "  coroctl run --memory-max 2G --rlimit nofile=4096 -- ./import.py\n" },
+    { "logs", "usage: coroctl logs ID [--stderr|--all] [-f|--follow]\n"
+              "Print a job's stdout (--stderr: its stderr; --all: both), from the start. --follow keeps\n"
+              "printing until it ends. A job that never started says so, and exits 1.\n\n"
+              "examples:\n"
+              "  coroctl logs 42\n"
+              "  coroctl logs --follow --all 42\n" },
+    { "group", "usage: coroctl group set NAME [--parallel N] [--pause|--resume]\n"
+               "Change a group (root or the daemon's own user): how many of its jobs run at once\n"
+               "(0: no bound), and whether it starts anything new.\n\n"
+               "examples:\n"
+               "  coroctl group set render --parallel 2\n"
+               "  coroctl group set nightly --pause\n" },
+    { "pause", "usage: coroctl pause GROUP\n"
+               "Stop starting the group's queued tasks; what runs goes on.\n\n"
+               "example:\n  coroctl pause render\n" },
+    { "resume", "usage: coroctl resume GROUP\n"
+                "Start the group's queued tasks again.\n\n"
+                "example:\n  coroctl resume render\n" },
+    { "groups", "usage: coroctl groups\n"
+                "Show the groups: their slots, whether paused, what runs and waits in each.\n" },
+    { "ping", "usage: coroctl ping\n"
+              "Check the daemon answers; print its pid and protocol, and whether its jobs run in\n"
+              "cgroups (and with which controllers).\n" },
+    { "sleep", "usage: coroctl sleep SECONDS [OPTIONS]\n"
+               "Submit a task that only waits; print its id. Handy as a timer for --after.\n\n" TASK_OPTS
+               "\nexample:\n  a=$(coroctl sleep 60 --name grace-period); coroctl add --after $a -- ./next.sh\n" },
+    { "gather", "usage: coroctl gather ID... [OPTIONS] [--return-exceptions]\n"
+                "Submit a task that ends when all of these have: it succeeds with their results, or\n"
+                "fails with the first error (--return-exceptions: the errors among the results).\n\n" TASK_OPTS
+                "\nexample:\n  coroctl gather 12 13 14 --wait\n" },
+    { "cancel", "usage: coroctl cancel ID [--message TEXT]\n"
+                "Cancel a task: a job gets SIGTERM to its process group, SIGKILL after its grace (in a\n"
+                "cgroup: every process of it); a gather cancels its members.\n\n"
+                "example:\n  coroctl cancel 42 --message \"superseded\"\n" },
+    { "wait", "usage: coroctl wait ID... [--mode all|first_completed|first_exception] [--timeout S]\n"
+              "Wait for tasks and print them. Exits 1 if one failed or was cancelled, and 5 at the\n"
+              "timeout, listing the ones still pending.\n\n"
+              "examples:\n"
+              "  coroctl wait 12 13\n"
+              "  coroctl --json wait 12 13 --timeout 60\n" },
+    { "status", "usage: coroctl status ID\n"
+                "Show one task: its state, times, attempts, and for a job its command, argv and\n"
+                "outcome.\n" },
+    { "list", "usage: coroctl list [FILTERS] [--newest] [--limit N]\n"
+              "Show tasks from the daemon's history (yours; anyone's for root), oldest first\n"
+              "(--newest: newest first).\n\n" FILTERS
+              "\nexamples:\n"
+              "  coroctl list --state failed --group render\n"
+              "  coroctl list --newest --limit 20\n"
+              "  coroctl list --json | jq '.[].id'\n" },
+    { "restart", "usage: coroctl restart ID... | coroctl restart --failed [FILTERS]\n"
+                 "Run ended tasks again, as new tasks from their stored specs; print the new ids.\n\n" FILTERS
+                 "\nexample:\n  coroctl restart --failed --group render\n" },
+    { "clean", "usage: coroctl clean [FILTERS]\n"
+               "Forget ended tasks (yours; anyone's for root), with their output.\n\n" FILTERS
+               "\nexample:\n  coroctl clean --state succeeded --until $(date -d '1 week ago' +%s)\n" },
+    { "watch", "usage: coroctl watch [ID...]\n"
+               "Print tasks as they end: these, or every one of yours. Ctrl-C stops.\n\n"
+               "example:\n  coroctl --jsonl watch | while read -r t; do ...; done\n" },
+};
+
+const char *coroctl_help(const char *cmd)
+{
+    for (size_t i = 0; i < sizeof helps / sizeof *helps; i++)
+        if (!strcmp(helps[i].cmd, cmd))
+            return helps[i].text;
+    return NULL;
+}
