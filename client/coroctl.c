@@ -32,7 +32,7 @@ static const char usage[] =
     "  logs ID [--stderr|--all] [-f|--follow]\n"
     "                                print a job's stdout (or stderr, or both); --follow\n"
     "                                keeps printing until it ends\n"
-    "  group set NAME [--parallel N] [--pause|--resume]\n"
+    "  group set|add NAME [--parallel N] [--pause|--resume]\n"
     "                                change a group (root or the daemon's user); --parallel 0\n"
     "                                means no bound\n"
     "  pause GROUP / resume GROUP    stop / restart starting the group's queued tasks\n"

@@ -505,12 +505,14 @@ int cmd_logs(int argc, char **argv)
 
 /* ---- groups ---- */
 
-static int set_group(const char *name, int64_t parallel, int paused)
+/* create: `group add` makes the group; the others change one that exists (a typo in
+ * `pause` must not leave a paused group behind). */
+static int set_group(const char *name, int64_t parallel, int paused, bool create)
 {
     int rc = connect_daemon();
     if (rc != EX_OK)
         return rc;
-    rc = corod_set_group(cli, name, parallel, paused);
+    rc = create ? corod_set_group(cli, name, parallel, paused) : corod_change_group(cli, name, parallel, paused);
     if (rc < 0)
         return daemon_error(rc);
     if (json_out)
@@ -523,8 +525,9 @@ int cmd_group(int argc, char **argv)
     static const struct option lo[] = { { "parallel", required_argument, 0, 'p' },
                                         { "pause", no_argument, 0, 'P' },
                                         { "resume", no_argument, 0, 'R' }, { 0, 0, 0, 0 } };
-    if (argc < 2 || strcmp(argv[1], "set"))
-        return usage_error("usage: coroctl group set NAME [--parallel N] [--pause|--resume]%s", "");
+    bool add = argc >= 2 && !strcmp(argv[1], "add");
+    if (argc < 2 || (strcmp(argv[1], "set") && !add))
+        return usage_error("usage: coroctl group set|add NAME [--parallel N] [--pause|--resume]%s", "");
     int64_t parallel = -1;
     int paused = -1, c;
     optind = 0;
@@ -545,22 +548,22 @@ int cmd_group(int argc, char **argv)
         }
     }
     if (argc - 1 - optind != 1)
-        return usage_error("group set takes one group name%s", "");
-    if (parallel < 0 && paused < 0)
+        return usage_error("group %s takes one group name", argv[1]);
+    if (parallel < 0 && paused < 0 && !add)
         return usage_error("group set: say what to change (--parallel N, --pause or --resume)%s", "");
-    return set_group(argv[1 + optind], parallel, paused);
+    return set_group(argv[1 + optind], parallel, paused, add);
 }
 
 int cmd_pause(int argc, char **argv)
 {
     if (argc != 2)
         return usage_error("pause takes one group name%s", "");
-    return set_group(argv[1], -1, 1);
+    return set_group(argv[1], -1, 1, false);
 }
 
 int cmd_resume(int argc, char **argv)
 {
     if (argc != 2)
         return usage_error("resume takes one group name%s", "");
-    return set_group(argv[1], -1, 0);
+    return set_group(argv[1], -1, 0, false);
 }

@@ -58,14 +58,16 @@ static const struct {
               "examples:\n"
               "  coroctl logs 42\n"
               "  coroctl logs --follow --all 42\n" },
-    { "group", "usage: coroctl group set NAME [--parallel N] [--pause|--resume]\n"
+    { "group", "usage: coroctl group set|add NAME [--parallel N] [--pause|--resume]\n"
                "Change a group (root or the daemon's own user): how many of its jobs run at once\n"
-               "(0: no bound), and whether it starts anything new.\n\n"
+               "(0: no bound), and whether it starts anything new. `set` changes a group that\n"
+               "exists (an unknown name is refused); `add` makes one if need be.\n\n"
                "examples:\n"
-               "  coroctl group set render --parallel 2\n"
+               "  coroctl group add render --parallel 2\n"
                "  coroctl group set nightly --pause\n" },
     { "pause", "usage: coroctl pause GROUP\n"
-               "Stop starting the group's queued tasks; what runs goes on.\n\n"
+               "Stop starting the group's queued tasks; what runs goes on. An unknown group is\n"
+               "refused (not made).\n\n"
                "example:\n  coroctl pause render\n" },
     { "resume", "usage: coroctl resume GROUP\n"
                 "Start the group's queued tasks again.\n\n"

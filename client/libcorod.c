@@ -1011,14 +1011,26 @@ int corod_unsubscribe(corod_client *c, uint32_t sub)
     return corod_do(c, "unsubscribe", &p, NULL, NULL);
 }
 
-int corod_set_group(corod_client *c, const char *name, int64_t parallel, int paused)
+static int corod_group_call(corod_client *c, const char *name, int64_t parallel, int paused, bool create)
 {
     corod_params p;
-    corod_params_begin(&p, 1 + (parallel >= 0) + (paused >= 0));
+    corod_params_begin(&p, 1 + (parallel >= 0) + (paused >= 0) + !create);
     cp_pack_str(&p.pk, "name"), cp_pack_str(&p.pk, name);
     if (parallel >= 0)
         cp_pack_str(&p.pk, "parallel"), msgpack_pack_int64(&p.pk, parallel);
     if (paused >= 0)
         cp_pack_str(&p.pk, "paused"), paused ? msgpack_pack_true(&p.pk) : msgpack_pack_false(&p.pk);
+    if (!create)
+        cp_pack_str(&p.pk, "create"), msgpack_pack_false(&p.pk);
     return corod_do(c, "set_group", &p, NULL, NULL);
+}
+
+int corod_set_group(corod_client *c, const char *name, int64_t parallel, int paused)
+{
+    return corod_group_call(c, name, parallel, paused, true);
+}
+
+int corod_change_group(corod_client *c, const char *name, int64_t parallel, int paused)
+{
+    return corod_group_call(c, name, parallel, paused, false);
 }

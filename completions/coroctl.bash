@@ -71,7 +71,7 @@ _coroctl()
     list) opts="$filters --newest --limit" ;;
     clean) opts="$filters" ;;
     restart) opts="--failed $filters"; ids=1 ;;
-    group) opts="set --parallel --pause --resume" ;;
+    group) opts="set add --parallel --pause --resume" ;;
     pause | resume) COMPREPLY=($(compgen -W "$(_coroctl_groups)" -- "$cur")); return ;;
     esac
     if [[ $cur == -* || $ids == 0 ]]; then

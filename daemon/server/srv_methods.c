@@ -246,17 +246,24 @@ static void m_set_group(srv_conn *c, const cp_request *rq)
     cp_str name;
     uint64_t parallel, users[SRV_MAX_GROUP_USERS];
     size_t nusers;
-    bool paused;
+    bool paused, create = true;
     int hp, hz, hu;
     if (cp_get_str(rq->params, "name", true, CP_MAX_GROUP, &name, &err) < 0 ||
         (hp = cp_get_uint(rq->params, "parallel", false, 0, 65536, &parallel, &err)) < 0 ||
         (hz = cp_get_bool(rq->params, "paused", false, &paused, &err)) < 0 ||
+        cp_get_bool(rq->params, "create", false, &create, &err) < 0 ||
         (hu = srv_get_users(rq, users, &nusers, &err)) < 0) {
         srv_reply_error(c, rq, &err);
         return;
     }
     if (!cp_group_name_ok(name)) {
         srv_fail(c, rq, CP_BAD_REQUEST, "name must be 1 to %u characters of A-Z a-z 0-9 . _ -", CP_MAX_GROUP);
+        return;
+    }
+    /* create: false changes a group that exists, and makes none (a typo in a pause must
+     * not leave a paused group behind that nothing ever runs in). */
+    if (!create && !srv_table_find_group(c->srv->table, name)) {
+        srv_fail(c, rq, CP_NOT_FOUND, "no group \"%.*s\"", (int)name.len, name.ptr);
         return;
     }
     srv_group *g = srv_table_configure_group(c->srv->table, name);

@@ -29,6 +29,11 @@ srv_group *srv_group_next(srv_table *t, const srv_group *g)
 
 const char *srv_group_name(const srv_group *g) { return g->name; }
 
+srv_group *srv_table_find_group(srv_table *t, cp_str name)
+{
+    return srv_groups_find(&t->groups, name);
+}
+
 srv_group *srv_table_configure_group(srv_table *t, cp_str name)
 {
     return srv_groups_configure(&t->groups, name);

@@ -123,6 +123,8 @@ void srv_table_on_finish(srv_table *t, void (*fn)(srv_rec *r, void *arg), void *
 srv_group *srv_table_groups(srv_table *t);
 srv_group *srv_group_next(srv_table *t, const srv_group *g);
 const char *srv_group_name(const srv_group *g);
+/* The group `name` if it exists, else NULL. */
+srv_group *srv_table_find_group(srv_table *t, cp_str name);
 /* The group `name`, configured (made if need be): it stays. NULL: out of memory. */
 srv_group *srv_table_configure_group(srv_table *t, cp_str name);
 /* Change a group's settings (the store is told: 0, or -ENOMEM and nothing written). */

@@ -326,7 +326,14 @@ class Coroctl(unittest.TestCase):
         self.assertIn("jobs run", self.run_ctl("ping").stdout)  # with cgroups or without, and why
 
     def test_group_pause_resume(self):
-        self.assertEqual(self.run_ctl("group", "set", "ctlg", "--parallel", "1", "--pause").returncode, 0)
+        # An unknown group is refused by pause, resume and group set; group add makes it.
+        for argv in (("pause", "ctlg"), ("resume", "ctlg"), ("group", "set", "ctlg", "--parallel", "1")):
+            r = self.run_ctl(*argv)
+            self.assertEqual(r.returncode, 3, argv)
+            self.assertIn('not_found: no group "ctlg"', r.stderr)
+        rc, gs = self.ctl_json("groups")
+        self.assertNotIn("ctlg", [g["name"] for g in gs])
+        self.assertEqual(self.run_ctl("group", "add", "ctlg", "--parallel", "1", "--pause").returncode, 0)
         lo = self.run_ctl("add", "--group", "ctlg", "--", "true").stdout.strip()
         hi = self.run_ctl("add", "--group", "ctlg", "--priority", "5", "--", "true").stdout.strip()
         time.sleep(0.3)

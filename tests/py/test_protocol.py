@@ -269,6 +269,13 @@ class Protocol(unittest.TestCase):
             c.call("set_group", {"name": "gc", "parallel": 3, "paused": True})
             g = [g for g in c.call("groups")["groups"] if g["name"] == "gc"][0]
             self.assertEqual((g["parallel"], g["paused"]), (3, True))
+            # create: false changes a group that exists, and makes none.
+            c.call("set_group", {"name": "gc", "paused": False, "create": False})
+            self.assertFalse([g for g in c.call("groups")["groups"] if g["name"] == "gc"][0]["paused"])
+            with self.assertRaises(RemoteError) as e:
+                c.call("set_group", {"name": "gc-typo", "paused": True, "create": False})
+            self.assertEqual(e.exception.code, "not_found")
+            self.assertNotIn("gc-typo", [g["name"] for g in c.call("groups")["groups"]])
 
     def test_field_errors_name_the_field(self):
         with self.client() as c:

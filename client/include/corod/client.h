@@ -147,6 +147,8 @@ int corod_subscribe(corod_client *c, const uint64_t *ids, size_t n, bool all, ui
 int corod_unsubscribe(corod_client *c, uint32_t sub);
 /* parallel < 0, paused < 0: leave unchanged. */
 int corod_set_group(corod_client *c, const char *name, int64_t parallel, int paused);
+/* The same for a group that exists: COROD_EREMOTE with not_found rather than made. */
+int corod_change_group(corod_client *c, const char *name, int64_t parallel, int paused);
 
 /* Any method: params is a packed map (NULL: []); *result gets the packed result
  * (malloc'd, the caller frees). */
