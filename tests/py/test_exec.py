@@ -19,7 +19,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_protocol as tp  # noqa: E402
-from test_protocol import Client, Daemon, RemoteError, read_all  # noqa: E402
+from test_protocol import Client, Daemon, RemoteError, as_nobody, read_all  # noqa: E402
 
 SLOW = 4 if os.environ.get("COROD_WRAPPER") else 1  # timing bounds under valgrind
 
@@ -426,28 +426,7 @@ class Ownership(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def as_nobody(self, fn):
-        """Run fn() in a child that has dropped to nobody; return what it wrote."""
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            try:
-                nb = pwd.getpwnam("nobody")
-                os.setgroups([])
-                os.setgid(nb.pw_gid)
-                os.setuid(nb.pw_uid)
-                out = repr(fn()).encode()
-                os.write(w, out)
-                os._exit(0)
-            except BaseException as e:  # noqa: BLE001
-                os.write(w, ("ERR " + repr(e)).encode())
-                os._exit(1)
-        os.close(w)
-        data = read_all(r)
-        os.close(r)
-        _, st = os.waitpid(pid, 0)
-        self.assertEqual(st, 0, data)
-        return eval(data.decode())  # noqa: S307 -- our own child's repr
+        return as_nobody(fn)
 
     def test_runs_as_nobody_with_its_groups_and_cannot_read_roots(self):
         nb = pwd.getpwnam("nobody")

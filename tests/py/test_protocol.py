@@ -144,6 +144,33 @@ def wait_for(pred, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def as_nobody(fn):
+    """fn() run in a child that has dropped to nobody (no supplementary groups): what it
+    returned (a repr-able value), or an AssertionError saying what it raised."""
+    import pwd
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            nb = pwd.getpwnam("nobody")
+            os.setgroups([])
+            os.setgid(nb.pw_gid)
+            os.setuid(nb.pw_uid)
+            os.write(w, repr(fn()).encode())
+            os._exit(0)
+        except BaseException as e:  # noqa: BLE001
+            os.write(w, ("ERR " + repr(e)).encode())
+            os._exit(1)
+    os.close(w)
+    data = read_all(r)
+    os.close(r)
+    _, st = os.waitpid(pid, 0)
+    if st != 0:
+        raise AssertionError(data.decode(errors="replace"))
+    return eval(data.decode())  # noqa: S307 -- our own child's repr
+
+
 def read_all(fd):
     """Everything fd gives until end of file."""
     data = b""

@@ -23,7 +23,7 @@ import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_protocol as tp  # noqa: E402
-from test_protocol import Client, RemoteError, wait_for  # noqa: E402
+from test_protocol import Client, RemoteError, as_nobody, wait_for  # noqa: E402
 
 SLOW = 4 if os.environ.get("COROD_WRAPPER") else 1
 
@@ -420,17 +420,11 @@ class History(unittest.TestCase):
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root to act as another user")
     def test_another_uids_old_records_stay_theirs(self):
-        import pwd
-        nobody = pwd.getpwnam("nobody")
         os.chmod(self.box.dir, 0o755)
         with self.box.client() as c:
             job, _, _ = self.old_ones(c)
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            os.setgid(nobody.pw_gid)
-            os.setuid(nobody.pw_uid)
+
+        def calls():
             out = []
             with Client(self.box.sock) as n:
                 for call in (("get", {"id": job}), ("wait", {"ids": [job]}),
@@ -439,12 +433,8 @@ class History(unittest.TestCase):
                         out.append(repr(n.call(*call)))
                     except RemoteError as e:
                         out.append(e.code)
-            os.write(w, "\n".join(out).encode())
-            os._exit(0)
-        os.close(w)
-        os.waitpid(pid, 0)
-        got = os.read(r, 65536).decode().split("\n")
-        os.close(r)
+            return out
+        got = as_nobody(calls)
         self.assertEqual(got[:3], ["not_found", "not_found", "permission_denied"])
         self.assertEqual(got[3], repr({"tasks": [], "next": None}))
         self.assertEqual(got[4:], ["permission_denied", repr({"removed": 0, "next": None})])
@@ -641,24 +631,16 @@ class Retention(unittest.TestCase):
             with box.client() as c:
                 mine = c.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": big}})["id"]
                 c.call("wait", {"ids": [mine]})
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                os.close(r)
-                os.setgid(nobody.pw_gid)
-                os.setuid(nobody.pw_uid)
+
+            def fill():
                 ids = []
                 with Client(box.sock) as n:
                     for _ in range(20):  # 20 x 30 KB spec + 30 KB result: 1.2 MB
                         i = n.call("submit", {"kind": "sleep", "args": {"seconds": 0, "result": big}})["id"]
                         n.call("wait", {"ids": [i]})
                         ids.append(i)
-                os.write(w, repr(ids).encode())
-                os._exit(0)
-            os.close(w)
-            os.waitpid(pid, 0)
-            ids = eval(os.read(r, 65536).decode())
-            os.close(r)
+                return ids
+            ids = as_nobody(fill)
             with box.client() as c:
                 kept = lambda: [t["id"] for t in c.call("list", {"owner": nobody.pw_uid})["tasks"]]  # noqa: E731
                 wait_for(lambda: 0 < len(kept()) <= 4 and kept()[-1] == ids[-1], 10 * SLOW, "nobody's oldest to go")
