@@ -14,7 +14,7 @@ static int srv_clean_row(const st_task *t, void *arg)
     srv_hist *h = arg;
     if (t->state < ST_TASK_SUCCEEDED)
         return 0; /* pending and running tasks are not history: cancel them first */
-    uint64_t *found = srv_grow(h->found, &h->found_cap, h->nfound, sizeof *found, 256);
+    uint64_t *found = ut_grow(h->found, &h->found_cap, h->nfound, sizeof *found, 256);
     if (!found)
         return -ENOMEM;
     h->found = found;

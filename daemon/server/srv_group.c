@@ -1,6 +1,8 @@
 /* srv_group.c: the group registry, each group's users, and their ready heaps. */
 #include "srv_group.h"
 
+#include "ut_grow.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -51,14 +53,10 @@ static void srv_heap_down(srv_heap *h, size_t i)
 
 static int srv_heap_push(srv_heap *h, srv_ready *it)
 {
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 16;
-        srv_ready **nv = realloc(h->v, nc * sizeof *nv);
-        if (!nv)
-            return -ENOMEM;
-        h->v = nv;
-        h->cap = nc;
-    }
+    srv_ready **nv = ut_grow(h->v, &h->cap, h->n, sizeof *nv, 16);
+    if (!nv)
+        return -ENOMEM;
+    h->v = nv;
     srv_heap_set(h, h->n++, it);
     srv_heap_up(h, it->idx);
     return 0;

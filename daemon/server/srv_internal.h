@@ -10,6 +10,7 @@
 #include "cp_frame.h"
 #include "cp_msg.h"
 #include "srv.h"
+#include "ut_grow.h"
 #include "srv_acct.h"
 
 typedef struct srv_conn srv_conn;
@@ -141,19 +142,6 @@ void srv_conn_close(srv_conn *c);
 /* Dispatch again if it was paused and is no longer backed up. */
 void srv_maybe_resume(srv_conn *c);
 void srv_reply_error(srv_conn *c, const cp_request *rq, const cp_error *err);
-
-/* Room for one more in array v of n items of `size` bytes, doubling from `first`: the
- * array to use from now on, or NULL (out of memory, v unchanged). */
-static inline void *srv_grow(void *v, size_t *cap, size_t n, size_t size, size_t first)
-{
-    if (n < *cap)
-        return v;
-    size_t ncap = *cap ? *cap * 2 : first;
-    void *g = realloc(v, ncap * size);
-    if (g)
-        *cap = ncap;
-    return g;
-}
 
 /* srv_durable.c */
 int srv_durable_init(srv *v, struct st_store *st);

@@ -63,7 +63,7 @@ static void srv_restore_group(const st_group *g, void *arg)
 
 static int srv_restore_leftover(srv_loading *rs, const st_task *row)
 {
-    ex_leftover *jobs = srv_grow(rs->jobs, &rs->jobs_cap, rs->njobs, sizeof *jobs, 64);
+    ex_leftover *jobs = ut_grow(rs->jobs, &rs->jobs_cap, rs->njobs, sizeof *jobs, 64);
     if (!jobs)
         return -ENOMEM;
     rs->jobs = jobs;
@@ -88,7 +88,7 @@ static int srv_restore_task(const st_task *row, void *arg)
     }
     if (row->state == ST_TASK_RUNNING && row->pid > 0 && srv_restore_leftover(rs, row) < 0)
         return -ENOMEM;
-    srv_back *back = srv_grow(rs->back, &rs->cap, rs->nback, sizeof *back, 1024);
+    srv_back *back = ut_grow(rs->back, &rs->cap, rs->nback, sizeof *back, 1024);
     if (!back)
         return -ENOMEM;
     rs->back = back;
@@ -156,7 +156,7 @@ static void srv_restore_outputs(srv_table *t, st_store *st)
                 ex_disk_add(r->disk, (uint64_t)sb.st_size);
             continue;
         }
-        uint64_t *grown = srv_grow(ids, &cap, n, sizeof *ids, 1024);
+        uint64_t *grown = ut_grow(ids, &cap, n, sizeof *ids, 1024);
         if (!grown)
             break; /* out of memory: what is not looked at stays */
         ids = grown;

@@ -38,14 +38,10 @@ static void st_batch_reset(st_batch *b, uint64_t seq)
  * memory runs out (nothing is left half added). */
 static st_op *st_op_new(st_batch *b, int type, uint64_t id, size_t strbytes)
 {
-    if (b->n == b->cap) {
-        size_t ncap = b->cap ? b->cap * 2 : 256;
-        st_op *n = realloc(b->ops, ncap * sizeof *n);
-        if (!n)
-            return NULL;
-        b->ops = n;
-        b->cap = ncap;
-    }
+    st_op *ops = ut_grow(b->ops, &b->cap, b->n, sizeof *ops, 256);
+    if (!ops)
+        return NULL;
+    b->ops = ops;
     if (b->acap - b->used < strbytes) {
         size_t ncap = b->acap ? b->acap : 16384;
         while (ncap - b->used < strbytes)

@@ -332,14 +332,10 @@ static st_owner *st_owner_find(st_store *st, uint32_t uid, bool make)
             return &st->owners[i];
     if (!make)
         return NULL;
-    if (st->nowners == st->owners_cap) {
-        size_t ncap = st->owners_cap ? st->owners_cap * 2 : 16;
-        st_owner *n = realloc(st->owners, ncap * sizeof *n);
-        if (!n)
-            return NULL; /* not counted: a bound not kept for it, nothing worse */
-        st->owners = n;
-        st->owners_cap = ncap;
-    }
+    st_owner *o = ut_grow(st->owners, &st->owners_cap, st->nowners, sizeof *o, 16);
+    if (!o)
+        return NULL; /* not counted: a bound not kept for it, nothing worse */
+    st->owners = o;
     st->owners[st->nowners] = (st_owner){ .uid = uid };
     return &st->owners[st->nowners++];
 }
@@ -374,14 +370,10 @@ static int st_drop_add(st_store *st, uint64_t id)
 {
     if (!st->cfg.drop_output)
         return 0;
-    if (st->ndrops == st->drops_cap) {
-        size_t ncap = st->drops_cap ? st->drops_cap * 2 : 256;
-        uint64_t *n = realloc(st->drops, ncap * sizeof *n);
-        if (!n)
-            return SQLITE_NOMEM;
-        st->drops = n;
-        st->drops_cap = ncap;
-    }
+    uint64_t *d = ut_grow(st->drops, &st->drops_cap, st->ndrops, sizeof *d, 256);
+    if (!d)
+        return SQLITE_NOMEM;
+    st->drops = d;
     st->drops[st->ndrops++] = id;
     return SQLITE_OK;
 }
@@ -470,14 +462,10 @@ static int st_collect(st_store *st, st_batch *b, sqlite3_stmt *s)
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         st_owner_add(st, sqlite3_column_int64(s, 1), -(sqlite3_column_int64(s, 2) + ST_ROW_OVERHEAD));
-        if (b->ndeleted == b->deleted_cap) {
-            size_t ncap = b->deleted_cap ? b->deleted_cap * 2 : 1024;
-            uint64_t *n = realloc(b->deleted, ncap * sizeof *n);
-            if (!n)
-                return SQLITE_NOMEM;
-            b->deleted = n;
-            b->deleted_cap = ncap;
-        }
+        uint64_t *d = ut_grow(b->deleted, &b->deleted_cap, b->ndeleted, sizeof *d, 1024);
+        if (!d)
+            return SQLITE_NOMEM;
+        b->deleted = d;
         b->deleted[b->ndeleted++] = (uint64_t)sqlite3_column_int64(s, 0);
         if (sqlite3_column_int(s, 3) && st_drop_add(st, (uint64_t)sqlite3_column_int64(s, 0)) != SQLITE_OK)
             return SQLITE_NOMEM;

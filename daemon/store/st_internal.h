@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include "st_store.h"
+#include "ut_grow.h"
 
 #define ST_WRITER_STACK (512u * 1024u)
 
