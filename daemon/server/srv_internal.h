@@ -30,9 +30,8 @@ typedef struct srv_pend {
 } srv_pend;
 
 typedef struct srv_listener {
-    uv_poll_t poll;
+    uv_poll_t poll; /* data: the server */
     int fd;
-    struct srv *v;
 } srv_listener;
 
 struct srv {

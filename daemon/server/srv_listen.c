@@ -76,8 +76,8 @@ static void srv_accept_retry(uv_timer_t *t)
 
 static void srv_on_listen(uv_poll_t *h, int status, int events)
 {
-    srv_listener *l = h->data;
-    srv *v = l->v;
+    srv_listener *l = co_container_of(h, srv_listener, poll);
+    srv *v = h->data;
     (void)events;
     for (unsigned i = 0; status == 0 && i < SRV_ACCEPT_BATCH; i++) {
         int fd = srv_sock_accept(l->fd);
@@ -151,7 +151,6 @@ int srv_listen_open(srv *v, int mode, char *errbuf, size_t errlen)
     for (size_t i = 0; i < n; i++) {
         srv_listener *l = &v->listen[i];
         l->fd = fds[i];
-        l->v = v;
         if ((rc = uv_poll_init(v->loop, &l->poll, l->fd)) < 0) {
             snprintf(errbuf, errlen, "cannot watch %s: %s", v->path, uv_strerror(rc));
             for (size_t k = 0; k < i; k++)
@@ -163,7 +162,7 @@ int srv_listen_open(srv *v, int mode, char *errbuf, size_t errlen)
             v->bound = false;
             return rc;
         }
-        l->poll.data = l;
+        l->poll.data = v; /* as every handle of the server's */
         uv_poll_start(&l->poll, UV_READABLE, srv_on_listen);
     }
     v->nlisten = n;
@@ -179,7 +178,6 @@ size_t srv_listen_close(srv *v, uv_close_cb done)
     if (v->bound)
         unlink(v->path);
     for (size_t i = 0; i < v->nlisten; i++) {
-        v->listen[i].poll.data = v; /* as every handle of the server's, for `done` */
         uv_close((uv_handle_t *)&v->listen[i].poll, done);
         close(v->listen[i].fd);
     }
