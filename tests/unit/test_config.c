@@ -184,6 +184,28 @@ static void test_the_bounds_on_groups_and_users(void **state)
     assert_int_equal(c.groups[0].conf.nusers, SRV_MAX_GROUP_USERS);
     cf_free(&c);
     free(text);
+
+    /* CF_MAX_LINE: a line just within it is read whole; one past it is an error, not a
+     * value cut short. */
+    size_t big = CF_MAX_LINE + 16;
+    text = malloc(big + 64);
+    assert_non_null(text);
+    for (size_t fit = 0; fit < 2; fit++) {
+        size_t vlen = fit ? CF_MAX_LINE - 32 : CF_MAX_LINE + 8;
+        o = (size_t)snprintf(text, big + 64, "state-dir = /");
+        memset(text + o, 'd', vlen);
+        snprintf(text + o + vlen, big + 64 - o - vlen, "\nretain = 3\n");
+        int rc = load(&c, text, err, sizeof err);
+        if (fit) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(strlen(c.state), vlen + 1);
+            assert_int_equal(c.srv.limits.retain, 3);
+        } else {
+            assert_int_equal(rc, -EINVAL);
+        }
+        cf_free(&c);
+    }
+    free(text);
 }
 
 static void test_no_file_and_an_unreadable_one(void **state)
