@@ -51,6 +51,8 @@ typedef struct cp_record {
     uint64_t restarted_from; /* the task this one runs again (`restart`), 0: none (absent) */
     const uint8_t *argv;     /* exec: its argv as submitted, a packed array; NULL: absent */
     size_t argv_len;
+    const uint8_t *waiting;  /* pending: why it waits, a packed map; NULL: absent */
+    size_t waiting_len;
 } cp_record;
 
 void cp_pack_record(cp_out *o, const cp_record *r);

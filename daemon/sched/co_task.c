@@ -436,6 +436,15 @@ int co_sleep_task(co_sched *s, double seconds, co_value *result, const co_task_o
     return 0;
 }
 
+double co_sleep_due_in(const co_task *t)
+{
+    if (t->body != CO_BODY_SLEEP || co_future_state(&t->fut) != CO_PENDING)
+        return -1;
+    if (!(t->flags & CO_TF_TIMER_INIT) || !uv_is_active((const uv_handle_t *)&t->timer))
+        return 0; /* a zero sleep: its step is queued */
+    return (double)uv_timer_get_due_in(&t->timer) / 1000.0;
+}
+
 /* ---- stackless gather ----------------------------------------------------------------- */
 
 /* Stop listening to the members still running: the gather's outcome is decided. */

@@ -34,6 +34,9 @@ int co_spawn(co_sched *s, co_fn fn, void *arg, const co_task_opts *opts, co_task
 /* Stackless sleep: succeeds with `result` (moved in; may be NULL for nil) after `seconds`. */
 int co_sleep_task(co_sched *s, double seconds, co_value *result, const co_task_opts *opts,
                   co_task **out);
+/* Seconds until a stackless sleep's timer fires (0 when it is due), -1 for any other
+ * task or a sleep that has ended. */
+double co_sleep_due_in(const co_task *t);
 /* Stackless gather of `members` (each referenced until it is done). Succeeds once all are
  * done with an array of their results in order — or, with return_exceptions, of results
  * and error maps — unless that array would pass the scheduler's value bounds

@@ -14,12 +14,7 @@ static int srv_clean_row(const st_task *t, void *arg)
     srv_hist *h = arg;
     if (t->state < ST_TASK_SUCCEEDED)
         return 0; /* pending and running tasks are not history: cancel them first */
-    uint64_t *found = ut_grow(h->found, &h->found_cap, h->nfound, sizeof *found, 256);
-    if (!found)
-        return -ENOMEM;
-    h->found = found;
-    h->found[h->nfound++] = t->id;
-    return 0;
+    return srv_hist_found(h, t->id);
 }
 
 static void srv_clean_work(uv_work_t *req)

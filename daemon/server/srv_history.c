@@ -79,6 +79,16 @@ void srv_hist_end(srv_hist *h, srv_conn *c)
     srv_maybe_free(v);
 }
 
+int srv_hist_found(srv_hist *h, uint64_t id)
+{
+    uint64_t *found = ut_grow(h->found, &h->found_cap, h->nfound, sizeof *found, 256);
+    if (!found)
+        return -ENOMEM;
+    h->found = found;
+    h->found[h->nfound++] = id;
+    return 0;
+}
+
 void srv_pack_cursor(cp_out *o, uint64_t next)
 {
     cp_out_lit(o, "next");
@@ -191,6 +201,8 @@ static int srv_list_row(const st_task *t, void *arg)
     };
     cp_pack_record(&h->page, &c);
     h->npage++;
+    if (t->state == ST_TASK_PENDING && srv_hist_found(h, t->id) < 0)
+        return -ENOMEM;
     if (cp_out_failed(&h->page))
         return -ENOMEM;
     return h->page.size >= h->budget ? -ECANCELED : 0; /* a full answer: the page ends here */
@@ -210,8 +222,23 @@ static void srv_list_done(uv_work_t *req, int status)
     bool ok;
     srv_conn *c = srv_hist_answer(h, status, &ok);
     if (ok) {
+        /* Why the page's pending tasks wait is known only here, on the loop: an array
+         * beside the records, packed from memory, a lookup per pending task. */
+        cp_out w;
+        uint32_t nw = 0;
+        cp_out_init(&w);
+        for (size_t i = 0; i < h->nfound; i++) {
+            srv_rec *r = srv_table_get(c->srv->table, h->found[i], 0);
+            if (r && !srv_rec_terminal(r) && srv_rec_pack_waiting(&w, r, true))
+                nw++;
+        }
         cp_pack_response_ok(&c->out, h->msgid);
-        cp_out_map(&c->out, 2);
+        cp_out_map(&c->out, 3);
+        cp_out_lit(&c->out, "waiting");
+        cp_out_array(&c->out, cp_out_failed(&w) ? 0 : nw);
+        if (!cp_out_failed(&w) && nw)
+            cp_out_raw(&c->out, w.data, w.size);
+        cp_out_free(&w);
         cp_out_lit(&c->out, "tasks");
         cp_out_array(&c->out, h->npage);
         uint8_t *d = h->page.size ? cp_out_reserve(&c->out, h->page.size) : NULL;

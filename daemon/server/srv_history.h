@@ -32,7 +32,7 @@ typedef struct srv_hist {
     cp_out argv; /* a row's argv, packed (reused) */
     uint32_t npage;
     uint64_t next;
-    /* A clean: the ids of the ended records the page found. */
+    /* A clean: the ids of the ended records the page found; a list: its pending ones. */
     uint64_t *found;
     size_t nfound, found_cap;
     /* A read-back: the request to dispatch again, the ids, the rows read. */
@@ -60,6 +60,8 @@ void srv_hist_unlink(srv_hist *h);
 void srv_hist_free(srv_hist *h);
 /* list's params (filters, order, cursor, limit) into h->q: 0, or -EINVAL with err. */
 int srv_list_params(srv_conn *c, const cp_request *rq, srv_hist *h, cp_error *err);
+/* Note an id the page found in h->found: 0, or -ENOMEM. */
+int srv_hist_found(srv_hist *h, uint64_t id);
 /* `next`: the cursor, or nil. */
 void srv_pack_cursor(cp_out *o, uint64_t next);
 

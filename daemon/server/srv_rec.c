@@ -97,6 +97,71 @@ const char *srv_rec_state(const srv_rec *r)
     return r->stage == ST_RUNNING ? "running" : "pending";
 }
 
+#define SRV_WAITING_IDS 16u /* dependencies a `waiting` names; `left` counts them all */
+
+/* The head of a `waiting` map of n keys, and its id first when asked for. */
+static void srv_waiting_map(cp_out *o, const srv_rec *r, bool with_id, uint32_t n)
+{
+    cp_out_map(o, n + with_id);
+    if (with_id) {
+        cp_out_lit(o, "id");
+        cp_out_uint(o, r->id);
+    }
+}
+
+bool srv_rec_pack_waiting(cp_out *o, const srv_rec *r, bool with_id)
+{
+    const srv_group *g = r->group;
+    switch (r->stage) {
+    case ST_DEPS: {
+        size_t n = 0;
+        for (size_t i = 0; i < r->ndeps && n < SRV_WAITING_IDS; i++)
+            n += co_future_state(r->deps[i].fut) == CO_PENDING;
+        srv_waiting_map(o, r, with_id, 3);
+        cp_out_lit(o, "reason");
+        cp_out_lit(o, "after");
+        cp_out_lit(o, "left");
+        cp_out_uint(o, r->deps_left);
+        cp_out_lit(o, "ids");
+        cp_out_array(o, (uint32_t)n);
+        for (size_t i = 0; i < r->ndeps && n; i++)
+            if (co_future_state(r->deps[i].fut) == CO_PENDING)
+                cp_out_uint(o, r->deps[i].id), n--;
+        return true;
+    }
+    case ST_DELAY: {
+        double left = r->delay_task ? co_sleep_due_in(r->delay_task) : -1;
+        srv_waiting_map(o, r, with_id, 2);
+        cp_out_lit(o, "reason");
+        cp_out_str(o, r->attempts ? "retry" : "delay");
+        cp_out_lit(o, "until");
+        cp_out_double(o, srv_now() + (left > 0 ? left : 0));
+        return true;
+    }
+    case ST_READY:
+        if (g->paused) {
+            srv_waiting_map(o, r, with_id, 1);
+            cp_out_lit(o, "reason");
+            cp_out_lit(o, "paused");
+        } else if (r->ready.work && g->parallel && g->busy >= g->parallel) {
+            srv_waiting_map(o, r, with_id, 3);
+            cp_out_lit(o, "reason");
+            cp_out_lit(o, "full");
+            cp_out_lit(o, "running");
+            cp_out_uint(o, g->busy);
+            cp_out_lit(o, "parallel");
+            cp_out_uint(o, g->parallel);
+        } else { /* behind others of the group: it starts as they do */
+            srv_waiting_map(o, r, with_id, 1);
+            cp_out_lit(o, "reason");
+            cp_out_lit(o, "queued");
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
 void srv_rec_pack(cp_out *o, const srv_rec *r, bool omit_outcome)
 {
     co_future *f = co_task_future(r->task);
@@ -110,6 +175,10 @@ void srv_rec_pack(cp_out *o, const srv_rec *r, bool omit_outcome)
         .command = r->command, .omitted = omit_outcome && st != CO_PENDING, .restarted_from = r->restarted_from,
         .argv = r->argv, .argv_len = r->argv_len,
     };
+    cp_out w;
+    cp_out_init(&w);
+    if (st == CO_PENDING && srv_rec_pack_waiting(&w, r, false) && !cp_out_failed(&w))
+        c.waiting = w.data, c.waiting_len = w.size;
     if (c.omitted)
         ;
     else if (st == CO_SUCCEEDED)
@@ -117,6 +186,7 @@ void srv_rec_pack(cp_out *o, const srv_rec *r, bool omit_outcome)
     else if (st == CO_FAILED || st == CO_CANCELLED)
         c.error = v, c.error_len = vlen;
     cp_pack_record(o, &c);
+    cp_out_free(&w);
 }
 
 /* ---- stages ----------------------------------------------------------------------------- */

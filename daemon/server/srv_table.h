@@ -102,6 +102,10 @@ co_future *srv_rec_future(srv_rec *r);
 /* omit_outcome: a finished record without its result or error, marked `omitted: true` (an
  * answer holding many records packs whole ones only up to SRV_ANSWER_BYTES). */
 void srv_rec_pack(cp_out *o, const srv_rec *r, bool omit_outcome);
+/* A pending record: why it waits, packed as a map into o ({reason: "after", left, ids},
+ * "delay" or "retry" with `until`, "paused", "full" with running and parallel, "queued"),
+ * with_id: its `id` too; false, packing nothing, for any other. */
+bool srv_rec_pack_waiting(cp_out *o, const srv_rec *r, bool with_id);
 
 /* Records in id order, for `list`: every one for uid 0, else only uid's; the first, or
  * the first after id `after`. */

@@ -343,6 +343,39 @@ class Exec(unittest.TestCase):
             order = [r["id"] for r in sorted(done, key=lambda r: r["started_at"]) if r["kind"] == "exec"]
             self.assertEqual(order, [high, also_high, mid, low])
 
+    def test_a_pending_task_says_why_it_waits(self):
+        with self.client() as c:
+            c.call("set_group", {"name": "why", "parallel": 1})
+            job = {"kind": "exec", "group": "why", "args": {"argv": ["sleep", "30"]}}
+            run = c.call("submit", job)["id"]
+            full = c.call("submit", job)["id"]
+            dep = c.call("submit", {**job, "after": [run, full]})["id"]
+            t0 = time.time()
+            later = c.call("submit", {**job, "delay": 100})["id"]
+            retry = c.call("submit", {"kind": "exec", "group": "why-2",
+                                      "args": {"argv": ["false"]}, "retries": 1, "retry_delay": 100})["id"]
+            self.assertTrue(wait_until(lambda: c.call("get", {"id": retry})["attempts"] == 1, 10))
+            self.assertEqual(c.call("get", {"id": full})["waiting"], {"reason": "full", "running": 1, "parallel": 1})
+            self.assertEqual(c.call("get", {"id": dep})["waiting"], {"reason": "after", "left": 2, "ids": [run, full]})
+            w = c.call("get", {"id": later})["waiting"]
+            self.assertEqual(w["reason"], "delay")
+            self.assertTrue(t0 + 99 < w["until"] < time.time() + 101, w)
+            w = c.call("get", {"id": retry})["waiting"]
+            self.assertEqual(w["reason"], "retry")
+            self.assertTrue(time.time() + 90 < w["until"] < time.time() + 101, w)
+            self.assertNotIn("waiting", c.call("get", {"id": run}))  # running: nothing to say
+            # list says the same, beside the page's records
+            page = c.call("list", {"group": "why"})
+            self.assertIn({"id": full, "reason": "full", "running": 1, "parallel": 1}, page["waiting"])
+            self.assertEqual(sorted(w["id"] for w in page["waiting"]), [full, dep, later])
+            c.call("set_group", {"name": "why", "paused": True})
+            self.assertEqual(c.call("get", {"id": full})["waiting"], {"reason": "paused"})
+            for i in (run, full, dep, later, retry):
+                c.call("cancel", {"id": i})
+            c.call("wait", {"ids": [run, full, dep, later, retry]})
+            self.assertNotIn("waiting", c.call("get", {"id": full}))
+            self.assertEqual(c.call("list", {"group": "why"})["waiting"], [])
+
     def test_waits_take_no_slot_and_after_crosses_kinds(self):
         with self.client() as c:
             c.call("set_group", {"name": "one", "parallel": 1})

@@ -436,7 +436,7 @@ class History(unittest.TestCase):
             return out
         got = as_nobody(calls)
         self.assertEqual(got[:3], ["not_found", "not_found", "permission_denied"])
-        self.assertEqual(got[3], repr({"tasks": [], "next": None}))
+        self.assertEqual(got[3], repr({"waiting": [], "tasks": [], "next": None}))
         self.assertEqual(got[4:], ["permission_denied", repr({"removed": 0, "next": None})])
         with self.box.client() as c:
             self.assertEqual(c.call("get", {"id": job})["id"], job)  # root's, still there
