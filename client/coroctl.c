@@ -11,6 +11,7 @@
 #include <time.h>
 #include <sys/stat.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include <msgpack.h>
 
@@ -47,12 +48,13 @@ static const char usage[] =
     "                                SIGKILL after its grace period; a gather: its members)\n"
     "  wait ID... [--mode all|first_completed|first_exception] [--timeout SECONDS]\n"
     "                                wait for tasks; fail if one failed or was cancelled\n"
-    "  status ID                     show one task (a job: its command, exit code, duration)\n"
+    "  status ID                     show one task in detail (no id: the table, as list)\n"
     "  list [--state S] [--group G] [--kind K] [--name N] [--owner UID] [--since T]\n"
-    "       [--until T] [--newest] [--limit N]\n"
+    "       [--until T] [--newest] [--limit N] [--format table|tsv|json|jsonl]\n"
     "                                show tasks (yours; all of them for root, or one\n"
     "                                uid's with --owner), from the daemon's history:\n"
-    "                                T is a Unix time; --newest: newest first\n"
+    "                                T is a Unix time; --newest: newest first. A table\n"
+    "                                on a terminal, tab-separated fields when piped\n"
     "  restart ID... | restart --failed [--group G] [--kind K] [--name N] ...\n"
     "                                run ended tasks again, as new tasks from their specs;\n"
     "                                print the new ids\n"
@@ -337,8 +339,21 @@ void print_task(const corod_task *t, int sub)
         printf("  command: %s\n", t->command);
         print_job_outcome(t);
     }
+    if (t->argv) {
+        fputs("  argv: ", stdout);
+        json_packed(stdout, t->argv, t->argv_len);
+        putchar('\n');
+    }
     if (t->restarted_from)
         printf("  restarted from task %llu\n", (unsigned long long)t->restarted_from);
+    printf("  attempts: %u\n", t->attempts);
+    if (t->waiting) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        char w[256];
+        task_waiting_text(t, w, sizeof w, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+        printf("  waiting: %s\n", w);
+    }
     printf("  created %s  started %s  finished %s", c, s, f);
     if (!isnan(t->started_at) && !isnan(t->finished_at))
         printf("  (ran %.3f s)", t->finished_at - t->started_at);
@@ -674,11 +689,15 @@ static int cmd_wait(int argc, char **argv)
     return rc;
 }
 
+static int cmd_list(int argc, char **argv);
+
 static int cmd_status(int argc, char **argv)
 {
     uint64_t id;
+    if (argc == 1 || argv[1][0] == '-')
+        return cmd_list(argc, argv); /* no id: the table */
     if (argc != 2 || parse_id(argv[1], &id) < 0)
-        return usage_error("status takes one task id%s", "");
+        return usage_error("status takes one task id (none: the table of tasks, as list)%s", "");
     corod_task *t;
     int rc = connect_daemon();
     if (rc != EX_OK)
@@ -692,7 +711,7 @@ static int cmd_status(int argc, char **argv)
 }
 
 /* list's and clean's filters: EX_OK, or a usage error (said). */
-static int parse_filters(int argc, char **argv, corod_list_opts *out, bool with_limit)
+static int parse_filters(int argc, char **argv, corod_list_opts *out, bool with_limit, int *format)
 {
     static const struct option lo[] = { { "state", required_argument, 0, 's' },
                                         { "group", required_argument, 0, 'g' },
@@ -702,7 +721,8 @@ static int parse_filters(int argc, char **argv, corod_list_opts *out, bool with_
                                         { "since", required_argument, 0, 'S' },
                                         { "until", required_argument, 0, 'U' },
                                         { "newest", no_argument, 0, 'N' },
-                                        { "limit", required_argument, 0, 'l' }, { 0, 0, 0, 0 } };
+                                        { "limit", required_argument, 0, 'l' },
+                                        { "format", required_argument, 0, 'F' }, { 0, 0, 0, 0 } };
     corod_list_opts o = COROD_LIST_OPTS_INIT;
     uint64_t v = 0;
     int c;
@@ -732,6 +752,17 @@ static int parse_filters(int argc, char **argv, corod_list_opts *out, bool with_
                 return usage_error(c == 'S' ? "--since: not a Unix time in seconds: \"%s\""
                                             : "--until: not a Unix time in seconds: \"%s\"", optarg);
             *(c == 'S' ? &o.since : &o.until) = t;
+        } else if (c == 'F' && format) {
+            if (!strcmp(optarg, "table"))
+                *format = FORMAT_TABLE;
+            else if (!strcmp(optarg, "tsv"))
+                *format = FORMAT_TSV;
+            else if (!strcmp(optarg, "json"))
+                json_out = JSON_ARRAY;
+            else if (!strcmp(optarg, "jsonl"))
+                json_out = JSON_LINES;
+            else
+                return usage_error("--format: \"%s\" is not table, tsv, json or jsonl", optarg);
         } else if (c == 'l' && with_limit) {
             if (parse_id(optarg, &v) < 0 || v > 100000)
                 return usage_error("--limit: not a number from 1 to 100000: \"%s\"", optarg);
@@ -748,31 +779,45 @@ static int parse_filters(int argc, char **argv, corod_list_opts *out, bool with_
 static int cmd_list(int argc, char **argv)
 {
     corod_list_opts o;
-    int rc = parse_filters(argc, argv, &o, true);
+    int format = FORMAT_AUTO;
+    int rc = parse_filters(argc, argv, &o, true, &format);
     if (rc != EX_OK)
         return rc;
+    if (format == FORMAT_AUTO)
+        format = isatty(STDOUT_FILENO) ? FORMAT_TABLE : FORMAT_TSV;
     corod_task **tasks;
     size_t n;
     rc = connect_daemon();
     if (rc != EX_OK)
         return rc;
-    rc = corod_list_opts_do(cli, &o, &tasks, &n);
-    if (rc < 0)
+    table_group *gs = NULL;
+    size_t ng = 0;
+    /* the groups first: a task the list shows as pending is then not shown as started
+     * in a header that came later */
+    if (!json_out && format == FORMAT_TABLE && (rc = table_groups_get(&gs, &ng)) < 0)
         return daemon_error(rc);
-    json_list_begin();
-    for (size_t i = 0; i < n; i++)
-        print_task(tasks[i], -1);
-    json_list_end();
-    if (!json_out && n == 0)
-        printf("no tasks\n");
+    rc = corod_list_opts_do(cli, &o, &tasks, &n);
+    if (rc < 0) {
+        table_groups_free(gs, ng);
+        return daemon_error(rc);
+    }
+    if (json_out) {
+        json_list_begin();
+        for (size_t i = 0; i < n; i++)
+            print_task(tasks[i], -1);
+        json_list_end();
+    } else {
+        rc = print_table(tasks, n, gs, ng, format);
+    }
+    table_groups_free(gs, ng);
     corod_tasks_free(tasks, n);
-    return EX_OK;
+    return rc;
 }
 
 static int cmd_clean(int argc, char **argv)
 {
     corod_list_opts o;
-    int rc = parse_filters(argc, argv, &o, false);
+    int rc = parse_filters(argc, argv, &o, false, NULL);
     if (rc != EX_OK)
         return rc;
     if ((rc = connect_daemon()) != EX_OK)
@@ -806,7 +851,7 @@ static int cmd_restart(int argc, char **argv)
         return usage_error("restart takes task ids, or --failed [--group G ...]%s", "");
     } else {
         argv[nids + 1] = argv[0]; /* --failed taken: the filters follow */
-        if ((rc = parse_filters(argc - 1, argv + 1, &o, false)) != EX_OK)
+        if ((rc = parse_filters(argc - 1, argv + 1, &o, false, NULL)) != EX_OK)
             return rc;
         o.state = "failed";
     }

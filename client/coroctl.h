@@ -51,6 +51,25 @@ int after_submit(int rc, uint64_t id, int wait);
 int do_wait(uint64_t *ids, size_t n, const char *mode, double timeout);
 int wait_one(uint64_t id);
 
+/* coroctl_table.c: tasks as a table under a line per group (a terminal), or as
+ * tab-separated fields (FORMAT_TSV: id, name, group, state, exit, started, seconds,
+ * waiting, command; "-" for none). */
+enum { FORMAT_AUTO = 0, FORMAT_TABLE, FORMAT_TSV };
+typedef struct table_group {
+    char *name;
+    uint32_t parallel;
+    size_t running, pending;
+    bool paused;
+} table_group;
+int print_table(corod_task **v, size_t n, const table_group *gs, size_t ng, int format);
+int table_groups_get(table_group **out, size_t *n);
+void table_groups_free(table_group *gs, size_t n);
+bool use_colour(void);
+void fmt_duration(char *buf, size_t len, double seconds);
+void fmt_ago(char *buf, size_t len, double t, double now);
+void task_exit_text(const corod_task *t, char *buf, size_t len);
+void task_waiting_text(const corod_task *t, char *buf, size_t len, double now);
+
 /* coroctl_help.c: COMMAND --help, NULL for none. */
 const char *coroctl_help(const char *cmd);
 

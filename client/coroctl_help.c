@@ -94,15 +94,23 @@ static const struct {
               "examples:\n"
               "  coroctl wait 12 13\n"
               "  coroctl --json wait 12 13 --timeout 60\n" },
-    { "status", "usage: coroctl status ID\n"
-                "Show one task: its state, times, attempts, and for a job its command, argv and\n"
-                "outcome.\n" },
-    { "list", "usage: coroctl list [FILTERS] [--newest] [--limit N]\n"
+    { "status", "usage: coroctl status ID | coroctl status [FILTERS] [--format F]\n"
+                "With an id: one task in detail: state, times, attempts, why it waits, and for a\n"
+                "job its command, argv and outcome. Without: the table of tasks, as list.\n" },
+    { "list", "usage: coroctl list [FILTERS] [--newest] [--limit N] [--format table|tsv|json|jsonl]\n"
               "Show tasks from the daemon's history (yours; anyone's for root), oldest first\n"
-              "(--newest: newest first).\n\n" FILTERS
+              "(--newest: newest first). On a terminal: a table under a line per group (its\n"
+              "slots, running, pending, paused), a line per task: id, name, state (coloured;\n"
+              "not with NO_COLOR), exit code or signal, when it started, how long it ran (so\n"
+              "far, for a running one), and its command cut to the terminal's width; a pending\n"
+              "task says why it waits instead of when it started (after #N, delayed, group\n"
+              "paused, group full, retry in N s). Piped (or --format tsv): a line per task,\n"
+              "tab-separated: id, name, group, state, exit, started (ISO 8601), seconds run,\n"
+              "why it waits, command; \"-\" for none.\n\n" FILTERS
               "\nexamples:\n"
               "  coroctl list --state failed --group render\n"
               "  coroctl list --newest --limit 20\n"
+              "  coroctl list --state failed | cut -f1 | xargs coroctl restart\n"
               "  coroctl list --json | jq '.[].id'\n" },
     { "restart", "usage: coroctl restart ID... | coroctl restart --failed [FILTERS]\n"
                  "Run ended tasks again, as new tasks from their stored specs; print the new ids.\n\n" FILTERS

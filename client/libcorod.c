@@ -114,6 +114,11 @@ static corod_task *corod_task_decode(const msgpack_object *m)
         corod_task_free(t);
         return NULL;
     }
+    if ((o = cp_get(m, "waiting")) && o->type == MSGPACK_OBJECT_MAP &&
+        corod_repack(o, &t->waiting, &t->waiting_len) < 0) {
+        corod_task_free(t);
+        return NULL;
+    }
     t->created_at = corod_time(cp_get(m, "created_at"));
     t->started_at = corod_time(cp_get(m, "started_at"));
     t->finished_at = corod_time(cp_get(m, "finished_at"));
@@ -143,7 +148,7 @@ void corod_task_free(corod_task *t)
     free(t->kind), free(t->name), free(t->group), free(t->state);
     free(t->result), free(t->error), free(t->error_code), free(t->error_message);
     free(t->command);
-    free(t->argv);
+    free(t->argv), free(t->waiting);
     free(t);
 }
 
@@ -758,12 +763,42 @@ static int take_tasks(const msgpack_object *arr, corod_task ***tasks, size_t *n)
     return 0;
 }
 
+/* A page's task by id: a page is in id order, ascending or descending. */
+static corod_task *find_task(corod_task **v, size_t n, uint64_t id)
+{
+    bool desc = n > 1 && v[0]->id > v[n - 1]->id;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid]->id == id)
+            return v[mid];
+        if ((v[mid]->id < id) != desc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
 static int take_list(const msgpack_object *res, void *ctx)
 {
     list_ctx *l = ctx;
     const msgpack_object *next = cp_get(res, "next");
     l->next = next && next->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? next->via.u64 : 0;
-    return take_tasks(cp_get(res, l->key), l->tasks, l->n);
+    int rc = take_tasks(cp_get(res, l->key), l->tasks, l->n);
+    const msgpack_object *w = cp_get(res, "waiting");
+    if (rc < 0 || !w || w->type != MSGPACK_OBJECT_ARRAY)
+        return rc;
+    for (uint32_t i = 0; i < w->via.array.size; i++) { /* why each pending task waits */
+        const msgpack_object *m = &w->via.array.ptr[i], *id = cp_get(m, "id");
+        corod_task *t = id && id->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? find_task(*l->tasks, *l->n, id->via.u64)
+                                                                          : NULL;
+        if (t && !t->waiting && corod_repack(m, &t->waiting, &t->waiting_len) < 0) {
+            corod_tasks_free(*l->tasks, *l->n);
+            return -ENOMEM;
+        }
+    }
+    return 0;
 }
 
 /* The most records one `list` request may ask for (PROTOCOL.md). */

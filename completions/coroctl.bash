@@ -4,8 +4,7 @@
 
 _coroctl_ids()
 {
-    coroctl ${_coroctl_sock:+--socket "$_coroctl_sock"} list --newest --limit 50 2>/dev/null |
-        awk '$1 == "task" && $2 ~ /^[0-9]+$/ { print $2 }'
+    coroctl ${_coroctl_sock:+--socket "$_coroctl_sock"} list --newest --limit 50 --format tsv 2>/dev/null | cut -f1
 }
 
 _coroctl_groups()
@@ -48,6 +47,7 @@ _coroctl()
     --state) COMPREPLY=($(compgen -W "pending running succeeded failed cancelled" -- "$cur")); return ;;
     --kind) COMPREPLY=($(compgen -W "exec sleep gather" -- "$cur")); return ;;
     --mode) COMPREPLY=($(compgen -W "all first_completed first_exception" -- "$cur")); return ;;
+    --format) COMPREPLY=($(compgen -W "table tsv json jsonl" -- "$cur")); return ;;
     --rlimit) COMPREPLY=($(compgen -W "nofile= core= cpu= as=" -- "$cur")); compopt -o nospace; return ;;
     --name | --after | --delay | --timeout | --priority | --retries | --retry-delay | --env | --grace | \
         --output-limit | --owner | --since | --until | --limit | --message | --parallel | --umask | \
@@ -67,8 +67,9 @@ _coroctl()
     logs) opts="--stderr --all --follow"; ids=1 ;;
     cancel) opts="--message"; ids=1 ;;
     wait) opts="--mode --timeout"; ids=1 ;;
-    status | watch) ids=1 ;;
-    list) opts="$filters --newest --limit" ;;
+    status) opts="$filters --newest --limit --format"; ids=1 ;;
+    watch) ids=1 ;;
+    list) opts="$filters --newest --limit --format" ;;
     clean) opts="$filters" ;;
     restart) opts="--failed $filters"; ids=1 ;;
     group) opts="set add --parallel --pause --resume" ;;

@@ -2,7 +2,7 @@
 set -l cmds add run logs group pause resume groups ping sleep gather cancel wait status list restart clean watch
 
 function __coroctl_ids
-    coroctl list --newest --limit 50 2>/dev/null | awk '$1 == "task" && $2 ~ /^[0-9]+$/ { print $2 }'
+    coroctl list --newest --limit 50 --format tsv 2>/dev/null | cut -f1
 end
 function __coroctl_groups
     coroctl groups 2>/dev/null | awk '$1 == "name" { gsub(/"/, "", $2); print $2 }'
@@ -51,6 +51,7 @@ for c in list clean restart
 end
 complete -c coroctl -n "__fish_seen_subcommand_from list" -l newest
 complete -c coroctl -n "__fish_seen_subcommand_from list" -l limit -r
+complete -c coroctl -n "__fish_seen_subcommand_from list status" -l format -r -a "table tsv json jsonl"
 complete -c coroctl -n "__fish_seen_subcommand_from restart" -l failed
 complete -c coroctl -n "__fish_seen_subcommand_from logs" -l stderr
 complete -c coroctl -n "__fish_seen_subcommand_from logs" -l all

@@ -4,7 +4,10 @@ CORO_SOCKET, and its usage errors.
 
 usage: test_coroctl.py COROD_BINARY COROCTL_BINARY
 """
+import fcntl
 import json
+import struct
+import termios
 import re
 import os
 import shutil
@@ -16,6 +19,15 @@ import time
 import unittest
 
 COROD = COROCTL = None
+
+
+def wait_until(pred, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
 
 
 class Coroctl(unittest.TestCase):
@@ -46,6 +58,28 @@ class Coroctl(unittest.TestCase):
             env.pop("CORO_SOCKET", None)
         return subprocess.run([COROCTL, *args], capture_output=True, text=True, env=env, timeout=20)
 
+    @classmethod
+    def run_tty(cls, *args, cols=100, env=None):
+        """coroctl with its output on a pseudo-terminal `cols` wide: (exit code, text)."""
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, cols, 0, 0))
+        e = dict(os.environ, CORO_SOCKET=cls.sock, TERM="xterm")
+        e.pop("NO_COLOR", None)
+        e.update(env or {})
+        p = subprocess.Popen([COROCTL, *args], stdout=slave, stderr=subprocess.DEVNULL, env=e)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other side closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        return p.wait(timeout=20), out.decode().replace("\r\n", "\n")
+
     def ctl_json(self, *args):
         r = self.run_ctl("--jsonl", *args)
         return r.returncode, [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
@@ -61,6 +95,62 @@ class Coroctl(unittest.TestCase):
         self.assertEqual((rc, out[0]["kind"]), (0, "sleep"))
         human = self.run_ctl("status", str(tid))
         self.assertIn(f"task {tid} (nap)", human.stdout)
+
+    def test_table_on_a_terminal_tsv_when_piped(self):
+        g = "tbl"
+        self.assertEqual(self.run_ctl("group", "add", g, "--parallel", "1").returncode, 0)
+        run = self.run_ctl("add", "--group", g, "--name", "long-one", "--", "sleep", "30").stdout.strip()
+        queued = self.run_ctl("add", "--group", g, "--", "echo", "x" * 300).stdout.strip()
+        dep = self.run_ctl("add", "--group", g, "--after", run, "--", "true").stdout.strip()
+        bad = self.run_ctl("add", "--group", g + "-2", "--wait", "--", "sh", "-c", "exit 7")
+        self.assertEqual(bad.returncode, 7)
+        killed = self.run_ctl("add", "--group", g + "-2", "--wait", "--", "sh", "-c", "kill -9 $$")
+        self.assertEqual(killed.returncode, 128 + 9)
+        self.assertTrue(wait_until(lambda: self.ctl_json("status", run)[1][0]["state"] == "running"))
+        rc, out = self.run_tty("list", "--group", g, cols=100)
+        self.assertEqual(rc, 0)
+        self.assertIn("\033[36mrunning", out)  # coloured on a terminal
+        plain = re.sub(r"\033\[[0-9;]*m", "", out)
+        lines = plain.splitlines()
+        self.assertTrue(lines[0].startswith(f"{g}  1 slot, 1 running, 2 pending"), lines[0])
+        self.assertEqual(lines[1].split(), ["ID", "NAME", "STATE", "EXIT", "STARTED", "TIME", "COMMAND"])
+        row = {line.split()[0]: line for line in lines[2:]}
+        self.assertRegex(row[run], r"long-one +running +(just now|\d+s ago) +\d\.\ds +sleep 30")
+        self.assertIn("group full (1/1)", row[queued])
+        self.assertIn(f"after #{run}", row[dep])
+        for line in lines:  # the command is cut to the terminal's width
+            self.assertLessEqual(len(line), 100, line)
+        self.assertTrue(row[queued].endswith("…"))
+        # NO_COLOR: no escape sequences; a narrower terminal cuts sooner
+        rc, out = self.run_tty("status", "--group", g, cols=70, env={"NO_COLOR": "1"})
+        self.assertNotIn("\033", out)
+        self.assertTrue(all(len(line) <= 70 for line in out.splitlines()), out)
+        self.assertRegex(out, r"group full \(1?…")  # the reason gives way first
+        # piped: tab-separated, a line per task, every field there
+        r = self.run_ctl("list", "--group", g + "-2")
+        rows = [line.split("\t") for line in r.stdout.splitlines()]
+        self.assertEqual([len(f) for f in rows], [9, 9])
+        self.assertEqual([f[3:5] for f in rows], [["failed", "7"], ["failed", "SIGKILL"]])
+        self.assertRegex(rows[0][5], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}$")
+        self.assertEqual(rows[0][8], "sh -c exit 7")
+        r = self.run_ctl("list", "--group", g, "--format", "tsv")
+        waits = {f[0]: f[7] for f in (line.split("\t") for line in r.stdout.splitlines())}
+        self.assertEqual((waits[run], waits[queued], waits[dep]), ("-", "group full (1/1)", f"after #{run}"))
+        # --format table when piped; a group's header says paused
+        self.run_ctl("pause", g)
+        r = self.run_ctl("list", "--group", g, "--format", "table")
+        self.assertIn(f"{g}  1 slot, 1 running, 2 pending, paused", r.stdout)
+        self.assertIn("group paused", r.stdout)
+        self.assertEqual(self.run_tty("list", "--name", "no-such-name")[1].strip(), "no tasks")
+        self.assertEqual(self.run_ctl("list", "--name", "no-such-name").stdout, "")
+        # status ID: the detailed view, with the argv as a list and why it waits
+        r = self.run_ctl("status", queued)
+        self.assertIn("waiting: group paused", r.stdout)
+        self.assertIn('argv: ["echo", "' + "x" * 300 + '"]', r.stdout)
+        self.assertIn("attempts: 0", r.stdout)
+        self.run_ctl("resume", g)
+        for t in (run, queued, dep):
+            self.run_ctl("cancel", t)
 
     def test_wait_fails_when_the_task_failed(self):
         r = self.run_ctl("sleep", "5", "--timeout", "0.05", "--wait")
@@ -105,7 +195,7 @@ class Coroctl(unittest.TestCase):
         # With no daemon, a mistake on the command line is still reported as a mistake:
         # every command checks its arguments before it connects.
         for args in (["ping", "x"], ["sleep", "abc"], ["gather"], ["cancel", "x"], ["wait"],
-                     ["wait", "--timeout", "x", "1"], ["status"], ["list", "--limit", "0"], ["watch", "x"],
+                     ["wait", "--timeout", "x", "1"], ["status", "1", "2"], ["list", "--limit", "0"], ["list", "--format", "wide"], ["watch", "x"],
                      ["groups", "x"], ["add"], ["run"], ["logs"], ["group", "set", "g"], ["pause"], ["resume"]):
             r = subprocess.run([COROCTL, *args], capture_output=True, text=True, env=env)
             self.assertEqual(r.returncode, 2, (args, r.stderr))

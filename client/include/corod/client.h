@@ -42,6 +42,8 @@ typedef struct corod_task {
     uint64_t restarted_from; /* the task this one runs again (`restart`), 0: none */
     void *argv;              /* exec: its argv as submitted, a packed MessagePack array; else NULL */
     size_t argv_len;
+    void *waiting; /* pending (get, list): why it waits, a packed map ({reason, ...}); else NULL */
+    size_t waiting_len;
 } corod_task;
 
 void corod_task_free(corod_task *t);
