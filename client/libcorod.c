@@ -1046,6 +1046,17 @@ int corod_unsubscribe(corod_client *c, uint32_t sub)
     return corod_do(c, "unsubscribe", &p, NULL, NULL);
 }
 
+int corod_signal(corod_client *c, uint64_t id, int sig)
+{
+    if (sig <= 0)
+        return -EINVAL;
+    corod_params p;
+    corod_params_begin(&p, 2);
+    cp_pack_str(&p.pk, "id"), msgpack_pack_uint64(&p.pk, id);
+    cp_pack_str(&p.pk, "signal"), msgpack_pack_int(&p.pk, sig);
+    return corod_do(c, "signal", &p, NULL, NULL);
+}
+
 static int corod_group_call(corod_client *c, const char *name, int64_t parallel, int paused, bool create)
 {
     corod_params p;

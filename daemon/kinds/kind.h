@@ -83,6 +83,9 @@ typedef struct kind_ops {
      * parsed form what is left of it (a sleep's remaining time), to start it again. NULL:
      * it is not started again (a program's run cannot be taken up where it was). */
     void (*resume)(void *parsed, double elapsed);
+    /* Optional: send `sig` to what a running body runs (a job's process group): 0,
+     * -ESRCH when it runs nothing yet or any more, or a negative errno of kill(2). */
+    int (*signal)(co_task *body, int sig);
 } kind_ops;
 
 #define KIND_COMMAND_MAX 256u

@@ -312,6 +312,7 @@ typedef struct exec_job {
     ex_spawned sp;
     int rd[2];         /* read ends of the stdout/stderr pipes */
     int in_w;          /* write end of the stdin pipe, or -1 */
+    bool alive;        /* from its exec until it is reaped: its pid names it (exec_signal) */
 
     ex_pump *pump[3];  /* stdin, stdout, stderr */
     int live;          /* pumps not yet done */
@@ -659,6 +660,7 @@ static int exec_body(void *arg)
         cp_utf8_escape(text, sizeof text, j->err, strlen(j->err), NULL);
         return co_fail("spawn_failed", "%s", text);
     }
+    j->alive = true;
     if ((rc = co_future_new(j->sched, &j->io_done)) < 0 || (rc = exec_start_pumps(j)) < 0) {
         /* Without its pumps the job would block on a full pipe: stop it now. */
         kill(-j->sp.pid, SIGKILL);
@@ -670,6 +672,7 @@ static int exec_body(void *arg)
     memset(&ru, 0, sizeof ru);
     while ((rc = ex_reap(j->sp.pid, &status, &ru)) == -EAGAIN) /* it has exited: cannot last */
         co_sleep(0.001);
+    j->alive = false; /* its pid may be another process's from now on */
     if (rc < 0 && !j->err[0]) /* its status is lost: do not report a success */
         snprintf(j->err, sizeof j->err, "cannot collect the exit status of pid %d: %s", (int)j->sp.pid,
                  strerror(-rc));
@@ -815,6 +818,16 @@ static int exec_start(const kind_start *ks, co_task **body)
     return 0;
 }
 
+/* A signal to the job's process group, which its leader keeps while it lives — and, a
+ * zombie, until it is reaped: no other process can have taken its pid meanwhile. */
+static int exec_signal(co_task *body, int sig)
+{
+    exec_job *j = co_task_data(body);
+    if (!j || !j->alive)
+        return -ESRCH;
+    return kill(-j->sp.pid, sig) < 0 ? -errno : 0;
+}
+
 /* A fuzzer driving the server (tests/fuzz/fuzz_server.c) must not run the programs it
  * makes up. */
 #ifdef CORO_FUZZ
@@ -825,4 +838,5 @@ static int exec_start(const kind_start *ks, co_task **body)
 
 const kind_ops kind_exec = { .name = "exec", .available = EXEC_AVAILABLE, .takes_slot = true, .has_output = true,
                              .args_size = sizeof(exec_args *), .validate = exec_validate, .refs = exec_refs, .start = exec_start,
-                             .free = exec_free, .command = exec_command, .bytes = exec_bytes };
+                             .free = exec_free, .command = exec_command, .bytes = exec_bytes,
+                             .signal = exec_signal };

@@ -670,6 +670,8 @@ int co_task_finish(co_task *t, co_state st, co_value *value)
 
 void *co_task_data(const co_task *t)
 {
+    if (t->body == CO_BODY_CORO)
+        return t->u.coro.arg;
     return t->body == CO_BODY_CUSTOM ? t->u.custom.data : NULL;
 }
 

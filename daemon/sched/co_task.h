@@ -63,6 +63,7 @@ int co_custom_task(co_sched *s, const co_task_body *body, void *data, const co_t
  * -EPERM if it is not a custom task. A cancelled outcome keeps the cancel message, unless
  * a value is given: that is its error (a record restored as it ended). */
 int co_task_finish(co_task *t, co_state st, co_value *value);
+/* A custom task's data, or the arg a coroutine was spawned with; else NULL. */
 void *co_task_data(const co_task *t);
 
 void co_task_ref(co_task *t);

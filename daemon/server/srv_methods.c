@@ -5,8 +5,10 @@
 
 #include "ex_cgroup.h"
 #include "kind.h"
+#include "sy_log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -147,6 +149,61 @@ static void m_cancel(srv_conn *c, const cp_request *rq)
     cp_out_map(&c->out, 1);
     cp_out_lit(&c->out, "cancelled");
     cp_out_bool(&c->out, done);
+}
+
+/* `signal`: a number from 1 to SIGRTMAX, or a name with or without "SIG" ("HUP",
+ * "SIGUSR1"): 0 and *sig, or -EINVAL with err. */
+static int srv_signal_param(const cp_request *rq, int *sig, cp_error *err)
+{
+    const msgpack_object *o = rq->params ? cp_get(rq->params, "signal") : NULL;
+    if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 >= 1 && o->via.u64 <= (uint64_t)SIGRTMAX) {
+        *sig = (int)o->via.u64;
+        return 0;
+    }
+    if (o && o->type == MSGPACK_OBJECT_STR && o->via.str.size < 16) {
+        char name[16];
+        memcpy(name, o->via.str.ptr, o->via.str.size);
+        name[o->via.str.size] = '\0';
+        const char *n = strncmp(name, "SIG", 3) ? name : name + 3;
+        for (int s = 1; s < SIGRTMIN; s++) {
+            const char *abbrev = sigabbrev_np(s);
+            if (abbrev && !strcmp(abbrev, n)) {
+                *sig = s;
+                return 0;
+            }
+        }
+    }
+    return cp_fail(err, CP_BAD_REQUEST, "signal must be a number from 1 to %d or a name such as \"HUP\"",
+                   (int)SIGRTMAX);
+}
+
+static void m_signal(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    int sig;
+    if (srv_signal_param(rq, &sig, &err) < 0) {
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    srv_rec *r = srv_lookup(c, rq);
+    if (!r)
+        return;
+    int rc = srv_rec_signal(r, sig);
+    if (rc == -ENOTSUP || rc == -ESRCH) {
+        srv_fail(c, rq, CP_INVALID_STATE, rc == -ENOTSUP ? "task %llu is a %s task: it runs no process"
+                                                         : "task %llu is not running (it is %s)",
+                 (unsigned long long)srv_rec_id(r), rc == -ENOTSUP ? srv_rec_kind_name(r) : srv_rec_state(r));
+        return;
+    }
+    if (rc < 0) {
+        srv_fail(c, rq, CP_INTERNAL, "cannot signal task %llu: %s", (unsigned long long)srv_rec_id(r),
+                 strerror(-rc));
+        return;
+    }
+    sy_log(LOG_INFO, "uid %u sent SIG%s to task %llu", (unsigned)c->uid, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?",
+           (unsigned long long)srv_rec_id(r));
+    srv_ok(c, rq);
+    cp_out_map(&c->out, 0);
 }
 
 static void m_get(srv_conn *c, const cp_request *rq)
@@ -304,7 +361,7 @@ static const struct {
     { "get", m_get },             { "list", m_list },         { "wait", srv_wait_start },
     { "subscribe", srv_subscribe }, { "unsubscribe", srv_unsubscribe }, { "output", srv_output },
     { "set_group", m_set_group }, { "groups", m_groups },     { "clean", srv_clean },
-    { "restart", srv_restart },
+    { "restart", srv_restart },   { "signal", m_signal },
 };
 
 void srv_dispatch(srv_conn *c, const cp_request *rq)

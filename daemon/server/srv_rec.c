@@ -532,6 +532,15 @@ static void srv_rec_cancel_hook(co_task *t, void *data)
 
 const co_task_body srv_rec_body = { .cancel = srv_rec_cancel_hook };
 
+int srv_rec_signal(srv_rec *r, int sig)
+{
+    if (!r->kind->signal)
+        return -ENOTSUP;
+    if (r->stage != ST_RUNNING || !r->body)
+        return -ESRCH;
+    return r->kind->signal(r->body, sig);
+}
+
 bool srv_rec_cancel(srv_rec *r, const char *msg)
 {
     return co_task_cancel(r->task, msg);

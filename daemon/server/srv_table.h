@@ -83,6 +83,9 @@ bool srv_table_kept_only(srv_table *t, uint64_t id);
 /* The record `id` as `uid` may see it: NULL when unknown, evicted or another's. */
 srv_rec *srv_table_get(srv_table *t, uint64_t id, uint32_t uid);
 bool srv_rec_cancel(srv_rec *r, const char *msg);
+/* A signal to what a running task runs (a job's process group), which it does not end
+ * by itself: 0, -ENOTSUP for a kind that runs nothing, -ESRCH when it is not running. */
+int srv_rec_signal(srv_rec *r, int sig);
 
 void srv_rec_ref(srv_rec *r);
 void srv_rec_unref(srv_rec *r);

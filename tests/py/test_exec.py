@@ -343,6 +343,34 @@ class Exec(unittest.TestCase):
             order = [r["id"] for r in sorted(done, key=lambda r: r["started_at"]) if r["kind"] == "exec"]
             self.assertEqual(order, [high, also_high, mid, low])
 
+    def test_signal_reaches_the_process_group_and_leaves_the_task(self):
+        with self.client() as c:
+            marker = os.path.join(self.tmp, "usr1")
+            job = c.call("submit", {"kind": "exec", "args": {"argv": ["sh", "-c", (
+                f"trap 'touch {marker}' USR1; sleep 30 & wait; sleep 30 & wait")]}})["id"]
+            self.assertTrue(wait_until(lambda: c.call("get", {"id": job})["state"] == "running", 10))
+            time.sleep(0.2)
+            self.assertEqual(c.call("signal", {"id": job, "signal": "SIGUSR1"}), {})
+            self.assertTrue(wait_until(lambda: os.path.exists(marker), 10))
+            self.assertEqual(c.call("get", {"id": job})["state"], "running")
+            for bad in ({"signal": 0}, {"signal": 65}, {"signal": "NOPE"}, {"signal": -1}, {"signal": "SIGRTMIN"},
+                        {"signal": 1.5}, {}):
+                with self.assertRaises(RemoteError) as e:
+                    c.call("signal", {"id": job, **bad})
+                self.assertEqual(e.exception.code, "bad_request", bad)
+            c.call("signal", {"id": job, "signal": 15})
+            rec = c.call("wait", {"ids": [job]})["done"][0]
+            self.assertEqual((rec["state"], rec["error"]["code"], rec["error"]["signal"]), ("failed", "signal", 15))
+            for target, why in ((job, "is not running"),
+                                (c.call("submit", {"kind": "sleep", "args": {"seconds": 5}})["id"], "runs no process")):
+                with self.assertRaises(RemoteError) as e:
+                    c.call("signal", {"id": target, "signal": "HUP"})
+                self.assertEqual(e.exception.code, "invalid_state")
+                self.assertIn(why, e.exception.message)
+            with self.assertRaises(RemoteError) as e:
+                c.call("signal", {"id": 10 ** 12, "signal": "HUP"})
+            self.assertEqual(e.exception.code, "not_found")
+
     def test_a_pending_task_says_why_it_waits(self):
         with self.client() as c:
             c.call("set_group", {"name": "why", "parallel": 1})
@@ -476,7 +504,8 @@ class Ownership(unittest.TestCase):
                 out = output(c, r["id"]).decode().split("\n")
                 errs = []
                 for m, p in (("output", {"id": root_task["id"]}), ("get", {"id": root_task["id"]}),
-                             ("cancel", {"id": root_task["id"]})):
+                             ("cancel", {"id": root_task["id"]}),
+                             ("signal", {"id": root_task["id"], "signal": "TERM"})):
                     try:
                         c.call(m, p)
                         errs.append(None)
@@ -491,7 +520,7 @@ class Ownership(unittest.TestCase):
         self.assertEqual(sorted(int(g) for g in out[2].split()), want_groups)
         self.assertEqual(out[3], nb.pw_dir)
         self.assertEqual(out[4], "nobody")
-        self.assertEqual(errs, ["not_found"] * 3)
+        self.assertEqual(errs, ["not_found"] * 4)
         # Root can read nobody's output; nobody cannot change groups.
         with Client(self.d.sock) as c:
             c.call("output", {"id": root_task["id"] + 1})

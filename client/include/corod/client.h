@@ -117,6 +117,9 @@ int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *o
 int corod_output(corod_client *c, uint64_t id, int stream, uint64_t offset, uint32_t max, void **data,
                  size_t *len, uint64_t *next, bool *eof);
 int corod_cancel(corod_client *c, uint64_t id, const char *message, bool *cancelled);
+/* Send signal `sig` to a running job's process group (it ends the task only if the job
+ * dies of it). A task not running: COROD_EREMOTE, invalid_state. */
+int corod_signal(corod_client *c, uint64_t id, int sig);
 int corod_get(corod_client *c, uint64_t id, corod_task **out);
 /* state, group: NULL for any; limit 0: COROD_LIST_DEFAULT, else any count. The daemon
  * answers in pages (bounded in records and bytes); this asks for as many as it takes. */
