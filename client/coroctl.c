@@ -36,7 +36,10 @@ static const char usage[] =
     "  group set|add NAME [--parallel N] [--pause|--resume]\n"
     "                                change a group (root or the daemon's user); --parallel 0\n"
     "                                means no bound\n"
-    "  pause GROUP / resume GROUP    stop / restart starting the group's queued tasks\n"
+    "  kill ID... [--signal SIG]     send a signal (default TERM) to running jobs\n"
+    "  pause|resume GROUP... | --all [--running]\n"
+    "                                stop / restart starting the groups' queued tasks;\n"
+    "                                --running: also stop (SIGSTOP) / continue their jobs\n"
     "  groups                        show the groups: slots, paused, running, pending\n"
     "\n"
     "tasks:\n"
@@ -44,9 +47,10 @@ static const char usage[] =
     "  sleep SECONDS [OPTS]          submit a sleep; print its id\n"
     "  gather ID... [OPTS] [--return-exceptions]\n"
     "                                submit a gather of other tasks; print its id\n"
-    "  cancel ID [--message TEXT]    cancel a task (a job: SIGTERM to its process group,\n"
+    "  cancel ID... | --group G [--message TEXT]\n"
+    "                                cancel tasks (a job: SIGTERM to its process group,\n"
     "                                SIGKILL after its grace period; a gather: its members)\n"
-    "  wait ID... [--mode all|first_completed|first_exception] [--timeout SECONDS]\n"
+    "  wait ID... | --group G [--mode all|first_completed|first_exception] [--timeout S]\n"
     "                                wait for tasks; fail if one failed or was cancelled\n"
     "  status ID                     show one task in detail (no id: the table, as list)\n"
     "  list [--state S] [--group G] [--kind K] [--name N] [--owner UID] [--since T]\n"
@@ -59,9 +63,11 @@ static const char usage[] =
     "                                run ended tasks again, as new tasks from their specs;\n"
     "                                print the new ids\n"
     "  clean [--state S] [--group G] [--kind K] [--name N] [--owner UID] [--since T]\n"
-    "        [--until T]            remove ended tasks from the history, with their\n"
-    "                                output (yours; anyone's for root)\n"
+    "        [--until T] [--older-than AGE]\n"
+    "                                remove ended tasks from the history, with their\n"
+    "                                output (yours; anyone's for root); AGE: 7d, 12h...\n"
     "  watch [ID...]                 print tasks as they end (no ids: every task of yours)\n"
+    "An ID may also be a name: the newest task of yours with that name.\n"
     "\n"
     "OPTS (add, run, sleep, gather): --name NAME --group GROUP --after ID[,ID...]\n"
     "  --delay SECONDS --timeout SECONDS (per attempt) --priority N (higher starts first)\n"
@@ -397,12 +403,66 @@ int parse_seconds(const char *s, double *out)
     return 0;
 }
 
-static int parse_ids(char **argv, int n, uint64_t **ids)
+/* An age: a number of seconds, or of minutes, hours, days or weeks with m, h, d, w. */
+static int parse_age(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end), unit = 1;
+    if (errno || end == s || !isfinite(v) || v < 0)
+        return -1;
+    if (*end && end[1])
+        return -1;
+    switch (*end) {
+    case '\0': case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    case 'w': unit = 7 * 86400; break;
+    default: return -1;
+    }
+    if (v * unit > 1e10)
+        return -1;
+    *out = v * unit;
+    return 0;
+}
+
+int resolve_task(const char *s, uint64_t *id)
+{
+    if (parse_id(s, id) == 0)
+        return EX_OK;
+    if (!s[0] || strspn(s, "0123456789-+") == strlen(s) || strlen(s) > 256)
+        return usage_error("not a task id or name: \"%s\"", s);
+    int rc = connect_daemon();
+    if (rc != EX_OK)
+        return rc;
+    corod_list_opts o = COROD_LIST_OPTS_INIT;
+    o.name = s;
+    o.newest_first = true;
+    o.limit = 1;
+    if (getuid() == 0)
+        o.owner = 0; /* root sees everyone's: its own are meant */
+    corod_task **v;
+    size_t n;
+    if ((rc = corod_list_opts_do(cli, &o, &v, &n)) < 0)
+        return daemon_error(rc);
+    if (n)
+        *id = v[0]->id;
+    corod_tasks_free(v, n);
+    if (!n) {
+        fprintf(stderr, "coroctl: no task of yours is named \"%s\" (coroctl list shows them)\n", s);
+        return EX_DAEMON;
+    }
+    return EX_OK;
+}
+
+int parse_ids(char **argv, int n, uint64_t **ids)
 {
     *ids = calloc(n ? (size_t)n : 1, sizeof **ids);
+    int rc;
     for (int i = 0; i < n; i++)
-        if (parse_id(argv[i], &(*ids)[i]) < 0)
-            return usage_error("not a task id: \"%s\"", argv[i]);
+        if ((rc = resolve_task(argv[i], &(*ids)[i])) != EX_OK)
+            return rc;
     return 0;
 }
 
@@ -593,31 +653,84 @@ static int cmd_gather(int argc, char **argv)
     return after_submit(rc, id, o.wait);
 }
 
+int group_active(const char *group, uint64_t **ids, size_t *n)
+{
+    static const char *const states[] = { "running", "pending" };
+    *ids = NULL, *n = 0;
+    for (int s = 0; s < 2; s++) {
+        corod_list_opts o = COROD_LIST_OPTS_INIT;
+        o.state = states[s];
+        o.group = group;
+        o.limit = UINT32_MAX; /* every one: pages until the end */
+        corod_task **v;
+        size_t nv;
+        int rc = corod_list_opts_do(cli, &o, &v, &nv);
+        uint64_t *grown = rc < 0 ? NULL : realloc(*ids, (*n + nv + 1) * sizeof **ids);
+        for (size_t i = 0; grown && i < nv; i++)
+            grown[(*n)++] = v[i]->id;
+        if (rc == 0)
+            corod_tasks_free(v, nv);
+        if (!grown) {
+            free(*ids);
+            *ids = NULL, *n = 0;
+            return daemon_error(rc < 0 ? rc : -ENOMEM);
+        }
+        *ids = grown;
+    }
+    return EX_OK;
+}
+
 static int cmd_cancel(int argc, char **argv)
 {
-    static const struct option lo[] = { { "message", required_argument, 0, 'm' }, { 0, 0, 0, 0 } };
-    const char *msg = NULL;
+    static const struct option lo[] = { { "message", required_argument, 0, 'm' },
+                                        { "group", required_argument, 0, 'g' }, { 0, 0, 0, 0 } };
+    const char *msg = NULL, *group = NULL;
     int c;
     optind = 0; /* 0, not 1: glibc re-reads the optstring (main stopped at the command with "+") */
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-        if (c != 'm')
+        if (c == 'm')
+            msg = optarg;
+        else if (c == 'g')
+            group = optarg;
+        else
             return bad_option(argv);
-        msg = optarg;
     }
-    uint64_t id;
-    if (argc - optind != 1 || parse_id(argv[optind], &id) < 0)
-        return usage_error("cancel takes one task id%s", "");
-    bool done;
-    int rc = connect_daemon();
-    if (rc != EX_OK)
+    if (group ? argc != optind : argc == optind)
+        return usage_error("cancel takes task ids or names, or --group GROUP%s", "");
+    uint64_t *ids = NULL;
+    size_t n = (size_t)(argc - optind);
+    int rc = group ? connect_daemon() : parse_ids(argv + optind, argc - optind, &ids);
+    if (rc == EX_OK && group)
+        rc = group_active(group, &ids, &n);
+    if (rc != EX_OK || (rc = connect_daemon()) != EX_OK) {
+        free(ids);
         return rc;
-    rc = corod_cancel(cli, id, msg, &done);
-    if (rc < 0)
-        return daemon_error(rc);
-    if (json_out)
-        printf("{\"id\": %llu, \"cancelled\": %s}\n", (unsigned long long)id, done ? "true" : "false");
-    else
-        printf(done ? "task %llu: cancel requested\n" : "task %llu had already ended\n", (unsigned long long)id);
+    }
+    bool array = group || n > 1; /* several: one JSON array */
+    if (array)
+        json_list_begin();
+    for (size_t i = 0; i < n; i++) {
+        bool done;
+        if ((rc = corod_cancel(cli, ids[i], msg, &done)) < 0) {
+            if (rc == COROD_EREMOTE && group && !strcmp(corod_error_code(cli), "not_found"))
+                continue; /* ended and forgotten since it was listed */
+            free(ids);
+            return daemon_error(rc);
+        }
+        if (json_out) {
+            json_item();
+            printf("{\"id\": %llu, \"cancelled\": %s}%s", (unsigned long long)ids[i], done ? "true" : "false",
+                   array && json_out == JSON_ARRAY ? "" : "\n");
+        } else {
+            printf(done ? "task %llu: cancel requested\n" : "task %llu had already ended\n",
+                   (unsigned long long)ids[i]);
+        }
+    }
+    if (array)
+        json_list_end();
+    if (group && !n && !json_out)
+        printf("nothing pending or running in group %s\n", group);
+    free(ids);
     return EX_OK;
 }
 
@@ -663,28 +776,41 @@ int wait_one(uint64_t id)
 static int cmd_wait(int argc, char **argv)
 {
     static const struct option lo[] = { { "mode", required_argument, 0, 'm' },
-                                        { "timeout", required_argument, 0, 't' }, { 0, 0, 0, 0 } };
-    const char *mode = NULL;
+                                        { "timeout", required_argument, 0, 't' },
+                                        { "group", required_argument, 0, 'g' }, { 0, 0, 0, 0 } };
+    const char *mode = NULL, *group = NULL;
     double timeout = -1;
     int c;
     optind = 0; /* 0, not 1: glibc re-reads the optstring (main stopped at the command with "+") */
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (c == 'm')
             mode = optarg;
+        else if (c == 'g')
+            group = optarg;
         else if (c == 't') {
             if (parse_seconds(optarg, &timeout) < 0)
                 return usage_error("--timeout: not a number of seconds: \"%s\"", optarg);
         } else
             return bad_option(argv);
     }
-    if (argc - optind < 1)
-        return usage_error("wait takes one or more task ids%s", "");
-    uint64_t *ids;
-    int rc = parse_ids(argv + optind, argc - optind, &ids);
-    if (rc == 0)
-        rc = connect_daemon();
-    if (rc == 0)
-        rc = do_wait(ids, (size_t)(argc - optind), mode, timeout);
+    if (group ? argc != optind : argc == optind)
+        return usage_error("wait takes one or more task ids or names, or --group GROUP%s", "");
+    uint64_t *ids = NULL;
+    size_t n = (size_t)(argc - optind);
+    int rc = group ? connect_daemon() : parse_ids(argv + optind, argc - optind, &ids);
+    if (rc == EX_OK && group && (rc = group_active(group, &ids, &n)) == EX_OK && n > 65536) {
+        fprintf(stderr, "coroctl: group %s has %zu tasks pending or running; a wait takes at most 65536\n",
+                group, n);
+        rc = EX_USAGE;
+    }
+    if (rc == EX_OK && group && !n) {
+        if (json_out == JSON_ARRAY)
+            puts("[]");
+        else if (!json_out)
+            printf("nothing pending or running in group %s\n", group);
+    } else if (rc == EX_OK && (rc = connect_daemon()) == EX_OK) {
+        rc = do_wait(ids, n, mode, timeout);
+    }
     free(ids);
     return rc;
 }
@@ -696,11 +822,11 @@ static int cmd_status(int argc, char **argv)
     uint64_t id;
     if (argc == 1 || argv[1][0] == '-')
         return cmd_list(argc, argv); /* no id: the table */
-    if (argc != 2 || parse_id(argv[1], &id) < 0)
-        return usage_error("status takes one task id (none: the table of tasks, as list)%s", "");
+    if (argc != 2)
+        return usage_error("status takes one task id or name (none: the table of tasks, as list)%s", "");
     corod_task *t;
-    int rc = connect_daemon();
-    if (rc != EX_OK)
+    int rc = resolve_task(argv[1], &id);
+    if (rc != EX_OK || (rc = connect_daemon()) != EX_OK)
         return rc;
     rc = corod_get(cli, id, &t);
     if (rc < 0)
@@ -722,7 +848,8 @@ static int parse_filters(int argc, char **argv, corod_list_opts *out, bool with_
                                         { "until", required_argument, 0, 'U' },
                                         { "newest", no_argument, 0, 'N' },
                                         { "limit", required_argument, 0, 'l' },
-                                        { "format", required_argument, 0, 'F' }, { 0, 0, 0, 0 } };
+                                        { "format", required_argument, 0, 'F' },
+                                        { "older-than", required_argument, 0, 'O' }, { 0, 0, 0, 0 } };
     corod_list_opts o = COROD_LIST_OPTS_INIT;
     uint64_t v = 0;
     int c;
@@ -745,6 +872,16 @@ static int parse_filters(int argc, char **argv, corod_list_opts *out, bool with_
             if (errno || end == optarg || *end || optarg[0] == '-' || v > UINT32_MAX)
                 return usage_error("--owner: not a uid: \"%s\"", optarg);
             o.owner = (int64_t)v;
+        } else if (c == 'O') {
+            double age;
+            if (parse_age(optarg, &age) < 0)
+                return usage_error("--older-than: not an age (90s, 30m, 12h, 7d, 2w; seconds if bare): \"%s\"",
+                                   optarg);
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            o.until = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - age;
+            if (o.until < 0)
+                o.until = 0;
         } else if (c == 'S' || c == 'U') {
             char *end;
             double t = strtod(optarg, &end);
@@ -970,7 +1107,7 @@ static const struct {
     { "ping", cmd_ping },     { "sleep", cmd_sleep },   { "gather", cmd_gather }, { "cancel", cmd_cancel },
     { "wait", cmd_wait },     { "status", cmd_status }, { "list", cmd_list },     { "clean", cmd_clean },   { "restart", cmd_restart },     { "watch", cmd_watch },
     { "groups", cmd_groups }, { "add", cmd_add },       { "run", cmd_run },       { "logs", cmd_logs },
-    { "group", cmd_group },   { "pause", cmd_pause },   { "resume", cmd_resume },
+    { "group", cmd_group },   { "pause", cmd_pause },   { "resume", cmd_resume }, { "kill", cmd_kill },
 };
 
 /* --json, --jsonl, --socket PATH (or --socket=PATH) and --version are taken wherever they

@@ -31,6 +31,11 @@ void json_list_end(void);
 void json_item(void);
 
 int parse_id(const char *s, uint64_t *id);
+/* A task named on the command line: its id, or else its name — the newest task of yours
+ * with that name (this connects). EX_OK, or an exit code after saying why. */
+int resolve_task(const char *s, uint64_t *id);
+/* resolve_task for n arguments: *ids is malloc'd (free it whatever the result). */
+int parse_ids(char **argv, int n, uint64_t **ids);
 int parse_seconds(const char *s, double *out);
 
 /* Options every submitting command takes, plus a command's own (`extra`, handled by
@@ -50,6 +55,9 @@ int parse_submit(int argc, char **argv, submit_opts *o, int *first_positional);
 int after_submit(int rc, uint64_t id, int wait);
 int do_wait(uint64_t *ids, size_t n, const char *mode, double timeout);
 int wait_one(uint64_t id);
+/* The ids of a group's running and pending tasks (yours; everyone's for root): EX_OK,
+ * or an exit code after saying why. *ids is malloc'd. */
+int group_active(const char *group, uint64_t **ids, size_t *n);
 
 /* coroctl_table.c: tasks as a table under a line per group (a terminal), or as
  * tab-separated fields (FORMAT_TSV: id, name, group, state, exit, started, seconds,
@@ -77,8 +85,11 @@ const char *coroctl_help(const char *cmd);
 int cmd_add(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
+/* coroctl_group.c */
 int cmd_group(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
+/* coroctl_act.c */
+int cmd_kill(int argc, char **argv);
 
 #endif

@@ -1,5 +1,4 @@
-/* coroctl_exec.c: commands for jobs — add, run, logs — and for groups: group set, pause,
- * resume. */
+/* coroctl_exec.c: commands for jobs — add, run, logs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -480,10 +479,10 @@ int cmd_logs(int argc, char **argv)
             return bad_option(argv);
     }
     uint64_t id;
-    if (argc - optind != 1 || parse_id(argv[optind], &id) < 0)
-        return usage_error("logs takes one task id%s", "");
-    int rc = connect_daemon();
-    if (rc != EX_OK)
+    if (argc - optind != 1)
+        return usage_error("logs takes one task id or name%s", "");
+    int rc = resolve_task(argv[optind], &id);
+    if (rc != EX_OK || (rc = connect_daemon()) != EX_OK)
         return rc;
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
@@ -501,69 +500,4 @@ int cmd_logs(int argc, char **argv)
     }
     corod_task_free(t);
     return rc;
-}
-
-/* ---- groups ---- */
-
-/* create: `group add` makes the group; the others change one that exists (a typo in
- * `pause` must not leave a paused group behind). */
-static int set_group(const char *name, int64_t parallel, int paused, bool create)
-{
-    int rc = connect_daemon();
-    if (rc != EX_OK)
-        return rc;
-    rc = create ? corod_set_group(cli, name, parallel, paused) : corod_change_group(cli, name, parallel, paused);
-    if (rc < 0)
-        return daemon_error(rc);
-    if (json_out)
-        puts("{}");
-    return EX_OK;
-}
-
-int cmd_group(int argc, char **argv)
-{
-    static const struct option lo[] = { { "parallel", required_argument, 0, 'p' },
-                                        { "pause", no_argument, 0, 'P' },
-                                        { "resume", no_argument, 0, 'R' }, { 0, 0, 0, 0 } };
-    bool add = argc >= 2 && !strcmp(argv[1], "add");
-    if (argc < 2 || (strcmp(argv[1], "set") && !add))
-        return usage_error("usage: coroctl group set|add NAME [--parallel N] [--pause|--resume]%s", "");
-    int64_t parallel = -1;
-    int paused = -1, c;
-    optind = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, "", lo, NULL)) != -1) {
-        if (c == 'p') {
-            uint64_t v;
-            if (strcmp(optarg, "0") == 0)
-                v = 0;
-            else if (parse_id(optarg, &v) < 0 || v > 65536)
-                return usage_error("--parallel: not a number from 0 (no bound) to 65536: \"%s\"", optarg);
-            parallel = (int64_t)v;
-        } else if (c == 'P') {
-            paused = 1;
-        } else if (c == 'R') {
-            paused = 0;
-        } else {
-            return bad_option(argv + 1);
-        }
-    }
-    if (argc - 1 - optind != 1)
-        return usage_error("group %s takes one group name", argv[1]);
-    if (parallel < 0 && paused < 0 && !add)
-        return usage_error("group set: say what to change (--parallel N, --pause or --resume)%s", "");
-    return set_group(argv[1 + optind], parallel, paused, add);
-}
-
-int cmd_pause(int argc, char **argv)
-{
-    if (argc != 2)
-        return usage_error("pause takes one group name%s", "");
-    return set_group(argv[1], -1, 1, false);
-}
-
-int cmd_resume(int argc, char **argv)
-{
-    if (argc != 2)
-        return usage_error("resume takes one group name%s", "");
-    return set_group(argv[1], -1, 0, false);
 }

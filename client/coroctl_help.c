@@ -34,7 +34,8 @@
     "  --state S              pending, running, succeeded, failed or cancelled\n"                    \
     "  --group G --kind K --name N\n"                                                                \
     "  --owner UID            (root) one user's\n"                                                   \
-    "  --since T --until T    created at or after T, before T (Unix seconds)\n"
+    "  --since T --until T    created at or after T, before T (Unix seconds)\n"                     \
+    "  --older-than AGE       created before AGE ago: 90s, 30m, 12h, 7d, 2w (seconds if bare)\n"
 
 static const struct {
     const char *cmd, *text;
@@ -52,11 +53,12 @@ static const struct {
              "\nexamples:\n"
              "  coroctl run -- make test\n"
              "  coroctl run --memory-max 2G --rlimit nofile=4096 -- ./import.py\n" },
-    { "logs", "usage: coroctl logs ID [--stderr|--all] [-f|--follow]\n"
+    { "logs", "usage: coroctl logs ID|NAME [--stderr|--all] [-f|--follow]\n"
               "Print a job's stdout (--stderr: its stderr; --all: both), from the start. --follow keeps\n"
               "printing until it ends. A job that never started says so, and exits 1.\n\n"
               "examples:\n"
               "  coroctl logs 42\n"
+              "  coroctl logs nightly-backup   # the newest task of yours with that name\n"
               "  coroctl logs --follow --all 42\n" },
     { "group", "usage: coroctl group set|add NAME [--parallel N] [--pause|--resume]\n"
                "Change a group (root or the daemon's own user): how many of its jobs run at once\n"
@@ -65,13 +67,15 @@ static const struct {
                "examples:\n"
                "  coroctl group add render --parallel 2\n"
                "  coroctl group set nightly --pause\n" },
-    { "pause", "usage: coroctl pause GROUP\n"
-               "Stop starting the group's queued tasks; what runs goes on. An unknown group is\n"
-               "refused (not made).\n\n"
-               "example:\n  coroctl pause render\n" },
-    { "resume", "usage: coroctl resume GROUP\n"
-                "Start the group's queued tasks again.\n\n"
-                "example:\n  coroctl resume render\n" },
+    { "pause", "usage: coroctl pause GROUP... | --all [--running]\n"
+               "Stop starting the groups' queued tasks (--all: every group's); what runs goes on,\n"
+               "or with --running is stopped too (SIGSTOP to each running job's process group:\n"
+               "its timeout still counts). An unknown group is refused (not made).\n\n"
+               "examples:\n  coroctl pause render\n  coroctl pause --all --running\n" },
+    { "resume", "usage: coroctl resume GROUP... | --all [--running]\n"
+                "Start the groups' queued tasks again; --running also continues their stopped\n"
+                "jobs (SIGCONT).\n\n"
+                "examples:\n  coroctl resume render\n  coroctl resume --all --running\n" },
     { "groups", "usage: coroctl groups\n"
                 "Show the groups: their slots, whether paused, what runs and waits in each.\n" },
     { "ping", "usage: coroctl ping\n"
@@ -84,15 +88,26 @@ static const struct {
                 "Submit a task that ends when all of these have: it succeeds with their results, or\n"
                 "fails with the first error (--return-exceptions: the errors among the results).\n\n" TASK_OPTS
                 "\nexample:\n  coroctl gather 12 13 14 --wait\n" },
-    { "cancel", "usage: coroctl cancel ID [--message TEXT]\n"
-                "Cancel a task: a job gets SIGTERM to its process group, SIGKILL after its grace (in a\n"
-                "cgroup: every process of it); a gather cancels its members.\n\n"
-                "example:\n  coroctl cancel 42 --message \"superseded\"\n" },
-    { "wait", "usage: coroctl wait ID... [--mode all|first_completed|first_exception] [--timeout S]\n"
+    { "cancel", "usage: coroctl cancel ID... | --group GROUP [--message TEXT]\n"
+                "Cancel tasks: a job gets SIGTERM to its process group, SIGKILL after its grace (in a\n"
+                "cgroup: every process of it); a gather cancels its members. --group: every task\n"
+                "pending or running in it (yours; everyone's for root). A task may be named by its\n"
+                "name: the newest of yours with it.\n\n"
+                "examples:\n  coroctl cancel 42 --message \"superseded\"\n  coroctl cancel --group render\n" },
+    { "kill", "usage: coroctl kill ID... [-s|--signal SIG]\n"
+              "Send a signal (default TERM; a name such as HUP, USR1, STOP, CONT, or a number) to\n"
+              "running jobs' process groups. The task goes on; it ends only if the job dies of\n"
+              "the signal (then failed, with that signal). A job not running is refused.\n\n"
+              "examples:\n  coroctl kill 42 --signal HUP    # reload\n"
+              "  coroctl kill -s STOP 42; coroctl kill -s CONT 42\n" },
+    { "wait", "usage: coroctl wait ID... | --group GROUP [--mode all|first_completed|first_exception]\n"
+              "       [--timeout S]\n"
               "Wait for tasks and print them. Exits 1 if one failed or was cancelled, and 5 at the\n"
-              "timeout, listing the ones still pending.\n\n"
+              "timeout, listing the ones still pending. --group: every task pending or running in\n"
+              "it now.\n\n"
               "examples:\n"
               "  coroctl wait 12 13\n"
+              "  coroctl wait --group render --timeout 3600\n"
               "  coroctl --json wait 12 13 --timeout 60\n" },
     { "status", "usage: coroctl status ID | coroctl status [FILTERS] [--format F]\n"
                 "With an id: one task in detail: state, times, attempts, why it waits, and for a\n"
@@ -117,7 +132,8 @@ static const struct {
                  "\nexample:\n  coroctl restart --failed --group render\n" },
     { "clean", "usage: coroctl clean [FILTERS]\n"
                "Forget ended tasks (yours; anyone's for root), with their output.\n\n" FILTERS
-               "\nexample:\n  coroctl clean --state succeeded --until $(date -d '1 week ago' +%s)\n" },
+               "\nexamples:\n  coroctl clean --state succeeded --older-than 7d\n"
+               "  coroctl clean --group render --until $(date -d 'yesterday' +%s)\n" },
     { "watch", "usage: coroctl watch [ID...]\n"
                "Print tasks as they end: these, or every one of yours. Ctrl-C stops.\n\n"
                "example:\n  coroctl --jsonl watch | while read -r t; do ...; done\n" },

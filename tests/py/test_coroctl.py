@@ -152,6 +152,103 @@ class Coroctl(unittest.TestCase):
         for t in (run, queued, dep):
             self.run_ctl("cancel", t)
 
+    def test_kill_sends_a_signal_without_ending_the_task(self):
+        trap = self.run_ctl("add", "--name", "trapper", "--", "sh", "-c",
+                            "trap 'echo got HUP' HUP; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done"
+                            ).stdout.strip()
+        self.assertTrue(wait_until(lambda: self.ctl_json("status", trap)[1][0]["state"] == "running"))
+        time.sleep(0.2)  # the shell has set its trap
+        r = self.run_ctl("kill", "trapper", "--signal", "hup")  # by name, any case
+        self.assertEqual((r.returncode, r.stdout), (0, f"task {trap}: sent SIGHUP\n"))
+        self.assertTrue(wait_until(lambda: "got HUP" in self.run_ctl("logs", trap).stdout))
+        self.assertEqual(self.ctl_json("status", trap)[1][0]["state"], "running")
+        r = self.run_ctl("kill", trap, "-s", "9")
+        self.assertEqual(r.returncode, 0)
+        r = self.run_ctl("wait", trap)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("signal 9", r.stdout)
+        # not running any more: refused, and said why
+        r = self.run_ctl("kill", trap)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn(f"invalid_state: task {trap} is not running (it is failed)", r.stderr)
+        nap = self.run_ctl("sleep", "0").stdout.strip()
+        r = self.run_ctl("kill", nap)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("is a sleep task: it runs no process", r.stderr)
+
+    def test_names_as_ids(self):
+        first = self.run_ctl("add", "--name", "nightly", "--", "echo", "one").stdout.strip()
+        self.assertEqual(self.run_ctl("wait", first).returncode, 0)
+        newest = self.run_ctl("add", "--name", "nightly", "--", "echo", "two").stdout.strip()
+        self.assertEqual(self.run_ctl("wait", "nightly").returncode, 0)
+        self.assertEqual(self.run_ctl("logs", "nightly").stdout, "two\n")  # the newest of that name
+        self.assertEqual(self.ctl_json("status", "nightly")[1][0]["id"], int(newest))
+        r = self.run_ctl("logs", "no-task-has-this-name")
+        self.assertEqual(r.returncode, 3)
+        self.assertIn('no task of yours is named "no-task-has-this-name"', r.stderr)
+        r = self.run_ctl("cancel", "0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('not a task id or name: "0"', r.stderr)
+
+    def test_group_verbs_cancel_wait_pause_running(self):
+        g = "verbs"
+        self.assertEqual(self.run_ctl("group", "add", g, "--parallel", "2").returncode, 0)
+        ids = [self.run_ctl("add", "--group", g, "--", "sleep", "30").stdout.strip() for _ in range(3)]
+        self.assertTrue(wait_until(lambda: [t["state"] for t in self.ctl_json("list", "--group", g)[1]]
+                                   == ["running", "running", "pending"]))
+        pids = [int(p) for p in subprocess.run(["pgrep", "-x", "-f", "sleep 30"], capture_output=True,
+                                               text=True).stdout.split()]
+        self.assertGreaterEqual(len(pids), 2)
+
+        def states():
+            got = []
+            for p in pids:
+                try:
+                    with open(f"/proc/{p}/stat") as f:
+                        got.append(f.read().rsplit(")", 1)[1].split()[0])
+                except OSError:
+                    pass
+            return got
+        r = self.run_ctl("pause", g, "--running")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(wait_until(lambda: "T" in states()), states())
+        rc, out = self.run_tty("list", "--group", g, env={"NO_COLOR": "1"})
+        self.assertIn("paused", out.splitlines()[0])
+        r = self.run_ctl("resume", "--all", "--running")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(wait_until(lambda: "T" not in states()), states())
+        # wait --group times out listing what is still pending (exit 5); cancel --group ends them all
+        r = self.run_ctl("wait", "--group", g, "--timeout", "0.1")
+        self.assertEqual(r.returncode, 5, r.stderr)
+        r = self.run_ctl("cancel", "--group", g)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(r.stdout.splitlines()), sorted(f"task {t}: cancel requested" for t in ids))
+        r = self.run_ctl("wait", *ids)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual([t["state"] for t in self.ctl_json("list", "--group", g)[1]], ["cancelled"] * 3)
+        r = self.run_ctl("wait", "--group", g)
+        self.assertEqual((r.returncode, r.stdout), (0, f"nothing pending or running in group {g}\n"))
+        r = self.run_ctl("--json", "cancel", "--group", g)
+        self.assertEqual(json.loads(r.stdout), [])
+        # pause --all pauses every group; unknown groups are refused
+        r = self.run_ctl("pause", "--all")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(all(gr["paused"] for gr in self.ctl_json("groups")[1]))
+        self.assertEqual(self.run_ctl("resume", "--all").returncode, 0)
+        self.assertFalse(any(gr["paused"] for gr in self.ctl_json("groups")[1]))
+        self.assertEqual(self.run_ctl("pause", g, "no-such-group").returncode, 3)
+        self.run_ctl("resume", g)
+
+    def test_clean_older_than(self):
+        g = "aging"
+        old = self.run_ctl("add", "--group", g, "--wait", "--", "true")
+        self.assertEqual(old.returncode, 0)
+        r = self.run_ctl("clean", "--group", g, "--older-than", "1h")
+        self.assertEqual(r.stdout, "removed 0 ended tasks\n")
+        time.sleep(1.1)
+        r = self.run_ctl("clean", "--group", g, "--older-than", "1s")
+        self.assertEqual(r.stdout, "removed 1 ended task\n")
+
     def test_wait_fails_when_the_task_failed(self):
         r = self.run_ctl("sleep", "5", "--timeout", "0.05", "--wait")
         self.assertEqual(r.returncode, 1)
@@ -194,15 +291,19 @@ class Coroctl(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         # With no daemon, a mistake on the command line is still reported as a mistake:
         # every command checks its arguments before it connects.
-        for args in (["ping", "x"], ["sleep", "abc"], ["gather"], ["cancel", "x"], ["wait"],
-                     ["wait", "--timeout", "x", "1"], ["status", "1", "2"], ["list", "--limit", "0"], ["list", "--format", "wide"], ["watch", "x"],
-                     ["groups", "x"], ["add"], ["run"], ["logs"], ["group", "set", "g"], ["pause"], ["resume"]):
+        for args in (["ping", "x"], ["sleep", "abc"], ["gather"], ["cancel", "0"], ["cancel"], ["wait"],
+                     ["wait", "--timeout", "x", "1"], ["wait", "1", "--group", "g"], ["status", "1", "2"],
+                     ["list", "--limit", "0"], ["list", "--format", "wide"], ["watch", "-5"],
+                     ["clean", "--older-than", "3y"], ["groups", "x"], ["add"], ["run"], ["logs"],
+                     ["group", "set", "g"], ["pause"], ["resume"], ["pause", "--all", "g"], ["kill"],
+                     ["kill", "-s", "NOPE", "1"], ["kill", "1", "--signal", "65"]):
             r = subprocess.run([COROCTL, *args], capture_output=True, text=True, env=env)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
             self.assertNotIn("cannot connect", r.stderr, args)
         for args in (["sleep", "1"], ["gather", "1"], ["cancel", "1"], ["wait", "1"], ["status", "1"], ["list"],
                      ["watch"], ["groups"], ["add", "--", "true"], ["run", "--", "true"], ["logs", "1"],
-                     ["group", "set", "g", "--pause"], ["pause", "g"], ["resume", "g"]):
+                     ["group", "set", "g", "--pause"], ["pause", "g"], ["resume", "g"], ["logs", "a-name"],
+                     ["cancel", "--group", "g"], ["pause", "--all"], ["kill", "-s", "HUP", "1"]):
             r = subprocess.run([COROCTL, *args], capture_output=True, text=True, env=env)
             self.assertEqual(r.returncode, 4, (args, r.stderr))
             self.assertIn("cannot connect", r.stderr, args)
@@ -365,7 +466,7 @@ class Coroctl(unittest.TestCase):
 
     def test_every_command_has_help(self):
         cmds = ["add", "run", "logs", "group", "pause", "resume", "groups", "ping", "sleep", "gather", "cancel",
-                "wait", "status", "list", "restart", "clean", "watch"]
+                "wait", "status", "list", "restart", "clean", "watch", "kill"]
         for cmd in cmds:
             r = self.run_ctl(cmd, "--help", env_socket=False)  # no daemon needed
             self.assertEqual(r.returncode, 0, cmd)

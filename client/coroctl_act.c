@@ -1,0 +1,60 @@
+/* coroctl_act.c: commands that act on tasks already submitted — kill (a signal to a
+ * running job), send (text to a job's stdin) and edit (a task that has not started). */
+#include <ctype.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coroctl.h"
+
+/* A signal by number or name, "SIG" optional, any case: its number, or 0. */
+static int parse_signal(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end != s && !*end)
+        return v >= 1 && v <= SIGRTMAX ? (int)v : 0;
+    char up[16];
+    size_t n = strlen(s);
+    if (n >= sizeof up)
+        return 0;
+    for (size_t i = 0; i <= n; i++)
+        up[i] = (char)toupper((unsigned char)s[i]);
+    const char *name = strncmp(up, "SIG", 3) ? up : up + 3;
+    for (int sig = 1; sig < SIGRTMIN; sig++) {
+        const char *abbrev = sigabbrev_np(sig);
+        if (abbrev && !strcmp(abbrev, name))
+            return sig;
+    }
+    return 0;
+}
+
+int cmd_kill(int argc, char **argv)
+{
+    static const struct option lo[] = { { "signal", required_argument, 0, 's' }, { 0, 0, 0, 0 } };
+    int sig = SIGTERM, c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "s:", lo, NULL)) != -1) {
+        if (c != 's')
+            return bad_option(argv);
+        if (!(sig = parse_signal(optarg)))
+            return usage_error("--signal: not a signal (a name such as HUP or USR1, or a number): \"%s\"", optarg);
+    }
+    if (argc == optind)
+        return usage_error("kill takes one or more task ids or names%s", "");
+    uint64_t *ids = NULL;
+    int rc = parse_ids(argv + optind, argc - optind, &ids);
+    if (rc == EX_OK)
+        rc = connect_daemon();
+    for (int i = 0; rc == EX_OK && i < argc - optind; i++) {
+        int r = corod_signal(cli, ids[i], sig);
+        if (r < 0)
+            rc = daemon_error(r);
+        else if (!json_out)
+            printf("task %llu: sent SIG%s\n", (unsigned long long)ids[i], sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+    }
+    if (rc == EX_OK && json_out)
+        puts("{}");
+    free(ids);
+    return rc;
+}
