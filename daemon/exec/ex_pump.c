@@ -31,6 +31,8 @@ struct ex_pump {
     gid_t gid;
     char *buf;
     size_t pending, sent; /* of buf: bytes to write, bytes written so far */
+    void (*wrote)(void *arg);
+    void *wrote_arg;
     ex_pump_done done;
     void *arg;
 };
@@ -117,6 +119,8 @@ static void ex_out_written(uv_fs_t *req)
             return;
         }
         p->pending = p->sent = 0;
+        if (p->wrote)
+            p->wrote(p->wrote_arg);
     }
     ex_out_resume(p);
 }
@@ -279,6 +283,8 @@ int ex_pump_output(uv_loop_t *loop, int pipe_fd, const ex_out_opts *o, ex_pump_d
     if ((p->disk = o->disk))
         ex_disk_use_ref(p->disk);
     p->chown = o->chown;
+    p->wrote = o->wrote;
+    p->wrote_arg = o->wrote_arg;
     p->uid = o->uid;
     p->gid = o->gid;
     *out = p;

@@ -29,6 +29,8 @@ typedef struct ex_out_opts {
     bool chown;        /* give the file to uid:gid, so that their disk quota counts it */
     uid_t uid;
     gid_t gid;
+    void (*wrote)(void *arg); /* optional: bytes reached the file (they can be read now) */
+    void *wrote_arg;
 } ex_out_opts;
 
 /* Copy pipe_fd (read end, taken over) to the end of the file o->path, which is created —

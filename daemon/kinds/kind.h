@@ -39,10 +39,11 @@ typedef struct kind_env {
 
 /* Told of a body's process as soon as it exists (before it has exec'd): its pid, which
  * leads the job's session and process group, and the wall-clock time just before it was
- * made. A body that keeps the hooks takes a reference to their arg (ref) and lets it go
+ * made; and of each write of its output that landed. A body that keeps the hooks takes a reference to their arg (ref) and lets it go
  * (unref) when it is freed: it may outlive whoever started it. */
 typedef struct kind_hooks {
     void (*spawned)(void *arg, uint64_t id, int64_t pid, double at);
+    void (*output)(void *arg, uint64_t id); /* optional: new bytes in its output files */
     void (*ref)(void *arg);
     void (*unref)(void *arg);
 } kind_hooks;

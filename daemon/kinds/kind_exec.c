@@ -464,6 +464,13 @@ static void exec_pump_done(ex_pump *p, void *arg)
         co_future_set_result(j->io_done, NULL);
 }
 
+static void exec_wrote(void *arg)
+{
+    exec_job *j = arg; /* outlives its pumps: the body waits for them */
+    if (j->hooks && j->hooks->output)
+        j->hooks->output(j->hooks_arg, j->id);
+}
+
 static int exec_start_pumps(exec_job *j)
 {
     uv_loop_t *loop = co_sched_loop(j->sched);
@@ -472,6 +479,7 @@ static int exec_start_pumps(exec_job *j)
         ex_out_opts o = {
             .path = j->path[s], .limit = j->limit, .disk = j->disk,
             .chown = j->as_root && j->owner != 0, .uid = j->owner, .gid = j->ident->gid,
+            .wrote = exec_wrote, .wrote_arg = j,
         };
         if ((rc = ex_pump_output(loop, j->rd[s], &o, exec_pump_done, j, &j->pump[s + 1])) < 0)
             return rc;

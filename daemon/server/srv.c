@@ -616,6 +616,17 @@ refuse:
 
 static void srv_handle_closed(uv_handle_t *h);
 
+static void srv_on_finish(srv_rec *r, void *arg)
+{
+    srv_watch_on_finish(r, arg);
+    srv_output_wake(arg, srv_rec_id(r)); /* a follower sees the end at once */
+}
+
+static void srv_on_output(void *arg, uint64_t id)
+{
+    srv_output_wake(arg, id);
+}
+
 void srv_where(const srv *v, char *buf, size_t len)
 {
     if (v->bound)
@@ -650,6 +661,7 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
     co_queue_init(&v->conns);
     co_queue_init(&v->dirty);
     co_queue_init(&v->all_subs);
+    co_queue_init(&v->out_polls);
     co_queue_init(&v->backlog);
     co_queue_init(&v->store_wait);
     srv_conn_limits(v, cfg);
@@ -669,7 +681,8 @@ int srv_new(uv_loop_t *loop, co_sched *s, const srv_config *cfg, srv **out, char
         free(v);
         return rc;
     }
-    srv_table_on_finish(v->table, srv_watch_on_finish, v);
+    srv_table_on_finish(v->table, srv_on_finish, v);
+    srv_table_on_output(v->table, srv_on_output, v);
     msgpack_zone_init(&v->zone, MSGPACK_ZONE_CHUNK_SIZE);
     if (cfg->store && (rc = srv_restore(v, cfg->store, errbuf, errlen)) < 0)
         goto fail;

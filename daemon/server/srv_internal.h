@@ -57,6 +57,7 @@ struct srv {
     co_queue conns;    /* srv_conn.node */
     co_queue dirty;    /* srv_conn.dirty_node: connections with unflushed output */
     co_queue all_subs; /* srv_sub.all_node: subscriptions with all: true */
+    co_queue out_polls; /* srv_outread.poll_node: `output` reads with a `wait` */
     size_t nconns;
     uid_t self_uid;
     /* The store (srv_durable.c). Output is held until what it could have seen is durable. */
@@ -203,6 +204,8 @@ void srv_dispatch(srv_conn *c, const cp_request *rq);
 /* srv_output.c */
 void srv_output(srv_conn *c, const cp_request *rq);
 void srv_output_conn_closed(srv_conn *c);
+/* Task `id` wrote output, or ended: its parked long-polls read again. */
+void srv_output_wake(srv *v, uint64_t id);
 
 /* srv_watch.c */
 void srv_wait_start(srv_conn *c, const cp_request *rq);

@@ -417,7 +417,7 @@ static void srv_rec_start(srv_rec *r)
         .owner = r->acct->uid,
         .env = &t->env,
         .disk = r->disk,
-        .hooks = t->spawns ? &srv_spawn_hooks : NULL,
+        .hooks = &srv_spawn_hooks,
         .hooks_arg = t->spawns,
         .group_limits = &r->group->limits,
     };

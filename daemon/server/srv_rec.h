@@ -65,11 +65,14 @@ struct srv_rec {
     co_queue fin_node;  /* in its account's finished records, oldest first */
 };
 
-/* Where jobs' bodies say which process they started (kind_hooks): they may outlive the
- * table, so they hold this rather than it; `store` goes NULL when the store does. */
+/* Where jobs' bodies say which process they started and that they wrote output
+ * (kind_hooks): they may outlive the table, so they hold this rather than it; `store`
+ * goes NULL when the store does. */
 typedef struct srv_spawns {
     size_t refs;
     st_store *store;
+    void (*on_output)(void *arg, uint64_t id); /* NULL once the table is gone */
+    void *on_output_arg;
 } srv_spawns;
 
 extern const kind_hooks srv_spawn_hooks;

@@ -78,7 +78,21 @@ static void srv_spawns_note(void *arg, uint64_t id, int64_t pid, double at)
                 co_strerror(rc));
 }
 
-const kind_hooks srv_spawn_hooks = { .spawned = srv_spawns_note, .ref = srv_spawns_ref, .unref = srv_spawns_unref };
+static void srv_spawns_output(void *arg, uint64_t id)
+{
+    srv_spawns *sp = arg;
+    if (sp->on_output)
+        sp->on_output(sp->on_output_arg, id);
+}
+
+const kind_hooks srv_spawn_hooks = { .spawned = srv_spawns_note, .output = srv_spawns_output,
+                                     .ref = srv_spawns_ref, .unref = srv_spawns_unref };
+
+void srv_table_on_output(srv_table *t, void (*fn)(void *arg, uint64_t id), void *arg)
+{
+    t->spawns->on_output = fn;
+    t->spawns->on_output_arg = arg;
+}
 
 void srv_table_bump_id(srv_table *t, uint64_t next)
 {
@@ -88,14 +102,8 @@ void srv_table_bump_id(srv_table *t, uint64_t next)
 
 int srv_table_set_store(srv_table *t, st_store *st)
 {
-    if (st && !t->spawns) {
-        if (!(t->spawns = calloc(1, sizeof *t->spawns)))
-            return -ENOMEM;
-        t->spawns->refs = 1;
-    }
     t->store = st;
-    if (t->spawns)
-        t->spawns->store = st;
+    t->spawns->store = st;
     return 0;
 }
 
@@ -132,6 +140,11 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
     if (!t)
         return -ENOMEM;
     t->sched = s;
+    if (!(t->spawns = calloc(1, sizeof *t->spawns))) {
+        free(t);
+        return -ENOMEM;
+    }
+    t->spawns->refs = 1;
     t->lim = l ? *l : (srv_limits){ 0 };
     co_queue_init(&t->recs);
     co_queue_init(&t->trim);
@@ -162,6 +175,7 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
     char *outdir = t->lim.output_dir ? strdup(t->lim.output_dir) : NULL;
     if (!outdir) {
         int rc = t->lim.output_dir ? -ENOMEM : -EINVAL;
+        free(t->spawns);
         free(t);
         return rc;
     }
@@ -180,6 +194,7 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
     t->next_id = 1;
     if (srv_groups_init(&t->groups, t->lim.default_parallel, t->lim.max_uid_groups) < 0) {
         free(outdir);
+        free(t->spawns);
         free(t);
         return -ENOMEM;
     }
@@ -806,10 +821,9 @@ void srv_table_free(srv_table *t)
     srv_groups_free(&t->groups);
     srv_index_free(&t->index);
     cp_out_free(&t->spec_buf);
-    if (t->spawns) {
-        t->spawns->store = NULL;
-        srv_spawns_unref(t->spawns);
-    }
+    t->spawns->store = NULL;
+    t->spawns->on_output = NULL;
+    srv_spawns_unref(t->spawns);
     srv_accts_free(&t->accts);
     free((char *)t->env.output_dir);
     free(t);

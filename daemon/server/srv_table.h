@@ -125,6 +125,8 @@ struct srv_acct *srv_table_acct(srv_table *t, uint32_t uid);
 
 /* Called for every record that reaches a terminal state (subscriptions with all: true). */
 void srv_table_on_finish(srv_table *t, void (*fn)(srv_rec *r, void *arg), void *arg);
+/* Told of each write of a job's output that landed in its file (by task id). */
+void srv_table_on_output(srv_table *t, void (*fn)(void *arg, uint64_t id), void *arg);
 
 /* Groups, in creation order ("default" first). */
 srv_group *srv_table_groups(srv_table *t);

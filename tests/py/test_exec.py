@@ -343,6 +343,58 @@ class Exec(unittest.TestCase):
             order = [r["id"] for r in sorted(done, key=lambda r: r["started_at"]) if r["kind"] == "exec"]
             self.assertEqual(order, [high, also_high, mid, low])
 
+    def test_output_long_poll_answers_as_bytes_land_and_at_the_end(self):
+        with self.client() as c:
+            job = c.call("submit", {"kind": "exec", "args": {"argv": [
+                "sh", "-c", "sleep 0.4; echo a; sleep 0.4; printf b >&2; sleep 0.4; echo c"]}})["id"]
+            t0 = time.monotonic()
+            r = c.call("output", {"id": job, "wait": 20})
+            self.assertEqual((r["data"], r["next"], r["eof"]), (b"a\n", 2, False))
+            self.assertLess(time.monotonic() - t0, 10)  # answered when it wrote, not at the wait's end
+            r = c.call("output", {"id": job, "stream": "stderr", "wait": 20})
+            self.assertEqual(r["data"], b"b")
+            r = c.call("output", {"id": job, "offset": 2, "wait": 20})
+            self.assertEqual(r["data"], b"c\n")
+            r = c.call("output", {"id": job, "offset": 4, "wait": 20})  # nothing more: the end answers
+            self.assertEqual((r["data"], r["eof"]), (b"", True))
+            self.assertLess(time.monotonic() - t0, 10)
+            # a quiet job: empty, not at the end, once the wait is over
+            quiet = c.call("submit", {"kind": "exec", "args": {"argv": ["sleep", "30"]}})["id"]
+            t1 = time.monotonic()
+            r = c.call("output", {"id": quiet, "wait": 0.3})
+            self.assertEqual((r["data"], r["eof"]), (b"", False))
+            self.assertGreaterEqual(time.monotonic() - t1, 0.29)
+            # parked polls cost the daemon nothing while the job is quiet, and answer on a cancel
+            polls = [c.send("output", {"id": quiet, "wait": 60}) for _ in range(3)]
+            time.sleep(0.2)
+            cpu = tp.cpu_seconds(self.d.proc.pid)
+            time.sleep(1)
+            self.assertLess(tp.cpu_seconds(self.d.proc.pid) - cpu, 0.1)
+            c.call("cancel", {"id": quiet})
+            for m in polls:
+                self.assertEqual(c.response(m)["eof"], True)
+            # a job not yet started: the poll waits for it to start and write
+            c.call("set_group", {"name": "lp", "paused": True})
+            later = c.call("submit", {"kind": "exec", "group": "lp", "args": {"argv": ["echo", "late"]}})["id"]
+            m = c.send("output", {"id": later, "wait": 20})
+            time.sleep(0.2)
+            c.call("set_group", {"name": "lp", "paused": False})
+            self.assertEqual(c.response(m)["data"], b"late\n")
+            for bad in (-1, 61, "x", float("nan")):
+                with self.assertRaises(RemoteError) as e:
+                    c.call("output", {"id": later, "wait": bad})
+                self.assertEqual(e.exception.code, "bad_request")
+        # a client that goes while its polls are parked leaves the daemon serving
+        c = self.client()
+        busy = c.call("submit", {"kind": "exec", "args": {"argv": ["sleep", "30"]}})["id"]
+        for _ in range(4):
+            c.send("output", {"id": busy, "wait": 60})
+        time.sleep(0.1)
+        c.s.close()
+        with self.client() as c:
+            c.call("cancel", {"id": busy})
+            self.assertEqual(c.call("wait", {"ids": [busy]})["done"][0]["state"], "cancelled")
+
     def test_signal_reaches_the_process_group_and_leaves_the_task(self):
         with self.client() as c:
             marker = os.path.join(self.tmp, "usr1")
