@@ -117,6 +117,11 @@ int connect_daemon(void)
     return EX_CONN;
 }
 
+int connect_another(corod_client **out)
+{
+    return corod_connect(sock_path, out);
+}
+
 /* getopt's own complaint names the subcommand as the program: say it our way instead. */
 int bad_option(char **argv)
 {

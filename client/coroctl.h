@@ -17,6 +17,7 @@ extern int json_out;
 extern corod_client *cli;
 
 int connect_daemon(void); /* EX_OK, or EX_CONN after saying why; a command calls it once its arguments are checked */
+int connect_another(corod_client **out); /* a second connection to the same daemon: 0 or -errno */
 int usage_error(const char *fmt, const char *arg);
 int bad_option(char **argv);
 int daemon_error(int rc); /* EX_DAEMON (it said no) or EX_CONN, after saying why */

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,11 +356,29 @@ int cmd_add(int argc, char **argv)
 /* ---- streaming output ---- */
 
 static volatile sig_atomic_t interrupted;
+static int wake[2] = { -1, -1 }; /* a signal writes here: blocking calls give up (corod_set_cancel_fd) */
 
 static void on_interrupt(int sig)
 {
     (void)sig;
     interrupted = 1;
+    if (wake[1] >= 0) {
+        int e = errno;
+        (void)!write(wake[1], "", 1);
+        errno = e;
+    }
+}
+
+/* Ctrl-C and SIGTERM set `interrupted` and make cli's blocking calls return -EINTR. */
+static void catch_interrupts(void)
+{
+    if (wake[0] < 0 && pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0)
+        wake[0] = wake[1] = -1;
+    struct sigaction sa = { .sa_handler = on_interrupt };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    corod_set_cancel_fd(cli, wake[0]);
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -377,9 +396,11 @@ static int write_all(int fd, const char *p, size_t n)
 }
 
 static int split_streams; /* run: the job's stderr to ours; logs: everything to stdout */
+static pthread_mutex_t emit_lock = PTHREAD_MUTEX_INITIALIZER; /* two streams, two threads */
 
 static void emit(int stream, uint64_t offset, const char *data, size_t len)
 {
+    pthread_mutex_lock(&emit_lock);
     if (json_out) {
         printf("{\"stream\": \"%s\", \"offset\": %llu, \"data\": ", stream == 2 ? "stderr" : "stdout",
                (unsigned long long)offset);
@@ -389,55 +410,108 @@ static void emit(int stream, uint64_t offset, const char *data, size_t len)
     } else {
         write_all(stream == 2 && split_streams ? 2 : 1, data, len);
     }
+    pthread_mutex_unlock(&emit_lock);
+}
+
+/* One stream followed to its end on its own connection: each read waits in the daemon
+ * (a long-poll, answered as the job writes or ends), so a quiet job costs nothing. On an
+ * interrupt, `run` (cancel_id) cancels the job once and goes on to show how it ended;
+ * `logs` stops. */
+typedef struct follower {
+    corod_client *c;
+    uint64_t id, cancel_id;
+    int stream, rc;
+    pthread_t thread;
+} follower;
+
+#define FOLLOW_WAIT 30.0 /* seconds each read may wait in the daemon */
+static bool cancel_sent; /* under emit_lock */
+
+static void *follow_stream(void *arg)
+{
+    follower *f = arg;
+    uint64_t off = 0;
+    bool eof = false;
+    f->rc = EX_OK;
+    while (!eof) {
+        void *data;
+        size_t len;
+        uint64_t next;
+        int rc = corod_output_wait(f->c, f->id, f->stream, off, 1u << 20, FOLLOW_WAIT, &data, &len, &next, &eof);
+        if (rc == -EINTR && f->cancel_id) {
+            /* `run`: the first to see it cancels the job; both go on to its end, deaf to
+             * further interrupts (the job ends within its grace period). */
+            corod_set_cancel_fd(f->c, -1);
+            pthread_mutex_lock(&emit_lock);
+            bool first = !cancel_sent;
+            cancel_sent = true;
+            pthread_mutex_unlock(&emit_lock);
+            if (first)
+                corod_cancel(f->c, f->cancel_id, "interrupted from coroctl", NULL);
+            continue;
+        }
+        if (rc == -EINTR || (interrupted && !f->cancel_id))
+            break;
+        if (rc < 0) {
+            f->rc = rc;
+            break;
+        }
+        if (len)
+            emit(f->stream, off, data, len);
+        free(data);
+        off = next;
+    }
+    return NULL;
 }
 
 /* Copy the streams (mask: 1 stdout, 2 stderr, 3 both) from the start until the task ends
- * (follow) or until nothing more is there now. On SIGINT/SIGTERM, cancel `cancel_id`
- * once (0: just stop). */
+ * (follow; each stream its own connection and thread) or until nothing more is there now.
+ * On SIGINT/SIGTERM, cancel `cancel_id` once (0: just stop). */
 static int stream_output(uint64_t id, int mask, int follow, uint64_t cancel_id)
 {
-    uint64_t off[3] = { 0, 0, 0 };
-    int eof[3] = { 1, !(mask & 1), !(mask & 2) };
-    int delay = 5, cancelled = 0;
-    while (!(eof[1] && eof[2])) {
-        int got = 0;
+    if (!follow) {
         for (int s = 1; s <= 2; s++) {
-            if (eof[s])
-                continue;
-            void *data;
-            size_t len;
-            uint64_t next;
-            bool e;
-            int rc = corod_output(cli, id, s, off[s], 1u << 20, &data, &len, &next, &e);
-            if (rc < 0)
-                return daemon_error(rc);
-            if (len)
-                emit(s, off[s], data, len);
-            free(data);
-            off[s] = next;
-            eof[s] = e;
-            got |= len > 0;
-        }
-        if (interrupted) {
-            if (!cancel_id)
-                return EX_OK;
-            if (!cancelled) {
-                cancelled = 1;
-                corod_cancel(cli, cancel_id, "interrupted from coroctl", NULL);
+            uint64_t off = 0;
+            for (bool eof = !(mask & s); !eof && !interrupted;) {
+                void *data;
+                size_t len;
+                uint64_t next;
+                int rc = corod_output(cli, id, s, off, 1u << 20, &data, &len, &next, &eof);
+                if (rc == -EINTR)
+                    break;
+                if (rc < 0)
+                    return daemon_error(rc);
+                if (len)
+                    emit(s, off, data, len);
+                free(data);
+                off = next;
+                eof = eof || !len;
             }
         }
-        if (!follow && !got)
-            break;
-        if (!got && !(eof[1] && eof[2])) {
-            /* Nothing new: back off, up to 200 ms, and start quick again once data flows. */
-            poll(NULL, 0, delay);
-            if (delay < 200)
-                delay *= 2;
-        } else {
-            delay = 5;
-        }
+        return EX_OK;
     }
-    return EX_OK;
+    follower f[2] = { { .c = cli, .id = id, .cancel_id = cancel_id, .stream = 1 },
+                      { .c = NULL, .id = id, .cancel_id = cancel_id, .stream = 2 } };
+    int rc = 0;
+    if (mask == 3) {
+        if ((rc = connect_another(&f[1].c)) < 0)
+            return daemon_error(rc);
+        corod_set_cancel_fd(f[1].c, wake[0]);
+    } else if (mask == 2) {
+        f[0].stream = 2;
+    }
+    bool threaded = mask == 3 && pthread_create(&f[1].thread, NULL, follow_stream, &f[1]) == 0;
+    if (mask == 3 && !threaded) {
+        corod_close(f[1].c);
+        return daemon_error(-EAGAIN);
+    }
+    follow_stream(&f[0]);
+    if (threaded) {
+        pthread_join(f[1].thread, NULL);
+        corod_close(f[1].c);
+    }
+    rc = f[0].rc < 0 ? f[0].rc : f[1].rc;
+    return rc < 0 ? daemon_error(rc) : EX_OK;
 }
 
 int cmd_run(int argc, char **argv)
@@ -453,11 +527,11 @@ int cmd_run(int argc, char **argv)
     if (json_out)
         printf("{\"id\": %llu}\n", (unsigned long long)id), fflush(stdout);
     /* Ctrl-C stops the job (SIGTERM to its group, as a cancel does) and shows how it ended. */
-    signal(SIGINT, on_interrupt);
-    signal(SIGTERM, on_interrupt);
+    catch_interrupts();
     split_streams = 1;
     if ((rc = stream_output(id, 3, 1, id)) != EX_OK)
         return rc;
+    corod_set_cancel_fd(cli, -1); /* how it ended is shown, Ctrl-C or not */
     rc = finish_job(id, 1);
     return interrupted ? EX_INTERRUPTED : rc; /* as a shell says of a command Ctrl-C stopped */
 }
@@ -484,8 +558,7 @@ int cmd_logs(int argc, char **argv)
     int rc = resolve_task(argv[optind], &id);
     if (rc != EX_OK || (rc = connect_daemon()) != EX_OK)
         return rc;
-    signal(SIGINT, on_interrupt);
-    signal(SIGTERM, on_interrupt);
+    catch_interrupts();
     if ((rc = stream_output(id, mask, follow, 0)) != EX_OK || interrupted)
         return interrupted ? EX_INTERRUPTED : rc;
     /* Nothing to show because nothing ran: say so, rather than print nothing and exit 0. */

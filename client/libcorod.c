@@ -44,6 +44,7 @@ struct corod_client {
     void *on_done_arg;
     corod_note *nhead, *ntail;
     void *uv; /* corod_uv's attachment */
+    int cancel_fd; /* readable: a blocking call gives up with -EINTR (-1: none) */
 };
 
 void **corod__uv_slot(corod_client *c) { return &c->uv; }
@@ -210,6 +211,7 @@ int corod_connect(const char *path, corod_client **out)
         return -ENOMEM;
     }
     c->fd = fd;
+    c->cancel_fd = -1;
     c->next_msgid = 1;
     cp_frame_init(&c->frame, COROD_MAX_MESSAGE);
     *out = c;
@@ -279,6 +281,15 @@ static int corod_fill(corod_client *c, bool block)
         c->in_cap = ncap;
     }
     for (;;) {
+        if (block && c->cancel_fd >= 0) { /* wait for the daemon or for the caller's fd */
+            struct pollfd pf[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = c->cancel_fd, .events = POLLIN } };
+            if (poll(pf, 2, -1) < 0 && errno != EINTR)
+                return -errno;
+            if (pf[1].revents)
+                return -EINTR;
+            if (!pf[0].revents)
+                continue;
+        }
         ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, block ? 0 : MSG_DONTWAIT);
         if (n > 0) {
             c->in_len += (size_t)n;
@@ -685,11 +696,26 @@ static int take_output(const msgpack_object *res, void *ctx)
     return 0;
 }
 
+void corod_set_cancel_fd(corod_client *c, int fd)
+{
+    c->cancel_fd = fd;
+}
+
 int corod_output(corod_client *c, uint64_t id, int stream, uint64_t offset, uint32_t max, void **data,
                  size_t *len, uint64_t *next, bool *eof)
 {
+    return corod_output_wait(c, id, stream, offset, max, 0, data, len, next, eof);
+}
+
+int corod_output_wait(corod_client *c, uint64_t id, int stream, uint64_t offset, uint32_t max, double wait,
+                      void **data, size_t *len, uint64_t *next, bool *eof)
+{
+    if (!(wait >= 0 && wait <= 60))
+        return -EINVAL;
     corod_params p;
-    corod_params_begin(&p, 3 + (max > 0));
+    corod_params_begin(&p, 3 + (max > 0) + (wait > 0));
+    if (wait > 0)
+        cp_pack_str(&p.pk, "wait"), msgpack_pack_double(&p.pk, wait);
     cp_pack_str(&p.pk, "id"), msgpack_pack_uint64(&p.pk, id);
     cp_pack_str(&p.pk, "stream"), cp_pack_str(&p.pk, stream == 2 ? "stderr" : "stdout");
     cp_pack_str(&p.pk, "offset"), msgpack_pack_uint64(&p.pk, offset);

@@ -432,6 +432,28 @@ class Coroctl(unittest.TestCase):
         rc, out = self.ctl_json("run", "--", "printf", "x")
         self.assertEqual((rc, out[1], out[2]["state"]), (0, {"stream": "stdout", "offset": 0, "data": "x"}, "succeeded"))
 
+    @unittest.skipUnless(shutil.which("strace"), "strace (scripts/deps test) counts the requests")
+    def test_follow_waits_in_the_daemon_not_in_a_polling_loop(self):
+        # A job quiet for 1.5 s, then a line on each stream: `logs -f --all` and `run` ask
+        # a handful of times (one long-poll per stream, answered as the job writes), not
+        # every few milliseconds.
+        script = "sleep 1.5; echo out; echo err >&2"
+        for args in (["logs", "--follow", "--all", None], ["run", "--", "sh", "-c", script]):
+            if args[0] == "logs":
+                args[-1] = self.run_ctl("add", "--", "sh", "-c", script).stdout.strip()
+            trace = os.path.join(self.dir, "trace")
+            t = time.monotonic()
+            r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=sendto,sendmsg", "-o", trace, COROCTL, *args],
+                               capture_output=True, text=True, env=dict(os.environ, CORO_SOCKET=self.sock),
+                               timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertGreaterEqual(time.monotonic() - t, 1.4)
+            self.assertIn("out\n", r.stdout)
+            self.assertIn("err\n", r.stdout if args[0] == "logs" else r.stderr)
+            with open(trace) as f:
+                sends = sum(1 for line in f if "sendto(" in line or "sendmsg(" in line)
+            self.assertLessEqual(sends, 12, (args[0], sends))
+
     def test_logs_follow_and_stderr(self):
         r = self.run_ctl("add", "--", "sh", "-c", "echo o1; echo e1 >&2; sleep 0.5; echo o2")
         tid = r.stdout.strip()

@@ -116,6 +116,15 @@ int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *o
  * ask for next; *eof once the task has ended and everything was read. */
 int corod_output(corod_client *c, uint64_t id, int stream, uint64_t offset, uint32_t max, void **data,
                  size_t *len, uint64_t *next, bool *eof);
+/* The same, waiting up to `wait` seconds (at most 60) for bytes past `offset` when there
+ * are none yet: answered as soon as the job writes or ends (then empty, with *eof), or
+ * empty once `wait` has passed. */
+int corod_output_wait(corod_client *c, uint64_t id, int stream, uint64_t offset, uint32_t max, double wait,
+                      void **data, size_t *len, uint64_t *next, bool *eof);
+/* While fd (a pipe a signal handler writes to, say) is readable, a blocking call returns
+ * -EINTR instead of waiting for its answer; the answer, when it comes, is passed over.
+ * -1: none (the default). */
+void corod_set_cancel_fd(corod_client *c, int fd);
 int corod_cancel(corod_client *c, uint64_t id, const char *message, bool *cancelled);
 /* Send signal `sig` to a running job's process group (it ends the task only if the job
  * dies of it). A task not running: COROD_EREMOTE, invalid_state. */
