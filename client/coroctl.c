@@ -918,6 +918,38 @@ static int parse_filters(int argc, char **argv, corod_list_opts *out, bool with_
     return EX_OK;
 }
 
+/* JSON and tab-separated lines need no widths: each page is printed as it comes, so the
+ * first line shows after the first page, not after the last — and the first page is a
+ * small one (LIST_FIRST_PAGE records), so it shows at once. */
+#define LIST_FIRST_PAGE 1000u
+static int list_stream(const corod_list_opts *o, int format)
+{
+    uint64_t want = o->limit ? o->limit : COROD_LIST_DEFAULT, got = 0, after = 0;
+    json_list_begin();
+    do {
+        corod_list_opts left = *o;
+        left.limit = (uint32_t)(want - got);
+        if (!got && left.limit > LIST_FIRST_PAGE)
+            left.limit = LIST_FIRST_PAGE;
+        corod_task **v;
+        size_t n;
+        int rc = corod_list_page(cli, &left, after, &v, &n, &after);
+        if (rc < 0) {
+            json_list_end();
+            return daemon_error(rc);
+        }
+        if (json_out)
+            for (size_t i = 0; i < n; i++)
+                print_task(v[i], -1);
+        else
+            print_table(v, n, NULL, 0, format);
+        got += n;
+        corod_tasks_free(v, n);
+    } while (after && got < want);
+    json_list_end();
+    return fflush(stdout) == 0 ? EX_OK : EX_TASK;
+}
+
 static int cmd_list(int argc, char **argv)
 {
     corod_list_opts o;
@@ -932,25 +964,20 @@ static int cmd_list(int argc, char **argv)
     rc = connect_daemon();
     if (rc != EX_OK)
         return rc;
+    if (json_out || format == FORMAT_TSV)
+        return list_stream(&o, format);
     table_group *gs = NULL;
     size_t ng = 0;
     /* the groups first: a task the list shows as pending is then not shown as started
      * in a header that came later */
-    if (!json_out && format == FORMAT_TABLE && (rc = table_groups_get(&gs, &ng)) < 0)
+    if ((rc = table_groups_get(&gs, &ng)) < 0)
         return daemon_error(rc);
     rc = corod_list_opts_do(cli, &o, &tasks, &n);
     if (rc < 0) {
         table_groups_free(gs, ng);
         return daemon_error(rc);
     }
-    if (json_out) {
-        json_list_begin();
-        for (size_t i = 0; i < n; i++)
-            print_task(tasks[i], -1);
-        json_list_end();
-    } else {
-        rc = print_table(tasks, n, gs, ng, format);
-    }
+    rc = print_table(tasks, n, gs, ng, format);
     table_groups_free(gs, ng);
     corod_tasks_free(tasks, n);
     return rc;

@@ -44,10 +44,12 @@ struct corod_client {
     void *on_done_arg;
     corod_note *nhead, *ntail;
     void *uv; /* corod_uv's attachment */
+    void (*uv_kick)(corod_client *c);
     int cancel_fd; /* readable: a blocking call gives up with -EINTR (-1: none) */
 };
 
 void **corod__uv_slot(corod_client *c) { return &c->uv; }
+void corod__uv_set_kick(corod_client *c, void (*kick)(corod_client *c)) { c->uv_kick = kick; }
 
 int corod_pending(const corod_client *c)
 {
@@ -406,8 +408,8 @@ static int corod_rpc(corod_client *c, const char *method, const void *params, si
                      const msgpack_object **result)
 {
     int rc = corod_rpc_once(c, method, params, plen, result);
-    if (c->uv && corod_pending(c))
-        corod__uv_kick(c);
+    if (c->uv && c->uv_kick && corod_pending(c))
+        c->uv_kick(c);
     return rc;
 }
 
@@ -962,6 +964,21 @@ int corod_restart(corod_client *c, const uint64_t *ids, size_t n, const corod_li
     return *made ? 0 : -ENOMEM;
 }
 
+int corod_list_page(corod_client *c, const corod_list_opts *o, uint64_t after, corod_task ***tasks, size_t *n,
+                    uint64_t *next)
+{
+    uint64_t want = o->limit ? o->limit : COROD_LIST_DEFAULT;
+    corod_params p;
+    pack_filters(&p, o, 1 + (after > 0));
+    cp_pack_str(&p.pk, "limit"), msgpack_pack_uint64(&p.pk, want < COROD_LIST_PAGE_MAX ? want : COROD_LIST_PAGE_MAX);
+    if (after)
+        cp_pack_str(&p.pk, "after"), msgpack_pack_uint64(&p.pk, after);
+    list_ctx l = { tasks, n, "tasks", 0 };
+    int rc = corod_do(c, "list", &p, take_list, &l);
+    *next = rc < 0 ? 0 : l.next;
+    return rc;
+}
+
 int corod_list_opts_do(corod_client *c, const corod_list_opts *o, corod_task ***tasks, size_t *n)
 {
     corod_task **all = NULL;
@@ -969,16 +986,11 @@ int corod_list_opts_do(corod_client *c, const corod_list_opts *o, corod_task ***
     uint64_t after = 0;
     int rc = 0;
     do {
-        corod_params p;
-        pack_filters(&p, o, 1 + (after > 0));
-        cp_pack_str(&p.pk, "limit"),
-            msgpack_pack_uint64(&p.pk, want - nall < COROD_LIST_PAGE_MAX ? want - nall : COROD_LIST_PAGE_MAX);
-        if (after)
-            cp_pack_str(&p.pk, "after"), msgpack_pack_uint64(&p.pk, after);
         corod_task **page;
         size_t npage;
-        list_ctx l = { &page, &npage, "tasks", 0 };
-        if ((rc = corod_do(c, "list", &p, take_list, &l)) < 0)
+        corod_list_opts left = *o;
+        left.limit = (uint32_t)(want - nall);
+        if ((rc = corod_list_page(c, &left, after, &page, &npage, &after)) < 0)
             break;
         corod_task **grown = npage ? realloc(all, (nall + npage) * sizeof *all) : all;
         if (npage && !grown) {
@@ -991,7 +1003,6 @@ int corod_list_opts_do(corod_client *c, const corod_list_opts *o, corod_task ***
             memcpy(all + nall, page, npage * sizeof *page);
         nall += npage;
         free(page);
-        after = l.next;
     } while (after && nall < want);
     if (rc < 0) {
         corod_tasks_free(all, nall);

@@ -145,6 +145,11 @@ typedef struct corod_list_opts {
 } corod_list_opts;
 #define COROD_LIST_OPTS_INIT { .owner = -1, .since = -1, .until = -1 }
 int corod_list_opts_do(corod_client *c, const corod_list_opts *o, corod_task ***tasks, size_t *n);
+/* One page of it, from the cursor `after` (0: the start): at most o->limit records (and
+ * what the daemon puts in one answer); *next is the `after` of the next page, 0 at the
+ * end. For a caller that shows records as they come. */
+int corod_list_page(corod_client *c, const corod_list_opts *o, uint64_t after, corod_task ***tasks, size_t *n,
+                    uint64_t *next);
 /* Remove the ended tasks matching o's filters (limit and order aside) from the daemon's
  * history, with their output: yours; root: anyone's. Pages until done; *removed counts. */
 int corod_clean(corod_client *c, const corod_list_opts *o, uint64_t *removed);
