@@ -6,8 +6,10 @@
 
 /* Where corod_uv keeps its attachment (NULL when not attached). */
 void **corod__uv_slot(corod_client *c);
-/* libcorod, after a blocking call left notifications buffered: corod_uv dispatches them
- * on its loop's next turn (the fd will not say they are there). */
-void corod__uv_kick(corod_client *c);
+/* What libcorod calls, after a blocking call left notifications buffered, on a client
+ * attached to a loop: corod_uv dispatches them on its loop's next turn (the fd will not
+ * say they are there). A pointer set by corod_uv_attach, so that a program that never
+ * attaches links (and loads) no libuv. */
+void corod__uv_set_kick(corod_client *c, void (*kick)(corod_client *c));
 
 #endif

@@ -44,7 +44,7 @@ static void corod_uv_kicked(uv_idle_t *h)
     corod_uv_dispatch(u);
 }
 
-void corod__uv_kick(corod_client *c)
+static void corod_uv_kick(corod_client *c)
 {
     corod_uv *u = *corod__uv_slot(c);
     if (u)
@@ -75,6 +75,7 @@ int corod_uv_attach(corod_client *c, uv_loop_t *loop)
         return rc;
     }
     *slot = u;
+    corod__uv_set_kick(c, corod_uv_kick);
     /* Notifications queued by blocking calls before attaching are delivered too. */
     corod_dispatch(c);
     return 0;
