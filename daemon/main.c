@@ -20,6 +20,7 @@
 #include "cf.h"
 #include "co.h"
 #include "cp_frame.h"
+#include "cp_spec.h"
 #include "ex_cgroup.h"
 #include "ex_ident.h"
 #include "kind.h"
@@ -310,6 +311,21 @@ static void drop_output(uint64_t id, void *output_dir)
     kind_output_remove(output_dir, id);
 }
 
+/* ... and merges an `edit` of a pending task into the spec it keeps (on its thread). */
+static int spec_edit(const void *spec, size_t len, const void *edits, size_t elen, void **out, size_t *olen)
+{
+    cp_out o;
+    cp_out_init(&o);
+    int rc = cp_spec_edit(spec, len, edits, elen, &o);
+    if (rc < 0) {
+        cp_out_free(&o);
+        return rc;
+    }
+    *olen = o.size;
+    *out = cp_out_release(&o);
+    return *out ? 0 : -ENOMEM;
+}
+
 int main(int argc, char **argv)
 {
     int lockfd = -1;
@@ -418,6 +434,7 @@ int main(int argc, char **argv)
     cfg->limits.cgroups = cgroups;
     conf.st.drop_output = drop_output;
     conf.st.drop_arg = outdir;
+    conf.st.spec_edit = spec_edit;
 
     /* The store: refused here, before anything serves, if it cannot be used as it is. */
     if (!conf.no_store && (rc = st_open(state, &conf.st, &cfg->store, err, sizeof err)) < 0) {

@@ -111,6 +111,48 @@ int cp_spec_argv(const msgpack_object *params, cp_out *o)
     return cp_out_failed(o) ? -ENOMEM : 0;
 }
 
+static bool cp_key_in(const msgpack_object *map, const msgpack_object *key)
+{
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && key->type == MSGPACK_OBJECT_STR && k->via.str.size == key->via.str.size &&
+            !memcmp(k->via.str.ptr, key->via.str.ptr, k->via.str.size))
+            return true;
+    }
+    return false;
+}
+
+int cp_spec_edit(const void *spec, size_t len, const void *edits, size_t elen, cp_out *o)
+{
+    msgpack_zone z;
+    msgpack_object s, e;
+    size_t off = 0, eoff = 0;
+    int rc = -EINVAL;
+    if (!msgpack_zone_init(&z, 2048))
+        return -ENOMEM;
+    if (msgpack_unpack(spec, len, &off, &z, &s) == MSGPACK_UNPACK_SUCCESS && s.type == MSGPACK_OBJECT_MAP &&
+        msgpack_unpack(edits, elen, &eoff, &z, &e) == MSGPACK_UNPACK_SUCCESS && e.type == MSGPACK_OBJECT_MAP) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, o, cp_out_write);
+        uint32_t kept = 0;
+        for (uint32_t i = 0; i < s.via.map.size; i++)
+            kept += !cp_key_in(&e, &s.via.map.ptr[i].key);
+        msgpack_pack_map(&pk, kept + e.via.map.size);
+        for (uint32_t i = 0; i < s.via.map.size; i++)
+            if (!cp_key_in(&e, &s.via.map.ptr[i].key)) {
+                msgpack_pack_object(&pk, s.via.map.ptr[i].key);
+                msgpack_pack_object(&pk, s.via.map.ptr[i].val);
+            }
+        for (uint32_t i = 0; i < e.via.map.size; i++) {
+            msgpack_pack_object(&pk, e.via.map.ptr[i].key);
+            msgpack_pack_object(&pk, e.via.map.ptr[i].val);
+        }
+        rc = cp_out_failed(o) ? -ENOMEM : 0;
+    }
+    msgpack_zone_destroy(&z);
+    return rc;
+}
+
 /* A record is packed on the path of every task.done: its size is bounded first, so the
  * whole of it takes one reservation and its thirty-odd items no bounds check each. */
 void cp_pack_record(cp_out *o, const cp_record *r)

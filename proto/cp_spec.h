@@ -57,6 +57,11 @@ typedef struct cp_record {
 
 void cp_pack_record(cp_out *o, const cp_record *r);
 
+/* A spec (packed params of a submit) with the fields of `edits` (a packed map: name,
+ * group, priority, delay...) put in place of its own, packed into o: 0, -EINVAL when
+ * either is not a map, -ENOMEM. */
+int cp_spec_edit(const void *spec, size_t len, const void *edits, size_t elen, cp_out *o);
+
 /* An exec spec's args.argv (params as submitted), packed into o: 0, or -ENOENT when the
  * spec has none (another kind), -ENOMEM. */
 int cp_spec_argv(const msgpack_object *params, cp_out *o);

@@ -206,6 +206,21 @@ static void m_signal(srv_conn *c, const cp_request *rq)
     cp_out_map(&c->out, 0);
 }
 
+static void m_edit(srv_conn *c, const cp_request *rq)
+{
+    srv_rec *r = srv_lookup(c, rq);
+    if (!r)
+        return;
+    cp_error err;
+    if (srv_table_edit(c->srv->table, r, c->acct->privileged, rq->params, &err) < 0) {
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    srv_conn_saw(c, srv_rec_seq(r)); /* answered once the edit is stored */
+    srv_ok(c, rq);
+    srv_conn_pack_rec(c, r, false);
+}
+
 static void m_get(srv_conn *c, const cp_request *rq)
 {
     srv_rec *r = srv_lookup(c, rq);
@@ -361,7 +376,7 @@ static const struct {
     { "get", m_get },             { "list", m_list },         { "wait", srv_wait_start },
     { "subscribe", srv_subscribe }, { "unsubscribe", srv_unsubscribe }, { "output", srv_output },
     { "set_group", m_set_group }, { "groups", m_groups },     { "clean", srv_clean },
-    { "restart", srv_restart },   { "signal", m_signal },
+    { "restart", srv_restart },   { "signal", m_signal },       { "edit", m_edit },
 };
 
 void srv_dispatch(srv_conn *c, const cp_request *rq)

@@ -532,6 +532,136 @@ static void srv_rec_cancel_hook(co_task *t, void *data)
 
 const co_task_body srv_rec_body = { .cancel = srv_rec_cancel_hook };
 
+/* ---- edit -------------------------------------------------------------------------------- */
+
+/* Into group g (the caller then gives the record a reference of its own); the caller has
+ * taken it out of its old group's ready queue, and queues it again. */
+static int srv_rec_move(srv_rec *r, srv_group *g)
+{
+    srv_group_user *u = srv_group_join(g, r->acct->uid);
+    if (!u)
+        return -ENOMEM;
+    srv_group *old = r->group;
+    srv_group_leave(r->ready.user);
+    r->ready.user = u;
+    old->pending--;
+    g->pending++;
+    r->group = g;
+    srv_group_pump(old); /* what it held back (a wait at the head) may go now */
+    srv_group_unref(old);
+    return 0;
+}
+
+int srv_rec_edit(srv_rec *r, const srv_edit *e)
+{
+    if (r->stage != ST_DEPS && r->stage != ST_DELAY && r->stage != ST_READY)
+        return -EBUSY;
+    char *name = NULL;
+    if (e->name.ptr && e->name.len && !(name = strndup(e->name.ptr, e->name.len)))
+        return -ENOMEM;
+    bool ready = r->stage == ST_READY;
+    if (ready) /* out of the queue while its place in it changes */
+        srv_group_dequeue(r->group, &r->ready);
+    if (e->group && e->group != r->group) {
+        if (srv_rec_move(r, e->group) < 0) {
+            free(name);
+            if (ready)
+                srv_rec_ready(r);
+            return -ENOMEM;
+        }
+        srv_group_ref(e->group); /* the caller's reference stays the caller's */
+    }
+    if (e->name.ptr) {
+        ssize_t delta = (name ? (ssize_t)strlen(name) + 1 : 0) - (r->name ? (ssize_t)strlen(r->name) + 1 : 0);
+        r->bytes = (size_t)((ssize_t)r->bytes + delta);
+        r->acct->bytes = (size_t)((ssize_t)r->acct->bytes + delta);
+        free(r->name);
+        r->name = name;
+    }
+    if (e->has_priority)
+        r->priority = e->priority;
+    if (e->has_delay) {
+        r->delay = e->delay; /* in DEPS: from when they are behind it */
+        if (r->stage == ST_DELAY) {
+            co_future_remove_cb(&r->delay_cb);
+            co_task_cancel(r->delay_task, NULL);
+            co_task_unref(r->delay_task);
+            r->delay_task = NULL;
+        }
+    }
+    if (r->table->store && !r->unstored) {
+        int rc = st_edit(r->table->store, r->id, r->name, r->group->name, e->spec, e->spec_len);
+        if (rc < 0)
+            srv_rec_store_failed(r, rc);
+        r->seq = st_open_seq(r->table->store);
+    }
+    if (e->has_delay && r->stage != ST_DEPS) {
+        if (e->delay > 0) /* a restart waits out what is left of it */
+            srv_rec_store_waiting(r, srv_now() + e->delay);
+        srv_rec_wait(r, e->delay);
+    } else if (ready) {
+        srv_rec_ready(r);
+    }
+    return 0;
+}
+
+int srv_table_edit(srv_table *t, srv_rec *r, bool privileged, const msgpack_object *params, cp_error *err)
+{
+    srv_edit e = { 0 };
+    cp_str group = { NULL, 0 };
+    int rc;
+    if ((rc = cp_get_str(params, "name", false, CP_MAX_NAME, &e.name, err)) < 0 ||
+        (rc = cp_get_str(params, "group", false, CP_MAX_GROUP, &group, err)) < 0 ||
+        (rc = cp_get_int(params, "priority", false, -CP_MAX_PRIORITY, CP_MAX_PRIORITY, &e.priority, err)) < 0 ||
+        (rc = cp_get_seconds(params, "delay", false, 0, CP_MAX_SECONDS, &e.delay, err)) < 0)
+        return rc;
+    e.has_priority = cp_get(params, "priority") != NULL;
+    e.has_delay = cp_get(params, "delay") != NULL;
+    if (!e.name.ptr && !group.ptr && !e.has_priority && !e.has_delay)
+        return cp_fail(err, CP_BAD_REQUEST, "edit changes name, group, priority or delay: none was given");
+    if (group.ptr && !cp_group_name_ok(group))
+        return cp_fail(err, CP_BAD_REQUEST, "group must be 1 to %u characters of A-Z a-z 0-9 . _ -", CP_MAX_GROUP);
+    if (e.has_priority && e.priority > 0 && !privileged)
+        return cp_fail(err, CP_PERMISSION_DENIED, "priority %lld: only root may give a priority above 0",
+                       (long long)e.priority);
+    if (r->stage != ST_DEPS && r->stage != ST_DELAY && r->stage != ST_READY)
+        return cp_fail(err, CP_INVALID_STATE, "task %llu has %s: only a pending task can be edited",
+                       (unsigned long long)r->id, r->stage == ST_ARMING ? "not been stored yet"
+                                                  : r->stage == ST_RUNNING ? "started" : "ended");
+    /* The group as a submit of its owner's would have it: allowed there, within its share. */
+    if (group.ptr && (rc = srv_groups_for_submit(&t->groups, group, r->acct, &e.group, err)) < 0)
+        return rc;
+    cp_out o; /* the edits, for the stored spec */
+    cp_out_init(&o);
+    cp_out_map(&o, (e.name.ptr != NULL) + (group.ptr != NULL) + e.has_priority + e.has_delay);
+    if (e.name.ptr) {
+        cp_out_lit(&o, "name");
+        if (e.name.len)
+            cp_out_strn(&o, e.name.ptr, e.name.len);
+        else
+            cp_out_nil(&o);
+    }
+    if (group.ptr) {
+        cp_out_lit(&o, "group");
+        cp_out_strn(&o, group.ptr, group.len);
+    }
+    if (e.has_priority) {
+        cp_out_lit(&o, "priority");
+        cp_out_int(&o, e.priority);
+    }
+    if (e.has_delay) {
+        cp_out_lit(&o, "delay");
+        cp_out_double(&o, e.delay);
+    }
+    e.spec = o.data;
+    e.spec_len = o.size;
+    rc = cp_out_failed(&o) ? -ENOMEM : srv_rec_edit(r, &e);
+    cp_out_free(&o);
+    if (e.group)
+        srv_group_unref(e.group);
+    return rc < 0 ? cp_fail(err, CP_INTERNAL, "out of memory") : 0;
+}
+
 int srv_rec_signal(srv_rec *r, int sig)
 {
     if (!r->kind->signal)

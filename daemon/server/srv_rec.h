@@ -99,7 +99,19 @@ struct srv_table {
  * it holds besides (name, command, the kind's parsed args or its outcome). */
 #define SRV_REC_FIXED (sizeof(srv_rec) + 512u)
 
+/* What an `edit` changes (srv_table_edit parses it, srv_rec_edit applies it). */
+typedef struct srv_edit {
+    cp_str name;      /* ptr NULL: unchanged; len 0: no name */
+    srv_group *group; /* NULL: unchanged (referenced by the caller) */
+    bool has_priority, has_delay;
+    int64_t priority;
+    double delay;
+    const void *spec; /* the edits as a packed map, merged into the stored spec */
+    size_t spec_len;
+} srv_edit;
+
 /* srv_rec.c */
+int srv_rec_edit(srv_rec *r, const srv_edit *e); /* 0, -EBUSY (started or ended), -ENOMEM */
 extern const co_task_body srv_rec_body;
 void srv_rec_done(co_future *f, void *arg); /* the record's own done callback */
 void srv_rec_finish(srv_rec *r, co_state st, co_value *v);

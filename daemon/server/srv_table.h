@@ -83,6 +83,10 @@ bool srv_table_kept_only(srv_table *t, uint64_t id);
 /* The record `id` as `uid` may see it: NULL when unknown, evicted or another's. */
 srv_rec *srv_table_get(srv_table *t, uint64_t id, uint32_t uid);
 bool srv_rec_cancel(srv_rec *r, const char *msg);
+/* `edit` of a record not yet started: its name, group, priority (above 0: privileged
+ * callers only) and delay (from now; in DEPS, from when they are behind it), from a
+ * request's params; the store is told. 0, or -EINVAL with err. */
+int srv_table_edit(srv_table *t, srv_rec *r, bool privileged, const msgpack_object *params, cp_error *err);
 /* A signal to what a running task runs (a job's process group), which it does not end
  * by itself: 0, -ENOTSUP for a kind that runs nothing, -ESRCH when it is not running. */
 int srv_rec_signal(srv_rec *r, int sig);

@@ -156,6 +156,20 @@ int st_put_group(st_store *st, const st_group *g)
     return 0;
 }
 
+int st_edit(st_store *st, uint64_t id, const char *name, const char *group, const void *edits, size_t len)
+{
+    size_t nl = st_len(name), gl = st_len(group);
+    if (len > UINT32_MAX / 2)
+        return -E2BIG;
+    st_op *op = st_op_new(&st->open, OP_EDIT, id, nl + gl + len);
+    if (!op)
+        return -ENOMEM;
+    st_op_put(&st->open, op, 0, name, nl);
+    st_op_put(&st->open, op, 1, group, gl);
+    st_op_put(&st->open, op, 2, edits, len);
+    return 0;
+}
+
 void st_set_next_id(st_store *st, uint64_t next)
 {
     st->open.next_id = next;

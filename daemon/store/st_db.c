@@ -47,6 +47,8 @@ static const char *const st_sql[SQ_COUNT] = {
                     " wake_at = NULL WHERE id = ?1 RETURNING owner",
     [SQ_FORGET] = "DELETE FROM tasks WHERE id = ?1 RETURNING owner, " ST_ROW_BYTES ", out_bytes IS NOT NULL",
     [SQ_GROUP] = "INSERT OR REPLACE INTO groups(name, parallel, paused, users) VALUES(?1, ?2, ?3, ?4)",
+    [SQ_EDIT_READ] = "SELECT owner, spec FROM tasks WHERE id = ?1",
+    [SQ_EDIT] = "UPDATE tasks SET spec = ?2, name = ?3, grp = ?4 WHERE id = ?1",
     [SQ_NEXT_ID] = "INSERT OR REPLACE INTO meta(key, value) VALUES('next_id', ?1)",
     [SQ_BEGIN] = "BEGIN",
     [SQ_COMMIT] = "COMMIT",
@@ -387,6 +389,36 @@ static void st_drops_run(st_store *st, bool committed)
     st->ndrops = 0;
 }
 
+/* An edit: the spec read, merged (cfg.spec_edit) and written back with the name and
+ * group; *uid and *delta say what the owner's bytes change by. A row gone meanwhile, or an
+ * edit that cannot be merged, changes nothing (the task runs as edited all the same). */
+static int st_edit_apply(st_store *st, const st_batch *b, const st_op *op, int64_t *uid, int64_t *delta)
+{
+    sqlite3_stmt *r = st->sq[SQ_EDIT_READ];
+    sqlite3_bind_int64(r, 1, (sqlite3_int64)op->id);
+    int rc = sqlite3_step(r);
+    void *spec = NULL;
+    size_t len = 0;
+    if (rc == SQLITE_ROW && st->cfg.spec_edit &&
+        st->cfg.spec_edit(sqlite3_column_blob(r, 1), (size_t)sqlite3_column_bytes(r, 1), st_op_str(b, op, 2),
+                          op->len[2], &spec, &len) == 0) {
+        *uid = sqlite3_column_int64(r, 0);
+        *delta = (int64_t)len - sqlite3_column_bytes(r, 1);
+    }
+    sqlite3_reset(r);
+    sqlite3_clear_bindings(r);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return rc;
+    if (!spec)
+        return SQLITE_OK;
+    sqlite3_stmt *s = st->sq[SQ_EDIT];
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)op->id);
+    sqlite3_bind_blob(s, 2, spec, (int)len, free);
+    st_bind_text(s, 3, b, op, 0);
+    st_bind_text(s, 4, b, op, 1);
+    return st_step(s);
+}
+
 int st_db_apply(st_store *st, const st_batch *b, bool fail)
 {
     int rc = st_step(st->sq[SQ_BEGIN]);
@@ -397,6 +429,12 @@ int st_db_apply(st_store *st, const st_batch *b, bool fail)
         const st_op *op = &b->ops[i];
         int64_t uid = -1, bytes = 0;
         bool files = false;
+        if (op->type == OP_EDIT) {
+            rc = st_edit_apply(st, b, op, &uid, &bytes);
+            if (d)
+                d[i].uid = uid, d[i].delta = bytes;
+            continue;
+        }
         rc = st_step_row(st_bind_op(st, b, op), &uid, &bytes, &files);
         if (rc == SQLITE_OK && files)
             rc = st_drop_add(st, op->id);

@@ -10,14 +10,15 @@
 
 #define ST_WRITER_STACK (512u * 1024u)
 
-enum st_op_type { OP_INSERT, OP_STARTED, OP_SPAWNED, OP_WAITING, OP_FINISHED, OP_FORGET, OP_GROUP };
+enum st_op_type { OP_INSERT, OP_STARTED, OP_SPAWNED, OP_WAITING, OP_FINISHED, OP_FORGET, OP_GROUP, OP_EDIT };
 
 #define ST_NSTR 5            /* strings and blobs an op may carry */
 #define ST_NULL UINT32_MAX   /* ... a NULL one's length */
 
 /* One write, its variable parts copied into the batch's arena (offsets: the arena moves
  * as it grows). An insert's strings are kind, name, group, command, spec; a finish's
- * blob is its outcome; a group's are its name and its users (uint32_t each). */
+ * blob is its outcome; a group's are its name and its users (uint32_t each); an edit's
+ * are the task's name and group as they now are, and the edits to its spec. */
 typedef struct st_op {
     uint8_t type;
     uint8_t state;
@@ -41,7 +42,7 @@ typedef struct st_batch {
     size_t ndeleted, deleted_cap;
 } st_batch;
 
-enum { SQ_INSERT, SQ_STARTED, SQ_SPAWNED, SQ_WAITING, SQ_FINISHED, SQ_FORGET, SQ_GROUP, SQ_NEXT_ID,
+enum { SQ_INSERT, SQ_STARTED, SQ_SPAWNED, SQ_WAITING, SQ_FINISHED, SQ_FORGET, SQ_GROUP, SQ_EDIT_READ, SQ_EDIT, SQ_NEXT_ID,
        SQ_BEGIN, SQ_COMMIT, SQ_ROLLBACK, SQ_COUNT };
 
 struct st_store {

@@ -90,6 +90,9 @@ typedef struct st_config {
      * them. It must touch nothing of the loop's. NULL: nobody keeps files. */
     void (*drop_output)(uint64_t id, void *arg);
     void *drop_arg;
+    /* Merges an edit into a stored spec (st_edit), on the writer thread: 0 with the new
+     * spec in *out (malloc'd), or a negative errno (the edit is then left out, logged). */
+    int (*spec_edit)(const void *spec, size_t len, const void *edits, size_t elen, void **out, size_t *olen);
 } st_config;
 
 /* The batch `seq` is durable (rc 0) or was rolled back (rc < 0: a negative errno, -ENOSPC
@@ -157,6 +160,9 @@ int st_waiting(st_store *st, uint64_t id, double wake_at, uint32_t attempts);
 int st_finished(st_store *st, uint64_t id, int state, double finished_at, const void *outcome, size_t len,
                 int64_t out_bytes);
 int st_forget(st_store *st, uint64_t id);
+/* A pending task changed: its name (NULL: none) and group as they now are, and `edits`, a
+ * packed map of the spec's fields to replace (cfg.spec_edit merges them, on the writer). */
+int st_edit(st_store *st, uint64_t id, const char *name, const char *group, const void *edits, size_t len);
 int st_put_group(st_store *st, const st_group *g);
 /* The id counter: written with the batch, once. */
 void st_set_next_id(st_store *st, uint64_t next);

@@ -395,6 +395,49 @@ class Exec(unittest.TestCase):
             c.call("cancel", {"id": busy})
             self.assertEqual(c.call("wait", {"ids": [busy]})["done"][0]["state"], "cancelled")
 
+    def test_edit_a_task_that_has_not_started(self):
+        with self.client() as c:
+            c.call("set_group", {"name": "ed", "paused": True, "parallel": 1})
+            c.call("set_group", {"name": "ed-open", "parallel": 4})
+            job = {"kind": "exec", "group": "ed", "args": {"argv": ["sleep", "0.1"]}}
+            low, mid = (c.call("submit", {**job, "priority": p})["id"] for p in (-5, 0))
+            rec = c.call("edit", {"id": low, "priority": 3, "name": "now-first"})
+            self.assertEqual(rec["name"], "now-first")
+            c.call("set_group", {"name": "ed", "paused": False})
+            done = c.call("wait", {"ids": [low, mid]})["done"]
+            self.assertEqual([r["id"] for r in sorted(done, key=lambda r: r["started_at"])], [low, mid])
+            # out of a paused group into an open one: it starts at once
+            c.call("set_group", {"name": "ed", "paused": True})
+            held = c.call("submit", job)["id"]
+            self.assertEqual(c.call("edit", {"id": held, "group": "ed-open"})["group"], "ed-open")
+            self.assertEqual(c.call("wait", {"ids": [held], "timeout": 10})["done"][0]["state"], "succeeded")
+            # a delay set, then taken back: it starts
+            later = c.call("submit", {**job, "group": "ed-open", "delay": 3600})["id"]
+            self.assertEqual(c.call("get", {"id": later})["waiting"]["reason"], "delay")
+            c.call("edit", {"id": later, "delay": 0})
+            self.assertEqual(c.call("wait", {"ids": [later], "timeout": 10})["done"][0]["state"], "succeeded")
+            # a queued one given a delay waits for it
+            queued = c.call("submit", job)["id"]
+            self.assertEqual(c.call("edit", {"id": queued, "delay": 600})["waiting"]["reason"], "delay")
+            # refusals
+            run = c.call("submit", {**job, "group": "ed-open", "args": {"argv": ["sleep", "30"]}})["id"]
+            self.assertTrue(wait_until(lambda: c.call("get", {"id": run})["state"] == "running", 10))
+            for params, code, words in (
+                    ({"id": run, "priority": 1}, "invalid_state", "has started"),
+                    ({"id": low, "priority": 1}, "invalid_state", "has ended"),
+                    ({"id": queued}, "bad_request", "none was given"),
+                    ({"id": queued, "group": "no spaces"}, "bad_request", "group must be"),
+                    ({"id": queued, "priority": 10 ** 7}, "bad_request", "priority"),
+                    ({"id": queued, "delay": -1}, "bad_request", "delay"),
+                    ({"id": queued, "name": "x" * 257}, "bad_request", "name"),
+                    ({"id": 10 ** 12, "name": "x"}, "not_found", "not found")):
+                with self.assertRaises(RemoteError) as e:
+                    c.call("edit", params)
+                self.assertEqual(e.exception.code, code, params)
+                self.assertIn(words, e.exception.message, params)
+            for t in (queued, run):
+                c.call("cancel", {"id": t})
+
     def test_signal_reaches_the_process_group_and_leaves_the_task(self):
         with self.client() as c:
             marker = os.path.join(self.tmp, "usr1")
@@ -557,12 +600,20 @@ class Ownership(unittest.TestCase):
                 errs = []
                 for m, p in (("output", {"id": root_task["id"]}), ("get", {"id": root_task["id"]}),
                              ("cancel", {"id": root_task["id"]}),
-                             ("signal", {"id": root_task["id"], "signal": "TERM"})):
+                             ("signal", {"id": root_task["id"], "signal": "TERM"}),
+                             ("edit", {"id": root_task["id"], "name": "mine now"})):
                     try:
                         c.call(m, p)
                         errs.append(None)
                     except RemoteError as e:
                         errs.append(e.code)
+                own = c.call("submit", {"kind": "sleep", "args": {"seconds": 1}, "delay": 600})["id"]
+                try:  # priorities above 0 are root's, in an edit as in a submit
+                    c.call("edit", {"id": own, "priority": 5})
+                except RemoteError as e:
+                    errs.append(e.code)
+                c.call("edit", {"id": own, "priority": -5})
+                c.call("cancel", {"id": own})
                 return r["owner_uid"], out, errs
 
         owner, out, errs = self.as_nobody(nobody)
@@ -572,7 +623,7 @@ class Ownership(unittest.TestCase):
         self.assertEqual(sorted(int(g) for g in out[2].split()), want_groups)
         self.assertEqual(out[3], nb.pw_dir)
         self.assertEqual(out[4], "nobody")
-        self.assertEqual(errs, ["not_found"] * 4)
+        self.assertEqual(errs, ["not_found"] * 5 + ["permission_denied"])
         # Root can read nobody's output; nobody cannot change groups.
         with Client(self.d.sock) as c:
             c.call("output", {"id": root_task["id"] + 1})

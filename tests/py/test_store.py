@@ -275,6 +275,37 @@ class Store(unittest.TestCase):
             g = {x["name"]: x for x in c.call("groups")["groups"]}["nightly"]
             self.assertEqual((g["parallel"], g["paused"], g["users"]), (7, True, [0, 1234]))
 
+    def test_an_edit_answered_is_an_edit_kept(self):
+        with self.box.client() as c:
+            c.call("set_group", {"name": "held", "paused": True})
+            c.call("set_group", {"name": "held-2", "paused": True})
+            job = {"kind": "exec", "group": "held", "args": {"argv": ["echo", "edited"]}, "name": "before"}
+            a = c.call("submit", job)["id"]
+            b = c.call("submit", {**job, "delay": 3600})["id"]
+            rec = c.call("edit", {"id": a, "name": "after", "group": "held-2", "priority": 5})
+            self.assertEqual((rec["name"], rec["group"]), ("after", "held-2"))
+            self.assertEqual(rec["waiting"], {"reason": "paused"})
+            self.assertEqual(c.call("edit", {"id": b, "delay": 7200, "name": ""})["name"], None)
+            w = c.call("get", {"id": b})["waiting"]
+            self.assertEqual(w["reason"], "delay")
+            until = w["until"]
+        self.box.kill9()
+        self.box.start()
+        with self.box.client() as c:
+            rec = c.call("get", {"id": a})
+            self.assertEqual((rec["name"], rec["group"], rec["state"]), ("after", "held-2", "pending"))
+            self.assertEqual([t["id"] for t in c.call("list", {"name": "after"})["tasks"]], [a])
+            w = c.call("get", {"id": b})["waiting"]
+            self.assertAlmostEqual(w["until"], until, delta=2)
+            self.assertEqual(c.call("get", {"id": b})["name"], None)
+            # the edited spec is what a restart of the task runs again
+            c.call("set_group", {"name": "held-2", "paused": False})
+            self.assertEqual(c.call("wait", {"ids": [a]})["done"][0]["state"], "succeeded")
+            again = c.call("restart", {"ids": [a]})["ids"][0]
+            rec = c.call("wait", {"ids": [again]})["done"][0]
+            self.assertEqual((rec["name"], rec["group"], rec["state"]), ("after", "held-2", "succeeded"))
+            c.call("cancel", {"id": b})
+
     def test_a_second_daemon_on_the_state_directory_is_refused(self):
         other = Box(state=self.box.state)
         try:
