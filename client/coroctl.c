@@ -37,6 +37,8 @@ static const char usage[] =
     "                                change a group (root or the daemon's user); --parallel 0\n"
     "                                means no bound\n"
     "  kill ID... [--signal SIG]     send a signal (default TERM) to running jobs\n"
+    "  edit ID [--name S] [--group G] [--priority N] [--delay SECONDS]\n"
+    "                                change a task that has not started; priority ID N\n"
     "  pause|resume GROUP... | --all [--running]\n"
     "                                stop / restart starting the groups' queued tasks;\n"
     "                                --running: also stop (SIGSTOP) / continue their jobs\n"
@@ -332,6 +334,8 @@ void print_task(const corod_task *t, int sub)
             fprintf(stdout, ", \"restarted_from\": %llu", (unsigned long long)t->restarted_from);
         if (t->argv)
             fputs(", \"argv\": ", stdout), json_packed(stdout, t->argv, t->argv_len);
+        if (t->waiting)
+            fputs(", \"waiting\": ", stdout), json_packed(stdout, t->waiting, t->waiting_len);
         if (t->result)
             fputs(", \"result\": ", stdout), json_packed(stdout, t->result, t->result_len);
         if (t->error)
@@ -1140,6 +1144,7 @@ static const struct {
     { "wait", cmd_wait },     { "status", cmd_status }, { "list", cmd_list },     { "clean", cmd_clean },   { "restart", cmd_restart },     { "watch", cmd_watch },
     { "groups", cmd_groups }, { "add", cmd_add },       { "run", cmd_run },       { "logs", cmd_logs },
     { "group", cmd_group },   { "pause", cmd_pause },   { "resume", cmd_resume }, { "kill", cmd_kill },
+    { "edit", cmd_edit },     { "priority", cmd_priority },
 };
 
 /* --json, --jsonl, --socket PATH (or --socket=PATH) and --version are taken wherever they

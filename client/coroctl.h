@@ -92,5 +92,7 @@ int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 /* coroctl_act.c */
 int cmd_kill(int argc, char **argv);
+int cmd_edit(int argc, char **argv);
+int cmd_priority(int argc, char **argv);
 
 #endif

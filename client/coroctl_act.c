@@ -58,3 +58,55 @@ int cmd_kill(int argc, char **argv)
     free(ids);
     return rc;
 }
+
+/* edit ID [--name S] [--group G] [--priority N] [--delay S]: a task not yet started. */
+int cmd_edit(int argc, char **argv)
+{
+    static const struct option lo[] = { { "name", required_argument, 0, 'n' }, { "group", required_argument, 0, 'g' },
+                                        { "priority", required_argument, 0, 'p' },
+                                        { "delay", required_argument, 0, 'd' }, { 0, 0, 0, 0 } };
+    corod_edit_opts e = COROD_EDIT_OPTS_INIT;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        char *end;
+        if (c == 'n') {
+            e.name = optarg;
+        } else if (c == 'g') {
+            e.group = optarg;
+        } else if (c == 'p') {
+            e.priority = strtoll(optarg, &end, 10);
+            if (end == optarg || *end || e.priority < -1000000 || e.priority > 1000000)
+                return usage_error("--priority: not a number from -1000000 to 1000000: \"%s\"", optarg);
+            e.set_priority = true;
+        } else if (c == 'd') {
+            if (parse_seconds(optarg, &e.delay) < 0)
+                return usage_error("--delay: not a number of seconds: \"%s\"", optarg);
+        } else {
+            return bad_option(argv);
+        }
+    }
+    if (argc - optind != 1)
+        return usage_error("edit takes one task id or name%s", "");
+    if (!e.name && !e.group && !e.set_priority && e.delay < 0)
+        return usage_error("edit: say what to change (--name, --group, --priority, --delay)%s", "");
+    uint64_t id;
+    int rc = resolve_task(argv[optind], &id);
+    if (rc != EX_OK || (rc = connect_daemon()) != EX_OK)
+        return rc;
+    corod_task *t;
+    if ((rc = corod_edit(cli, id, &e, &t)) < 0)
+        return daemon_error(rc);
+    print_task(t, -1);
+    corod_task_free(t);
+    return EX_OK;
+}
+
+/* priority ID N: edit's --priority, as a verb of its own. */
+int cmd_priority(int argc, char **argv)
+{
+    if (argc != 3)
+        return usage_error("priority takes a task id or name and a number%s", "");
+    char *args[] = { "edit", argv[1], "--priority", argv[2], NULL };
+    return cmd_edit(4, args);
+}

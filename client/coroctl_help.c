@@ -94,6 +94,17 @@ static const struct {
                 "pending or running in it (yours; everyone's for root). A task may be named by its\n"
                 "name: the newest of yours with it.\n\n"
                 "examples:\n  coroctl cancel 42 --message \"superseded\"\n  coroctl cancel --group render\n" },
+    { "edit", "usage: coroctl edit ID [--name NAME] [--group GROUP] [--priority N] [--delay SECONDS]\n"
+              "Change a task that has not started yet (pending: waiting for its after, its delay,\n"
+              "or its group): its name (\"\" for none), its group (as a submit would name it),\n"
+              "its priority (above 0: root's) or its delay, counted from now. Prints the task as\n"
+              "it now is. A task that has started is refused (exit 3).\n\n"
+              "examples:\n  coroctl edit 42 --priority 5 --group fast\n"
+              "  coroctl edit nightly --delay 3600   # an hour from now\n" },
+    { "priority", "usage: coroctl priority ID N\n"
+                  "Give a task that has not started priority N (-1000000 to 1000000; above 0:\n"
+                  "root's): edit --priority, shorter.\n\n"
+                  "example:\n  coroctl priority 42 10\n" },
     { "kill", "usage: coroctl kill ID... [-s|--signal SIG]\n"
               "Send a signal (default TERM; a name such as HUP, USR1, STOP, CONT, or a number) to\n"
               "running jobs' process groups. The task goes on; it ends only if the job dies of\n"

@@ -1083,6 +1083,28 @@ int corod_unsubscribe(corod_client *c, uint32_t sub)
     return corod_do(c, "unsubscribe", &p, NULL, NULL);
 }
 
+int corod_edit(corod_client *c, uint64_t id, const corod_edit_opts *e, corod_task **out)
+{
+    if (!e->name && !e->group && !e->set_priority && e->delay < 0)
+        return -EINVAL;
+    corod_params p;
+    corod_params_begin(&p, 1 + (e->name != NULL) + (e->group != NULL) + e->set_priority + (e->delay >= 0));
+    cp_pack_str(&p.pk, "id"), msgpack_pack_uint64(&p.pk, id);
+    pack_opt_str(&p, "name", e->name);
+    pack_opt_str(&p, "group", e->group);
+    if (e->set_priority)
+        cp_pack_str(&p.pk, "priority"), msgpack_pack_int64(&p.pk, e->priority);
+    if (e->delay >= 0)
+        cp_pack_str(&p.pk, "delay"), msgpack_pack_double(&p.pk, e->delay);
+    corod_task *t = NULL;
+    int rc = corod_do(c, "edit", &p, take_task, &t);
+    if (out)
+        *out = t;
+    else
+        corod_task_free(t);
+    return rc;
+}
+
 int corod_signal(corod_client *c, uint64_t id, int sig)
 {
     if (sig <= 0)

@@ -239,6 +239,22 @@ class Coroctl(unittest.TestCase):
         self.assertEqual(self.run_ctl("pause", g, "no-such-group").returncode, 3)
         self.run_ctl("resume", g)
 
+    def test_edit_and_priority(self):
+        g = "editing"
+        self.assertEqual(self.run_ctl("group", "add", g, "--pause").returncode, 0)
+        t = self.run_ctl("add", "--group", g, "--name", "draft", "--", "echo", "hi").stdout.strip()
+        rc, out = self.ctl_json("edit", "draft", "--name", "final", "--delay", "600")
+        self.assertEqual((rc, out[0]["name"], out[0]["waiting"]["reason"]), (0, "final", "delay"))
+        self.assertEqual(self.run_ctl("priority", "final", "-3").returncode, 0)
+        r = self.run_ctl("edit", t, "--delay", "0", "--group", g + "-open")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"group {g}-open", r.stdout)
+        self.assertEqual(self.run_ctl("wait", t).returncode, 0)
+        r = self.run_ctl("edit", t, "--priority", "1")
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("has ended: only a pending task can be edited", r.stderr)
+        self.run_ctl("resume", g)
+
     def test_clean_older_than(self):
         g = "aging"
         old = self.run_ctl("add", "--group", g, "--wait", "--", "true")
@@ -296,7 +312,8 @@ class Coroctl(unittest.TestCase):
                      ["list", "--limit", "0"], ["list", "--format", "wide"], ["watch", "-5"],
                      ["clean", "--older-than", "3y"], ["groups", "x"], ["add"], ["run"], ["logs"],
                      ["group", "set", "g"], ["pause"], ["resume"], ["pause", "--all", "g"], ["kill"],
-                     ["kill", "-s", "NOPE", "1"], ["kill", "1", "--signal", "65"]):
+                     ["kill", "-s", "NOPE", "1"], ["kill", "1", "--signal", "65"], ["edit", "1"],
+                     ["edit", "1", "--priority", "x"], ["edit", "1", "--delay", "-1"], ["priority", "1"]):
             r = subprocess.run([COROCTL, *args], capture_output=True, text=True, env=env)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
             self.assertNotIn("cannot connect", r.stderr, args)
@@ -488,7 +505,7 @@ class Coroctl(unittest.TestCase):
 
     def test_every_command_has_help(self):
         cmds = ["add", "run", "logs", "group", "pause", "resume", "groups", "ping", "sleep", "gather", "cancel",
-                "wait", "status", "list", "restart", "clean", "watch", "kill"]
+                "wait", "status", "list", "restart", "clean", "watch", "kill", "edit", "priority"]
         for cmd in cmds:
             r = self.run_ctl(cmd, "--help", env_socket=False)  # no daemon needed
             self.assertEqual(r.returncode, 0, cmd)

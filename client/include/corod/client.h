@@ -126,6 +126,17 @@ int corod_output_wait(corod_client *c, uint64_t id, int stream, uint64_t offset,
  * -1: none (the default). */
 void corod_set_cancel_fd(corod_client *c, int fd);
 int corod_cancel(corod_client *c, uint64_t id, const char *message, bool *cancelled);
+/* Change a task that has not started (COROD_EREMOTE, invalid_state, once it has): NULL
+ * strings and a negative delay leave a field as it is; name "" takes its name away; delay
+ * counts from now. *out (may be NULL) gets the record as edited. */
+typedef struct corod_edit_opts {
+    const char *name, *group;
+    bool set_priority;
+    int64_t priority;
+    double delay;
+} corod_edit_opts;
+#define COROD_EDIT_OPTS_INIT { .delay = -1 }
+int corod_edit(corod_client *c, uint64_t id, const corod_edit_opts *e, corod_task **out);
 /* Send signal `sig` to a running job's process group (it ends the task only if the job
  * dies of it). A task not running: COROD_EREMOTE, invalid_state. */
 int corod_signal(corod_client *c, uint64_t id, int sig);
