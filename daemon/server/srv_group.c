@@ -224,6 +224,23 @@ srv_group *srv_groups_configure(srv_groups *gs, cp_str name)
     return g;
 }
 
+void srv_groups_unconfigure(srv_groups *gs, srv_group *g)
+{
+    assert(g != gs->deflt && g->configured);
+    /* Whatever names it next makes it anew, with the default group's settings. */
+    g->configured = false;
+    g->parallel = gs->deflt->parallel;
+    g->paused = gs->deflt->paused;
+    g->priority = 0;
+    memset(&g->limits, 0, sizeof g->limits);
+    g->limits.umask = -1;
+    free(g->allowed);
+    g->allowed = NULL;
+    g->nallowed = 0;
+    if (!g->refs)
+        srv_group_free(g);
+}
+
 int srv_group_allow(srv_group *g, const uint64_t *uids, size_t n)
 {
     uint32_t *a = NULL;

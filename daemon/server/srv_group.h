@@ -107,6 +107,9 @@ srv_group *srv_groups_find(const srv_groups *gs, cp_str name);
 int srv_groups_for_submit(srv_groups *gs, cp_str name, srv_acct *ac, srv_group **out, cp_error *err);
 /* The group `name` made configured (set_group): made if need be. NULL: out of memory. */
 srv_group *srv_groups_configure(srv_groups *gs, cp_str name);
+/* A configured group (not the default) is no longer: it goes now, or once no record is
+ * left in it, as a group a submit named; until then it has the default group's settings. */
+void srv_groups_unconfigure(srv_groups *gs, srv_group *g);
 /* Who may submit to a configured group (uids copied; n == 0: everyone). 0 or -ENOMEM. */
 int srv_group_allow(srv_group *g, const uint64_t *uids, size_t n);
 void srv_group_ref(srv_group *g);

@@ -353,6 +353,25 @@ static void m_set_group(srv_conn *c, const cp_request *rq)
     cp_out_map(&c->out, 0);
 }
 
+static void m_remove_group(srv_conn *c, const cp_request *rq)
+{
+    if (c->uid != 0 && c->uid != c->srv->self_uid) {
+        srv_fail(c, rq, CP_PERMISSION_DENIED, "only root or uid %u may change groups",
+                 (unsigned)c->srv->self_uid);
+        return;
+    }
+    cp_error err;
+    cp_str name;
+    if (cp_get_str(rq->params, "name", true, CP_MAX_GROUP, &name, &err) < 0 ||
+        srv_table_remove_group(c->srv->table, name, &err) < 0) {
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    srv_conn_saw_all(c); /* the group's row, gone */
+    srv_ok(c, rq);
+    cp_out_map(&c->out, 0);
+}
+
 static void m_groups(srv_conn *c, const cp_request *rq)
 {
     srv_table *t = c->srv->table;
@@ -377,6 +396,7 @@ static const struct {
     { "subscribe", srv_subscribe }, { "unsubscribe", srv_unsubscribe }, { "output", srv_output },
     { "set_group", m_set_group }, { "groups", m_groups },     { "clean", srv_clean },
     { "restart", srv_restart },   { "signal", m_signal },       { "edit", m_edit },
+    { "remove_group", m_remove_group },
 };
 
 void srv_dispatch(srv_conn *c, const cp_request *rq)

@@ -39,6 +39,25 @@ srv_group *srv_table_configure_group(srv_table *t, cp_str name)
     return srv_groups_configure(&t->groups, name);
 }
 
+int srv_table_remove_group(srv_table *t, cp_str name, cp_error *err)
+{
+    srv_group *g = srv_groups_find(&t->groups, name);
+    if (!g || !g->configured)
+        return cp_fail(err, CP_NOT_FOUND, "no group \"%.*s\" set up (groups a submit named go by themselves)",
+                       (int)name.len, name.ptr);
+    if (g == t->groups.deflt)
+        return cp_fail(err, CP_INVALID_STATE, "the default group cannot be removed");
+    if (g->pending || g->running)
+        return cp_fail(err, CP_INVALID_STATE,
+                       "group \"%s\" has %zu tasks pending and %zu running: cancel them, or edit them into another "
+                       "group, first", g->name, g->pending, g->running);
+    int rc;
+    if (t->store && (rc = st_drop_group(t->store, g->name)) < 0)
+        return cp_fail(err, CP_INTERNAL, "cannot store the change: %s", strerror(-rc));
+    srv_groups_unconfigure(&t->groups, g);
+    return 0;
+}
+
 int srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, const bool *paused)
 {
     if (parallel)

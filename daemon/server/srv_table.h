@@ -141,6 +141,9 @@ srv_group *srv_table_find_group(srv_table *t, cp_str name);
 /* The group `name`, configured (made if need be): it stays. NULL: out of memory. */
 srv_group *srv_table_configure_group(srv_table *t, cp_str name);
 /* Change a group's settings (the store is told: 0, or -ENOMEM and nothing written). */
+/* `remove_group`: a configured group with nothing pending or running in it, not the
+ * default one. 0, or -EINVAL with err. */
+int srv_table_remove_group(srv_table *t, cp_str name, cp_error *err);
 int srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, const bool *paused);
 /* Who may submit to a configured group: uids (n == 0: everyone). 0 or -ENOMEM. */
 int srv_group_allow(srv_group *g, const uint64_t *uids, size_t n);

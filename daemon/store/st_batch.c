@@ -170,6 +170,16 @@ int st_edit(st_store *st, uint64_t id, const char *name, const char *group, cons
     return 0;
 }
 
+int st_drop_group(st_store *st, const char *name)
+{
+    size_t nl = strlen(name);
+    st_op *op = st_op_new(&st->open, OP_UNGROUP, 0, nl);
+    if (!op)
+        return -ENOMEM;
+    st_op_put(&st->open, op, 0, name, nl);
+    return 0;
+}
+
 void st_set_next_id(st_store *st, uint64_t next)
 {
     st->open.next_id = next;

@@ -47,6 +47,7 @@ static const char *const st_sql[SQ_COUNT] = {
                     " wake_at = NULL WHERE id = ?1 RETURNING owner",
     [SQ_FORGET] = "DELETE FROM tasks WHERE id = ?1 RETURNING owner, " ST_ROW_BYTES ", out_bytes IS NOT NULL",
     [SQ_GROUP] = "INSERT OR REPLACE INTO groups(name, parallel, paused, users) VALUES(?1, ?2, ?3, ?4)",
+    [SQ_UNGROUP] = "DELETE FROM groups WHERE name = ?1",
     [SQ_EDIT_READ] = "SELECT owner, spec FROM tasks WHERE id = ?1",
     [SQ_EDIT] = "UPDATE tasks SET spec = ?2, name = ?3, grp = ?4 WHERE id = ?1",
     [SQ_NEXT_ID] = "INSERT OR REPLACE INTO meta(key, value) VALUES('next_id', ?1)",
@@ -291,6 +292,10 @@ static sqlite3_stmt *st_bind_op(st_store *st, const st_batch *b, const st_op *op
     case OP_FORGET:
         s = st->sq[SQ_FORGET];
         break;
+    case OP_UNGROUP:
+        s = st->sq[SQ_UNGROUP];
+        st_bind_text(s, 1, b, op, 0);
+        return s;
     default: /* OP_GROUP */
         s = st->sq[SQ_GROUP];
         st_bind_text(s, 1, b, op, 0);

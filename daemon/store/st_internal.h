@@ -10,7 +10,7 @@
 
 #define ST_WRITER_STACK (512u * 1024u)
 
-enum st_op_type { OP_INSERT, OP_STARTED, OP_SPAWNED, OP_WAITING, OP_FINISHED, OP_FORGET, OP_GROUP, OP_EDIT };
+enum st_op_type { OP_INSERT, OP_STARTED, OP_SPAWNED, OP_WAITING, OP_FINISHED, OP_FORGET, OP_GROUP, OP_EDIT, OP_UNGROUP };
 
 #define ST_NSTR 5            /* strings and blobs an op may carry */
 #define ST_NULL UINT32_MAX   /* ... a NULL one's length */
@@ -42,7 +42,7 @@ typedef struct st_batch {
     size_t ndeleted, deleted_cap;
 } st_batch;
 
-enum { SQ_INSERT, SQ_STARTED, SQ_SPAWNED, SQ_WAITING, SQ_FINISHED, SQ_FORGET, SQ_GROUP, SQ_EDIT_READ, SQ_EDIT, SQ_NEXT_ID,
+enum { SQ_INSERT, SQ_STARTED, SQ_SPAWNED, SQ_WAITING, SQ_FINISHED, SQ_FORGET, SQ_GROUP, SQ_UNGROUP, SQ_EDIT_READ, SQ_EDIT, SQ_NEXT_ID,
        SQ_BEGIN, SQ_COMMIT, SQ_ROLLBACK, SQ_COUNT };
 
 struct st_store {

@@ -164,6 +164,8 @@ int st_forget(st_store *st, uint64_t id);
  * packed map of the spec's fields to replace (cfg.spec_edit merges them, on the writer). */
 int st_edit(st_store *st, uint64_t id, const char *name, const char *group, const void *edits, size_t len);
 int st_put_group(st_store *st, const st_group *g);
+/* A group set up with st_put_group is no longer: its row goes. */
+int st_drop_group(st_store *st, const char *name);
 /* The id counter: written with the batch, once. */
 void st_set_next_id(st_store *st, uint64_t next);
 

@@ -304,6 +304,40 @@ class Protocol(unittest.TestCase):
             self.assertEqual(e.exception.code, "not_found")
             self.assertNotIn("gc-typo", [g["name"] for g in c.call("groups")["groups"]])
 
+    def test_remove_group(self):
+        names = lambda c: {g["name"]: g for g in c.call("groups")["groups"]}  # noqa: E731
+        with self.client() as c:
+            c.call("set_group", {"name": "gone-soon", "parallel": 3, "paused": True})
+            t = c.call("submit", {"kind": "sleep", "group": "gone-soon", "args": {"seconds": 0}})["id"]
+            for params, code in (({"name": "gone-soon"}, "invalid_state"),  # a task pending in it
+                                 ({"name": "default"}, "invalid_state"), ({"name": "never-was"}, "not_found"),
+                                 ({}, "bad_request")):
+                with self.assertRaises(RemoteError) as e:
+                    c.call("remove_group", params)
+                self.assertEqual(e.exception.code, code, params)
+            c.call("set_group", {"name": "gone-soon", "paused": False})
+            c.call("wait", {"ids": [t]})
+            self.assertEqual(c.call("remove_group", {"name": "gone-soon"}), {})
+            # its ended task keeps it listed, as a group a submit named, with the default's settings
+            g = names(c)["gone-soon"]
+            self.assertEqual((g["configured"], g["paused"]), (False, False))
+            with self.assertRaises(RemoteError) as e:
+                c.call("remove_group", {"name": "gone-soon"})
+            self.assertEqual(e.exception.code, "not_found")
+            c.call("set_group", {"name": "empty"})
+            c.call("remove_group", {"name": "empty"})
+            self.assertNotIn("empty", names(c))
+        sock = self.d.sock
+        os.chmod(self.d.dir, 0o755)  # nobody must reach the socket inside it
+
+        def nobody():
+            with Client(sock) as c:
+                try:
+                    c.call("remove_group", {"name": "default"})
+                except RemoteError as e:
+                    return e.code
+        self.assertEqual(as_nobody(nobody), "permission_denied")
+
     def test_field_errors_name_the_field(self):
         with self.client() as c:
             cases = [

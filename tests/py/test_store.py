@@ -306,6 +306,15 @@ class Store(unittest.TestCase):
             self.assertEqual((rec["name"], rec["group"], rec["state"]), ("after", "held-2", "succeeded"))
             c.call("cancel", {"id": b})
 
+    def test_a_removed_group_stays_removed(self):
+        with self.box.client() as c:
+            c.call("set_group", {"name": "old-team", "paused": True, "parallel": 9})
+            c.call("remove_group", {"name": "old-team"})
+        self.box.kill9()
+        self.box.start()
+        with self.box.client() as c:
+            self.assertNotIn("old-team", [g["name"] for g in c.call("groups")["groups"]])
+
     def test_a_second_daemon_on_the_state_directory_is_refused(self):
         other = Box(state=self.box.state)
         try:
