@@ -33,7 +33,7 @@ static const char usage[] =
     "  logs ID [--stderr|--all] [-f|--follow]\n"
     "                                print a job's stdout (or stderr, or both); --follow\n"
     "                                keeps printing until it ends\n"
-    "  group set|add NAME [--parallel N] [--pause|--resume]\n"
+    "  group set|add NAME [--parallel N] [--pause|--resume] | group rm NAME...\n"
     "                                change a group (root or the daemon's user); --parallel 0\n"
     "                                means no bound\n"
     "  kill ID... [--signal SIG]     send a signal (default TERM) to running jobs\n"

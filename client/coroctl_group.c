@@ -1,4 +1,4 @@
-/* coroctl_group.c: commands for groups — group add/set, pause and resume (of some
+/* coroctl_group.c: commands for groups — group add/set/rm, pause and resume (of some
  * groups or --all; --running also stops and continues what runs in them). */
 #include <signal.h>
 #include <stdlib.h>
@@ -27,12 +27,26 @@ static int set_group(const char *name, int64_t parallel, int paused, bool create
 
 int cmd_group(int argc, char **argv)
 {
+    if (argc >= 2 && (!strcmp(argv[1], "rm") || !strcmp(argv[1], "remove"))) {
+        if (argc < 3)
+            return usage_error("group rm takes group names%s", "");
+        int rc = connect_daemon();
+        for (int i = 2; rc == EX_OK && i < argc; i++) {
+            int r = corod_remove_group(cli, argv[i]);
+            if (r < 0)
+                rc = daemon_error(r);
+        }
+        if (rc == EX_OK && json_out)
+            puts("{}");
+        return rc;
+    }
     static const struct option lo[] = { { "parallel", required_argument, 0, 'p' },
                                         { "pause", no_argument, 0, 'P' },
                                         { "resume", no_argument, 0, 'R' }, { 0, 0, 0, 0 } };
     bool add = argc >= 2 && !strcmp(argv[1], "add");
     if (argc < 2 || (strcmp(argv[1], "set") && !add))
-        return usage_error("usage: coroctl group set|add NAME [--parallel N] [--pause|--resume]%s", "");
+        return usage_error("usage: coroctl group set|add NAME [--parallel N] [--pause|--resume], or group rm NAME...%s",
+                           "");
     int64_t parallel = -1;
     int paused = -1, c;
     optind = 0;

@@ -60,13 +60,17 @@ static const struct {
               "  coroctl logs 42\n"
               "  coroctl logs nightly-backup   # the newest task of yours with that name\n"
               "  coroctl logs --follow --all 42\n" },
-    { "group", "usage: coroctl group set|add NAME [--parallel N] [--pause|--resume]\n"
+    { "group", "usage: coroctl group set|add NAME [--parallel N] [--pause|--resume] | group rm NAME...\n"
                "Change a group (root or the daemon's own user): how many of its jobs run at once\n"
                "(0: no bound), and whether it starts anything new. `set` changes a group that\n"
-               "exists (an unknown name is refused); `add` makes one if need be.\n\n"
+               "exists (an unknown name is refused); `add` makes one if need be. `rm` removes\n"
+               "groups set up this way once nothing is pending or running in them (the default\n"
+               "group stays; one from the daemon's configuration file comes back at its next\n"
+               "reload unless taken out of the file).\n\n"
                "examples:\n"
                "  coroctl group add render --parallel 2\n"
-               "  coroctl group set nightly --pause\n" },
+               "  coroctl group set nightly --pause\n"
+               "  coroctl group rm render\n" },
     { "pause", "usage: coroctl pause GROUP... | --all [--running]\n"
                "Stop starting the groups' queued tasks (--all: every group's); what runs goes on,\n"
                "or with --running is stopped too (SIGSTOP to each running job's process group:\n"

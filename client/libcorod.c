@@ -1139,3 +1139,11 @@ int corod_change_group(corod_client *c, const char *name, int64_t parallel, int 
 {
     return corod_group_call(c, name, parallel, paused, false);
 }
+
+int corod_remove_group(corod_client *c, const char *name)
+{
+    corod_params p;
+    corod_params_begin(&p, 1);
+    cp_pack_str(&p.pk, "name"), cp_pack_str(&p.pk, name);
+    return corod_do(c, "remove_group", &p, NULL, NULL);
+}

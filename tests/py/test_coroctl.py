@@ -255,6 +255,20 @@ class Coroctl(unittest.TestCase):
         self.assertIn("has ended: only a pending task can be edited", r.stderr)
         self.run_ctl("resume", g)
 
+    def test_group_rm(self):
+        self.assertEqual(self.run_ctl("group", "add", "short-lived", "--pause").returncode, 0)
+        t = self.run_ctl("add", "--group", "short-lived", "--", "true").stdout.strip()
+        r = self.run_ctl("group", "rm", "short-lived")
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("has 1 tasks pending and 0 running", r.stderr)
+        self.run_ctl("cancel", t)
+        self.assertEqual(self.run_ctl("group", "rm", "short-lived").returncode, 0)
+        self.assertFalse([g for g in self.ctl_json("groups")[1] if g["name"] == "short-lived" and g["configured"]])
+        r = self.run_ctl("group", "rm", "short-lived")
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("not_found", r.stderr)
+        self.assertEqual(self.run_ctl("group", "rm").returncode, 2)
+
     def test_clean_older_than(self):
         g = "aging"
         old = self.run_ctl("add", "--group", g, "--wait", "--", "true")

@@ -179,6 +179,9 @@ int corod_unsubscribe(corod_client *c, uint32_t sub);
 int corod_set_group(corod_client *c, const char *name, int64_t parallel, int paused);
 /* The same for a group that exists: COROD_EREMOTE with not_found rather than made. */
 int corod_change_group(corod_client *c, const char *name, int64_t parallel, int paused);
+/* Remove a group set up with corod_set_group (root or the daemon's uid), with nothing
+ * pending or running in it. */
+int corod_remove_group(corod_client *c, const char *name);
 
 /* Any method: params is a packed map (NULL: []); *result gets the packed result
  * (malloc'd, the caller frees). */
