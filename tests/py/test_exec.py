@@ -477,7 +477,9 @@ class Exec(unittest.TestCase):
             later = c.call("submit", {**job, "delay": 100})["id"]
             retry = c.call("submit", {"kind": "exec", "group": "why-2",
                                       "args": {"argv": ["false"]}, "retries": 1, "retry_delay": 100})["id"]
-            self.assertTrue(wait_until(lambda: c.call("get", {"id": retry})["attempts"] == 1, 10))
+            # its first attempt has run and failed: it waits for its retry (not while it runs)
+            self.assertTrue(wait_until(lambda: c.call("get", {"id": retry}).get("waiting", {}).get("reason")
+                                       == "retry", 10))
             self.assertEqual(c.call("get", {"id": full})["waiting"], {"reason": "full", "running": 1, "parallel": 1})
             self.assertEqual(c.call("get", {"id": dep})["waiting"], {"reason": "after", "left": 2, "ids": [run, full]})
             w = c.call("get", {"id": later})["waiting"]
