@@ -18,12 +18,12 @@ _coroctl()
     local cur prev words cword
     _init_completion || return
     local cmds="add run logs group pause resume groups ping sleep gather cancel wait status list
-                restart clean watch"
+                restart clean watch kill edit priority"
     local task_opts="--name --group --after --delay --timeout --priority --retries --retry-delay
                      --shield --wait"
     local job_opts="--env --default-env --cwd --stdin-file --grace --output-limit --umask --rlimit --memory-max
                     --pids-max --cpu-weight --cpu-quota"
-    local filters="--state --group --kind --name --owner --since --until"
+    local filters="--state --group --kind --name --owner --since --until --older-than"
     local _coroctl_sock="" cmd="" i
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
@@ -48,10 +48,11 @@ _coroctl()
     --kind) COMPREPLY=($(compgen -W "exec sleep gather" -- "$cur")); return ;;
     --mode) COMPREPLY=($(compgen -W "all first_completed first_exception" -- "$cur")); return ;;
     --format) COMPREPLY=($(compgen -W "table tsv json jsonl" -- "$cur")); return ;;
+    --signal | -s) COMPREPLY=($(compgen -W "HUP INT QUIT USR1 USR2 TERM KILL STOP CONT WINCH" -- "$cur")); return ;;
     --rlimit) COMPREPLY=($(compgen -W "nofile= core= cpu= as=" -- "$cur")); compopt -o nospace; return ;;
     --name | --after | --delay | --timeout | --priority | --retries | --retry-delay | --env | --grace | \
         --output-limit | --owner | --since | --until | --limit | --message | --parallel | --umask | \
-        --memory-max | --pids-max | --cpu-weight | --cpu-quota)
+        --memory-max | --pids-max | --cpu-weight | --cpu-quota | --older-than)
         return ;;
     esac
     if [[ -z $cmd ]]; then
@@ -65,15 +66,23 @@ _coroctl()
     sleep) opts="$task_opts" ;;
     gather) opts="$task_opts --return-exceptions"; ids=1 ;;
     logs) opts="--stderr --all --follow"; ids=1 ;;
-    cancel) opts="--message"; ids=1 ;;
-    wait) opts="--mode --timeout"; ids=1 ;;
+    cancel) opts="--message --group"; ids=1 ;;
+    wait) opts="--mode --timeout --group"; ids=1 ;;
+    kill) opts="--signal"; ids=1 ;;
+    edit) opts="--name --group --priority --delay"; ids=1 ;;
+    priority) ids=1 ;;
     status) opts="$filters --newest --limit --format"; ids=1 ;;
     watch) ids=1 ;;
     list) opts="$filters --newest --limit --format" ;;
     clean) opts="$filters" ;;
     restart) opts="--failed $filters"; ids=1 ;;
-    group) opts="set add --parallel --pause --resume" ;;
-    pause | resume) COMPREPLY=($(compgen -W "$(_coroctl_groups)" -- "$cur")); return ;;
+    group)
+        if [[ ${words[cword - 1]} == rm ]]; then
+            COMPREPLY=($(compgen -W "$(_coroctl_groups)" -- "$cur"))
+            return
+        fi
+        opts="set add rm --parallel --pause --resume" ;;
+    pause | resume) COMPREPLY=($(compgen -W "$(_coroctl_groups) --all --running" -- "$cur")); return ;;
     esac
     if [[ $cur == -* || $ids == 0 ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))

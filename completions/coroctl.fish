@@ -1,5 +1,5 @@
 # fish completion for coroctl and corod.
-set -l cmds add run logs group pause resume groups ping sleep gather cancel wait status list restart clean watch
+set -l cmds add run logs group pause resume groups ping sleep gather cancel wait status list restart clean watch kill edit priority
 
 function __coroctl_ids
     coroctl list --newest --limit 50 --format tsv 2>/dev/null | cut -f1
@@ -48,7 +48,16 @@ for c in list clean restart
     complete -c coroctl -n "__fish_seen_subcommand_from $c" -l owner -r
     complete -c coroctl -n "__fish_seen_subcommand_from $c" -l since -r
     complete -c coroctl -n "__fish_seen_subcommand_from $c" -l until -r
+    complete -c coroctl -n "__fish_seen_subcommand_from $c" -l older-than -r -d "7d, 12h, 30m"
 end
+complete -c coroctl -n "__fish_seen_subcommand_from cancel wait" -l group -r -a "(__coroctl_groups)"
+complete -c coroctl -n "__fish_seen_subcommand_from kill" -s s -l signal -r -a "HUP INT QUIT USR1 USR2 TERM KILL STOP CONT WINCH"
+complete -c coroctl -n "__fish_seen_subcommand_from edit" -l name -r
+complete -c coroctl -n "__fish_seen_subcommand_from edit" -l group -r -a "(__coroctl_groups)"
+complete -c coroctl -n "__fish_seen_subcommand_from edit" -l priority -r
+complete -c coroctl -n "__fish_seen_subcommand_from edit" -l delay -r
+complete -c coroctl -n "__fish_seen_subcommand_from pause resume" -l all
+complete -c coroctl -n "__fish_seen_subcommand_from pause resume" -l running
 complete -c coroctl -n "__fish_seen_subcommand_from list" -l newest
 complete -c coroctl -n "__fish_seen_subcommand_from list" -l limit -r
 complete -c coroctl -n "__fish_seen_subcommand_from list status" -l format -r -a "table tsv json jsonl"
@@ -60,7 +69,7 @@ complete -c coroctl -n "__fish_seen_subcommand_from cancel" -l message -r
 complete -c coroctl -n "__fish_seen_subcommand_from wait" -l mode -r -a "all first_completed first_exception"
 complete -c coroctl -n "__fish_seen_subcommand_from wait" -l timeout -r
 complete -c coroctl -n "__fish_seen_subcommand_from gather" -l return-exceptions
-complete -c coroctl -n "__fish_seen_subcommand_from logs cancel wait status watch gather restart" -a "(__coroctl_ids)"
+complete -c coroctl -n "__fish_seen_subcommand_from logs cancel wait status watch gather restart kill edit priority" -a "(__coroctl_ids)"
 complete -c coroctl -n "__fish_seen_subcommand_from pause resume group" -a "(__coroctl_groups)"
 complete -c coroctl -n "__fish_seen_subcommand_from group" -l parallel -r
 complete -c coroctl -n "__fish_seen_subcommand_from group" -l pause
