@@ -33,6 +33,10 @@ struct ex_pump {
     size_t pending, sent; /* of buf: bytes to write, bytes written so far */
     void (*wrote)(void *arg);
     void *wrote_arg;
+    bool feeder;    /* an input fed by ex_pump_feed, open until told */
+    bool feed_eof;  /* ... close once this write is in */
+    ex_feed_cb *feed_cb;
+    void *feed_arg;
     ex_pump_done done;
     void *arg;
 };
@@ -299,11 +303,66 @@ static void ex_in_written(uv_write_t *req, int status)
     ex_pump *p = req->data;
     p->writing = false;
     if (status == 0)
-        p->bytes = p->pending;
+        p->bytes += p->pending;
     else if (status != UV_ECANCELED && status != UV_EPIPE && !p->error)
         p->error = status;
+    if (p->feeder) {
+        free(p->buf);
+        p->buf = NULL;
+        ex_feed_cb *cb = p->feed_cb;
+        p->feed_cb = NULL;
+        if (status < 0 || p->feed_eof)
+            ex_pump_close(p);
+        if (cb)
+            cb(p->feed_arg, status);
+        ex_pump_maybe_done(p);
+        return;
+    }
     ex_pump_close(p);
     ex_pump_maybe_done(p);
+}
+
+int ex_pump_feeder(uv_loop_t *loop, int pipe_fd, ex_pump_done done, void *arg, ex_pump **out)
+{
+    int rc = ex_pump_new(loop, pipe_fd, done, arg, out);
+    if (rc == 0)
+        (*out)->feeder = true;
+    return rc;
+}
+
+int ex_pump_feed(ex_pump *p, const void *data, size_t len, bool eof, ex_feed_cb *cb, void *arg)
+{
+    if (!p->feeder || p->eof)
+        return -EPIPE;
+    if (p->writing)
+        return -EBUSY;
+    if (!len) {
+        if (eof)
+            ex_pump_close(p);
+        return 1;
+    }
+    if (!(p->buf = malloc(len)))
+        return -ENOMEM;
+    memcpy(p->buf, data, len);
+    p->pending = len;
+    p->feed_eof = eof;
+    p->wr.data = p;
+    uv_buf_t b = uv_buf_init(p->buf, (unsigned)len);
+    int rc = uv_write(&p->wr, (uv_stream_t *)&p->pipe, &b, 1, ex_in_written);
+    if (rc < 0) {
+        free(p->buf);
+        p->buf = NULL;
+        return rc;
+    }
+    p->feed_cb = cb;
+    p->feed_arg = arg;
+    p->writing = true;
+    return 0;
+}
+
+bool ex_pump_feed_open(const ex_pump *p)
+{
+    return p->feeder && !p->eof;
 }
 
 int ex_pump_input(uv_loop_t *loop, int pipe_fd, const void *data, size_t len, ex_pump_done done,

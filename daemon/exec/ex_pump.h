@@ -44,6 +44,17 @@ int ex_pump_output(uv_loop_t *loop, int pipe_fd, const ex_out_opts *o, ex_pump_d
 int ex_pump_input(uv_loop_t *loop, int pipe_fd, const void *data, size_t len, ex_pump_done done,
                   void *arg, ex_pump **out);
 
+/* An input that stays open to be fed, a write at a time, until a feed says eof (a job's
+ * stdin that clients write to). */
+typedef void ex_feed_cb(void *arg, int status);
+int ex_pump_feeder(uv_loop_t *loop, int pipe_fd, ex_pump_done done, void *arg, ex_pump **out);
+/* Write data (copied) into the pipe, then close it if eof. 0: cb(arg, status) runs once
+ * the bytes are in the pipe (0), or could not be (UV_EPIPE: the job closed its end;
+ * UV_ECANCELED: stopped); 1: nothing to write, done at once (no callback); -EBUSY while
+ * a feed is in flight; -EPIPE once closed; -ENOMEM. */
+int ex_pump_feed(ex_pump *p, const void *data, size_t len, bool eof, ex_feed_cb *cb, void *arg);
+bool ex_pump_feed_open(const ex_pump *p); /* a feeder still taking bytes */
+
 /* Stop early: no more reads (what is being written still lands), the pipe is closed. */
 void ex_pump_stop(ex_pump *p);
 void ex_pump_free(ex_pump *p);

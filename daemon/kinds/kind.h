@@ -87,6 +87,12 @@ typedef struct kind_ops {
     /* Optional: send `sig` to what a running body runs (a job's process group): 0,
      * -ESRCH when it runs nothing yet or any more, or a negative errno of kill(2). */
     int (*signal)(co_task *body, int sig);
+    /* Optional: bytes for what a running body reads (a stdin_pipe job's stdin), then its
+     * end if eof. 0: cb(arg, status) once they are there (0) or cannot be (a libuv
+     * error: UV_EPIPE, UV_ECANCELED); 1: done at once (no callback); -ENOTSUP (not such
+     * a body), -EBUSY (one is in flight), -EPIPE (closed, or the program has ended). */
+    int (*feed)(co_task *body, const void *data, size_t len, bool eof, void (*cb)(void *arg, int status),
+                void *arg);
 } kind_ops;
 
 #define KIND_COMMAND_MAX 256u

@@ -46,6 +46,7 @@ typedef struct exec_args {
     uint8_t *in;   /* stdin bytes */
     size_t in_len;
     bool has_in;
+    bool pipe_in;  /* stdin_pipe: its stdin stays open for `send` */
     double grace;          /* < 0: the daemon's */
     uint64_t output_limit; /* UINT64_MAX: the daemon's; 0: none */
     ex_limits lim;         /* its rlimits, umask and cgroup limits */
@@ -237,6 +238,14 @@ static int exec_validate(const msgpack_object *args, const kind_env *env, void *
         a->has_in = true;
     }
 
+    if (cp_get_bool(args, "stdin_pipe", false, &a->pipe_in, err) < 0) {
+        kind_args_error(err);
+        goto fail;
+    }
+    if (a->pipe_in && a->has_in) {
+        cp_fail(err, CP_BAD_REQUEST, "args.stdin and args.stdin_pipe: one or the other");
+        goto fail;
+    }
     int got = cp_get_seconds(args, "grace", false, 0, CP_MAX_SECONDS, &a->grace, err);
     if (got < 0) {
         kind_args_error(err);
@@ -313,6 +322,13 @@ typedef struct exec_job {
     int rd[2];         /* read ends of the stdout/stderr pipes */
     int in_w;          /* write end of the stdin pipe, or -1 */
     bool alive;        /* from its exec until it is reaped: its pid names it (exec_signal) */
+    struct {           /* a `send` that came before its stdin pump was there */
+        uint8_t *data;
+        size_t len;
+        bool eof;
+        ex_feed_cb *cb;
+        void *arg;
+    } early;
 
     ex_pump *pump[3];  /* stdin, stdout, stderr */
     int live;          /* pumps not yet done */
@@ -421,7 +437,7 @@ static int exec_spawn(exec_job *j)
         j->rd[s] = p[0];
         child[s + 1] = p[1];
     }
-    if (rc == 0 && a->has_in) {
+    if (rc == 0 && (a->has_in || a->pipe_in)) {
         if (pipe2(p, O_CLOEXEC) < 0) {
             rc = -errno;
         } else {
@@ -487,11 +503,45 @@ static int exec_start_pumps(exec_job *j)
         j->live++;
     }
     if (j->in_w >= 0) {
-        if ((rc = ex_pump_input(loop, j->in_w, j->a->in, j->a->in_len, exec_pump_done, j, &j->pump[0])) < 0)
+        if ((rc = j->a->pipe_in ? ex_pump_feeder(loop, j->in_w, exec_pump_done, j, &j->pump[0])
+                                : ex_pump_input(loop, j->in_w, j->a->in, j->a->in_len, exec_pump_done, j,
+                                                &j->pump[0])) < 0)
             return rc;
         j->in_w = -1;
         j->live++;
     }
+    if (j->early.cb) { /* what was sent before the job had started */
+        ex_feed_cb *cb = j->early.cb;
+        j->early.cb = NULL;
+        int r = ex_pump_feed(j->pump[0], j->early.data, j->early.len, j->early.eof, cb, j->early.arg);
+        free(j->early.data);
+        j->early.data = NULL;
+        if (r != 0)
+            cb(j->early.arg, r == 1 ? 0 : r);
+    }
+    return 0;
+}
+
+/* `send`: bytes for a stdin_pipe job's stdin (see ex_pump_feed); before its program has
+ * started they wait for it, one send at a time. */
+static int exec_feed(co_task *body, const void *data, size_t len, bool eof, void (*cb)(void *arg, int status),
+                     void *arg)
+{
+    exec_job *j = co_task_data(body);
+    if (!j || !j->a->pipe_in)
+        return -ENOTSUP;
+    if (j->pump[0])
+        return j->alive ? ex_pump_feed(j->pump[0], data, len, eof, cb, arg) : -EPIPE;
+    if (j->sp.pid > 0 || j->early.cb)
+        return j->early.cb ? -EBUSY : -EPIPE; /* started and gone, or one is waiting */
+    if (len && !(j->early.data = malloc(len)))
+        return -ENOMEM;
+    if (len)
+        memcpy(j->early.data, data, len);
+    j->early.len = len;
+    j->early.eof = eof;
+    j->early.cb = cb;
+    j->early.arg = arg;
     return 0;
 }
 
@@ -685,6 +735,8 @@ static int exec_body(void *arg)
         snprintf(j->err, sizeof j->err, "cannot collect the exit status of pid %d: %s", (int)j->sp.pid,
                  strerror(-rc));
     double dur = exec_mono() - j->t0;
+    if (j->a->pipe_in && j->pump[0])
+        ex_pump_stop(j->pump[0]); /* nobody reads it now: a send waiting on it ends */
     /* The rest of its group goes with it, and of its cgroup (setsid() escapes the group). */
     kill(-j->sp.pid, SIGKILL);
     exec_cg_end(j);
@@ -746,6 +798,9 @@ static void exec_job_free(co_future *f, void *arg)
 {
     exec_job *j = arg;
     (void)f;
+    if (j->early.cb) /* sent before a start that never came */
+        j->early.cb(j->early.arg, UV_ECANCELED);
+    free(j->early.data);
     for (int i = 0; i < 3; i++)
         ex_pump_free(j->pump[i]);
     for (int s = 0; s < 2; s++)
@@ -847,4 +902,4 @@ static int exec_signal(co_task *body, int sig)
 const kind_ops kind_exec = { .name = "exec", .available = EXEC_AVAILABLE, .takes_slot = true, .has_output = true,
                              .args_size = sizeof(exec_args *), .validate = exec_validate, .refs = exec_refs, .start = exec_start,
                              .free = exec_free, .command = exec_command, .bytes = exec_bytes,
-                             .signal = exec_signal };
+                             .signal = exec_signal, .feed = exec_feed };

@@ -262,6 +262,7 @@ void srv_conn_close(srv_conn *c)
     srv *v = c->srv;
     srv_watch_conn_closed(c);
     srv_output_conn_closed(c);
+    srv_send_conn_closed(c);
     srv_history_conn_closed(c);
     srv_durable_conn_closed(c);
     co_queue_remove(&c->node);
@@ -596,6 +597,7 @@ void srv_conn_open(srv *v, int fd)
     co_queue_init(&c->waits);
     co_queue_init(&c->subs);
     co_queue_init(&c->reads);
+    co_queue_init(&c->sends);
     co_queue_init(&c->hist);
     co_queue_init(&c->held_node);
     co_queue_insert_tail(&v->conns, &c->node);

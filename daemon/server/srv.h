@@ -26,6 +26,7 @@
 #define SRV_OUTPUT_DEFAULT 65536u          /* bytes `output` returns without a max */
 #define SRV_OUTPUT_MAX (4u * 1024u * 1024u) /* bytes one `output` call returns at most */
 #define SRV_OUTPUT_WAIT_MAX 60.0           /* seconds an `output` may wait for bytes */
+#define SRV_SEND_MAX (64u * 1024u)          /* bytes one `send` writes into a job's stdin (a pipe's worth) */
 #define SRV_MAX_GROUP_USERS 1024u         /* uids a configured group may name in `users` */
 #define SRV_LIST_DEFAULT 1000u             /* records `list` returns without a limit */
 #define SRV_LIST_MAX 100000u

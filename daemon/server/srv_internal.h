@@ -17,6 +17,7 @@ typedef struct srv_conn srv_conn;
 typedef struct srv_wait srv_wait;
 typedef struct srv_sub srv_sub;
 typedef struct srv_outread srv_outread;
+typedef struct srv_sendreq srv_sendreq;
 
 /* A submit answered into a connection's held output, waiting for its batch's commit
  * (srv_durable.c): then its record is armed; if the commit fails, its answer becomes an
@@ -107,7 +108,8 @@ struct srv_conn {
     size_t nall;    /* of its subscriptions, those with all: true */
     co_queue reads; /* srv_outread.node: `output` reads on the thread pool */
     co_queue hist;  /* srv_hist.node: reads of the store on the thread pool */
-    size_t nreads;  /* of both */
+    co_queue sends; /* srv_sendreq.node: `send` writes into jobs' stdin */
+    size_t nreads;  /* of the three */
     bool no_fault;  /* dispatching a request again after its records were read back */
     uint32_t next_sub;
     co_queue node;       /* in srv.conns */
@@ -204,6 +206,9 @@ void srv_dispatch(srv_conn *c, const cp_request *rq);
 /* srv_output.c */
 void srv_output(srv_conn *c, const cp_request *rq);
 void srv_output_conn_closed(srv_conn *c);
+/* srv_send.c */
+void srv_send(srv_conn *c, const cp_request *rq);
+void srv_send_conn_closed(srv_conn *c);
 /* Task `id` wrote output, or ended: its parked long-polls read again. */
 void srv_output_wake(srv *v, uint64_t id);
 

@@ -396,7 +396,7 @@ static const struct {
     { "subscribe", srv_subscribe }, { "unsubscribe", srv_unsubscribe }, { "output", srv_output },
     { "set_group", m_set_group }, { "groups", m_groups },     { "clean", srv_clean },
     { "restart", srv_restart },   { "signal", m_signal },       { "edit", m_edit },
-    { "remove_group", m_remove_group },
+    { "remove_group", m_remove_group }, { "send", srv_send },
 };
 
 void srv_dispatch(srv_conn *c, const cp_request *rq)

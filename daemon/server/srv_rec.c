@@ -662,6 +662,15 @@ int srv_table_edit(srv_table *t, srv_rec *r, bool privileged, const msgpack_obje
     return rc < 0 ? cp_fail(err, CP_INTERNAL, "out of memory") : 0;
 }
 
+int srv_rec_feed(srv_rec *r, const void *data, size_t len, bool eof, void (*cb)(void *arg, int status), void *arg)
+{
+    if (!r->kind->feed)
+        return -ENOTSUP;
+    if (r->stage != ST_RUNNING || !r->body)
+        return -ESRCH;
+    return r->kind->feed(r->body, data, len, eof, cb, arg);
+}
+
 int srv_rec_signal(srv_rec *r, int sig)
 {
     if (!r->kind->signal)

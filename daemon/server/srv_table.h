@@ -90,6 +90,9 @@ int srv_table_edit(srv_table *t, srv_rec *r, bool privileged, const msgpack_obje
 /* A signal to what a running task runs (a job's process group), which it does not end
  * by itself: 0, -ENOTSUP for a kind that runs nothing, -ESRCH when it is not running. */
 int srv_rec_signal(srv_rec *r, int sig);
+/* `send`: bytes for a running stdin_pipe job's stdin (kind_ops.feed says the rest);
+ * -ESRCH when it is not running. */
+int srv_rec_feed(srv_rec *r, const void *data, size_t len, bool eof, void (*cb)(void *arg, int status), void *arg);
 
 void srv_rec_ref(srv_rec *r);
 void srv_rec_unref(srv_rec *r);

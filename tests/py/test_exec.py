@@ -11,6 +11,7 @@ import pwd
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -438,6 +439,70 @@ class Exec(unittest.TestCase):
                 self.assertEqual(e.exception.code, code, params)
                 self.assertIn(words, e.exception.message, params)
             for t in (queued, run):
+                c.call("cancel", {"id": t})
+
+    def test_send_writes_to_a_stdin_pipe_job(self):
+        with self.client() as c:
+            spec = {"kind": "exec", "group": "snd",
+                    "args": {"argv": ["sh", "-c", "while read l; do echo got:$l; done; echo end"], "stdin_pipe": True}}
+            # not started yet (its group is paused): refused
+            c.call("set_group", {"name": "snd", "paused": True})
+            held = c.call("submit", spec)["id"]
+            with self.assertRaises(RemoteError) as e:
+                c.call("send", {"id": held, "data": "x"})
+            self.assertEqual((e.exception.code, e.exception.message), ("invalid_state", "the task is not running"))
+            c.call("cancel", {"id": held})
+            c.call("set_group", {"name": "snd", "paused": False})
+            # sent at once after the submit's answer, as its program starts: the bytes wait
+            # for the program if it has not exec'd yet
+            job = c.call("submit", spec)["id"]
+            self.assertEqual(c.call("send", {"id": job, "data": b"one\n"}), {"written": 4})
+            self.assertEqual(c.call("send", {"id": job, "data": "two\nthree\n"}), {"written": 10})
+            r = c.call("output", {"id": job, "wait": 10})
+            self.assertTrue(r["data"].startswith(b"got:one\n"), r)
+            self.assertEqual(c.call("send", {"id": job, "eof": True}), {"written": 0})  # its stdin ends
+            rec = c.call("wait", {"ids": [job]})["done"][0]
+            self.assertEqual(rec["state"], "succeeded")
+            self.assertEqual(output(c, job), b"got:one\ngot:two\ngot:three\nend\n")
+            with self.assertRaises(RemoteError) as e:
+                c.call("send", {"id": job, "data": "late"})
+            self.assertEqual(e.exception.code, "invalid_state")
+            # a job that stops reading holds its sender back (the answer waits), not the daemon
+            stuck = c.call("submit", {"kind": "exec", "args": {"argv": ["sleep", "30"], "stdin_pipe": True}})["id"]
+            self.assertTrue(wait_until(lambda: c.call("get", {"id": stuck})["state"] == "running", 10))
+            chunk = b"x" * 65536
+            while True:  # fills the pipe: the kernel keeps 64 KiB
+                m = c.send("send", {"id": stuck, "data": chunk})
+                c.s.settimeout(1)
+                try:
+                    c.response(m)
+                except socket.timeout:
+                    break
+                finally:
+                    c.s.settimeout(20)
+            with self.client() as other:
+                with self.assertRaises(RemoteError) as e:  # one in flight per job
+                    other.call("send", {"id": stuck, "data": b"y"})
+                self.assertIn("in flight", e.exception.message)
+                other.call("cancel", {"id": stuck})
+            with self.assertRaises(RemoteError) as e:  # the waiting send ends with the job
+                c.response(m)
+            self.assertEqual(e.exception.code, "invalid_state")
+            # refusals
+            plain = c.call("submit", {"kind": "exec", "args": {"argv": ["sleep", "30"]}})["id"]
+            nap = c.call("submit", {"kind": "sleep", "args": {"seconds": 30}})["id"]
+            for params, code in (({"id": plain, "data": "x"}, "invalid_state"),
+                                 ({"id": nap, "data": "x"}, "invalid_state"),
+                                 ({"id": plain, "data": b"x" * 65537}, "too_large"),
+                                 ({"id": plain, "data": 5}, "bad_request"),
+                                 ({"id": plain}, "bad_request")):
+                with self.assertRaises(RemoteError) as e:
+                    c.call("send", params)
+                self.assertEqual(e.exception.code, code, params)
+            with self.assertRaises(RemoteError) as e:
+                c.call("submit", {"kind": "exec", "args": {"argv": ["cat"], "stdin": "x", "stdin_pipe": True}})
+            self.assertEqual(e.exception.code, "bad_request")
+            for t in (plain, nap):
                 c.call("cancel", {"id": t})
 
     def test_signal_reaches_the_process_group_and_leaves_the_task(self):
