@@ -39,6 +39,8 @@ static const char usage[] =
     "  kill ID... [--signal SIG]     send a signal (default TERM) to running jobs\n"
     "  edit ID [--name S] [--group G] [--priority N] [--delay SECONDS]\n"
     "                                change a task that has not started; priority ID N\n"
+    "  send ID TEXT|- [-n] [--eof]   write TEXT and a newline (or standard input) to a job\n"
+    "                                added with --stdin-pipe; --eof closes its stdin\n"
     "  pause|resume GROUP... | --all [--running]\n"
     "                                stop / restart starting the groups' queued tasks;\n"
     "                                --running: also stop (SIGSTOP) / continue their jobs\n"
@@ -76,7 +78,8 @@ static const char usage[] =
     "  --retries N --retry-delay SECONDS --shield --wait (wait for it; exit as it ends)\n"
     "JOB OPTS (add, run): --env NAME=VALUE (repeatable; overrides yours) --default-env (the\n"
     "  daemon's minimal PATH/HOME/USER/LOGNAME/SHELL instead of yours) --cwd DIR\n"
-    "  --stdin-file FILE|- --grace SECONDS --output-limit BYTES --umask OCTAL\n"
+    "  --stdin-file FILE|- --stdin-pipe (kept open: send writes to it) --grace SECONDS\n"
+    "  --output-limit BYTES --umask OCTAL\n"
     "  --rlimit NAME=SOFT[:HARD] (nofile, core, cpu, as; a count or infinity; repeatable)\n"
     "  --memory-max BYTES (K, M, G, T) --pids-max N --cpu-weight 1..10000 --cpu-quota CPUS\n"
     "  (these four need the daemon's cgroups: coroctl ping says which it has)\n"
@@ -1144,7 +1147,7 @@ static const struct {
     { "wait", cmd_wait },     { "status", cmd_status }, { "list", cmd_list },     { "clean", cmd_clean },   { "restart", cmd_restart },     { "watch", cmd_watch },
     { "groups", cmd_groups }, { "add", cmd_add },       { "run", cmd_run },       { "logs", cmd_logs },
     { "group", cmd_group },   { "pause", cmd_pause },   { "resume", cmd_resume }, { "kill", cmd_kill },
-    { "edit", cmd_edit },     { "priority", cmd_priority },
+    { "edit", cmd_edit },     { "priority", cmd_priority }, { "send", cmd_send },
 };
 
 /* --json, --jsonl, --socket PATH (or --socket=PATH) and --version are taken wherever they

@@ -94,5 +94,6 @@ int cmd_resume(int argc, char **argv);
 int cmd_kill(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_priority(int argc, char **argv);
+int cmd_send(int argc, char **argv);
 
 #endif

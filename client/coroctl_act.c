@@ -1,9 +1,12 @@
 /* coroctl_act.c: commands that act on tasks already submitted — kill (a signal to a
- * running job), send (text to a job's stdin) and edit (a task that has not started). */
+ * running job), send (text to a job's stdin), edit and priority (a task that has not
+ * started). */
 #include <ctype.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "coroctl.h"
 
@@ -109,4 +112,75 @@ int cmd_priority(int argc, char **argv)
         return usage_error("priority takes a task id or name and a number%s", "");
     char *args[] = { "edit", argv[1], "--priority", argv[2], NULL };
     return cmd_edit(4, args);
+}
+
+/* send ID TEXT|- [-n] [--eof]: TEXT and a newline (-n: without), or all of standard input
+ * in pieces of COROD_SEND_MAX, into a stdin_pipe job's stdin; --eof closes it after. */
+int cmd_send(int argc, char **argv)
+{
+    static const struct option lo[] = { { "eof", no_argument, 0, 'e' }, { "no-newline", no_argument, 0, 'n' },
+                                        { 0, 0, 0, 0 } };
+    bool eof = false, newline = true;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "n", lo, NULL)) != -1) {
+        if (c == 'e')
+            eof = true;
+        else if (c == 'n')
+            newline = false;
+        else
+            return bad_option(argv);
+    }
+    int n = argc - optind;
+    if (n != 2 && !(n == 1 && eof))
+        return usage_error("send takes a task id or name and TEXT (or - for standard input; --eof alone closes it)%s",
+                           "");
+    uint64_t id;
+    int rc = resolve_task(argv[optind], &id);
+    if (rc != EX_OK || (rc = connect_daemon()) != EX_OK)
+        return rc;
+    const char *text = n == 2 ? argv[optind + 1] : NULL;
+    size_t tlen = text ? strlen(text) : 0;
+    char *buf = malloc(tlen + 1 > COROD_SEND_MAX ? tlen + 1 : COROD_SEND_MAX);
+    if (!buf)
+        return daemon_error(-ENOMEM);
+    uint64_t total = 0;
+    if (!text) { /* --eof alone */
+        rc = corod_send(cli, id, NULL, 0, true);
+    } else if (strcmp(text, "-")) { /* TEXT and its newline, in pieces if long */
+        memcpy(buf, text, tlen);
+        if (newline)
+            buf[tlen++] = '\n';
+        for (size_t off = 0; rc == 0 && off < tlen; off += COROD_SEND_MAX) {
+            size_t k = tlen - off < COROD_SEND_MAX ? tlen - off : COROD_SEND_MAX;
+            rc = corod_send(cli, id, buf + off, k, eof && off + k == tlen);
+            total += k;
+        }
+        if (rc == 0 && !tlen && eof)
+            rc = corod_send(cli, id, NULL, 0, true);
+    } else { /* standard input, to its end */
+        for (;;) {
+            size_t k = 0;
+            while (k < COROD_SEND_MAX) {
+                ssize_t r = read(0, buf + k, COROD_SEND_MAX - k);
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r <= 0)
+                    break;
+                k += (size_t)r;
+            }
+            bool end = k < COROD_SEND_MAX;
+            if (k || (end && eof))
+                rc = corod_send(cli, id, buf, k, end && eof);
+            total += k;
+            if (rc < 0 || end)
+                break;
+        }
+    }
+    free(buf);
+    if (rc < 0)
+        return daemon_error(rc);
+    if (json_out)
+        printf("{\"id\": %llu, \"written\": %llu}\n", (unsigned long long)id, (unsigned long long)total);
+    return EX_OK;
 }

@@ -104,6 +104,7 @@ static int exec_extra(int c, const char *arg, submit_opts *o)
         snprintf(x->cwd, sizeof x->cwd, "%s", arg);
         return 0;
     case 'i': x->stdin_file = arg; return 0;
+    case 'I': x->ex.stdin_pipe = true; return 0;
     case 'G':
         if (parse_seconds(arg, &x->ex.grace) < 0)
             return usage_error("--grace: not a number of seconds: \"%s\"", arg);
@@ -166,7 +167,7 @@ static const struct option exec_long[] = {
     { "memory-max", required_argument, 0, 'M' }, { "pids-max", required_argument, 0, 'P' },
     { "cpu-weight", required_argument, 0, 'W' }, { "cpu-quota", required_argument, 0, 'Q' },
     { "umask", required_argument, 0, 'U' },      { "rlimit", required_argument, 0, 'X' },
-    { 0, 0, 0, 0 },
+    { "stdin-pipe", no_argument, 0, 'I' },       { 0, 0, 0, 0 },
 };
 
 static int read_stdin_file(const char *path, void **data, size_t *len)
@@ -274,6 +275,12 @@ static int submit_exec(int argc, char **argv, const char *cmd, submit_opts *o, u
         for (size_t i = 0; i < x->n_extra; i++)
             env[k++] = x->env_extra[i];
         x->ex.env = env;
+    }
+    if (x->stdin_file && x->ex.stdin_pipe) {
+        free(env);
+        free(x);
+        *rc_out = usage_error("--stdin-file and --stdin-pipe: one or the other%s", "");
+        return -EINVAL;
     }
     if (x->stdin_file) {
         if ((rc = read_stdin_file(x->stdin_file, &in, &x->ex.stdin_len)) != EX_OK) {

@@ -22,6 +22,7 @@
     "                         minimal PATH, HOME, USER, LOGNAME and SHELL instead of yours\n"        \
     "  --cwd DIR              its directory (default: yours)\n"                                      \
     "  --stdin-file FILE|-    its standard input (default: none)\n"                                  \
+    "  --stdin-pipe           its standard input stays open: coroctl send writes to it\n"           \
     "  --grace SECONDS        from SIGTERM to SIGKILL when it is stopped\n"                          \
     "  --output-limit BYTES   bytes kept of each of its streams\n"                                   \
     "  --umask OCTAL          its umask (default 022)\n"                                             \
@@ -109,6 +110,13 @@ static const struct {
                   "Give a task that has not started priority N (-1000000 to 1000000; above 0:\n"
                   "root's): edit --priority, shorter.\n\n"
                   "example:\n  coroctl priority 42 10\n" },
+    { "send", "usage: coroctl send ID TEXT|- [-n|--no-newline] [--eof] | coroctl send ID --eof\n"
+              "Write TEXT and a newline (-n: without), or all of standard input (-), into the stdin of\n"
+              "a running job added with --stdin-pipe; --eof then closes it (alone: just closes it).\n"
+              "Returns once the bytes are in the job's pipe: a job that does not read holds it.\n\n"
+              "examples:\n  id=$(coroctl add --stdin-pipe -- ./installer.sh); coroctl send $id y\n"
+              "  tail -f in.log | coroctl send $id -\n"
+              "  coroctl send $id --eof\n" },
     { "kill", "usage: coroctl kill ID... [-s|--signal SIG]\n"
               "Send a signal (default TERM; a name such as HUP, USR1, STOP, CONT, or a number) to\n"
               "running jobs' process groups. The task goes on; it ends only if the job dies of\n"

@@ -610,7 +610,7 @@ int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *o
     while (ex->argv[argc])
         argc++;
     corod_params a;
-    corod_params_begin(&a, 1 + (ex->env != NULL) + (ex->cwd != NULL) + (ex->stdin_data != NULL) +
+    corod_params_begin(&a, 1 + (ex->env != NULL) + (ex->cwd != NULL) + (ex->stdin_data != NULL) + ex->stdin_pipe +
                                (ex->grace > 0) + (ex->output_limit > 0) + (ex->memory_max > 0) +
                                (ex->pids_max > 0) + (ex->cpu_weight > 0) + (ex->cpu_quota > 0) +
                                ex->set_umask + (ex->nrlimits > 0));
@@ -639,6 +639,8 @@ int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *o
         msgpack_pack_bin(&a.pk, ex->stdin_len);
         msgpack_pack_bin_body(&a.pk, ex->stdin_data, ex->stdin_len);
     }
+    if (ex->stdin_pipe)
+        cp_pack_str(&a.pk, "stdin_pipe"), msgpack_pack_true(&a.pk);
     if (ex->grace > 0)
         cp_pack_str(&a.pk, "grace"), msgpack_pack_double(&a.pk, ex->grace);
     if (ex->output_limit > 0)
@@ -1103,6 +1105,33 @@ int corod_edit(corod_client *c, uint64_t id, const corod_edit_opts *e, corod_tas
     else
         corod_task_free(t);
     return rc;
+}
+
+static int take_written(const msgpack_object *res, void *ctx)
+{
+    const msgpack_object *w = cp_get(res, "written");
+    if (!w || w->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return -EPROTO;
+    *(size_t *)ctx = (size_t)w->via.u64;
+    return 0;
+}
+
+int corod_send(corod_client *c, uint64_t id, const void *data, size_t len, bool eof)
+{
+    if (len > COROD_SEND_MAX || (!len && !eof))
+        return -EINVAL;
+    corod_params p;
+    corod_params_begin(&p, 1 + (len > 0) + eof);
+    cp_pack_str(&p.pk, "id"), msgpack_pack_uint64(&p.pk, id);
+    if (len) {
+        cp_pack_str(&p.pk, "data");
+        msgpack_pack_bin(&p.pk, len);
+        msgpack_pack_bin_body(&p.pk, data, len);
+    }
+    if (eof)
+        cp_pack_str(&p.pk, "eof"), msgpack_pack_true(&p.pk);
+    size_t written = 0;
+    return corod_do(c, "send", &p, take_written, &written);
 }
 
 int corod_signal(corod_client *c, uint64_t id, int sig)

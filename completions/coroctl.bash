@@ -18,10 +18,10 @@ _coroctl()
     local cur prev words cword
     _init_completion || return
     local cmds="add run logs group pause resume groups ping sleep gather cancel wait status list
-                restart clean watch kill edit priority"
+                restart clean watch kill edit priority send"
     local task_opts="--name --group --after --delay --timeout --priority --retries --retry-delay
                      --shield --wait"
-    local job_opts="--env --default-env --cwd --stdin-file --grace --output-limit --umask --rlimit --memory-max
+    local job_opts="--env --default-env --cwd --stdin-file --stdin-pipe --grace --output-limit --umask --rlimit --memory-max
                     --pids-max --cpu-weight --cpu-quota"
     local filters="--state --group --kind --name --owner --since --until --older-than"
     local _coroctl_sock="" cmd="" i
@@ -71,6 +71,7 @@ _coroctl()
     kill) opts="--signal"; ids=1 ;;
     edit) opts="--name --group --priority --delay"; ids=1 ;;
     priority) ids=1 ;;
+    send) opts="--eof --no-newline"; ids=1 ;;
     status) opts="$filters --newest --limit --format"; ids=1 ;;
     watch) ids=1 ;;
     list) opts="$filters --newest --limit --format" ;;

@@ -1,5 +1,5 @@
 # fish completion for coroctl and corod.
-set -l cmds add run logs group pause resume groups ping sleep gather cancel wait status list restart clean watch kill edit priority
+set -l cmds add run logs group pause resume groups ping sleep gather cancel wait status list restart clean watch kill edit priority send
 
 function __coroctl_ids
     coroctl list --newest --limit 50 --format tsv 2>/dev/null | cut -f1
@@ -56,6 +56,9 @@ complete -c coroctl -n "__fish_seen_subcommand_from edit" -l name -r
 complete -c coroctl -n "__fish_seen_subcommand_from edit" -l group -r -a "(__coroctl_groups)"
 complete -c coroctl -n "__fish_seen_subcommand_from edit" -l priority -r
 complete -c coroctl -n "__fish_seen_subcommand_from edit" -l delay -r
+complete -c coroctl -n "__fish_seen_subcommand_from send" -l eof
+complete -c coroctl -n "__fish_seen_subcommand_from send" -s n -l no-newline
+complete -c coroctl -n "__fish_seen_subcommand_from add run" -l stdin-pipe
 complete -c coroctl -n "__fish_seen_subcommand_from pause resume" -l all
 complete -c coroctl -n "__fish_seen_subcommand_from pause resume" -l running
 complete -c coroctl -n "__fish_seen_subcommand_from list" -l newest
@@ -69,7 +72,7 @@ complete -c coroctl -n "__fish_seen_subcommand_from cancel" -l message -r
 complete -c coroctl -n "__fish_seen_subcommand_from wait" -l mode -r -a "all first_completed first_exception"
 complete -c coroctl -n "__fish_seen_subcommand_from wait" -l timeout -r
 complete -c coroctl -n "__fish_seen_subcommand_from gather" -l return-exceptions
-complete -c coroctl -n "__fish_seen_subcommand_from logs cancel wait status watch gather restart kill edit priority" -a "(__coroctl_ids)"
+complete -c coroctl -n "__fish_seen_subcommand_from logs cancel wait status watch gather restart kill edit priority send" -a "(__coroctl_ids)"
 complete -c coroctl -n "__fish_seen_subcommand_from pause resume group" -a "(__coroctl_groups)"
 complete -c coroctl -n "__fish_seen_subcommand_from group" -l parallel -r
 complete -c coroctl -n "__fish_seen_subcommand_from group" -l pause

@@ -255,6 +255,26 @@ class Coroctl(unittest.TestCase):
         self.assertIn("has ended: only a pending task can be edited", r.stderr)
         self.run_ctl("resume", g)
 
+    def test_send_to_a_job_stdin(self):
+        t = self.run_ctl("add", "--stdin-pipe", "--", "sh", "-c", "while read l; do echo \"<$l>\"; done").stdout.strip()
+        self.assertEqual(self.run_ctl("send", t, "yes").returncode, 0)
+        self.assertEqual(self.run_ctl("send", t, "-n", "no newline ").returncode, 0)
+        big = "z" * 100000  # more than one send's worth: in pieces
+        r = subprocess.run([COROCTL, "send", t, "-", "--eof"], input=f"then\n{big}\n", capture_output=True,
+                           text=True, env=dict(os.environ, CORO_SOCKET=self.sock), timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.run_ctl("wait", t).returncode, 0)
+        self.assertEqual(self.run_ctl("logs", t).stdout, f"<yes>\n<no newline then>\n<{big}>\n")
+        r = self.run_ctl("send", t, "late")
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("not running", r.stderr)
+        plain = self.run_ctl("add", "--", "sleep", "30").stdout.strip()
+        self.assertTrue(wait_until(lambda: self.ctl_json("status", plain)[1][0]["state"] == "running"))
+        r = self.run_ctl("send", plain, "x")
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("stdin_pipe", r.stderr)
+        self.run_ctl("cancel", plain)
+
     def test_group_rm(self):
         self.assertEqual(self.run_ctl("group", "add", "short-lived", "--pause").returncode, 0)
         t = self.run_ctl("add", "--group", "short-lived", "--", "true").stdout.strip()
@@ -327,7 +347,8 @@ class Coroctl(unittest.TestCase):
                      ["clean", "--older-than", "3y"], ["groups", "x"], ["add"], ["run"], ["logs"],
                      ["group", "set", "g"], ["pause"], ["resume"], ["pause", "--all", "g"], ["kill"],
                      ["kill", "-s", "NOPE", "1"], ["kill", "1", "--signal", "65"], ["edit", "1"],
-                     ["edit", "1", "--priority", "x"], ["edit", "1", "--delay", "-1"], ["priority", "1"]):
+                     ["edit", "1", "--priority", "x"], ["edit", "1", "--delay", "-1"], ["priority", "1"],
+                     ["send", "1"], ["send"], ["add", "--stdin-pipe", "--stdin-file", "-", "--", "cat"]):
             r = subprocess.run([COROCTL, *args], capture_output=True, text=True, env=env)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
             self.assertNotIn("cannot connect", r.stderr, args)
@@ -520,7 +541,7 @@ class Coroctl(unittest.TestCase):
 
     def test_every_command_has_help(self):
         cmds = ["add", "run", "logs", "group", "pause", "resume", "groups", "ping", "sleep", "gather", "cancel",
-                "wait", "status", "list", "restart", "clean", "watch", "kill", "edit", "priority"]
+                "wait", "status", "list", "restart", "clean", "watch", "kill", "edit", "priority", "send"]
         for cmd in cmds:
             r = self.run_ctl(cmd, "--help", env_socket=False)  # no daemon needed
             self.assertEqual(r.returncode, 0, cmd)

@@ -109,6 +109,7 @@ typedef struct corod_exec {
     unsigned umask;
     const corod_rlimit *rlimits;
     size_t nrlimits;
+    bool stdin_pipe; /* its stdin stays open for corod_send (not with stdin_data) */
 } corod_exec;
 int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *opts, uint64_t *id);
 /* Bytes of an exec task's output (stream 1 stdout, 2 stderr) from `offset`, at most `max`
@@ -137,6 +138,11 @@ typedef struct corod_edit_opts {
 } corod_edit_opts;
 #define COROD_EDIT_OPTS_INIT { .delay = -1 }
 int corod_edit(corod_client *c, uint64_t id, const corod_edit_opts *e, corod_task **out);
+/* Write len bytes (at most COROD_SEND_MAX) into a running stdin_pipe job's stdin, then
+ * close it if eof; returns once they are in the pipe (a job that does not read holds the
+ * call). Another send to the same job still in flight: COROD_EREMOTE, invalid_state. */
+#define COROD_SEND_MAX 65536u
+int corod_send(corod_client *c, uint64_t id, const void *data, size_t len, bool eof);
 /* Send signal `sig` to a running job's process group (it ends the task only if the job
  * dies of it). A task not running: COROD_EREMOTE, invalid_state. */
 int corod_signal(corod_client *c, uint64_t id, int sig);
