@@ -431,3 +431,67 @@ fail:
         srv_hist_free(h);
     return false; /* answered as if not kept: not found */
 }
+
+/* ---- a task's spec ------------------------------------------------------------------------ */
+
+/* `spec`: what a task was submitted with (its edits merged), as the store keeps it — for
+ * a detailed view (environment, directory, limits) and to submit it again changed. */
+static int srv_spec_row(const st_task *t, void *arg)
+{
+    srv_hist *h = arg;
+    if (h->uid != 0 && t->owner != h->uid)
+        return 0; /* another's: not found */
+    cp_out_raw(&h->page, t->spec, t->spec_len);
+    h->npage = 1;
+    return cp_out_failed(&h->page) ? -ENOMEM : 0;
+}
+
+static void srv_spec_work(uv_work_t *req)
+{
+    srv_hist *h = req->data;
+    h->rc = st_read(h->v->store, h->ids, 1, srv_spec_row, h);
+}
+
+static void srv_spec_done(uv_work_t *req, int status)
+{
+    srv_hist *h = req->data;
+    bool ok;
+    srv_conn *c = srv_hist_answer(h, status, &ok);
+    if (ok && !h->npage) {
+        cp_error err;
+        cp_fail(&err, CP_NOT_FOUND, "task %llu not found", (unsigned long long)h->ids[0]);
+        srv_reply_error(c, &(cp_request){ .has_msgid = true, .msgid = h->msgid }, &err);
+    } else if (ok) {
+        cp_pack_response_ok(&c->out, h->msgid);
+        cp_out_map(&c->out, 1);
+        cp_out_lit(&c->out, "spec");
+        cp_out_raw(&c->out, h->page.data, h->page.size);
+        srv_conn_mark(c);
+    }
+    srv_hist_end(h, c);
+}
+
+void srv_spec(srv_conn *c, const cp_request *rq)
+{
+    cp_error err;
+    uint64_t id;
+    if (cp_get_uint(rq->params, "id", true, 1, CP_MAX_ID, &id, &err) < 0) {
+        srv_reply_error(c, rq, &err);
+        return;
+    }
+    if (!c->srv->store) {
+        srv_reply_error(c, rq, &(cp_error){ CP_UNAVAILABLE, "this corod keeps no store (--no-store): no specs" });
+        return;
+    }
+    srv_hist *h = srv_hist_new(c, rq);
+    if (!h)
+        return;
+    if (!(h->ids = malloc(sizeof *h->ids))) {
+        srv_hist_free(h);
+        srv_reply_error(c, rq, &(cp_error){ CP_INTERNAL, "out of memory" });
+        return;
+    }
+    h->ids[0] = id;
+    h->nids = 1;
+    srv_hist_start(c, rq, h, srv_spec_work, srv_spec_done);
+}

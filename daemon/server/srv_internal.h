@@ -185,6 +185,7 @@ void srv_durable_conn_closed(srv_conn *c);
 
 /* srv_history.c */
 void srv_list(srv_conn *c, const cp_request *rq);
+void srv_spec(srv_conn *c, const cp_request *rq);
 void srv_clean(srv_conn *c, const cp_request *rq);
 void srv_restart(srv_conn *c, const cp_request *rq);
 /* Some of ids are of records in the store only: read back, then rq is dispatched again

@@ -397,6 +397,7 @@ static const struct {
     { "set_group", m_set_group }, { "groups", m_groups },     { "clean", srv_clean },
     { "restart", srv_restart },   { "signal", m_signal },       { "edit", m_edit },
     { "remove_group", m_remove_group }, { "send", srv_send },
+    { "spec", srv_spec },
 };
 
 void srv_dispatch(srv_conn *c, const cp_request *rq)

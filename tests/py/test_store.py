@@ -298,6 +298,9 @@ class Store(unittest.TestCase):
             w = c.call("get", {"id": b})["waiting"]
             self.assertAlmostEqual(w["until"], until, delta=2)
             self.assertEqual(c.call("get", {"id": b})["name"], None)
+            spec = c.call("spec", {"id": a})["spec"]  # as submitted, the edits merged in
+            self.assertEqual((spec["name"], spec["group"], spec["priority"], spec["args"]["argv"]),
+                             ("after", "held-2", 5, ["echo", "edited"]))
             # the edited spec is what a restart of the task runs again
             c.call("set_group", {"name": "held-2", "paused": False})
             self.assertEqual(c.call("wait", {"ids": [a]})["done"][0]["state"], "succeeded")
