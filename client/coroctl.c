@@ -829,6 +829,73 @@ static int cmd_wait(int argc, char **argv)
 
 static int cmd_list(int argc, char **argv);
 
+/* A key of a map, printed as "  label: value" (JSON for anything but a string). */
+static void print_field(const msgpack_object *m, const char *key, const char *label)
+{
+    const msgpack_object *v = m && m->type == MSGPACK_OBJECT_MAP ? cp_get(m, key) : NULL;
+    if (!v)
+        return;
+    printf("  %s: ", label);
+    if (!strcmp(key, "umask") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        printf("%03llo", (unsigned long long)v->via.u64);
+    else if (v->type == MSGPACK_OBJECT_STR)
+        fwrite(v->via.str.ptr, 1, v->via.str.size, stdout);
+    else
+        json_obj(stdout, v);
+    putchar('\n');
+}
+
+/* status ID: what the task was submitted with — its options, and for a job its directory,
+ * environment and limits (the store's `spec`; nothing when the daemon keeps none). */
+static void print_spec(uint64_t id)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "id", 2);
+    msgpack_pack_uint64(&pk, id);
+    void *res = NULL;
+    size_t len = 0, off = 0;
+    int rc = corod_call(cli, "spec", sb.data, sb.size, &res, &len);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc < 0)
+        return;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, res, len, &off) == MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object *s = cp_get(&u.data, "spec"), *args = s ? cp_get(s, "args") : NULL;
+        static const char *const opts[][2] = { { "priority", "priority" }, { "after", "after" },
+                                               { "delay", "delay (s)" }, { "timeout", "timeout (s)" },
+                                               { "retries", "retries" }, { "retry_delay", "retry delay (s)" },
+                                               { "shield", "shield" } };
+        for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+            print_field(s, opts[i][0], opts[i][1]);
+        static const char *const job[][2] = {
+            { "cwd", "cwd" }, { "stdin_pipe", "stdin pipe" }, { "grace", "grace (s)" },
+            { "output_limit", "output limit (bytes)" }, { "umask", "umask" }, { "rlimits", "rlimits" },
+            { "memory_max", "memory max (bytes)" }, { "pids_max", "pids max" }, { "cpu_weight", "cpu weight" },
+            { "cpu_quota", "cpu quota (CPUs)" } };
+        for (size_t i = 0; i < sizeof job / sizeof *job; i++)
+            print_field(args, job[i][0], job[i][1]);
+        const msgpack_object *env = args && args->type == MSGPACK_OBJECT_MAP ? cp_get(args, "env") : NULL;
+        if (env && env->type == MSGPACK_OBJECT_MAP) { /* its names: the values may be long, or secret */
+            printf("  env: %u variables:", env->via.map.size);
+            for (uint32_t i = 0; i < env->via.map.size; i++) {
+                const msgpack_object *k = &env->via.map.ptr[i].key;
+                if (k->type == MSGPACK_OBJECT_STR)
+                    printf("%s %.*s", i ? "," : "", (int)k->via.str.size, k->via.str.ptr);
+            }
+            putchar('\n');
+        } else if (args && args->type == MSGPACK_OBJECT_MAP && cp_get(args, "argv")) {
+            printf("  env: the daemon's minimal PATH, HOME, USER, LOGNAME, SHELL\n");
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    free(res);
+}
+
 static int cmd_status(int argc, char **argv)
 {
     uint64_t id;
@@ -844,6 +911,8 @@ static int cmd_status(int argc, char **argv)
     if (rc < 0)
         return daemon_error(rc);
     print_task(t, -1);
+    if (!json_out)
+        print_spec(id);
     corod_task_free(t);
     return EX_OK;
 }

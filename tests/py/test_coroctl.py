@@ -275,6 +275,16 @@ class Coroctl(unittest.TestCase):
         self.assertIn("stdin_pipe", r.stderr)
         self.run_ctl("cancel", plain)
 
+    def test_status_id_shows_how_the_task_was_submitted(self):
+        t = self.run_ctl("add", "--cwd", "/tmp", "--umask", "027", "--env", "ONLY_THIS=1", "--timeout", "60",
+                         "--retries", "2", "--rlimit", "nofile=512", "--", "true").stdout.strip()
+        self.run_ctl("wait", t)
+        out = self.run_ctl("status", t).stdout
+        for line in ("  cwd: /tmp\n", "  umask: 027\n", "  timeout (s): 60", "  retries: 2\n", "  rlimits: {\"nofile\"",
+                     "  argv: [\"true\"]\n", "  attempts: 1\n"):
+            self.assertIn(line, out)
+        self.assertRegex(out, r"  env: \d+ variables:.* ONLY_THIS")
+
     def test_group_rm(self):
         self.assertEqual(self.run_ctl("group", "add", "short-lived", "--pause").returncode, 0)
         t = self.run_ctl("add", "--group", "short-lived", "--", "true").stdout.strip()
