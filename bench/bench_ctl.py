@@ -12,7 +12,6 @@ exec.tsp_jobs_per_s).
 
 usage: bench_ctl.py COROD_BINARY COROCTL_BINARY [--records N] [--runs R] [--json]
 """
-import json
 import os
 import shutil
 import signal
@@ -26,21 +25,9 @@ import time
 import msgpack
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "py"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_protocol as tp  # noqa: E402
-
-JSON = "--json" in sys.argv
-
-
-def report(name, value, unit):
-    if JSON:
-        print(json.dumps({"name": name, "value": value, "unit": unit}))
-    else:
-        print(f"{name:<40} {value:>14,.2f}  {unit}")
-
-
-def arg(flag, default):
-    return int(sys.argv[sys.argv.index(flag) + 1]) if flag in sys.argv else default
-
+from bench_store import arg, report  # noqa: E402
 
 def start(corod, state, sock):
     p = subprocess.Popen([corod, "--socket", sock, "--state-dir", state], stderr=subprocess.DEVNULL)

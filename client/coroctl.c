@@ -247,15 +247,9 @@ static void json_time(FILE *f, const char *key, double t)
 
 static void fmt_time(char *buf, size_t len, double t)
 {
-    if (isnan(t)) {
-        snprintf(buf, len, "-");
-        return;
-    }
-    time_t s = (time_t)t;
-    struct tm tm;
-    localtime_r(&s, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03d", (int)((t - (double)s) * 1000));
+    size_t n = fmt_local(buf, len, t, "%Y-%m-%d %H:%M:%S");
+    if (!isnan(t))
+        snprintf(buf + n, len - n, ".%03d", (int)((t - floor(t)) * 1000));
 }
 
 /* A job's exit code or signal and how long it ran, from its result or error map. */

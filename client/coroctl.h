@@ -76,6 +76,8 @@ void table_groups_free(table_group *gs, size_t n);
 bool use_colour(void);
 void fmt_duration(char *buf, size_t len, double seconds);
 void fmt_ago(char *buf, size_t len, double t, double now);
+/* t in local time by strftime's fmt ("-" for NAN): the length written. */
+size_t fmt_local(char *buf, size_t len, double t, const char *fmt);
 void task_exit_text(const corod_task *t, char *buf, size_t len);
 void task_waiting_text(const corod_task *t, char *buf, size_t len, double now);
 

@@ -57,38 +57,21 @@ void fmt_ago(char *buf, size_t len, double t, double now)
         snprintf(buf, len, "%s%d min%s", pre, (int)d / 60, post);
     else if (d < 86400)
         snprintf(buf, len, "%s%d h%s", pre, (int)d / 3600, post);
-    else {
-        time_t s = (time_t)t;
-        struct tm tm;
-        localtime_r(&s, &tm);
-        strftime(buf, len, "%b %d %H:%M", &tm);
-    }
+    else
+        fmt_local(buf, len, t, "%b %d %H:%M");
 }
 
-static void fmt_iso(char *buf, size_t len, double t)
+size_t fmt_local(char *buf, size_t len, double t, const char *fmt)
 {
-    if (isnan(t)) {
-        snprintf(buf, len, "-");
-        return;
-    }
+    if (isnan(t))
+        return (size_t)snprintf(buf, len, "-");
     time_t s = (time_t)t;
     struct tm tm;
     localtime_r(&s, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%S%z", &tm);
+    return strftime(buf, len, fmt, &tm);
 }
 
 /* ---- what a record says ---- */
-
-static double num(const msgpack_object *o)
-{
-    if (!o)
-        return NAN;
-    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
-        return o->via.f64;
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return (double)o->via.u64;
-    return NAN;
-}
 
 static uint64_t unum(const msgpack_object *o)
 {
@@ -154,7 +137,7 @@ void task_waiting_text(const corod_task *t, char *buf, size_t len, double now)
         if (left > shown && n < len)
             snprintf(buf + n, len - n, "%s %llu more", shown ? " and" : "", (unsigned long long)(left - shown));
     } else if (!strcmp(r, "delay") || !strcmp(r, "retry")) {
-        fmt_ago(when, sizeof when, num(cp_get(m, "until")), now);
+        fmt_ago(when, sizeof when, cp_num(cp_get(m, "until")), now);
         snprintf(buf, len, "%s %s", !strcmp(r, "delay") ? "delayed: starts" : "retry", when);
     } else if (!strcmp(r, "paused")) {
         snprintf(buf, len, "group paused");
@@ -335,7 +318,7 @@ static void print_tsv(corod_task **v, size_t n, double now)
         const corod_task *t = v[i];
         char ex[128], st[64], wt[256], du[32] = "-";
         task_exit_text(t, ex, sizeof ex);
-        fmt_iso(st, sizeof st, t->started_at);
+        fmt_local(st, sizeof st, t->started_at, "%Y-%m-%dT%H:%M:%S%z");
         task_waiting_text(t, wt, sizeof wt, now);
         double d = !isnan(t->finished_at) ? t->finished_at - t->started_at
                  : !strcmp(t->state, "running") ? now - t->started_at : NAN;

@@ -69,17 +69,6 @@ static char *corod_strdup_obj(const msgpack_object *o)
     return strndup(o->via.str.ptr, o->via.str.size);
 }
 
-static double corod_time(const msgpack_object *o)
-{
-    if (!o)
-        return NAN;
-    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
-        return o->via.f64;
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return (double)o->via.u64;
-    return NAN;
-}
-
 static int corod_repack(const msgpack_object *o, void **out, size_t *len)
 {
     msgpack_sbuffer sb;
@@ -122,9 +111,9 @@ static corod_task *corod_task_decode(const msgpack_object *m)
         corod_task_free(t);
         return NULL;
     }
-    t->created_at = corod_time(cp_get(m, "created_at"));
-    t->started_at = corod_time(cp_get(m, "started_at"));
-    t->finished_at = corod_time(cp_get(m, "finished_at"));
+    t->created_at = cp_num(cp_get(m, "created_at"));
+    t->started_at = cp_num(cp_get(m, "started_at"));
+    t->finished_at = cp_num(cp_get(m, "finished_at"));
     /* result may legitimately be nil: look at the key, not at cp_get's nil-as-absent. */
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object_kv *kv = &m->via.map.ptr[i];

@@ -100,6 +100,17 @@ int cp_incoming_parse(const msgpack_object *o, cp_incoming *in, cp_error *err)
     return cp_fail(err, CP_BAD_REQUEST, "not a response or notification");
 }
 
+double cp_num(const msgpack_object *o)
+{
+    if (o && (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32))
+        return o->via.f64;
+    if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return (double)o->via.u64;
+    if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return (double)o->via.i64;
+    return NAN;
+}
+
 const msgpack_object *cp_get(const msgpack_object *map, const char *key)
 {
     if (!map || map->type != MSGPACK_OBJECT_MAP)

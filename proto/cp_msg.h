@@ -68,6 +68,8 @@ int cp_incoming_parse(const msgpack_object *o, cp_incoming *in, cp_error *err);
 /* ---- params: each getter returns 1 when present and valid, 0 when absent (or nil) and
  * not required, -EINVAL with err filled otherwise ---- */
 const msgpack_object *cp_get(const msgpack_object *map, const char *key);
+/* A number (int or float) as a double; NAN for anything else, or NULL. */
+double cp_num(const msgpack_object *o);
 /* Several fields in one pass over the map: out[j] is keys[j]'s value, NULL when absent or
  * nil (at most 32 keys). A request's handful of fields against a dozen known names is
  * one walk instead of a dozen. */

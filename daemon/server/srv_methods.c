@@ -307,13 +307,19 @@ static int srv_get_users(const cp_request *rq, uint64_t *uids, size_t *n, cp_err
     return 1;
 }
 
+/* Groups are root's (and the daemon's uid's) to set up: false after saying so. */
+static bool srv_may_change_groups(srv_conn *c, const cp_request *rq)
+{
+    if (c->uid == 0 || c->uid == c->srv->self_uid)
+        return true;
+    srv_fail(c, rq, CP_PERMISSION_DENIED, "only root or uid %u may change groups", (unsigned)c->srv->self_uid);
+    return false;
+}
+
 static void m_set_group(srv_conn *c, const cp_request *rq)
 {
-    if (c->uid != 0 && c->uid != c->srv->self_uid) {
-        srv_fail(c, rq, CP_PERMISSION_DENIED, "only root or uid %u may change groups",
-                 (unsigned)c->srv->self_uid);
+    if (!srv_may_change_groups(c, rq))
         return;
-    }
     cp_error err;
     cp_str name;
     uint64_t parallel, users[SRV_MAX_GROUP_USERS];
@@ -355,11 +361,8 @@ static void m_set_group(srv_conn *c, const cp_request *rq)
 
 static void m_remove_group(srv_conn *c, const cp_request *rq)
 {
-    if (c->uid != 0 && c->uid != c->srv->self_uid) {
-        srv_fail(c, rq, CP_PERMISSION_DENIED, "only root or uid %u may change groups",
-                 (unsigned)c->srv->self_uid);
+    if (!srv_may_change_groups(c, rq))
         return;
-    }
     cp_error err;
     cp_str name;
     if (cp_get_str(rq->params, "name", true, CP_MAX_GROUP, &name, &err) < 0 ||

@@ -99,14 +99,17 @@ const char *srv_rec_state(const srv_rec *r)
 
 #define SRV_WAITING_IDS 16u /* dependencies a `waiting` names; `left` counts them all */
 
-/* The head of a `waiting` map of n keys, and its id first when asked for. */
-static void srv_waiting_map(cp_out *o, const srv_rec *r, bool with_id, uint32_t n)
+/* The head of a `waiting` map of n keys more than its reason: its id first when asked
+ * for, then the reason. */
+static void srv_waiting_map(cp_out *o, const srv_rec *r, bool with_id, uint32_t n, const char *reason)
 {
-    cp_out_map(o, n + with_id);
+    cp_out_map(o, 1 + n + with_id);
     if (with_id) {
         cp_out_lit(o, "id");
         cp_out_uint(o, r->id);
     }
+    cp_out_lit(o, "reason");
+    cp_out_str(o, reason);
 }
 
 bool srv_rec_pack_waiting(cp_out *o, const srv_rec *r, bool with_id)
@@ -117,9 +120,7 @@ bool srv_rec_pack_waiting(cp_out *o, const srv_rec *r, bool with_id)
         size_t n = 0;
         for (size_t i = 0; i < r->ndeps && n < SRV_WAITING_IDS; i++)
             n += co_future_state(r->deps[i].fut) == CO_PENDING;
-        srv_waiting_map(o, r, with_id, 3);
-        cp_out_lit(o, "reason");
-        cp_out_lit(o, "after");
+        srv_waiting_map(o, r, with_id, 2, "after");
         cp_out_lit(o, "left");
         cp_out_uint(o, r->deps_left);
         cp_out_lit(o, "ids");
@@ -131,30 +132,22 @@ bool srv_rec_pack_waiting(cp_out *o, const srv_rec *r, bool with_id)
     }
     case ST_DELAY: {
         double left = r->delay_task ? co_sleep_due_in(r->delay_task) : -1;
-        srv_waiting_map(o, r, with_id, 2);
-        cp_out_lit(o, "reason");
-        cp_out_str(o, r->attempts ? "retry" : "delay");
+        srv_waiting_map(o, r, with_id, 1, r->attempts ? "retry" : "delay");
         cp_out_lit(o, "until");
         cp_out_double(o, srv_now() + (left > 0 ? left : 0));
         return true;
     }
     case ST_READY:
         if (g->paused) {
-            srv_waiting_map(o, r, with_id, 1);
-            cp_out_lit(o, "reason");
-            cp_out_lit(o, "paused");
+            srv_waiting_map(o, r, with_id, 0, "paused");
         } else if (r->ready.work && g->parallel && g->busy >= g->parallel) {
-            srv_waiting_map(o, r, with_id, 3);
-            cp_out_lit(o, "reason");
-            cp_out_lit(o, "full");
+            srv_waiting_map(o, r, with_id, 2, "full");
             cp_out_lit(o, "running");
             cp_out_uint(o, g->busy);
             cp_out_lit(o, "parallel");
             cp_out_uint(o, g->parallel);
         } else { /* behind others of the group: it starts as they do */
-            srv_waiting_map(o, r, with_id, 1);
-            cp_out_lit(o, "reason");
-            cp_out_lit(o, "queued");
+            srv_waiting_map(o, r, with_id, 0, "queued");
         }
         return true;
     default:

@@ -96,4 +96,19 @@ static inline corod_client *h_connect(daemon_h *d)
     return c;
 }
 
+/* A group of cmocka tests sharing one daemon, started before and stopped after them. */
+static daemon_h shared __attribute__((unused));
+
+static inline int shared_up(void **state)
+{
+    (void)state;
+    return daemon_start(&shared, NULL);
+}
+
+static inline int shared_down(void **state)
+{
+    (void)state;
+    return daemon_stop(&shared) == 0 ? 0 : -1;
+}
+
 #endif

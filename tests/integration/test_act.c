@@ -13,19 +13,6 @@
 
 #include "daemon_harness.h"
 
-static daemon_h shared;
-
-static int up(void **state)
-{
-    (void)state;
-    return daemon_start(&shared, NULL);
-}
-
-static int down(void **state)
-{
-    (void)state;
-    return daemon_stop(&shared) == 0 ? 0 : -1;
-}
 
 static corod_task *get(corod_client *c, uint64_t id)
 {
@@ -230,5 +217,5 @@ int main(void)
         cmocka_unit_test(test_cancel_fd_gives_up_a_waiting_call),
         cmocka_unit_test(test_list_page),
     };
-    return cmocka_run_group_tests(tests, up, down);
+    return cmocka_run_group_tests(tests, shared_up, shared_down);
 }

@@ -19,19 +19,6 @@
 #include "corod/uv.h"
 #include "daemon_harness.h"
 
-static daemon_h shared;
-
-static int up(void **state)
-{
-    (void)state;
-    return daemon_start(&shared, NULL);
-}
-
-static int down(void **state)
-{
-    (void)state;
-    return daemon_stop(&shared) == 0 ? 0 : -1;
-}
 
 static corod_task *wait1(corod_client *c, uint64_t id)
 {
@@ -650,7 +637,7 @@ int main(void)
         cmocka_unit_test(test_shutdown_answers_waiters),
         cmocka_unit_test(test_client_refuses_oversize_replies),
     };
-    int fails = cmocka_run_group_tests_name("daemon", shared_tests, up, down);
+    int fails = cmocka_run_group_tests_name("daemon", shared_tests, shared_up, shared_down);
     fails += cmocka_run_group_tests_name("daemon-own", own_tests, NULL, NULL);
     return fails;
 }

@@ -18,16 +18,9 @@ import tempfile
 import time
 import unittest
 
+from test_exec import wait_until  # noqa: E402
+
 COROD = COROCTL = None
-
-
-def wait_until(pred, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 class Coroctl(unittest.TestCase):
@@ -106,7 +99,7 @@ class Coroctl(unittest.TestCase):
         self.assertEqual(bad.returncode, 7)
         killed = self.run_ctl("add", "--group", g + "-2", "--wait", "--", "sh", "-c", "kill -9 $$")
         self.assertEqual(killed.returncode, 128 + 9)
-        self.assertTrue(wait_until(lambda: self.ctl_json("status", run)[1][0]["state"] == "running"))
+        self.assertTrue(wait_until(lambda: self.ctl_json("status", run)[1][0]["state"] == "running", 10))
         rc, out = self.run_tty("list", "--group", g, cols=100)
         self.assertEqual(rc, 0)
         self.assertIn("\033[36mrunning", out)  # coloured on a terminal
@@ -156,11 +149,11 @@ class Coroctl(unittest.TestCase):
         trap = self.run_ctl("add", "--name", "trapper", "--", "sh", "-c",
                             "trap 'echo got HUP' HUP; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done"
                             ).stdout.strip()
-        self.assertTrue(wait_until(lambda: self.ctl_json("status", trap)[1][0]["state"] == "running"))
+        self.assertTrue(wait_until(lambda: self.ctl_json("status", trap)[1][0]["state"] == "running", 10))
         time.sleep(0.2)  # the shell has set its trap
         r = self.run_ctl("kill", "trapper", "--signal", "hup")  # by name, any case
         self.assertEqual((r.returncode, r.stdout), (0, f"task {trap}: sent SIGHUP\n"))
-        self.assertTrue(wait_until(lambda: "got HUP" in self.run_ctl("logs", trap).stdout))
+        self.assertTrue(wait_until(lambda: "got HUP" in self.run_ctl("logs", trap).stdout, 10))
         self.assertEqual(self.ctl_json("status", trap)[1][0]["state"], "running")
         r = self.run_ctl("kill", trap, "-s", "9")
         self.assertEqual(r.returncode, 0)
@@ -195,7 +188,7 @@ class Coroctl(unittest.TestCase):
         self.assertEqual(self.run_ctl("group", "add", g, "--parallel", "2").returncode, 0)
         ids = [self.run_ctl("add", "--group", g, "--", "sleep", "30").stdout.strip() for _ in range(3)]
         self.assertTrue(wait_until(lambda: [t["state"] for t in self.ctl_json("list", "--group", g)[1]]
-                                   == ["running", "running", "pending"]))
+                                   == ["running", "running", "pending"], 10))
         pids = [int(p) for p in subprocess.run(["pgrep", "-x", "-f", "sleep 30"], capture_output=True,
                                                text=True).stdout.split()]
         self.assertGreaterEqual(len(pids), 2)
@@ -211,12 +204,12 @@ class Coroctl(unittest.TestCase):
             return got
         r = self.run_ctl("pause", g, "--running")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertTrue(wait_until(lambda: "T" in states()), states())
+        self.assertTrue(wait_until(lambda: "T" in states(), 10), states())
         rc, out = self.run_tty("list", "--group", g, env={"NO_COLOR": "1"})
         self.assertIn("paused", out.splitlines()[0])
         r = self.run_ctl("resume", "--all", "--running")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertTrue(wait_until(lambda: "T" not in states()), states())
+        self.assertTrue(wait_until(lambda: "T" not in states(), 10), states())
         # wait --group times out listing what is still pending (exit 5); cancel --group ends them all
         r = self.run_ctl("wait", "--group", g, "--timeout", "0.1")
         self.assertEqual(r.returncode, 5, r.stderr)
@@ -269,7 +262,7 @@ class Coroctl(unittest.TestCase):
         self.assertEqual(r.returncode, 3)
         self.assertIn("not running", r.stderr)
         plain = self.run_ctl("add", "--", "sleep", "30").stdout.strip()
-        self.assertTrue(wait_until(lambda: self.ctl_json("status", plain)[1][0]["state"] == "running"))
+        self.assertTrue(wait_until(lambda: self.ctl_json("status", plain)[1][0]["state"] == "running", 10))
         r = self.run_ctl("send", plain, "x")
         self.assertEqual(r.returncode, 3)
         self.assertIn("stdin_pipe", r.stderr)
