@@ -694,6 +694,53 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+class Document(unittest.TestCase):
+    """PROTOCOL.md's byte-exact example is what a daemon sends, byte for byte."""
+
+    def example(self):
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "proto", "PROTOCOL.md")
+        with open(path) as f:
+            text = f.read()
+        block = text.split("The same exchange byte for byte")[1].split("```")[1]
+        msgs = []
+        for line in block.strip().splitlines():
+            if line.startswith(("→", "←")):
+                direction, label, *hexes = line.split()
+                msgs.append([direction, label, bytes.fromhex("".join(hexes))])
+            else:
+                msgs[-1][2] += bytes.fromhex("".join(line.split()))
+        return msgs
+
+    def test_the_hex_example_is_what_a_daemon_sends(self):
+        msgs = self.example()
+        self.assertEqual([(d, lbl) for d, lbl, _ in msgs], [("→", "submit"), ("←", "answer"), ("→", "subscribe"),
+                                                              ("←", "answer"), ("←", "task.done")])
+        self.assertEqual(msgpack.unpackb(msgs[0][2]),
+                         [0, 1, "submit", [{"kind": "sleep", "args": {"seconds": 0.5, "result": "hi"}}]])
+        note = msgpack.unpackb(msgs[4][2])
+        self.assertEqual(note[:2], [2, "task.done"])
+        d = Daemon("--no-store")  # ids from 1, as in the example
+        try:
+            with Client(d.sock) as c:
+                c.s.sendall(msgs[0][2])
+                self.assertEqual(c.s.recv(4096), msgs[1][2])  # the answer, byte for byte
+                c.s.sendall(msgs[2][2])
+                got = b""
+                while len(got) < len(msgs[3][2]) + len(msgs[4][2]):
+                    got += c.s.recv(4096)
+            self.assertEqual(got[:len(msgs[3][2])], msgs[3][2])
+            real = msgpack.unpackb(got[len(msgs[3][2]):])
+            # the same record, key for key in the same order, but for when it happened
+            want, have = note[2][0]["task"], real[2][0]["task"]
+            self.assertEqual(list(have), list(want))
+            for k in ("created_at", "started_at", "finished_at"):
+                self.assertIsInstance(have.pop(k), float)
+                want.pop(k)
+            self.assertEqual(have, want)
+        finally:
+            d.stop()
+
+
 class Index(unittest.TestCase):
     def test_ids_that_collide_in_the_index_and_evictions_across_them(self):
         """The id index starts with 1,024 slots and stays that small for 50 records, so
