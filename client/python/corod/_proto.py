@@ -43,6 +43,10 @@ def pack_request(msgid: int, method: str, params: Optional[Dict[str, Any]]) -> b
     return msgpack.packb([0, msgid, method, [] if params is None else [params]], use_bin_type=True)
 
 
+def packer() -> msgpack.Packer:
+    return msgpack.Packer(use_bin_type=True)
+
+
 def unpacker() -> msgpack.Unpacker:
     # strict_map_key off: maps a daemon sends have string keys, but a result may not
     return msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=64 << 20)

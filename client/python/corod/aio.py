@@ -56,6 +56,44 @@ class AsyncTask:
         return await self.client.get(self.id)
 
 
+class _Batch:
+    """The answers of a batch of requests, into one future: slot() stands where a call's
+    future would (_handle calls done, set_result, set_exception on it)."""
+
+    def __init__(self, fut: asyncio.Future):
+        self.fut, self.results, self.n, self.left = fut, [], 0, 0
+
+    def slot(self) -> "_Slot":
+        self.results.append(None)
+        self.n += 1
+        self.left += 1
+        return _Slot(self, self.n - 1)
+
+    def fail(self, e: BaseException) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(e)
+
+
+class _Slot:
+    __slots__ = ("batch", "i")
+
+    def __init__(self, batch: _Batch, i: int):
+        self.batch, self.i = batch, i
+
+    def done(self) -> bool:
+        return self.batch.fut.done()
+
+    def set_result(self, r: Any) -> None:
+        b = self.batch
+        b.results[self.i] = r
+        b.left -= 1
+        if not b.left and not b.fut.done():
+            b.fut.set_result(b.results)
+
+    def set_exception(self, e: BaseException) -> None:
+        self.batch.fail(e)
+
+
 class AsyncClient:
     """A connection to corod. Use AsyncClient.connect(path) (default: the socket coroctl
     uses), and close() it — or `async with`. Every protocol method is a coroutine with
@@ -71,7 +109,10 @@ class AsyncClient:
         self._done_sub: Optional[asyncio.Future] = None  # the all-tasks subscription handles rely on
         self._waiting: Dict[int, List[AsyncTask]] = {}
         self._closed: Optional[CorodError] = None
-        self._reader = asyncio.get_running_loop().create_task(self._read_loop())
+        self._out: List[bytes] = []  # requests of this turn of the loop, written in one go
+        self._pack = p.packer().pack
+        self._loop = asyncio.get_running_loop()
+        self._reader = self._loop.create_task(self._read_loop())
 
     @classmethod
     async def connect(cls, path: Optional[str] = None) -> "AsyncClient":
@@ -136,7 +177,7 @@ class AsyncClient:
         if self._closed:
             return
         self._closed = why
-        for fut in self._calls.values():
+        for fut in list(self._calls.values()):
             if not fut.done():
                 fut.set_exception(why)
         self._calls.clear()
@@ -151,14 +192,23 @@ class AsyncClient:
     def request(self, method: str, params: Optional[Dict[str, Any]] = None) -> asyncio.Future:
         """Send a request now; the future gets its result (pipelining: send many, then
         await them)."""
-        fut = asyncio.get_running_loop().create_future()
+        fut = self._loop.create_future()
         if self._closed:
             fut.set_exception(self._closed)
             return fut
         self._msgid = self._msgid % 0xFFFFFFFF + 1
         self._calls[self._msgid] = fut
-        self._w.write(p.pack_request(self._msgid, method, params))
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out.append(self._pack([0, self._msgid, method, [] if params is None else [params]]))
         return fut
+
+    def _flush(self) -> None:
+        if not self._out:
+            return
+        data, self._out = b"".join(self._out), []
+        if not self._closed:
+            self._w.write(data)
 
     async def call(self, method: str, params: Optional[Dict[str, Any]] = None) -> Any:
         fut = self.request(method, params)
@@ -175,6 +225,25 @@ class AsyncClient:
     async def submit(self, spec: Dict[str, Any]) -> AsyncTask:
         """Any task spec (PROTOCOL.md, "Task specs")."""
         return AsyncTask(self, (await self.call("submit", spec))["id"])
+
+    async def submit_many(self, specs: Iterable[Dict[str, Any]]) -> List[AsyncTask]:
+        """Many specs, pipelined: all sent at once, their handles in order — with one
+        future for them all, not one each (asyncio.gather over submit() makes an asyncio
+        task of each). The first refusal is raised (the others may have been accepted:
+        list shows them)."""
+        batch = _Batch(self._loop.create_future())
+        for s in specs:
+            self._msgid = self._msgid % 0xFFFFFFFF + 1
+            self._calls[self._msgid] = batch.slot()
+            self._out.append(self._pack([0, self._msgid, "submit", [s]]))
+        if batch.n == 0:
+            return []
+        if self._closed:
+            batch.fail(self._closed)
+        else:
+            self._flush()
+            await self._w.drain()
+        return [AsyncTask(self, r["id"]) for r in await batch.fut]
 
     async def submit_exec(self, argv: Sequence[Union[str, bytes]], **opts: Any) -> AsyncTask:
         """Run a program (see corod._proto.exec_spec for the options)."""

@@ -67,6 +67,7 @@ class Client:
             raise
         self._s.settimeout(timeout)
         self._u = p.unpacker()
+        self._pack = p.packer().pack
         self._msgid = 0
         self._answers: Dict[int, Any] = {}  # answers read while waiting for another
         self._notes: List[Record] = []       # task.done notes, {sub, task}
@@ -104,7 +105,7 @@ class Client:
         """Send a request without waiting: its msgid, for answer()."""
         self._msgid = self._msgid % 0xFFFFFFFF + 1
         try:
-            self._s.sendall(p.pack_request(self._msgid, method, params))
+            self._s.sendall(self._pack([0, self._msgid, method, [] if params is None else [params]]))
         except OSError as e:
             raise ConnectionLost(f"cannot send: {e}") from e
         return self._msgid

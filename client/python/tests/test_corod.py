@@ -208,6 +208,12 @@ class Async(unittest.TestCase):
                 tasks = await asyncio.gather(*(c.sleep(0.01, result=i) for i in range(10000)))
                 results = await asyncio.gather(*tasks)
                 self.assertEqual(results, list(range(10000)))
+                # the same through submit_many: one future for the batch, handles in order
+                many = await c.submit_many(corod.sleep_spec(0, result=i) for i in range(10000))
+                self.assertEqual(await asyncio.gather(*many), list(range(10000)))
+                with self.assertRaises(corod.BadRequest):
+                    await c.submit_many([corod.sleep_spec(0), {"kind": "nope"}])
+                self.assertEqual(await c.submit_many([]), [])
                 self.assertLess(time.monotonic() - t0, 100)  # a sanity bound, not a speed
         self.run_async(go())
 
