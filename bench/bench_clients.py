@@ -10,6 +10,8 @@ only.
   Python client can do: the package's overhead is the ratio;
 - submit -> done p50 with one task in flight: AsyncClient (`await c.sleep(0)` then
   awaiting the handle, which resolves from task.done) and a bare loop (submit, then wait);
+- the Node.js client (client/node, bench_node.js), the same two figures, where node and
+  its npm packages are installed;
 - libcorod's pipelined submits/s, from bench_ipc in the same command.
 
 The daemon runs with --no-store, so that what is measured is the clients, not fsync.
@@ -19,6 +21,7 @@ usage: bench_clients.py BUILD_DIR [--n N] [--lat N] [--runs R] [--json]
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -109,6 +112,15 @@ def async_latency(sock, n):
     return asyncio.run(go())
 
 
+NODE_OK = shutil.which("node") and os.path.isdir(os.path.join(HERE, "..", "client", "node", "node_modules", "@msgpack"))
+
+
+def node_figures(sock, n, lat):
+    out = subprocess.run(["node", os.path.join(HERE, "bench_node.js"), sock, str(n), str(lat)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
 def libcorod_rate(build, n, runs):
     out = subprocess.run([os.path.join(build, "bench", "bench_ipc"), "--corod", os.path.join(build, "daemon", "corod"),
                           "--n", str(n), "--lat", "100", "--runs", str(runs), "--json"],
@@ -125,8 +137,8 @@ def main():
     build = os.path.abspath(sys.argv[1])
     tp.COROD = os.path.join(build, "daemon", "corod")
     n, lat, runs = arg("--n", 50000), arg("--lat", 2000), arg("--runs", 5)
-    rates = {"bare": [], "async": [], "gathered": [], "sync": []}
-    lats = {"bare": [], "async": []}
+    rates = {"bare": [], "async": [], "gathered": [], "sync": [], "node": []}
+    lats = {"bare": [], "async": [], "node": []}
     # the blocking client writes every request before it reads: the daemon buffers up to
     # its message limit of them (16 MiB), far more than these
     sync_n = n
@@ -144,7 +156,15 @@ def main():
             lats["async"].append(async_latency(d.sock, lat))
         finally:
             d.stop()
-    med = {k: statistics.median(v) for k, v in rates.items()}
+        if NODE_OK:
+            d = Corod("--no-store")
+            try:
+                f = node_figures(d.sock, n, lat)
+                rates["node"].append(f["pipelined_per_s"])
+                lats["node"].append(f["done_p50_us"])
+            finally:
+                d.stop()
+    med = {k: statistics.median(v) for k, v in rates.items() if v}
     report("clients.python_bare_pipelined_per_s", med["bare"], "submits/s (msgpack over a socket, no package)")
     report("clients.python_async_pipelined_per_s", med["async"], "submits/s (AsyncClient.submit_many, a handle each)")
     report("clients.python_async_gathered_per_s", med["gathered"],
@@ -154,6 +174,11 @@ def main():
     report("clients.python_sync_over_bare", med["sync"] / med["bare"], "x")
     report("clients.python_bare_done_p50_us", statistics.median(lats["bare"]), "us (submit, then wait)")
     report("clients.python_async_done_p50_us", statistics.median(lats["async"]), "us (await c.sleep(0), then the handle)")
+    if NODE_OK:
+        report("clients.node_pipelined_per_s", med["node"], "submits/s (the Node.js client, submitMany)")
+        report("clients.node_done_p50_us", statistics.median(lats["node"]), "us (await sleep(0), then result())")
+    else:
+        print("# clients.node: skipped (no node, or no npm packages in client/node: scripts/deps test)")
     report("clients.libcorod_pipelined_per_s", libcorod_rate(build, n, 3), "submits/s (bench_ipc, same daemon build)")
 
 

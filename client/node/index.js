@@ -67,16 +67,23 @@ function exactInts(v) {
 }
 
 // ... and going out, integers past 32 bits as BigInt: the encoder (with BigInt on) would
-// send such a number as a float, which no id field takes.
-function wireInts(v) {
-  if (typeof v === 'number') return Number.isInteger(v) && (v >= 2 ** 32 || v < -(2 ** 31)) ? BigInt(v) : v;
-  if (Array.isArray(v)) return v.map(wireInts);
+// send such a number as a float, which no id field takes. Copies only what must change.
+const bigInt = (v) => Number.isInteger(v) && (v >= 2 ** 32 || v < -(2 ** 31));
+function needsWire(v) {
+  if (typeof v === 'number') return bigInt(v);
+  if (Array.isArray(v)) return v.some(needsWire);
   if (v && typeof v === 'object' && !(v instanceof Uint8Array)) {
-    const o = {};
-    for (const k of Object.keys(v)) o[k] = wireInts(v[k]);
-    return o;
+    for (const k in v) if (needsWire(v[k])) return true;
   }
-  return v;
+  return false;
+}
+function wireInts(v) {
+  if (!needsWire(v)) return v;
+  if (typeof v === 'number') return BigInt(v);
+  if (Array.isArray(v)) return v.map(wireInts);
+  const o = {};
+  for (const k of Object.keys(v)) o[k] = wireInts(v[k]);
+  return o;
 }
 
 function defaultSocket() {
@@ -143,6 +150,26 @@ class Task extends EventEmitter {
 
   cancel(message) { return this.client.cancel(this, message); }
   get() { return this.client.get(this); }
+}
+
+// A batch's answers, into one promise: a Slot stands where a call's {resolve, reject} would.
+class Batch {
+  constructor(client, n, resolve, reject) {
+    this.client = client;
+    this.ids = new Array(n);
+    this.left = n;
+    this.ok = resolve;
+    this.fail = reject;
+  }
+}
+class Slot {
+  constructor(batch, i) { this.batch = batch; this.i = i; }
+  resolve(r) {
+    const b = this.batch;
+    b.ids[this.i] = r.id;
+    if (--b.left === 0) b.ok(b.ids.map((id) => new Task(b.client, id)));
+  }
+  reject(e) { this.batch.fail(e); }
 }
 
 // ---- the client ----
@@ -250,10 +277,20 @@ class Client extends EventEmitter {
     return this.submit(spec('gather', re ? { ids: tasks.map(taskId), return_exceptions: true } : { ids: tasks.map(taskId) }, rest));
   }
 
-  // Many specs, pipelined: their handles in order.
-  async submitMany(specs) {
-    const answers = await Promise.all(specs.map((s) => this.request('submit', s)));
-    return answers.map((a) => new Task(this, a.id));
+  // Many specs, pipelined: their handles in order — one promise for the batch, not one
+  // each. The first refusal rejects it (the others may have been accepted: list shows them).
+  submitMany(specs) {
+    if (this._closed) return Promise.reject(this._closed);
+    if (!specs.length) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      const batch = new Batch(this, specs.length, resolve, reject);
+      for (let i = 0; i < specs.length; i++) {
+        this._msgid = (this._msgid % 0xffffffff) + 1;
+        this._calls.set(this._msgid, new Slot(batch, i));
+        this._out.push(this._enc.encode([0, this._msgid, 'submit', [wireInts(specs[i])]]));
+      }
+      this._flush();
+    });
   }
 
   // Every task of ours that ends is told on one subscription (all: true), made before the
