@@ -54,6 +54,8 @@ export class Client extends EventEmitter {
   list(filters?: object): AsyncGenerator<Record>;
   wait(tasks: TaskLike[], opts?: { mode?: string; timeout?: number }): Promise<{ done: Record[]; pending: Id[] }>;
   watch(tasks?: TaskLike[]): AsyncGenerator<Record>;
+  subscribe(tasks: TaskLike[] | null, handler: (r: Record) => void): Promise<number>;
+  unsubscribe(sub: number): Promise<void>;
   output(t: TaskLike, opts?: { stream?: 'stdout' | 'stderr'; offset?: number; max?: number; wait?: number }):
     Promise<{ data: Uint8Array; next: number; eof: boolean }>;
   follow(t: TaskLike, stream?: 'stdout' | 'stderr'): AsyncGenerator<Buffer>;

@@ -351,6 +351,20 @@ class Client extends EventEmitter {
 
   wait(tasks, opts = {}) { return this.call('wait', clean({ ids: tasks.map(taskId), mode: opts.mode, timeout: opts.timeout })); }
 
+  // handler(record) for each of these tasks as it ends (null: every task of yours from now
+  // on); the subscription's number, for unsubscribe.
+  async subscribe(tasks, handler) {
+    const sub = (await this.call('subscribe', tasks ? { ids: tasks.map(taskId) } : { all: true })).sub;
+    this._onSub(sub, handler);
+    return sub;
+  }
+
+  async unsubscribe(sub) {
+    this._subs.delete(sub);
+    await this.call('unsubscribe', { sub });
+    this._early.delete(sub);
+  }
+
   // Records as the tasks end: these, or every task of yours (root: everyone's).
   async *watch(tasks) {
     const queue = [];

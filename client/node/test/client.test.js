@@ -98,6 +98,12 @@ test('corod from Node.js', async (t) => {
     const got = [];
     for await (const r of c.watch(ended)) got.push(r.id);
     assert.deepStrictEqual(got.sort((x, y) => x - y), ended.map((x) => x.id));
+    const seen = [];
+    const sub = await c.subscribe(ended.slice(0, 3), (r) => seen.push(r.id));
+    await c.hello(); // its notes have come by the time this is answered
+    assert.deepStrictEqual(seen.sort((x, y) => x - y), ended.slice(0, 3).map((x) => x.id));
+    await c.unsubscribe(sub);
+    await assert.rejects(c.unsubscribe(sub), corod.NotFound);
   });
 
   await t.test('10,000 awaits on one connection', async () => {

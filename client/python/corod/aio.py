@@ -331,6 +331,19 @@ class AsyncClient:
                    timeout: Optional[float] = None) -> Dict[str, Any]:
         return await self.call("wait", p.params(ids=[p.task_id(t) for t in tasks], mode=mode, timeout=timeout))
 
+    async def subscribe(self, tasks: Optional[Iterable[Any]], handler: Callable[[Record], Any]) -> int:
+        """handler(record) on the loop for each of these tasks as it ends (None: every task
+        of yours from now on); the subscription's number, for unsubscribe."""
+        prm = {"ids": [p.task_id(t) for t in tasks]} if tasks is not None else {"all": True}
+        sub = (await self.call("subscribe", prm))["sub"]
+        self._on_sub(sub, handler)
+        return sub
+
+    async def unsubscribe(self, sub: int) -> None:
+        self._subs.pop(sub, None)
+        await self.call("unsubscribe", {"sub": sub})
+        self._early.pop(sub, None)
+
     async def watch(self, tasks: Optional[Iterable[Any]] = None) -> AsyncIterator[Record]:
         """Records as the tasks end: these, or every task of yours (root: every task)."""
         q: asyncio.Queue = asyncio.Queue()

@@ -199,6 +199,13 @@ class Async(unittest.TestCase):
                 # they must not be lost before the subscription is known
                 got = [r["id"] async for r in c.watch(ended)]
                 self.assertEqual(sorted(got), [t.id for t in ended])
+                seen = []
+                sub = await c.subscribe(ended[:3], seen.append)
+                await c.hello()  # its notes have come by the time this is answered
+                self.assertEqual(sorted(r["id"] for r in seen), [t.id for t in ended[:3]])
+                await c.unsubscribe(sub)
+                with self.assertRaises(corod.NotFound):
+                    await c.unsubscribe(sub)
         self.run_async(go())
 
     def test_ten_thousand_awaits_on_one_connection(self):
