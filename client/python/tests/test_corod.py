@@ -45,7 +45,9 @@ class Daemon:
         return rc
 
 
-class Blocking(unittest.TestCase):
+class SharedDaemon(unittest.TestCase):
+    """One daemon for the class's tests."""
+
     @classmethod
     def setUpClass(cls):
         cls.d = Daemon()
@@ -54,6 +56,8 @@ class Blocking(unittest.TestCase):
     def tearDownClass(cls):
         assert cls.d.stop() == 0
 
+
+class Blocking(SharedDaemon):
     def client(self):
         return corod.Client(self.d.sock, timeout=30)
 
@@ -146,15 +150,7 @@ class Blocking(unittest.TestCase):
             os.environ.update(env)
 
 
-class Async(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.d = Daemon()
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.d.stop() == 0
-
+class Async(SharedDaemon):
     def run_async(self, coro):
         return asyncio.run(asyncio.wait_for(coro, 120))
 
