@@ -322,6 +322,8 @@ typedef struct exec_job {
     int rd[2];         /* read ends of the stdout/stderr pipes */
     int in_w;          /* write end of the stdin pipe, or -1 */
     bool alive;        /* from its exec until it is reaped: its pid names it (exec_signal) */
+    bool reaped;       /* ... and after */
+    uint64_t early_sigs; /* signals sent while it started (bit N-1: signal N), sent at its exec */
     struct {           /* a `send` that came before its stdin pump was there */
         uint8_t *data;
         size_t len;
@@ -719,6 +721,10 @@ static int exec_body(void *arg)
         return co_fail("spawn_failed", "%s", text);
     }
     j->alive = true;
+    for (int sig = 1; j->early_sigs && sig <= 64; sig++) /* sent while it started */
+        if (j->early_sigs & (1ull << (sig - 1)))
+            kill(-j->sp.pid, sig);
+    j->early_sigs = 0;
     if ((rc = co_future_new(j->sched, &j->io_done)) < 0 || (rc = exec_start_pumps(j)) < 0) {
         /* Without its pumps the job would block on a full pipe: stop it now. */
         kill(-j->sp.pid, SIGKILL);
@@ -731,6 +737,7 @@ static int exec_body(void *arg)
     while ((rc = ex_reap(j->sp.pid, &status, &ru)) == -EAGAIN) /* it has exited: cannot last */
         co_sleep(0.001);
     j->alive = false; /* its pid may be another process's from now on */
+    j->reaped = true;
     if (rc < 0 && !j->err[0]) /* its status is lost: do not report a success */
         snprintf(j->err, sizeof j->err, "cannot collect the exit status of pid %d: %s", (int)j->sp.pid,
                  strerror(-rc));
@@ -882,12 +889,17 @@ static int exec_start(const kind_start *ks, co_task **body)
 }
 
 /* A signal to the job's process group, which its leader keeps while it lives — and, a
- * zombie, until it is reaped: no other process can have taken its pid meanwhile. */
+ * zombie, until it is reaped: no other process can have taken its pid meanwhile. One that
+ * comes while the job is starting (its record says running) is sent as it execs. */
 static int exec_signal(co_task *body, int sig)
 {
     exec_job *j = co_task_data(body);
-    if (!j || !j->alive)
+    if (!j || j->reaped || sig < 1 || sig > 64)
         return -ESRCH;
+    if (!j->alive) {
+        j->early_sigs |= 1ull << (sig - 1);
+        return 0;
+    }
     return kill(-j->sp.pid, sig) < 0 ? -errno : 0;
 }
 
