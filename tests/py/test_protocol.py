@@ -95,6 +95,7 @@ class Client:
         self.u = msgpack.Unpacker(raw=False)
         self.msgid = 0
         self.notes = []
+        self.answers = {}
 
     def __enter__(self):
         return self
@@ -104,6 +105,7 @@ class Client:
 
     def send(self, method, params=None):
         self.msgid += 1
+        self.answers.pop(self.msgid, None)  # one a raw request with this msgid left
         self.s.sendall(msgpack.packb([0, self.msgid, method, [] if params is None else [params]]))
         return self.msgid
 
@@ -118,16 +120,18 @@ class Client:
             self.u.feed(data)
 
     def response(self, msgid):
-        while True:
+        # Answers may come out of order (PROTOCOL.md): one for another request is kept.
+        while msgid not in self.answers:
             m = self.read()
             if m[0] == 2:
                 self.notes.append(m)
                 continue
             assert m[0] == 1, m
-            if m[1] == msgid:
-                if m[2] is not None:
-                    raise RemoteError(m[2])
-                return m[3]
+            self.answers[m[1]] = m
+        m = self.answers.pop(msgid)
+        if m[2] is not None:
+            raise RemoteError(m[2])
+        return m[3]
 
     def call(self, method, params=None):
         return self.response(self.send(method, params))
