@@ -208,8 +208,13 @@ void srv_output_wake(srv *v, uint64_t id)
         if (rd->has_timer)
             uv_timer_stop(&rd->timer);
         int rc = srv_read_queue(rd);
-        if (rc < 0)
+        if (rc < 0) {
+            /* Answered now, the connection may go on to its next requests — and close,
+             * freeing other polls of this list: start again from its head (those queued
+             * meanwhile are only marked dirty again). */
             srv_read_answer(rd, rc);
+            q = co_queue_first(&v->out_polls);
+        }
     }
 }
 
