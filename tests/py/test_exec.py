@@ -556,6 +556,13 @@ class Exec(unittest.TestCase):
             self.assertEqual(w["reason"], "retry")
             self.assertTrue(time.time() + 90 < w["until"] < time.time() + 101, w)
             self.assertNotIn("waiting", c.call("get", {"id": run}))  # running: nothing to say
+            # many dependencies: 16 named, all counted
+            naps = [c.call("submit", {"kind": "sleep", "args": {"seconds": 60}})["id"] for _ in range(20)]
+            many = c.call("submit", {"kind": "sleep", "args": {"seconds": 0}, "after": naps})["id"]
+            w = c.call("get", {"id": many})["waiting"]
+            self.assertEqual((w["reason"], w["left"], w["ids"]), ("after", 20, naps[:16]))
+            for i in naps:
+                c.call("cancel", {"id": i})
             # list says the same, beside the page's records
             page = c.call("list", {"group": "why"})
             self.assertIn({"id": full, "reason": "full", "running": 1, "parallel": 1}, page["waiting"])
