@@ -1042,12 +1042,25 @@ static int cmd_list(int argc, char **argv)
      * in a header that came later */
     if ((rc = table_groups_get(&gs, &ng)) < 0)
         return daemon_error(rc);
+    /* The table is for what is going on: the newest tasks (the whole history may be long),
+     * shown oldest first unless --newest says otherwise. */
+    bool newest = o.newest_first;
+    uint32_t want = o.limit ? o.limit : COROD_LIST_DEFAULT;
+    o.newest_first = true;
+    o.limit = want;
     rc = corod_list_opts_do(cli, &o, &tasks, &n);
     if (rc < 0) {
         table_groups_free(gs, ng);
         return daemon_error(rc);
     }
+    for (size_t i = 0; !newest && i < n / 2; i++) {
+        corod_task *x = tasks[i];
+        tasks[i] = tasks[n - 1 - i];
+        tasks[n - 1 - i] = x;
+    }
     rc = print_table(tasks, n, gs, ng, format);
+    if (rc == EX_OK && n == want)
+        printf("\n(the newest %zu; older ones: --limit N, or filters such as --state and --group)\n", n);
     table_groups_free(gs, ng);
     corod_tasks_free(tasks, n);
     return rc;

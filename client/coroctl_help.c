@@ -137,14 +137,14 @@ static const struct {
                 "job its command, argv and outcome. Without: the table of tasks, as list.\n" },
     { "list", "usage: coroctl list [FILTERS] [--newest] [--limit N] [--format table|tsv|json|jsonl]\n"
               "Show tasks from the daemon's history (yours; anyone's for root), oldest first\n"
-              "(--newest: newest first). On a terminal: a table under a line per group (its\n"
-              "slots, running, pending, paused), a line per task: id, name, state (coloured;\n"
-              "not with NO_COLOR), exit code or signal, when it started, how long it ran (so\n"
-              "far, for a running one), and its command cut to the terminal's width; a pending\n"
-              "task says why it waits instead of when it started (after #N, delayed, group\n"
-              "paused, group full, retry in N s). Piped (or --format tsv): a line per task,\n"
-              "tab-separated: id, name, group, state, exit, started (ISO 8601), seconds run,\n"
-              "why it waits, command; \"-\" for none.\n\n" FILTERS
+              "(--newest: newest first). On a terminal: the newest N (--limit, default 1000) as\n"
+              "a table under a line per group (its slots, running, pending, paused), a line per\n"
+              "task: id, name, state (coloured; not with NO_COLOR), exit code or signal, when it\n"
+              "started, how long it ran (so far, for a running one), and its command cut to the\n"
+              "terminal's width; a pending task says why it waits instead of when it started\n"
+              "(after #N, delayed, group paused, group full, retry in N s). Piped (or --format\n"
+              "tsv): a line per task, tab-separated: id, name, group, state, exit, started (ISO\n"
+              "8601), seconds run, why it waits, command; \"-\" for none.\n\n" FILTERS
               "\nexamples:\n"
               "  coroctl list --state failed --group render\n"
               "  coroctl list --newest --limit 20\n"

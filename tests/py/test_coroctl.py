@@ -135,6 +135,15 @@ class Coroctl(unittest.TestCase):
         self.assertIn(f"{g}  1 slot, 1 running, 2 pending, paused", r.stdout)
         self.assertIn("group paused", r.stdout)
         self.assertEqual(self.run_tty("list", "--name", "no-such-name")[1].strip(), "no tasks")
+        # the table shows the newest tasks (a history may be long), oldest of them first
+        r = self.run_ctl("list", "--group", g, "--format", "table", "--limit", "2")
+        shown = [line.split()[0] for line in r.stdout.splitlines() if line.strip()[:1].isdigit()]
+        self.assertEqual(shown, [queued, dep])
+        self.assertIn("(the newest 2; older ones: --limit N", r.stdout)
+        r = self.run_ctl("list", "--group", g, "--format", "table", "--newest")
+        self.assertEqual([line.split()[0] for line in r.stdout.splitlines() if line.strip()[:1].isdigit()],
+                         [dep, queued, run])
+        self.assertNotIn("the newest", r.stdout)
         self.assertEqual(self.run_ctl("list", "--name", "no-such-name").stdout, "")
         # status ID: the detailed view, with the argv as a list and why it waits
         r = self.run_ctl("status", queued)
