@@ -304,6 +304,9 @@ void json_item(void)
         fputs(json_items++ ? ",\n" : "\n", stdout);
 }
 
+static const void *json_spec; /* status ID --json: the spec's answer, added to the record */
+static size_t json_spec_len;
+
 void print_task(const corod_task *t, int sub)
 {
     if (json_out) {
@@ -333,6 +336,16 @@ void print_task(const corod_task *t, int sub)
             fputs(", \"argv\": ", stdout), json_packed(stdout, t->argv, t->argv_len);
         if (t->waiting)
             fputs(", \"waiting\": ", stdout), json_packed(stdout, t->waiting, t->waiting_len);
+        if (json_spec) { /* status ID: how it was submitted */
+            msgpack_unpacked u;
+            size_t off = 0;
+            msgpack_unpacked_init(&u);
+            const msgpack_object *sp = NULL;
+            if (msgpack_unpack_next(&u, json_spec, json_spec_len, &off) == MSGPACK_UNPACK_SUCCESS &&
+                (sp = cp_get(&u.data, "spec")))
+                fputs(", \"spec\": ", stdout), json_obj(stdout, sp);
+            msgpack_unpacked_destroy(&u);
+        }
         if (t->result)
             fputs(", \"result\": ", stdout), json_packed(stdout, t->result, t->result_len);
         if (t->error)
@@ -839,9 +852,9 @@ static void print_field(const msgpack_object *m, const char *key, const char *la
     putchar('\n');
 }
 
-/* status ID: what the task was submitted with — its options, and for a job its directory,
- * environment and limits (the store's `spec`; nothing when the daemon keeps none). */
-static void print_spec(uint64_t id)
+/* The answer to `spec` for task id ({spec: map}, packed, malloc'd), or NULL (the daemon
+ * keeps no store, or no longer has it). */
+static void *fetch_spec(uint64_t id, size_t *len)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -851,10 +864,18 @@ static void print_spec(uint64_t id)
     msgpack_pack_str_with_body(&pk, "id", 2);
     msgpack_pack_uint64(&pk, id);
     void *res = NULL;
-    size_t len = 0, off = 0;
-    int rc = corod_call(cli, "spec", sb.data, sb.size, &res, &len);
+    int rc = corod_call(cli, "spec", sb.data, sb.size, &res, len);
     msgpack_sbuffer_destroy(&sb);
-    if (rc < 0)
+    return rc < 0 ? NULL : res;
+}
+
+/* status ID: what the task was submitted with — its options, and for a job its directory,
+ * environment and limits (the store's `spec`; nothing when the daemon keeps none). */
+static void print_spec(uint64_t id)
+{
+    size_t len = 0, off = 0;
+    void *res = fetch_spec(id, &len);
+    if (!res)
         return;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
@@ -904,9 +925,16 @@ static int cmd_status(int argc, char **argv)
     rc = corod_get(cli, id, &t);
     if (rc < 0)
         return daemon_error(rc);
-    print_task(t, -1);
-    if (!json_out)
+    if (json_out) {
+        void *spec = fetch_spec(id, &json_spec_len);
+        json_spec = spec;
+        print_task(t, -1);
+        json_spec = NULL;
+        free(spec);
+    } else {
+        print_task(t, -1);
         print_spec(id);
+    }
     corod_task_free(t);
     return EX_OK;
 }

@@ -134,7 +134,9 @@ static const struct {
               "  coroctl --json wait 12 13 --timeout 60\n" },
     { "status", "usage: coroctl status ID | coroctl status [FILTERS] [--format F]\n"
                 "With an id: one task in detail: state, times, attempts, why it waits, and for a\n"
-                "job its command, argv and outcome. Without: the table of tasks, as list.\n" },
+                "job its command, argv and outcome; then how it was submitted (options, cwd,\n"
+                "limits, environment names; with --json the whole spec). Without: the table of\n"
+                "tasks, as list.\n" },
     { "list", "usage: coroctl list [FILTERS] [--newest] [--limit N] [--format table|tsv|json|jsonl]\n"
               "Show tasks from the daemon's history (yours; anyone's for root), oldest first\n"
               "(--newest: newest first). On a terminal: the newest N (--limit, default 1000) as\n"

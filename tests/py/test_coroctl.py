@@ -286,6 +286,8 @@ class Coroctl(unittest.TestCase):
                      "  argv: [\"true\"]\n", "  attempts: 1\n"):
             self.assertIn(line, out)
         self.assertRegex(out, r"  env: \d+ variables:.* ONLY_THIS")
+        rc, rec = self.ctl_json("status", t)  # --json: the spec inside the record
+        self.assertEqual((rec[0]["spec"]["args"]["cwd"], rec[0]["spec"]["timeout"]), ("/tmp", 60))
 
     def test_group_rm(self):
         self.assertEqual(self.run_ctl("group", "add", "short-lived", "--pause").returncode, 0)
