@@ -12,13 +12,6 @@ SPEC_FIELDS = ("name", "group", "priority", "after", "delay", "timeout", "retrie
 EXEC_FIELDS = ("env", "cwd", "stdin", "stdin_pipe", "grace", "output_limit", "umask", "rlimits", "memory_max",
                "pids_max", "cpu_weight", "cpu_quota")
 
-IdLike = Union[int, "HasId"]
-
-
-class HasId:  # what a task handle is, for typing
-    id: int
-
-
 def default_socket() -> str:
     """The socket coroctl and libcorod use: $CORO_SOCKET; else the machine's daemon for
     root; else the user's own daemon under $XDG_RUNTIME_DIR. OSError when there is none to
@@ -37,10 +30,6 @@ def default_socket() -> str:
 
 def task_id(t: Any) -> int:
     return t if isinstance(t, int) else int(t.id)
-
-
-def pack_request(msgid: int, method: str, params: Optional[Dict[str, Any]]) -> bytes:
-    return msgpack.packb([0, msgid, method, [] if params is None else [params]], use_bin_type=True)
 
 
 def packer() -> msgpack.Packer:
