@@ -19,6 +19,9 @@
 #include "cp_decode.h"
 
 #define SRV_FAULT_IDS 65536u /* ids one request may have read back */
+/* Pending tasks of a `list` page that `waiting` explains: each is a lookup and some
+ * packing on the loop, which a page of 100,000 must not hold for long. */
+#define SRV_WAITING_PER_PAGE 1024u
 
 
 
@@ -201,7 +204,8 @@ static int srv_list_row(const st_task *t, void *arg)
     };
     cp_pack_record(&h->page, &c);
     h->npage++;
-    if (t->state == ST_TASK_PENDING && srv_hist_found(h, t->id) < 0)
+    /* Why pending tasks wait is looked up on the loop: for so many of a page only. */
+    if (t->state == ST_TASK_PENDING && h->nfound < SRV_WAITING_PER_PAGE && srv_hist_found(h, t->id) < 0)
         return -ENOMEM;
     if (cp_out_failed(&h->page))
         return -ENOMEM;

@@ -308,6 +308,20 @@ class Protocol(unittest.TestCase):
             self.assertEqual(e.exception.code, "not_found")
             self.assertNotIn("gc-typo", [g["name"] for g in c.call("groups")["groups"]])
 
+    def test_list_explains_at_most_1024_pending_tasks_a_page(self):
+        d = Daemon()  # pages of the default size (this class's daemon has a small --max-output)
+        self.addCleanup(d.stop)
+        with Client(d.sock) as c:
+            spec = {"kind": "sleep", "args": {"seconds": 0}, "group": "many-waiting", "delay": 600}
+            ms = [c.send("submit", spec) for _ in range(1030)]
+            ids = [c.response(m)["id"] for m in ms]
+            page = c.call("list", {"group": "many-waiting", "limit": 2000})
+            self.assertEqual(len(page["tasks"]), 1030)
+            self.assertEqual([w["id"] for w in page["waiting"]], ids[:1024])  # the first 1,024
+            ms = [c.send("cancel", {"id": i}) for i in ids]
+            for m in ms:
+                c.response(m)
+
     def test_remove_group(self):
         names = lambda c: {g["name"]: g for g in c.call("groups")["groups"]}  # noqa: E731
         with self.client() as c:
