@@ -12,6 +12,7 @@
  * write walks (bounded: SRV_MAX_READS_PER_CONN per connection). */
 #include "srv_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -103,12 +104,22 @@ static void srv_read_freed(uv_handle_t *h)
     free(h->data);
 }
 
+/* The poll is over: out of the list, and its record told (while the server lives: an
+ * answer, or its connection closing). */
+static void srv_poll_end(srv_outread *rd)
+{
+    if (!rd->polling)
+        return;
+    co_queue_remove(&rd->poll_node);
+    rd->polling = false;
+    srv_rec *r = srv_table_get(rd->v->table, rd->id, 0);
+    if (r)
+        srv_rec_poll(r, -1);
+}
+
 static void srv_read_free(srv_outread *rd)
 {
-    if (rd->polling) {
-        co_queue_remove(&rd->poll_node);
-        rd->polling = false;
-    }
+    assert(!rd->polling);
     free(rd->data);
     rd->data = NULL;
     if (rd->has_timer) {
@@ -122,6 +133,7 @@ static void srv_read_free(srv_outread *rd)
 static void srv_read_answer(srv_outread *rd, int status)
 {
     srv_conn *c = rd->c;
+    srv_poll_end(rd);
     srv_read_unlink(rd);
     cp_request rq = { .has_msgid = true, .msgid = rd->msgid };
     if (status < 0 || rd->err < 0) {
@@ -195,6 +207,9 @@ static void srv_read_done(uv_work_t *req, int status)
 
 void srv_output_wake(srv *v, uint64_t id)
 {
+    srv_rec *r = srv_table_get(v->table, id, 0);
+    if (!r || !srv_rec_polled(r))
+        return; /* nobody waits on it: no walk for every write of every job */
     co_queue *q = co_queue_first(&v->out_polls);
     while (q) {
         srv_outread *rd = co_queue_data(q, srv_outread, poll_node);
@@ -269,7 +284,7 @@ void srv_output(srv_conn *c, const cp_request *rq)
         srv_reply_error(c, rq, &err);
         return;
     }
-    if (wait > 0) {
+    if (wait > 0 && srv_rec_poll(r, 1)) { /* (past 65,535 on one task: an ordinary read) */
         rd->until = uv_now(c->srv->loop) + (uint64_t)(wait * 1000);
         rd->polling = true;
         co_queue_insert_tail(&c->srv->out_polls, &rd->poll_node);
@@ -286,6 +301,7 @@ void srv_output_conn_closed(srv_conn *c)
     co_queue *q;
     while ((q = co_queue_first(&c->reads))) {
         srv_outread *rd = co_queue_data(q, srv_outread, node);
+        srv_poll_end(rd);
         srv_read_unlink(rd);
         if (!rd->queued)
             srv_read_free(rd);

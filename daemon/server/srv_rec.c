@@ -664,6 +664,19 @@ int srv_rec_feed(srv_rec *r, const void *data, size_t len, bool eof, void (*cb)(
     return r->kind->feed(r->body, data, len, eof, cb, arg);
 }
 
+bool srv_rec_poll(srv_rec *r, int delta)
+{
+    if (delta > 0 && r->polls == UINT16_MAX)
+        return false;
+    r->polls = (uint16_t)(r->polls + delta);
+    return true;
+}
+
+bool srv_rec_polled(const srv_rec *r)
+{
+    return r->polls != 0;
+}
+
 int srv_rec_signal(srv_rec *r, int sig)
 {
     if (!r->kind->signal)

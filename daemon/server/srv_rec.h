@@ -36,6 +36,7 @@ struct srv_rec {
     bool unstored;   /* its insert was rolled back: nothing of it is written */
     bool resumed;    /* restored running: its next start takes up the same attempt */
     bool cancelling; /* a cancel reached it: a failing body is not retried */
+    uint16_t polls;  /* `output` long-polls waiting on it (in what was padding) */
     srv_ready ready; /* its place in its group's ready queue */
     const kind_ops *kind;
     void *args; /* &args_block once validated, NULL once released */

@@ -90,6 +90,10 @@ int srv_table_edit(srv_table *t, srv_rec *r, bool privileged, const msgpack_obje
 /* A signal to what a running task runs (a job's process group), which it does not end
  * by itself: 0, -ENOTSUP for a kind that runs nothing, -ESRCH when it is not running. */
 int srv_rec_signal(srv_rec *r, int sig);
+/* The long-polls waiting on a record (srv_output.c): a write or an end of a task nobody
+ * polls wakes nothing. srv_rec_poll: false when 65,535 wait on it already. */
+bool srv_rec_poll(srv_rec *r, int delta);
+bool srv_rec_polled(const srv_rec *r);
 /* `send`: bytes for a running stdin_pipe job's stdin (kind_ops.feed says the rest);
  * -ESRCH when it is not running. */
 int srv_rec_feed(srv_rec *r, const void *data, size_t len, bool eof, void (*cb)(void *arg, int status), void *arg);
