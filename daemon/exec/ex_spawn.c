@@ -154,9 +154,11 @@ EX_NO_ASAN static int ex_child_main(void *arg)
     ex_child *c = arg;
     const ex_spawn_req *rq = c->rq;
     long rc;
-    /* A report pipe on 0..2 (a daemon started with stdio closed) would be overwritten. */
-    if (c->report_fd < 3) {
-        if ((rc = ex_sys(SYS_fcntl, c->report_fd, F_DUPFD_CLOEXEC, 3)) < 0)
+    /* A report pipe on 0..2 (a daemon started with stdio closed) would be overwritten;
+     * on 3 too, when the child is to have a descriptor 3. */
+    int first = rq->fd3 > 2 ? 4 : 3;
+    if (c->report_fd < first) {
+        if ((rc = ex_sys(SYS_fcntl, c->report_fd, F_DUPFD_CLOEXEC, first)) < 0)
             for (;;)
                 ex_sys(SYS_exit_group, 127, 0, 0);
         c->report_fd = (int)rc;
@@ -184,28 +186,29 @@ EX_NO_ASAN static int ex_child_main(void *arg)
     if (rq->in_cgroup && (rc = ex_sys(SYS_write, rq->cgroup_procs_fd, (long)"0", 1)) < 0)
         ex_child_fail(c, EX_CGROUP, rc);
 
-    int fds[3] = { rq->stdin_fd, rq->stdout_fd, rq->stderr_fd };
+    int fds[4] = { rq->stdin_fd, rq->stdout_fd, rq->stderr_fd, rq->fd3 };
+    int nfds = rq->fd3 > 2 ? 4 : 3;
     if (fds[0] < 0) {
         if ((rc = ex_sys6(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDONLY | O_CLOEXEC, 0, 0, 0)) < 0)
             ex_child_fail(c, EX_STDIO, rc);
         fds[0] = (int)rc;
     }
-    /* Move sources that sit on 0..2 out of the way before any dup lands there. */
-    for (int i = 0; i < 3; i++)
-        if (fds[i] < 3 && fds[i] != i) {
-            if ((rc = ex_sys(SYS_fcntl, fds[i], F_DUPFD_CLOEXEC, 3)) < 0)
+    /* Move sources that sit on 0..nfds-1 out of the way before any dup lands there. */
+    for (int i = 0; i < nfds; i++)
+        if (fds[i] < nfds && fds[i] != i) {
+            if ((rc = ex_sys(SYS_fcntl, fds[i], F_DUPFD_CLOEXEC, nfds)) < 0)
                 ex_child_fail(c, EX_STDIO, rc);
             fds[i] = (int)rc;
         }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < nfds; i++) {
         rc = fds[i] == i ? ex_sys(SYS_fcntl, i, F_SETFD, 0) : ex_sys(SYS_dup3, fds[i], i, 0);
         if (rc < 0)
             ex_child_fail(c, EX_STDIO, rc);
     }
     /* Everything the daemon opens is close-on-exec; this also covers what a library
      * might have opened without it. The report pipe must survive until exec. */
-    if (c->report_fd > 3)
-        ex_sys(SYS_close_range, 3, (unsigned)c->report_fd - 1, 0);
+    if (c->report_fd > nfds)
+        ex_sys(SYS_close_range, (unsigned)nfds, (unsigned)c->report_fd - 1, 0);
     ex_sys(SYS_close_range, (unsigned)c->report_fd + 1, ~0u, 0);
 
     /* The daemon may run at another nice value than it started with (--nice); the job gets

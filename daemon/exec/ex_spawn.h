@@ -40,6 +40,8 @@ typedef struct ex_spawn_req {
     const char *cwd;    /* NULL: stay in the caller's directory */
     int stdin_fd;       /* -1: /dev/null */
     int stdout_fd, stderr_fd;
+    int fd3;            /* > 2: given to the child as its descriptor 3 (a Slurm job's
+                           srun hands it to its prolog: kind_slurm.c); else none */
     bool set_ids;       /* change to uid/gid/groups (the caller must be root) */
     uid_t uid;
     gid_t gid;
