@@ -154,6 +154,14 @@ int ex_ident_get(uid_t uid, ex_ident **out)
     return 0;
 }
 
+ex_ident *ex_ident_ref(ex_ident *id)
+{
+    pthread_mutex_lock(&ex_ident_lock);
+    id->refs++;
+    pthread_mutex_unlock(&ex_ident_lock);
+    return id;
+}
+
 void ex_ident_put(ex_ident *id)
 {
     if (!id)

@@ -32,6 +32,7 @@ int ex_ident_get(uid_t uid, ex_ident **out);
 /* The cached entry for uid if it is fresh, else NULL: never blocks (the loop calls it and
  * goes to the thread pool only on a miss). */
 ex_ident *ex_ident_cached(uid_t uid);
+ex_ident *ex_ident_ref(ex_ident *id); /* another reference */
 void ex_ident_put(ex_ident *id);
 /* Drops every cached entry (tests; and at exit, for leak checkers). */
 void ex_ident_cache_clear(void);
