@@ -112,6 +112,15 @@ int st_spawned(st_store *st, uint64_t id, int64_t pid, double spawned_at)
     return 0;
 }
 
+int st_slurm(st_store *st, uint64_t id, uint64_t job)
+{
+    st_op *op = st_op_new(&st->open, OP_SLURM, id, 0);
+    if (!op)
+        return -ENOMEM;
+    op->pid = (int64_t)(job & INT64_MAX);
+    return 0;
+}
+
 int st_waiting(st_store *st, uint64_t id, double wake_at, uint32_t attempts)
 {
     st_op *op = st_op_new(&st->open, OP_WAITING, id, 0);
@@ -145,7 +154,7 @@ int st_forget(st_store *st, uint64_t id)
 int st_put_group(st_store *st, const st_group *g)
 {
     size_t nl = strlen(g->name), ul = g->nusers * sizeof(uint32_t);
-    st_op *op = st_op_new(&st->open, OP_GROUP, 0, nl + ul);
+    st_op *op = st_op_new(&st->open, OP_GROUP, 0, nl + ul + g->slurm_len);
     if (!op)
         return -ENOMEM;
     op->attempts = g->parallel;
@@ -153,6 +162,8 @@ int st_put_group(st_store *st, const st_group *g)
     st_op_put(&st->open, op, 0, g->name, nl);
     if (g->nusers)
         st_op_put(&st->open, op, 1, g->users, ul);
+    if (g->slurm)
+        st_op_put(&st->open, op, 2, g->slurm, g->slurm_len);
     return 0;
 }
 

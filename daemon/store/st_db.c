@@ -33,6 +33,15 @@ static const char st_schema_v2[] =
     "ALTER TABLE tasks ADD COLUMN out_bytes INTEGER;"
     "PRAGMA user_version = 2;";
 
+/* Version 3: Slurm. A group's settings for its Slurm executor (NULL: it runs jobs here,
+ * MessagePack otherwise), and a task's Slurm job: 0 once srun has it, then the job's id;
+ * NULL for one that never went to Slurm. A restart cancels the Slurm job of every task it
+ * finds running. */
+static const char st_schema_v3[] =
+    "ALTER TABLE groups ADD COLUMN slurm BLOB;"
+    "ALTER TABLE tasks ADD COLUMN slurm_job INTEGER;"
+    "PRAGMA user_version = 3;";
+
 /* What a row counts for in its owner's bytes (ST_ROW_OVERHEAD aside). */
 #define ST_ROW_BYTES "length(spec) + coalesce(length(outcome), 0) + coalesce(out_bytes, 0)"
 
@@ -40,13 +49,14 @@ static const char *const st_sql[SQ_COUNT] = {
     [SQ_INSERT] = "INSERT INTO tasks(id, owner, kind, name, grp, command, spec, state, attempts, created_at,"
                   " wake_at, restarted_from) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, ?8, ?9, ?10)",
     [SQ_STARTED] = "UPDATE tasks SET state = 1, started_at = ?2, attempts = ?3, pid = NULL, spawned_at = NULL,"
-                   " wake_at = NULL WHERE id = ?1",
+                   " wake_at = NULL, slurm_job = NULL WHERE id = ?1",
+    [SQ_SLURM] = "UPDATE tasks SET slurm_job = ?2 WHERE id = ?1",
     [SQ_SPAWNED] = "UPDATE tasks SET pid = ?2, spawned_at = ?3 WHERE id = ?1",
     [SQ_WAITING] = "UPDATE tasks SET state = 0, wake_at = ?2, attempts = ?3, pid = NULL WHERE id = ?1",
     [SQ_FINISHED] = "UPDATE tasks SET state = ?2, finished_at = ?3, outcome = ?4, out_bytes = ?5, pid = NULL,"
                     " wake_at = NULL WHERE id = ?1 RETURNING owner",
     [SQ_FORGET] = "DELETE FROM tasks WHERE id = ?1 RETURNING owner, " ST_ROW_BYTES ", out_bytes IS NOT NULL",
-    [SQ_GROUP] = "INSERT OR REPLACE INTO groups(name, parallel, paused, users) VALUES(?1, ?2, ?3, ?4)",
+    [SQ_GROUP] = "INSERT OR REPLACE INTO groups(name, parallel, paused, users, slurm) VALUES(?1, ?2, ?3, ?4, ?5)",
     [SQ_UNGROUP] = "DELETE FROM groups WHERE name = ?1",
     [SQ_EDIT_READ] = "SELECT owner, spec FROM tasks WHERE id = ?1",
     [SQ_EDIT] = "UPDATE tasks SET spec = ?2, name = ?3, grp = ?4 WHERE id = ?1",
@@ -116,6 +126,8 @@ static int st_migrate(st_store *st, const char *path, char *errbuf, size_t errle
         rc = sqlite3_exec(st->db, st_schema_v1, NULL, NULL, &msg);
     if (rc == SQLITE_OK && v < 2)
         rc = sqlite3_exec(st->db, st_schema_v2, NULL, NULL, &msg);
+    if (rc == SQLITE_OK && v < 3)
+        rc = sqlite3_exec(st->db, st_schema_v3, NULL, NULL, &msg);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
@@ -274,6 +286,10 @@ static sqlite3_stmt *st_bind_op(st_store *st, const st_batch *b, const st_op *op
         sqlite3_bind_int64(s, 2, op->pid);
         sqlite3_bind_double(s, 3, op->t[0]);
         break;
+    case OP_SLURM:
+        s = st->sq[SQ_SLURM];
+        sqlite3_bind_int64(s, 2, op->pid);
+        break;
     case OP_WAITING:
         s = st->sq[SQ_WAITING];
         st_bind_time(s, 2, op->t[0]);
@@ -302,6 +318,7 @@ static sqlite3_stmt *st_bind_op(st_store *st, const st_batch *b, const st_op *op
         sqlite3_bind_int64(s, 2, op->attempts);
         sqlite3_bind_int(s, 3, op->state);
         st_bind_blob(s, 4, b, op, 1);
+        st_bind_blob(s, 5, b, op, 2);
         return s;
     }
     sqlite3_bind_int64(s, 1, (sqlite3_int64)op->id);
@@ -595,7 +612,7 @@ double st_col_time(sqlite3_stmt *s, int i)
 static int st_load_groups(st_store *st, const st_loader *l, void *arg)
 {
     sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(st->db, "SELECT name, parallel, paused, users FROM groups", -1, &s, NULL);
+    int rc = sqlite3_prepare_v2(st->db, "SELECT name, parallel, paused, users, slurm FROM groups", -1, &s, NULL);
     if (rc != SQLITE_OK)
         return rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -605,6 +622,8 @@ static int st_load_groups(st_store *st, const st_loader *l, void *arg)
             .paused = sqlite3_column_int(s, 2) != 0,
             .users = sqlite3_column_blob(s, 3),
             .nusers = (size_t)sqlite3_column_bytes(s, 3) / sizeof(uint32_t),
+            .slurm = sqlite3_column_blob(s, 4),
+            .slurm_len = (size_t)sqlite3_column_bytes(s, 4),
         };
         if (g.name && l->group)
             l->group(&g, arg);
@@ -636,6 +655,7 @@ bool st_row(sqlite3_stmt *s, st_task *t)
         .outcome = sqlite3_column_blob(s, 15),
         .outcome_len = (size_t)sqlite3_column_bytes(s, 15),
         .restarted_from = (uint64_t)sqlite3_column_int64(s, 16),
+        .slurm_job = sqlite3_column_type(s, 17) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 17),
     };
     return t->kind && t->group && t->state >= ST_TASK_PENDING && t->state <= ST_TASK_CANCELLED;
 }

@@ -10,7 +10,7 @@
 
 #define ST_WRITER_STACK (512u * 1024u)
 
-enum st_op_type { OP_INSERT, OP_STARTED, OP_SPAWNED, OP_WAITING, OP_FINISHED, OP_FORGET, OP_GROUP, OP_EDIT, OP_UNGROUP };
+enum st_op_type { OP_INSERT, OP_STARTED, OP_SPAWNED, OP_WAITING, OP_FINISHED, OP_FORGET, OP_GROUP, OP_EDIT, OP_UNGROUP, OP_SLURM };
 
 #define ST_NSTR 5            /* strings and blobs an op may carry */
 #define ST_NULL UINT32_MAX   /* ... a NULL one's length */
@@ -25,7 +25,7 @@ typedef struct st_op {
     uint32_t owner, attempts;
     uint64_t id;
     uint64_t ref; /* an insert's restarted_from */
-    int64_t pid; /* a spawn's; a finish's out_bytes (-1: no output files) */
+    int64_t pid; /* a spawn's; a finish's out_bytes (-1: no output files); a Slurm job id */
     double t[3];
     uint32_t off[ST_NSTR], len[ST_NSTR];
 } st_op;
@@ -42,7 +42,7 @@ typedef struct st_batch {
     size_t ndeleted, deleted_cap;
 } st_batch;
 
-enum { SQ_INSERT, SQ_STARTED, SQ_SPAWNED, SQ_WAITING, SQ_FINISHED, SQ_FORGET, SQ_GROUP, SQ_UNGROUP, SQ_EDIT_READ, SQ_EDIT, SQ_NEXT_ID,
+enum { SQ_INSERT, SQ_STARTED, SQ_SPAWNED, SQ_WAITING, SQ_FINISHED, SQ_FORGET, SQ_GROUP, SQ_UNGROUP, SQ_EDIT_READ, SQ_EDIT, SQ_NEXT_ID, SQ_SLURM,
        SQ_BEGIN, SQ_COMMIT, SQ_ROLLBACK, SQ_COUNT };
 
 struct st_store {
@@ -98,7 +98,7 @@ bool st_free_beyond_reserve(const st_store *st);
 /* A task's columns, in the order st_row reads them. */
 #define ST_COLUMNS                                                                               \
     "id, owner, state, attempts, kind, name, grp, command, spec, created_at, started_at, finished_at," \
-    " wake_at, pid, spawned_at, outcome, restarted_from"
+    " wake_at, pid, spawned_at, outcome, restarted_from, slurm_job"
 typedef struct st_owner {
     uint32_t uid;
     uint64_t bytes;

@@ -24,7 +24,7 @@
 
 typedef struct st_store st_store;
 
-#define ST_SCHEMA_VERSION 2
+#define ST_SCHEMA_VERSION 3
 #define ST_DB_NAME "corod.db"
 /* Space kept aside next to the database (corod.reserve): when the disk fills up, the
  * writer gives it back so that what was already done in memory (ends, starts, settings)
@@ -58,6 +58,7 @@ typedef struct st_task {
     const void *outcome; /* finished: the result or error, MessagePack */
     size_t outcome_len;
     uint64_t restarted_from; /* the task this one runs again (0: none) */
+    int64_t slurm_job; /* its attempt's Slurm job: -1 none, 0 handed to srun, else the id */
 } st_task;
 
 typedef struct st_group {
@@ -66,6 +67,8 @@ typedef struct st_group {
     bool paused;
     const uint32_t *users; /* who may submit to it; nusers == 0: everyone */
     size_t nusers;
+    const void *slurm;     /* its Slurm settings, MessagePack; NULL: it runs jobs here */
+    size_t slurm_len;
 } st_group;
 
 /* Retention: ended tasks are deleted from the store once older than keep_for seconds, or
@@ -154,6 +157,8 @@ int st_list(st_store *st, const st_query *q, st_row_fn *fn, void *arg, uint64_t 
 int st_insert(st_store *st, const st_task *t);
 int st_started(st_store *st, uint64_t id, double started_at, uint32_t attempts);
 int st_spawned(st_store *st, uint64_t id, int64_t pid, double spawned_at);
+/* Its attempt went to Slurm: job 0 as srun starts, then the id Slurm gave it. */
+int st_slurm(st_store *st, uint64_t id, uint64_t job);
 /* Pending again (after its dependencies, or a failed attempt), until wake_at. */
 int st_waiting(st_store *st, uint64_t id, double wake_at, uint32_t attempts);
 /* out_bytes: what its output files hold, or -1 for a kind without output files. */
