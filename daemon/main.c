@@ -23,6 +23,7 @@
 #include "cp_spec.h"
 #include "ex_cgroup.h"
 #include "ex_ident.h"
+#include "ex_slurm.h"
 #include "kind.h"
 #include "srv.h"
 #include "sy_listen.h"
@@ -62,6 +63,47 @@ static const char *state_tag(const char *state)
         h = (h ^ (unsigned char)*p) * 1099511628211ull;
     snprintf(tag, sizeof tag, "%016llx", (unsigned long long)h);
     return tag;
+}
+
+/* What a group whose executor is slurm needs: srun, scancel and scontrol in the daemon's
+ * PATH or the usual places, and corod-slurm-prolog beside corod (a build tree) or in its
+ * libexec directory. Their absence is no error: hello says why there are no Slurm groups.
+ * The tag names this daemon's jobs in Slurm — its host and state directory, so two
+ * daemons sharing a cluster never cancel each other's jobs by name. */
+static void find_slurm(const char *state, srv_limits *l)
+{
+    static ex_slurm_tools tools;
+    static char why[512], tag[17];
+    char path[8192], self[PATH_MAX], prolog[PATH_MAX + 32];
+    const char *env = getenv("PATH");
+    snprintf(path, sizeof path, "%s%s%s", env ? env : "", env ? ":" : "", EX_DEFAULT_ROOT_PATH);
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    char *slash = n > 0 ? (self[n] = '\0', strrchr(self, '/')) : NULL;
+    if (slash)
+        *slash = '\0';
+    snprintf(prolog, sizeof prolog, "%s/corod-slurm-prolog", slash ? self : "/nonexistent");
+    if (access(prolog, X_OK) < 0)
+        snprintf(prolog, sizeof prolog, "%s/corod/corod-slurm-prolog", COROD_LIBEXECDIR);
+    if (!ex_slurm_find(&tools, path, prolog)) {
+        snprintf(why, sizeof why, "%s%s%s%s%s", tools.srun[0] ? "" : "no srun in PATH; ",
+                 tools.scancel[0] ? "" : "no scancel in PATH; ", tools.scontrol[0] ? "" : "no scontrol in PATH; ",
+                 tools.prolog[0] ? "" : "no corod-slurm-prolog at ", tools.prolog[0] ? "" : prolog);
+        l->slurm_why = why;
+        return;
+    }
+    char host[256] = "", real[PATH_MAX];
+    gethostname(host, sizeof host - 1);
+    const char *p = realpath(state, real) ? real : state;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *s = host; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    h = (h ^ ':') * 1099511628211ull;
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    snprintf(tag, sizeof tag, "%012llx", (unsigned long long)(h >> 16));
+    l->slurm = &tools;
+    l->slurm_tag = tag;
+    sy_log(LOG_INFO, "groups may run their jobs on Slurm with %s", tools.srun);
 }
 
 static void close_signals(void)
@@ -432,6 +474,7 @@ int main(int argc, char **argv)
         cfg->limits.cgroups_why = why;
     }
     cfg->limits.cgroups = cgroups;
+    find_slurm(state, &cfg->limits);
     conf.st.drop_output = drop_output;
     conf.st.drop_arg = outdir;
     conf.st.spec_edit = spec_edit;

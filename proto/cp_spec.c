@@ -163,13 +163,13 @@ void cp_pack_record(cp_out *o, const cp_record *r)
      * times, attempts, restarted_from) and five strings' headers, then the variable
      * parts. */
     size_t bound = 16 * 16 + CP_PUT_HEAD_MAX + 7 * CP_PUT_NUM_MAX + 5 * CP_PUT_HEAD_MAX + kind + name + group +
-                   state + command + r->result_len + r->error_len + r->argv_len + r->waiting_len;
+                   state + command + r->result_len + r->error_len + r->argv_len + r->waiting_len + r->slurm_len;
     uint8_t *p = cp_out_reserve(o, bound);
     if (!p)
         return;
     uint8_t *start __attribute__((unused)) = p; /* for the assert below */
     p = cp_put_map(p, 10 + (r->result != NULL) + (r->error != NULL) + (r->command != NULL) + r->omitted +
-                          (r->restarted_from != 0) + (r->argv != NULL) + (r->waiting != NULL));
+                          (r->restarted_from != 0) + (r->argv != NULL) + (r->waiting != NULL) + (r->slurm != NULL));
     p = cp_put_lit(p, "id");
     p = cp_put_uint(p, r->id);
     p = cp_put_lit(p, "kind");
@@ -201,6 +201,10 @@ void cp_pack_record(cp_out *o, const cp_record *r)
     if (r->waiting) {
         p = cp_put_lit(p, "waiting");
         p = cp_put_raw(p, r->waiting, r->waiting_len);
+    }
+    if (r->slurm) {
+        p = cp_put_lit(p, "slurm");
+        p = cp_put_raw(p, r->slurm, r->slurm_len);
     }
     if (r->restarted_from) {
         p = cp_put_lit(p, "restarted_from");

@@ -53,6 +53,8 @@ typedef struct cp_record {
     size_t argv_len;
     const uint8_t *waiting;  /* pending: why it waits, a packed map; NULL: absent */
     size_t waiting_len;
+    const uint8_t *slurm;    /* its attempt's Slurm job, a packed map {job, nodes}; NULL: absent */
+    size_t slurm_len;
 } cp_record;
 
 void cp_pack_record(cp_out *o, const cp_record *r);

@@ -32,6 +32,8 @@ typedef struct kind_env {
     double spawn_timeout;   /* seconds a job may take from clone to exec (KIND_SPAWN_TIMEOUT) */
     struct ex_cgroups *cgroups; /* where jobs' cgroups go (ex_cgroup.h); NULL: none */
     const char *cgroups_why;    /* ... and why there are none */
+    const struct ex_slurm_tools *slurm; /* srun and friends; NULL: no Slurm groups */
+    const char *slurm_tag;      /* in its jobs' Slurm names: corod-<tag>-<id> */
 } kind_env;
 
 #define KIND_GRACE_DEFAULT 5.0
@@ -44,6 +46,9 @@ typedef struct kind_env {
 typedef struct kind_hooks {
     void (*spawned)(void *arg, uint64_t id, int64_t pid, double at);
     void (*output)(void *arg, uint64_t id); /* optional: new bytes in its output files */
+    /* optional: a job of a Slurm group was handed to srun (job 0), then Slurm gave it
+     * the id `job` on `nodes` (its prolog's word: the owner's to make up) */
+    void (*slurm)(void *arg, uint64_t id, uint64_t job, const char *nodes);
     void (*ref)(void *arg);
     void (*unref)(void *arg);
 } kind_hooks;
@@ -60,6 +65,8 @@ typedef struct kind_start {
     const kind_hooks *hooks;   /* may be NULL */
     void *hooks_arg;
     const ex_limits *group_limits; /* its group's defaults for a job's limits; NULL: none */
+    struct ex_slurm *slurm;    /* its group's Slurm settings; NULL: it runs here */
+    uint32_t attempt;          /* which attempt this start is, from 1 */
 } kind_start;
 
 typedef struct kind_ops {

@@ -9,6 +9,7 @@
  * group is then killed, so a job leaves no processes behind. */
 #include "kind.h"
 #include "kind_limits.h"
+#include "kind_slurm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +51,8 @@ typedef struct exec_args {
     double grace;          /* < 0: the daemon's */
     uint64_t output_limit; /* UINT64_MAX: the daemon's; 0: none */
     ex_limits lim;         /* its rlimits, umask and cgroup limits */
+    ex_slurm_job slurm;    /* in a Slurm group: its cpus, memory and time over the group's */
+    bool has_slurm;
     size_t bytes;          /* what all of this takes */
     char command[KIND_COMMAND_MAX];
 } exec_args;
@@ -262,6 +265,33 @@ static int exec_validate(const msgpack_object *args, const kind_env *env, void *
         a->output_limit = lim;
     if (kind_limits_parse(args, env, &a->lim, err) < 0)
         goto fail;
+    const msgpack_object *sv = cp_get(args, "slurm");
+    if (sv && sv->type != MSGPACK_OBJECT_NIL) {
+        if (sv->type != MSGPACK_OBJECT_MAP) {
+            cp_fail(err, CP_BAD_REQUEST, "args.slurm must be a map: cpus, memory, time");
+            goto fail;
+        }
+        for (uint32_t i = 0; i < sv->via.map.size; i++) {
+            const msgpack_object_kv *kv = &sv->via.map.ptr[i];
+            char key[16], why[160];
+            double num;
+            bool is_num = kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                          kv->val.type == MSGPACK_OBJECT_NEGATIVE_INTEGER || kv->val.type == MSGPACK_OBJECT_FLOAT32 ||
+                          kv->val.type == MSGPACK_OBJECT_FLOAT64;
+            if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size >= sizeof key || !is_num) {
+                cp_fail(err, CP_BAD_REQUEST, "args.slurm: cpus, memory and time are numbers");
+                goto fail;
+            }
+            memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
+            key[kv->key.via.str.size] = '\0';
+            num = cp_num(&kv->val);
+            if (ex_slurm_job_set(&a->slurm, key, num, why, sizeof why) < 0) {
+                cp_fail(err, CP_BAD_REQUEST, "args.%s", why);
+                goto fail;
+            }
+        }
+        a->has_slurm = true;
+    }
     exec_describe(a);
     a->bytes = sizeof *a + total + (a->cwd ? strlen(a->cwd) + 1 : 0) + a->in_len;
     *(exec_args **)parsed = a;
@@ -339,6 +369,8 @@ typedef struct exec_job {
     uint64_t id;
     const kind_hooks *hooks; /* told of the process; hooks_arg released with the job */
     void *hooks_arg;
+    kslurm *slurm;     /* its group runs jobs on a Slurm cluster: srun runs it */
+    bool no_slurm;     /* ... but this corod has no srun to run it with */
 } exec_job;
 
 static double exec_mono(void)
@@ -447,15 +479,24 @@ static int exec_spawn(exec_job *j)
             j->in_w = p[1];
         }
     }
+    char *const *argv = a->argv;
     if (rc < 0) {
         snprintf(j->err, sizeof j->err, "cannot make a pipe: %s", strerror(-rc));
-    } else {
+    } else if (j->slurm) {
+        j->slurm->ident = id;
+        if ((rc = kslurm_prepare(j->slurm, a->argv, envp, j->err, sizeof j->err)) == 0) {
+            argv = j->slurm->argv;
+            envp = j->slurm->envp;
+        }
+    }
+    if (rc == 0) {
         ex_spawn_req rq = {
-            .argv = a->argv, .envp = envp, .cwd = a->cwd ? a->cwd : id->home,
+            .argv = argv, .envp = envp, .cwd = a->cwd ? a->cwd : id->home,
             .stdin_fd = child[0], .stdout_fd = child[1], .stderr_fd = child[2],
             .set_ids = set_ids, .uid = j->owner, .gid = id->gid, .groups = id->groups, .ngroups = id->ngroups,
             .restore = &j->restore, .limits = &j->lim,
             .in_cgroup = j->has_cg, .cgroup_procs_fd = j->has_cg ? j->cg.procs_fd : -1,
+            .fd3 = j->slurm ? j->slurm->wr : -1,
         };
         ex_spawning *sg;
         struct timespec now;
@@ -464,8 +505,12 @@ static int exec_spawn(exec_job *j)
             if (j->hooks && j->hooks->spawned)
                 j->hooks->spawned(j->hooks_arg, j->id, ex_spawning_pid(sg),
                                   (double)now.tv_sec + (double)now.tv_nsec / 1e9);
+            if (j->slurm && j->hooks && j->hooks->slurm)
+                j->hooks->slurm(j->hooks_arg, j->id, 0, "");
             if ((rc = exec_await_start(j, sg)) < 0)
                 exec_bury(j);
+            else if (j->slurm)
+                kslurm_spawned(j->slurm, j->sched);
         }
     }
     for (int i = 0; i < 3; i++)
@@ -616,6 +661,20 @@ static bool exec_await_exit(exec_job *j)
     int rc;
     if (!j->stop_now && (rc = exec_wait_leader(j, -1)) != -ECANCELED)
         return false;
+    if (j->slurm) {
+        /* The Slurm way: a SIGTERM to srun would have it kill the step with SIGKILL. So
+         * the steps get SIGTERM, then after the grace period the job is cancelled whole
+         * (Slurm's own SIGTERM, KillWait, SIGKILL), and srun is killed only if it still
+         * does not end. */
+        bool told = kslurm_cancel(j->slurm, SIGTERM, false) == 0;
+        rc = told ? exec_wait_leader(j, j->grace) : -ETIMEDOUT;
+        if (rc == -ETIMEDOUT || rc == -ECANCELED) {
+            told = kslurm_cancel(j->slurm, SIGTERM, true) == 0;
+            rc = told ? exec_wait_leader(j, KSLURM_KILL_WAIT) : -ETIMEDOUT;
+        }
+        if (rc == 0)
+            return true;
+    }
     kill(-pg, SIGTERM);
     kill(-pg, SIGCONT);
     rc = exec_wait_leader(j, j->grace);
@@ -662,7 +721,14 @@ static void exec_pack_outcome(msgpack_packer *pk, exec_job *j, int extra, const 
         if (j->pump[s] && ex_pump_error(j->pump[s]) && !werr)
             werr = ex_pump_error(j->pump[s]);
     int cg = j->cg_measured ? 1 + (j->cg_stats.has_peak ? 1 : 0) : 0;
-    msgpack_pack_map(pk, (uint32_t)(extra + 7 + (trunc ? 1 : 0) + (werr ? 1 : 0) + cg));
+    int sl = j->slurm && j->slurm->job ? 2 : 0;
+    msgpack_pack_map(pk, (uint32_t)(extra + 7 + (trunc ? 1 : 0) + (werr ? 1 : 0) + cg + sl));
+    if (sl) { /* where it ran */
+        cp_pack_str(pk, "slurm_job");
+        msgpack_pack_uint64(pk, j->slurm->job);
+        cp_pack_str(pk, "nodes");
+        cp_pack_str(pk, j->slurm->have_end && j->slurm->end.nodes[0] ? j->slurm->end.nodes : j->slurm->nodes);
+    }
     cp_pack_str(pk, "pid");
     msgpack_pack_int64(pk, j->sp.pid);
     cp_pack_str(pk, "duration");
@@ -697,6 +763,78 @@ static void exec_pack_outcome(msgpack_packer *pk, exec_job *j, int extra, const 
     }
 }
 
+/* The task's result (exit 0) or error: `code` NULL for an exit status (its message made
+ * here), else with `msg`; exit_code >= 0 for an exit, else `sig`. */
+static int exec_outcome(exec_job *j, const char *code, const char *msg, int exit_code, int sig,
+                        const struct rusage *ru, double dur)
+{
+    char text[64];
+    bool ok = !code && exit_code == 0;
+    if (!code && !ok) {
+        snprintf(text, sizeof text, "exited with status %d", exit_code);
+        code = "exit_status";
+        msg = text;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    exec_pack_outcome(&pk, j, ok ? 1 : 3, ru, dur);
+    if (!ok) {
+        cp_pack_str(&pk, "code");
+        cp_pack_str(&pk, code);
+        cp_pack_str(&pk, "message");
+        cp_pack_str(&pk, msg);
+    }
+    cp_pack_str(&pk, exit_code >= 0 ? "exit_code" : "signal");
+    msgpack_pack_int(&pk, exit_code >= 0 ? exit_code : sig);
+    co_value v;
+    int rc = co_value_copy(&v, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc < 0)
+        return -ENOMEM;
+    co_return(&v);
+    return ok ? 0 : CO_EFAILED;
+}
+
+/* A Slurm job's: what Slurm recorded of its end, where srun's status cannot say it. */
+static int exec_slurm_outcome(exec_job *j, int status, const struct rusage *ru, double dur)
+{
+    kslurm *k = j->slurm;
+    char msg[256];
+    if (k->have_end) {
+        const ex_slurm_end *e = &k->end;
+        const char *code = ex_slurm_end_code(e);
+        if (!code && e->signal)
+            snprintf(msg, sizeof msg, "killed by signal %d (%s)", e->signal, strsignal(e->signal));
+        if (!code)
+            return exec_outcome(j, e->signal ? "signal" : NULL, msg, e->signal ? -1 : e->exit_code, e->signal, ru,
+                                dur);
+        const char *what = !strcmp(code, "timeout")        ? "Slurm stopped it at its time limit"
+                         : !strcmp(code, "node_failure")   ? "a node it ran on failed"
+                         : !strcmp(code, "preempted")      ? "Slurm preempted it for other work"
+                         : !strcmp(code, "oom")            ? "Slurm killed it for using more memory than it asked for"
+                         : !strcmp(code, "slurm_cancelled") ? "it was cancelled in Slurm, not through corod"
+                                                             : "Slurm ended it";
+        snprintf(msg, sizeof msg, "%s (Slurm job %llu: %s, reason %s)", what, (unsigned long long)k->job, e->state,
+                 e->reason[0] ? e->reason : "none");
+        return exec_outcome(j, code, msg, e->signal ? -1 : e->exit_code, e->signal, ru, dur);
+    }
+    bool exited = WIFEXITED(status);
+    if (!k->job && !(exited && WEXITSTATUS(status) == 0)) {
+        snprintf(msg, sizeof msg,
+                 "srun %s %d before Slurm ran the job (a user the cluster does not know, a partition or "
+                 "account it refuses, ...): its stderr says why",
+                 exited ? "exited with status" : "was killed by signal", exited ? WEXITSTATUS(status) : WTERMSIG(status));
+        return exec_outcome(j, "spawn_failed", msg, exited ? WEXITSTATUS(status) : -1,
+                            exited ? 0 : WTERMSIG(status), ru, dur);
+    }
+    if (exited)
+        return exec_outcome(j, NULL, NULL, WEXITSTATUS(status), 0, ru, dur);
+    snprintf(msg, sizeof msg, "srun was killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    return exec_outcome(j, "signal", msg, -1, WTERMSIG(status), ru, dur);
+}
+
 static int exec_body(void *arg)
 {
     exec_job *j = arg;
@@ -710,6 +848,9 @@ static int exec_body(void *arg)
     }
     if (co_cancel_requested())
         return -ECANCELED; /* cancelled during the lookup: do not start it */
+    if (j->no_slurm)
+        return co_fail("spawn_failed", "its group's executor is slurm, and this corod found no Slurm to run it "
+                                       "with (srun, scancel, scontrol and corod-slurm-prolog; see hello's executors)");
     if (exec_cg_make(j) < 0)
         return co_fail("spawn_failed", "%s", j->err);
     if (exec_spawn(j) < 0) {
@@ -748,56 +889,28 @@ static int exec_body(void *arg)
     kill(-j->sp.pid, SIGKILL);
     exec_cg_end(j);
     exec_drain(j);
+    if (j->slurm)
+        kslurm_finish(j->slurm, status, j->pump[2] && ex_pump_bytes(j->pump[2]) > 0);
 
     if (stopped)
         return -ECANCELED; /* the task ends cancelled (or failed "timeout") */
+    if (j->slurm && !j->err[0])
+        return exec_slurm_outcome(j, status, &ru, dur);
     if (j->err[0])
         return co_fail("error", "%s", j->err);
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    bool ok = false;
-    if (WIFEXITED(status)) {
-        int code = WEXITSTATUS(status);
-        ok = code == 0;
-        char msg[64];
-        snprintf(msg, sizeof msg, "exited with status %d", code);
-        exec_pack_outcome(&pk, j, ok ? 1 : 3, &ru, dur);
-        if (!ok) {
-            cp_pack_str(&pk, "code");
-            cp_pack_str(&pk, "exit_status");
-            cp_pack_str(&pk, "message");
-            cp_pack_str(&pk, msg);
-        }
-        cp_pack_str(&pk, "exit_code");
-        msgpack_pack_int(&pk, code);
-    } else {
-        int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-        char msg[160];
-        /* Killed for its memory.max: its own outcome, not just a SIGKILL. */
-        bool oom = j->cg_measured && j->cg_stats.oom_kills > 0 && sig == SIGKILL;
-        if (oom)
-            snprintf(msg, sizeof msg, "killed for using more memory than its memory_max (%llu bytes)",
-                     (unsigned long long)j->lim.memory_max);
-        else
-            snprintf(msg, sizeof msg, "killed by signal %d (%s)%s", sig, strsignal(sig),
-                     WIFSIGNALED(status) && WCOREDUMP(status) ? ", core dumped" : "");
-        exec_pack_outcome(&pk, j, 3, &ru, dur);
-        cp_pack_str(&pk, "code");
-        cp_pack_str(&pk, oom ? "oom" : "signal");
-        cp_pack_str(&pk, "message");
-        cp_pack_str(&pk, msg);
-        cp_pack_str(&pk, "signal");
-        msgpack_pack_int(&pk, sig);
+    if (WIFEXITED(status))
+        return exec_outcome(j, NULL, NULL, WEXITSTATUS(status), 0, &ru, dur);
+    int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    char msg[160];
+    /* Killed for its memory.max: its own outcome, not just a SIGKILL. */
+    if (j->cg_measured && j->cg_stats.oom_kills > 0 && sig == SIGKILL) {
+        snprintf(msg, sizeof msg, "killed for using more memory than its memory_max (%llu bytes)",
+                 (unsigned long long)j->lim.memory_max);
+        return exec_outcome(j, "oom", msg, -1, sig, &ru, dur);
     }
-    co_value v;
-    rc = co_value_copy(&v, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    if (rc < 0)
-        return -ENOMEM;
-    co_return(&v);
-    return ok ? 0 : CO_EFAILED;
+    snprintf(msg, sizeof msg, "killed by signal %d (%s)%s", sig, strsignal(sig),
+             WIFSIGNALED(status) && WCOREDUMP(status) ? ", core dumped" : "");
+    return exec_outcome(j, "signal", msg, -1, sig, &ru, dur);
 }
 
 /* Runs once the body is done, whether or not it ever ran. */
@@ -827,6 +940,8 @@ static void exec_job_free(co_future *f, void *arg)
         ex_disk_use_unref(j->disk);
     if (j->hooks)
         j->hooks->unref(j->hooks_arg);
+    if (j->slurm)
+        kslurm_free(j->slurm);
     exec_args_unref(j->a);
     free(j);
 }
@@ -861,6 +976,27 @@ static int exec_start(const kind_start *ks, co_task **body)
     j->sp.pidfd = -1;
     j->id = ks->opts.id;
     int rc = 0;
+    if (ks->slurm && !ks->env->slurm) {
+        j->no_slurm = true;
+    } else if (ks->slurm) {
+        kslurm *k = calloc(1, sizeof *k);
+        if (!k) {
+            exec_args_unref(a);
+            free(j);
+            return -ENOMEM;
+        }
+        k->s = ex_slurm_ref(ks->slurm);
+        k->tools = ks->env->slurm;
+        k->over = a->slurm;
+        k->id = j->id;
+        k->owner = j->owner;
+        k->rd = k->wr = -1;
+        snprintf(k->name, sizeof k->name, KSLURM_NAME_FMT, ks->env->slurm_tag ? ks->env->slurm_tag : "x",
+                 (unsigned long long)j->id, (unsigned)ks->attempt);
+        k->hooks = ks->hooks;
+        k->hooks_arg = ks->hooks_arg;
+        j->slurm = k;
+    }
     for (int s = 0; s < 2 && rc == 0; s++)
         rc = kind_output_path(ks->env->output_dir, ks->opts.id, s + 1, j->path[s], sizeof j->path[s]);
     co_task *t = NULL;
@@ -880,6 +1016,8 @@ static int exec_start(const kind_start *ks, co_task **body)
         }
         if (j->disk)
             ex_disk_use_unref(j->disk);
+        if (j->slurm)
+            kslurm_free(j->slurm);
         exec_args_unref(a);
         free(j);
         return rc;
@@ -896,6 +1034,8 @@ static int exec_signal(co_task *body, int sig)
     exec_job *j = co_task_data(body);
     if (!j || j->reaped || sig < 1 || sig > 64)
         return -ESRCH;
+    if (j->slurm) /* its processes are on the cluster: Slurm signals them */
+        return j->alive ? kslurm_signal(j->slurm, j->sched, sig) : -ESRCH;
     if (!j->alive) {
         j->early_sigs |= 1ull << (sig - 1);
         return 0;

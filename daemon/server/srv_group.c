@@ -1,5 +1,6 @@
 /* srv_group.c: the group registry, each group's users, and their ready heaps. */
 #include "srv_group.h"
+#include "srv_slurm.h"
 
 #include "ut_grow.h"
 
@@ -147,6 +148,7 @@ static void srv_group_free(srv_group *g)
         srv_group_user_free(co_queue_data(q, srv_group_user, node));
     free(g->ready_wait.v);
     free(g->allowed);
+    srv_group_set_slurm(g, NULL);
     free(g);
 }
 
@@ -237,6 +239,7 @@ void srv_groups_unconfigure(srv_groups *gs, srv_group *g)
     free(g->allowed);
     g->allowed = NULL;
     g->nallowed = 0;
+    srv_group_set_slurm(g, NULL);
     if (!g->refs)
         srv_group_free(g);
 }
@@ -418,7 +421,8 @@ void srv_group_give_slot(srv_group *g, srv_ready *it)
 
 void srv_group_pack(cp_out *o, const srv_group *g)
 {
-    cp_out_map(o, 9);
+    cp_out_map(o, (uint32_t)(9 + srv_group_executor_fields(g)));
+    srv_group_pack_executor(o, g);
     cp_out_lit(o, "name");
     cp_out_str(o, g->name);
     cp_out_lit(o, "parallel");

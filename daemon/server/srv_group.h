@@ -67,6 +67,9 @@ struct srv_group {
     bool paused;
     int64_t priority; /* of its tasks that give none (the configuration file's) */
     ex_limits limits; /* its jobs' limits, where a job gives none (the configuration file's) */
+    struct ex_slurm *slurm; /* its jobs run on a Slurm cluster with these (srv_slurm.h); NULL: here */
+    uint8_t *slurm_blob;    /* ... packed, as `groups` and the store carry them */
+    size_t slurm_len;
     bool pumping;    /* starting queued records (see srv_group_pump) */
     bool configured; /* default, or set up by root: stays */
     size_t running, pending; /* records in the group, by outward state */

@@ -5,6 +5,7 @@
 
 #include "ex_cgroup.h"
 #include "kind.h"
+#include "srv_slurm.h"
 #include "sy_log.h"
 
 #include <errno.h>
@@ -59,7 +60,7 @@ static void m_hello(srv_conn *c, const cp_request *rq)
         return;
     }
     srv_ok(c, rq);
-    cp_out_map(&c->out, 5);
+    cp_out_map(&c->out, 6);
     cp_out_lit(&c->out, "protocol");
     cp_out_uint(&c->out, 1);
     cp_out_lit(&c->out, "server");
@@ -86,6 +87,21 @@ static void m_hello(srv_conn *c, const cp_request *rq)
         cp_out_nil(&c->out);
     else
         cp_out_str(&c->out, l->cgroups_why ? l->cgroups_why : "");
+    /* Where a group's jobs may run: here, and on a Slurm cluster if srun is at hand. */
+    cp_out_lit(&c->out, "executors");
+    cp_out_map(&c->out, 2);
+    cp_out_lit(&c->out, "local");
+    cp_out_map(&c->out, 1);
+    cp_out_lit(&c->out, "available");
+    cp_out_bool(&c->out, true);
+    cp_out_lit(&c->out, "slurm");
+    cp_out_map(&c->out, l->slurm ? 1 : 2);
+    cp_out_lit(&c->out, "available");
+    cp_out_bool(&c->out, l->slurm != NULL);
+    if (!l->slurm) {
+        cp_out_lit(&c->out, "why");
+        cp_out_str(&c->out, l->slurm_why ? l->slurm_why : "not set up");
+    }
 }
 
 /* A submit naming records in the store only (`after`, a gather's ids): read them back. */
@@ -316,6 +332,35 @@ static bool srv_may_change_groups(srv_conn *c, const cp_request *rq)
     return false;
 }
 
+/* set_group's executor and slurm: 0 when neither is there; 1 with *out the settings of a
+ * Slurm group, or NULL for "local"; -EINVAL with err. */
+static int srv_get_executor(const srv *v, const msgpack_object *params, ex_slurm **out, cp_error *err)
+{
+    cp_str ex;
+    int he = cp_get_str(params, "executor", false, 16, &ex, err);
+    if (he < 0)
+        return he;
+    const msgpack_object *sm = cp_get(params, "slurm");
+    if (sm && sm->type == MSGPACK_OBJECT_NIL)
+        sm = NULL;
+    bool slurm = he ? ex.len == 5 && !memcmp(ex.ptr, "slurm", 5) : sm != NULL;
+    if (he && !slurm && !(ex.len == 5 && !memcmp(ex.ptr, "local", 5)))
+        return cp_fail(err, CP_BAD_REQUEST, "executor must be \"local\" or \"slurm\"");
+    if (!he && !sm)
+        return 0;
+    *out = NULL;
+    if (!slurm) {
+        if (sm)
+            return cp_fail(err, CP_BAD_REQUEST, "slurm settings are for a group whose executor is slurm");
+        return 1;
+    }
+    if (!v->cfg.limits.slurm)
+        return cp_fail(err, CP_BAD_REQUEST, "this corod has no Slurm to run jobs with: %s",
+                       v->cfg.limits.slurm_why ? v->cfg.limits.slurm_why : "not set up");
+    static const msgpack_object empty = { .type = MSGPACK_OBJECT_MAP };
+    return srv_slurm_parse(sm ? sm : &empty, out, err) < 0 ? -EINVAL : 1;
+}
+
 static void m_set_group(srv_conn *c, const cp_request *rq)
 {
     if (!srv_may_change_groups(c, rq))
@@ -338,17 +383,26 @@ static void m_set_group(srv_conn *c, const cp_request *rq)
         srv_fail(c, rq, CP_BAD_REQUEST, "name must be 1 to %u characters of A-Z a-z 0-9 . _ -", CP_MAX_GROUP);
         return;
     }
+    ex_slurm *slurm = NULL;
+    int hx = srv_get_executor(c->srv, rq->params, &slurm, &err);
+    if (hx < 0) {
+        srv_reply_error(c, rq, &err);
+        return;
+    }
     /* create: false changes a group that exists, and makes none (a typo in a pause must
      * not leave a paused group behind that nothing ever runs in). */
     if (!create && !srv_table_find_group(c->srv->table, name)) {
+        ex_slurm_unref(slurm);
         srv_fail(c, rq, CP_NOT_FOUND, "no group \"%.*s\"", (int)name.len, name.ptr);
         return;
     }
     srv_group *g = srv_table_configure_group(c->srv->table, name);
-    if (!g || (hu && srv_group_allow(g, users, nusers) < 0)) {
+    if (!g || (hu && srv_group_allow(g, users, nusers) < 0) || (hx && srv_group_set_slurm(g, slurm) < 0)) {
+        ex_slurm_unref(slurm);
         srv_fail(c, rq, CP_INTERNAL, "out of memory");
         return;
     }
+    ex_slurm_unref(slurm);
     uint32_t p32 = (uint32_t)parallel;
     if (srv_table_set_group(c->srv->table, g, hp ? &p32 : NULL, hz ? &paused : NULL) < 0) {
         srv_fail(c, rq, CP_INTERNAL, "out of memory");

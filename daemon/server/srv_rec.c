@@ -77,6 +77,7 @@ void srv_rec_unref(srv_rec *r)
     free(r->name);
     free(r->command);
     free(r->argv);
+    free(r->slurm);
     free(r);
 }
 
@@ -166,7 +167,7 @@ void srv_rec_pack(cp_out *o, const srv_rec *r, bool omit_outcome)
         .state = srv_rec_state(r), .owner_uid = r->acct->uid, .created_at = r->created_at,
         .started_at = r->started_at, .finished_at = r->finished_at, .attempts = r->attempts,
         .command = r->command, .omitted = omit_outcome && st != CO_PENDING, .restarted_from = r->restarted_from,
-        .argv = r->argv, .argv_len = r->argv_len,
+        .argv = r->argv, .argv_len = r->argv_len, .slurm = r->slurm, .slurm_len = r->slurm_len,
     };
     cp_out w;
     cp_out_init(&w);
@@ -413,6 +414,8 @@ static void srv_rec_start(srv_rec *r)
         .hooks = &srv_spawn_hooks,
         .hooks_arg = t->spawns,
         .group_limits = &r->group->limits,
+        .slurm = r->group->slurm,
+        .attempt = r->resumed ? r->attempts : r->attempts + 1,
     };
     co_task *body;
     int rc = r->kind->start(&ks, &body);
@@ -430,6 +433,9 @@ static void srv_rec_start(srv_rec *r)
         r->resumed = false;
     else
         r->started_at = srv_now(), r->attempts++;
+    free(r->slurm); /* an earlier attempt's */
+    r->slurm = NULL;
+    r->slurm_len = 0;
     srv_rec_store_started(r);
     srv_rec_audit(r, true);
     r->body = body;

@@ -44,6 +44,8 @@ struct srv_rec {
     char *name;
     char *command; /* exec: its command line, kept after the args are freed */
     uint8_t *argv; /* exec: its argv as submitted, packed (`get` shows it) */
+    uint8_t *slurm; /* its attempt's Slurm job, packed {job, nodes}; NULL: none (yet) */
+    uint32_t slurm_len;
     uint32_t argv_len;
     srv_group *group; /* referenced; ready.user is its owner's share of it while active */
     srv_acct *acct;   /* its owner's (referenced) */
@@ -74,6 +76,7 @@ typedef struct srv_spawns {
     st_store *store;
     void (*on_output)(void *arg, uint64_t id); /* NULL once the table is gone */
     void *on_output_arg;
+    srv_table *table; /* NULL once it is gone */
 } srv_spawns;
 
 extern const kind_hooks srv_spawn_hooks;

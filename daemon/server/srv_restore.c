@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "ex_leftover.h"
+#include "srv_slurm.h"
 #include "st_store.h"
 #include "sy_log.h"
 
@@ -36,6 +37,8 @@ typedef struct srv_loading {
     size_t nback, cap;
     ex_leftover *jobs;
     size_t njobs, jobs_cap;
+    srv_slurm_left *slurm; /* running on Slurm: cancelled there */
+    size_t nslurm, slurm_cap;
     size_t skipped;
 } srv_loading;
 
@@ -58,6 +61,18 @@ static void srv_restore_group(const st_group *g, void *arg)
     }
     if (n)
         srv_group_allow(grp, users, n);
+    if (g->slurm) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        ex_slurm *s = NULL;
+        cp_error err;
+        if (msgpack_unpack_next(&u, g->slurm, g->slurm_len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+            srv_slurm_parse(&u.data, &s, &err) < 0 || srv_group_set_slurm(grp, s) < 0)
+            sy_log(LOG_WARNING, "the store's group \"%s\" runs its jobs here: its Slurm settings cannot be read",
+                   g->name);
+        ex_slurm_unref(s);
+        msgpack_unpacked_destroy(&u);
+    }
     srv_table_set_group(rs->t, grp, &g->parallel, &g->paused);
 }
 
@@ -88,6 +103,15 @@ static int srv_restore_task(const st_task *row, void *arg)
     }
     if (row->state == ST_TASK_RUNNING && row->pid > 0 && srv_restore_leftover(rs, row) < 0)
         return -ENOMEM;
+    if (row->state == ST_TASK_RUNNING && row->slurm_job >= 0) {
+        srv_slurm_left *e = ut_grow(rs->slurm, &rs->slurm_cap, rs->nslurm, sizeof *e, 16);
+        if (!e)
+            return -ENOMEM;
+        rs->slurm = e;
+        srv_group *g = srv_table_find_group(rs->t, (cp_str){ row->group, strlen(row->group) });
+        rs->slurm[rs->nslurm++] = (srv_slurm_left){ .id = row->id, .job = (uint64_t)row->slurm_job,
+                                                    .uid = row->owner, .attempt = row->attempts, .s = ex_slurm_ref(g ? g->slurm : NULL) };
+    }
     srv_back *back = ut_grow(rs->back, &rs->cap, rs->nback, sizeof *back, 1024);
     if (!back)
         return -ENOMEM;
@@ -215,6 +239,8 @@ int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
             srv_rec_resume(rs.back[i].rec, &rs.back[i].row, now);
         }
         srv_table_bump_id(v->table, st_next_id(st));
+        srv_slurm_cancel_left(v->table, rs.slurm, rs.nslurm);
+        rs.slurm = NULL;
         if (killed > 0)
             sy_log(LOG_WARNING, "restored %zu tasks (%zu pending, %zu were running); killed %d processes left "
                    "of interrupted jobs", rs.nback, rs.nback - running, running, killed);
@@ -226,5 +252,8 @@ int srv_restore(srv *v, st_store *st, char *errbuf, size_t errlen)
     }
     free(rs.back);
     free(rs.jobs);
+    for (size_t i = 0; rs.slurm && i < rs.nslurm; i++)
+        ex_slurm_unref(rs.slurm[i].s);
+    free(rs.slurm);
     return rc;
 }

@@ -66,7 +66,7 @@ int srv_table_set_group(srv_table *t, srv_group *g, const uint32_t *parallel, co
         g->paused = *paused;
     if (t->store) {
         st_group row = { .name = g->name, .parallel = g->parallel, .paused = g->paused, .users = g->allowed,
-                         .nusers = g->nallowed };
+                         .nusers = g->nallowed, .slurm = g->slurm_blob, .slurm_len = g->slurm_len };
         int rc = st_put_group(t->store, &row);
         if (rc < 0)
             return rc;
@@ -104,7 +104,35 @@ static void srv_spawns_output(void *arg, uint64_t id)
         sp->on_output(sp->on_output_arg, id);
 }
 
-const kind_hooks srv_spawn_hooks = { .spawned = srv_spawns_note, .output = srv_spawns_output,
+/* A Slurm group's job went to srun (job 0), then Slurm named it: written for a restart to
+ * cancel, and shown in its record. */
+static void srv_spawns_slurm(void *arg, uint64_t id, uint64_t job, const char *nodes)
+{
+    srv_spawns *sp = arg;
+    int rc;
+    if (sp->store && (rc = st_slurm(sp->store, id, job)) < 0)
+        sy_log(LOG_ERR, "cannot queue the store's write for task %llu: %s", (unsigned long long)id,
+               co_strerror(rc));
+    srv_rec *r = sp->table && job ? srv_index_get(&sp->table->index, id) : NULL;
+    if (!r)
+        return;
+    cp_out o;
+    cp_out_init(&o);
+    cp_out_map(&o, 2);
+    cp_out_lit(&o, "job");
+    cp_out_uint(&o, job);
+    cp_out_lit(&o, "nodes");
+    cp_out_str(&o, nodes);
+    if (cp_out_failed(&o)) {
+        cp_out_free(&o);
+        return; /* out of memory: the record does not show it, the store has it */
+    }
+    free(r->slurm);
+    r->slurm_len = (uint32_t)o.size;
+    r->slurm = cp_out_release(&o);
+}
+
+const kind_hooks srv_spawn_hooks = { .spawned = srv_spawns_note, .output = srv_spawns_output, .slurm = srv_spawns_slurm,
                                      .ref = srv_spawns_ref, .unref = srv_spawns_unref };
 
 void srv_table_on_output(srv_table *t, void (*fn)(void *arg, uint64_t id), void *arg)
@@ -164,6 +192,7 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
         return -ENOMEM;
     }
     t->spawns->refs = 1;
+    t->spawns->table = t;
     t->lim = l ? *l : (srv_limits){ 0 };
     co_queue_init(&t->recs);
     co_queue_init(&t->trim);
@@ -209,6 +238,8 @@ int srv_table_new(co_sched *s, const srv_limits *l, srv_table **out)
         .spawn_timeout = t->lim.spawn_timeout > 0 ? t->lim.spawn_timeout : KIND_SPAWN_TIMEOUT,
         .cgroups = t->lim.cgroups,
         .cgroups_why = t->lim.cgroups_why,
+        .slurm = t->lim.slurm,
+        .slurm_tag = t->lim.slurm_tag,
     };
     t->next_id = 1;
     if (srv_groups_init(&t->groups, t->lim.default_parallel, t->lim.max_uid_groups) < 0) {
@@ -842,6 +873,7 @@ void srv_table_free(srv_table *t)
     cp_out_free(&t->spec_buf);
     t->spawns->store = NULL;
     t->spawns->on_output = NULL;
+    t->spawns->table = NULL;
     srv_spawns_unref(t->spawns);
     srv_accts_free(&t->accts);
     free((char *)t->env.output_dir);

@@ -45,6 +45,9 @@ typedef struct srv_limits {
     double spawn_timeout;      /* seconds a job may take to exec, 0: KIND_SPAWN_TIMEOUT */
     struct ex_cgroups *cgroups; /* where jobs' cgroups go (ex_cgroup.h), NULL: none */
     const char *cgroups_why;    /* ... and why there are none */
+    const struct ex_slurm_tools *slurm; /* srun and friends (ex_slurm.h); NULL: no Slurm here */
+    const char *slurm_why;      /* ... and why there is none */
+    const char *slurm_tag;      /* names this daemon's jobs in Slurm (corod-<tag>-<id>) */
 } srv_limits;
 
 /* -EINVAL without l->output_dir. */

@@ -67,7 +67,10 @@ ReturnToService=2
 MpiDefault=none
 SlurmdParameters=config_overrides
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
-PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
+PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=$host MaxTime=INFINITE State=UP PriorityTier=2
 CONF
 export SLURM_CONF="$conf"
 for i in $(seq 100); do [ -S "$dir/munge/munge.socket" ] && break; sleep 0.05; done
