@@ -195,11 +195,10 @@ bool ex_slurm_find(ex_slurm_tools *t, const char *path, const char *prolog)
     return ok && t->prolog[0];
 }
 
-/* Slurm's [D-]HH:MM:SS, rounded up to a second. */
+/* Slurm keeps time limits in whole minutes: rounded up, so a job gets at least what was asked. */
 static void ex_slurm_time(char *buf, size_t len, double seconds)
 {
-    unsigned long long s = (unsigned long long)ceil(seconds);
-    snprintf(buf, len, "--time=%llu-%02llu:%02llu:%02llu", s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
+    snprintf(buf, len, "--time=%llu", (unsigned long long)ceil(seconds / 60));
 }
 
 char **ex_slurm_argv(const ex_slurm_tools *t, const ex_slurm *s, const ex_slurm_job *over, const char *name,
