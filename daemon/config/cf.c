@@ -1,5 +1,6 @@
 /* cf.c: the options, from the command line and from the file (cf.h). */
 #include "cf.h"
+#include "ex_slurm.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -142,6 +143,7 @@ void cf_free(cf_config *c)
     for (size_t i = 0; i < c->ngroups; i++) {
         free(c->groups[i].name);
         free(c->groups[i].users);
+        ex_slurm_unref(c->groups[i].conf.slurm);
     }
     free(c->groups);
     for (size_t i = 0; i < CF_MAX_OPTIONS; i++)
@@ -488,6 +490,49 @@ static int cf_users(cf_group *g, const char *v, const char *as, char *err, size_
     return 0;
 }
 
+/* executor = local | slurm, and the slurm-* settings of a Slurm group (any of which makes
+ * it one, unless executor says local). */
+static int cf_slurm_key(cf_group *g, const char *name, const char *v, const char *as, char *err, size_t len)
+{
+    srv_group_conf *c = &g->conf;
+    bool local = c->has_executor && !c->slurm;
+    if (!strcmp(name, "executor")) {
+        if (strcmp(v, "local") && strcmp(v, "slurm"))
+            return cf_fail(err, len, "%s must be local or slurm, not \"%s\"", as, v);
+        if (!strcmp(v, "local") && c->slurm)
+            return cf_fail(err, len, "%s = local, and slurm-* settings are given: one or the other", as);
+        c->has_executor = true;
+        if (!strcmp(v, "slurm") && !c->slurm && !(c->slurm = ex_slurm_new()))
+            return cf_fail(err, len, "out of memory");
+        return 0;
+    }
+    if (local)
+        return cf_fail(err, len, "%s is for a group whose executor is slurm", as);
+    if (!c->slurm && !(c->slurm = ex_slurm_new()))
+        return cf_fail(err, len, "out of memory");
+    c->has_executor = true;
+    const char *key = name + 6;
+    char why[256];
+    int rc;
+    if (!strcmp(key, "cpus") || !strcmp(key, "memory") || !strcmp(key, "time")) {
+        double d;
+        if (cf_seconds(as, v, 0, 1e18, &d, err, len) < 0)
+            return -EINVAL;
+        rc = ex_slurm_set_num(c->slurm, key, d, why, sizeof why);
+    } else if (!strcmp(key, "args")) { /* options separated by spaces */
+        char buf[CF_MAX_LINE], *save = NULL;
+        snprintf(buf, sizeof buf, "%s", v);
+        rc = 0;
+        for (char *t = strtok_r(buf, " \t", &save); t && rc == 0; t = strtok_r(NULL, " \t", &save))
+            rc = ex_slurm_set_str(c->slurm, "args", t, why, sizeof why);
+    } else {
+        rc = ex_slurm_set_str(c->slurm, key, v, why, sizeof why);
+    }
+    if (rc == -ENOMEM)
+        return cf_fail(err, len, "out of memory");
+    return rc < 0 ? cf_fail(err, len, "%s: %s", as, why) : 0;
+}
+
 static int cf_group_key(cf_group *g, const char *name, const char *v, char *err, size_t len)
 {
     char as[200];
@@ -514,6 +559,8 @@ static int cf_group_key(cf_group *g, const char *name, const char *v, char *err,
     }
     if (!strcmp(name, "users"))
         return cf_users(g, v, as, err, len);
+    if (!strcmp(name, "executor") || !strncmp(name, "slurm-", 6))
+        return cf_slurm_key(g, name, v, as, err, len);
     ex_limits *l = &g->conf.limits;
     if (!strcmp(name, "memory-max")) {
         if ((rc = cf_size(as, v, (size_t)1 << 20, (size_t)1 << 50, &n, err, len)) == 0)
@@ -571,7 +618,8 @@ static int cf_group_key(cf_group *g, const char *name, const char *v, char *err,
     }
     return cf_fail(err, len, "unknown setting \"%s\" in a group (parallel, paused, priority, users, memory-max, "
                              "pids-max, cpu-weight, cpu-quota, umask, rlimit-nofile, rlimit-core, rlimit-cpu, "
-                             "rlimit-as)", name);
+                             "rlimit-as, executor, slurm-partition, slurm-account, slurm-qos, slurm-cpus, "
+                             "slurm-memory, slurm-time, slurm-args, slurm-conf)", name);
 }
 
 /* [corod], or [group "NAME"]. */

@@ -73,6 +73,8 @@ typedef struct srv_group_conf {
     const uint32_t *users; /* who may submit to it; nusers == 0 with has_users: everyone */
     size_t nusers;
     ex_limits limits;  /* its jobs' limits where a job gives none; unset fields stay as they are */
+    bool has_executor;
+    struct ex_slurm *slurm; /* has_executor: its Slurm settings, or NULL to run jobs here */
 } srv_group_conf;
 
 /* Makes or changes a group (it stays, as one made by set_group). 0, or -EINVAL / -ENOMEM

@@ -7,6 +7,7 @@
 
 #include "ex_cgroup.h"
 #include "srv_group.h"
+#include "srv_slurm.h"
 
 void srv_conn_limits(srv *v, const srv_config *cfg)
 {
@@ -40,6 +41,11 @@ int srv_configure_group(srv *v, const srv_group_conf *gc, char *err, size_t errl
                  v->cfg.limits.cgroups ? "they do not have" : "this corod has none of");
         return -EINVAL;
     }
+    if (gc->has_executor && gc->slurm && !v->cfg.limits.slurm) {
+        snprintf(err, errlen, "group \"%s\": executor = slurm, and this corod has no Slurm to run jobs with: %s",
+                 gc->name, v->cfg.limits.slurm_why ? v->cfg.limits.slurm_why : "not set up");
+        return -EINVAL;
+    }
     if (gc->nusers > SRV_MAX_GROUP_USERS) {
         snprintf(err, errlen, "group \"%s\": at most %u users", gc->name, SRV_MAX_GROUP_USERS);
         return -EINVAL;
@@ -49,7 +55,8 @@ int srv_configure_group(srv *v, const srv_group_conf *gc, char *err, size_t errl
     for (size_t i = 0; i < gc->nusers; i++)
         users[i] = gc->users[i];
     int rc = -ENOMEM;
-    if (g && (!gc->has_users || srv_group_allow(g, users, gc->nusers) == 0))
+    if (g && (!gc->has_users || srv_group_allow(g, users, gc->nusers) == 0) &&
+        (!gc->has_executor || srv_group_set_slurm(g, gc->slurm) == 0))
         rc = srv_table_set_group(v->table, g, gc->has_parallel ? &gc->parallel : NULL,
                                  gc->has_paused ? &gc->paused : NULL);
     if (rc < 0) {
