@@ -100,6 +100,8 @@ typedef struct kind_ops {
      * a body), -EBUSY (one is in flight), -EPIPE (closed, or the program has ended). */
     int (*feed)(co_task *body, const void *data, size_t len, bool eof, void (*cb)(void *arg, int status),
                 void *arg);
+    /* Optional: the parsed form asks for what only a Slurm group gives (args.slurm). */
+    bool (*slurm_only)(const void *parsed);
 } kind_ops;
 
 #define KIND_COMMAND_MAX 256u

@@ -301,6 +301,11 @@ fail:
     return rc;
 }
 
+static bool exec_slurm_only(const void *parsed)
+{
+    return (*(exec_args *const *)parsed)->has_slurm;
+}
+
 static void exec_refs(const void *parsed, const uint64_t **ids, size_t *n)
 {
     (void)parsed;
@@ -1054,4 +1059,4 @@ static int exec_signal(co_task *body, int sig)
 const kind_ops kind_exec = { .name = "exec", .available = EXEC_AVAILABLE, .takes_slot = true, .has_output = true,
                              .args_size = sizeof(exec_args *), .validate = exec_validate, .refs = exec_refs, .start = exec_start,
                              .free = exec_free, .command = exec_command, .bytes = exec_bytes,
-                             .signal = exec_signal, .feed = exec_feed };
+                             .signal = exec_signal, .feed = exec_feed, .slurm_only = exec_slurm_only };
