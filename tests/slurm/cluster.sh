@@ -63,10 +63,11 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SchedulerParameters=batch_sched_delay=0
+KillWait=5
 ReturnToService=2
 MpiDefault=none
 SlurmdParameters=config_overrides
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=65536 State=UNKNOWN
 PreemptType=preempt/partition_prio
 PreemptMode=CANCEL
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP PriorityTier=1
