@@ -73,7 +73,7 @@ static const char *state_tag(const char *state)
 static void find_slurm(const char *state, srv_limits *l)
 {
     static ex_slurm_tools tools;
-    static char why[512], tag[17];
+    static char why[PATH_MAX + 128], tag[17];
     char path[8192], self[PATH_MAX], prolog[PATH_MAX + 32];
     const char *env = getenv("PATH");
     snprintf(path, sizeof path, "%s%s%s", env ? env : "", env ? ":" : "", EX_DEFAULT_ROOT_PATH);
