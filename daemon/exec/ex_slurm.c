@@ -204,8 +204,8 @@ static void ex_slurm_time(char *buf, size_t len, double seconds)
 char **ex_slurm_argv(const ex_slurm_tools *t, const ex_slurm *s, const ex_slurm_job *over, const char *name,
                      char *const *argv)
 {
-    enum { OPTLEN = sizeof t->prolog + 16 };
-    char (*opt)[OPTLEN] = malloc(8 * sizeof *opt); /* a coroutine's stack is small */
+    enum { OPTLEN = sizeof t->prolog + 16, NOPT = 9 }; /* corod's own options, at most */
+    char (*opt)[OPTLEN] = malloc(NOPT * sizeof *opt); /* a coroutine's stack is small */
     if (!opt)
         return NULL;
     size_t nopt = 0;
@@ -226,6 +226,13 @@ char **ex_slurm_argv(const ex_slurm_tools *t, const ex_slurm *s, const ex_slurm_
         snprintf(opt[nopt++], sizeof opt[0], "--mem=%lluM", (unsigned long long)((mem + (1u << 20) - 1) >> 20));
     if (time > 0)
         ex_slurm_time(opt[nopt++], sizeof opt[0], time);
+    /* One task — the command once — unless the group says how many: srun would otherwise
+     * start one per CPU of an --exclusive allocation (16 copies of the job, seen here). */
+    bool counted = false;
+    for (size_t i = 0; i < s->nargs; i++)
+        counted |= !strncmp(s->args[i], "--ntasks", 8) || !strncmp(s->args[i], "--nodes", 7);
+    if (!counted)
+        snprintf(opt[nopt++], sizeof opt[0], "--ntasks=1");
 
     size_t argc = 0, bytes = 0;
     for (; argv[argc]; argc++)

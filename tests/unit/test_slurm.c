@@ -69,7 +69,7 @@ static void test_command_line(void **state)
     char **v = ex_slurm_argv(&tools, s, &over, "corod-t-7-1", argv);
     assert_non_null(v);
     const char *want[] = { "/usr/bin/srun", "--quiet", "--job-name=corod-t-7-1", "--prolog=/x/corod-slurm-prolog",
-                           "--partition=batch", "--cpus-per-task=4", "--mem=2M", "--time=2", "--gres=gpu:1", "--",
+                           "--partition=batch", "--cpus-per-task=4", "--mem=2M", "--time=2", "--ntasks=1", "--gres=gpu:1", "--",
                            "echo", "--uid=0", NULL };
     for (size_t i = 0; want[i] || v[i]; i++) {
         assert_non_null(v[i]);
@@ -81,6 +81,12 @@ static void test_command_line(void **state)
     v = ex_slurm_argv(&tools, s, &over, "n", argv);
     assert_string_equal(v[4], "--partition=batch");
     assert_string_equal(v[5], "--cpus-per-task=1");
+    free(v);
+    /* A group that says how many tasks, or nodes, is not given --ntasks=1. */
+    ex_slurm_set_str(s, "args", "--ntasks-per-node=2", err, sizeof err);
+    v = ex_slurm_argv(&tools, s, NULL, "n", argv);
+    for (size_t i = 0; v[i]; i++)
+        assert_string_not_equal(v[i], "--ntasks=1");
     free(v);
     /* srun's own input variables go; the rest stays, and slurm.conf is the group's. */
     char *env[] = { "PATH=/bin", "SLURM_JOB_ID=5", "SRUN_DEBUG=3", "SBATCH_X=1", "SALLOC_Y=2", "HOME=/h", NULL };
