@@ -33,9 +33,11 @@ static const char usage[] =
     "  logs ID [--stderr|--all] [-f|--follow]\n"
     "                                print a job's stdout (or stderr, or both); --follow\n"
     "                                keeps printing until it ends\n"
-    "  group set|add NAME [--parallel N] [--pause|--resume] | group rm NAME...\n"
+    "  group set|add NAME [--parallel N] [--pause|--resume] [--slurm [OPTS]|--local]\n"
+    "  group rm NAME...\n"
     "                                change a group (root or the daemon's user); --parallel 0\n"
-    "                                means no bound\n"
+    "                                means no bound; --slurm: run its jobs on a Slurm cluster\n"
+    "                                (coroctl help group)\n"
     "  kill ID... [--signal SIG]     send a signal (default TERM) to running jobs\n"
     "  edit ID [--name S] [--group G] [--priority N] [--delay SECONDS]\n"
     "                                change a task that has not started; priority ID N\n"
@@ -83,6 +85,7 @@ static const char usage[] =
     "  --rlimit NAME=SOFT[:HARD] (nofile, core, cpu, as; a count or infinity; repeatable)\n"
     "  --memory-max BYTES (K, M, G, T) --pids-max N --cpu-weight 1..10000 --cpu-quota CPUS\n"
     "  (these four need the daemon's cgroups: coroctl ping says which it has)\n"
+    "  --slurm-cpus N --slurm-mem BYTES --slurm-time 2h (in a Slurm group: over the group's)\n"
     "\n"
     "--socket PATH (or CORO_SOCKET): the daemon's socket; default /run/corod/corod.sock for\n"
     "root, else $XDG_RUNTIME_DIR/corod/corod.sock. --json: answers as JSON (what lists\n"
@@ -336,6 +339,11 @@ void print_task(const corod_task *t, int sub)
             fputs(", \"argv\": ", stdout), json_packed(stdout, t->argv, t->argv_len);
         if (t->waiting)
             fputs(", \"waiting\": ", stdout), json_packed(stdout, t->waiting, t->waiting_len);
+        if (t->slurm_job) {
+            fprintf(stdout, ", \"slurm\": {\"job\": %llu, \"nodes\": ", (unsigned long long)t->slurm_job);
+            json_str(stdout, t->slurm_nodes ? t->slurm_nodes : "", t->slurm_nodes ? strlen(t->slurm_nodes) : 0);
+            fputc('}', stdout);
+        }
         if (json_spec) { /* status ID: how it was submitted */
             msgpack_unpacked u;
             size_t off = 0;
@@ -371,6 +379,8 @@ void print_task(const corod_task *t, int sub)
     }
     if (t->restarted_from)
         printf("  restarted from task %llu\n", (unsigned long long)t->restarted_from);
+    if (t->slurm_job)
+        printf("  slurm: job %llu on %s\n", (unsigned long long)t->slurm_job, t->slurm_nodes ? t->slurm_nodes : "?");
     printf("  attempts: %u\n", t->attempts);
     if (t->waiting) {
         struct timespec ts;
@@ -422,8 +432,29 @@ int parse_seconds(const char *s, double *out)
     return 0;
 }
 
+/* A count with an optional K, M, G or T suffix (powers of 1024). */
+int parse_bytes(const char *arg, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (errno || end == arg || arg[0] == '-')
+        return -1;
+    static const char units[] = "KMGT";
+    const char *u = *end ? strchr(units, *end) : NULL;
+    if (*end && (!u || end[1]))
+        return -1;
+    for (int i = u ? (int)(u - units) + 1 : 0; i > 0; i--) {
+        if (v > UINT64_MAX / 1024)
+            return -1;
+        v *= 1024;
+    }
+    *out = v;
+    return 0;
+}
+
 /* An age: a number of seconds, or of minutes, hours, days or weeks with m, h, d, w. */
-static int parse_age(const char *s, double *out)
+int parse_age(const char *s, double *out)
 {
     char *end;
     errno = 0;
@@ -598,6 +629,12 @@ static void print_cgroups(const void *res, size_t len)
                     printf(" %.*s", (int)ctl->via.array.ptr[i].via.str.size, ctl->via.array.ptr[i].via.str.ptr);
             printf("%s\n", ctl->via.array.size ? "" : " none (no memory, pids or cpu limits)");
         }
+        const msgpack_object *ex = cp_get(&u.data, "executors"), *sl = ex ? cp_get(ex, "slurm") : NULL;
+        const msgpack_object *ok = sl ? cp_get(sl, "available") : NULL, *swhy = sl ? cp_get(sl, "why") : NULL;
+        if (ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean)
+            printf("groups may run their jobs on Slurm (coroctl group add NAME --slurm)\n");
+        else if (swhy && swhy->type == MSGPACK_OBJECT_STR)
+            printf("no Slurm groups: %.*s\n", (int)swhy->via.str.size, swhy->via.str.ptr);
     }
     msgpack_unpacked_destroy(&u);
 }

@@ -38,6 +38,10 @@ int resolve_task(const char *s, uint64_t *id);
 /* resolve_task for n arguments: *ids is malloc'd (free it whatever the result). */
 int parse_ids(char **argv, int n, uint64_t **ids);
 int parse_seconds(const char *s, double *out);
+/* A count with an optional K, M, G or T suffix (powers of 1024). */
+int parse_bytes(const char *arg, uint64_t *out);
+/* Seconds, or minutes, hours, days or weeks with m, h, d, w after the number. */
+int parse_age(const char *s, double *out);
 
 /* Options every submitting command takes, plus a command's own (`extra`, handled by
  * on_extra: 0, or an exit code). */

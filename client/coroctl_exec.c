@@ -30,26 +30,7 @@ typedef struct exec_opts {
     char cwd[PATH_MAX];
 } exec_opts;
 
-/* A count with an optional K, M, G or T suffix (powers of 1024). */
-static int parse_bytes(const char *arg, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(arg, &end, 10);
-    if (errno || end == arg || arg[0] == '-')
-        return -1;
-    static const char units[] = "KMGT";
-    const char *u = *end ? strchr(units, *end) : NULL;
-    if (*end && (!u || end[1]))
-        return -1;
-    for (int i = u ? (int)(u - units) + 1 : 0; i > 0; i--) {
-        if (v > UINT64_MAX / 1024)
-            return -1;
-        v *= 1024;
-    }
-    *out = v;
-    return 0;
-}
+enum { OPT_SLURM_CPUS = 0x100, OPT_SLURM_MEM, OPT_SLURM_TIME }; /* long options only */
 
 static int parse_rlim_value(const char *s, uint64_t *out)
 {
@@ -151,6 +132,23 @@ static int exec_extra(int c, const char *arg, submit_opts *o)
         x->ex.umask = (unsigned)v;
         return 0;
     }
+    case OPT_SLURM_CPUS: {
+        char *end;
+        unsigned long v = strtoul(arg, &end, 10);
+        if (end == arg || *end || arg[0] == '-' || v < 1 || v > 4096)
+            return usage_error("--slurm-cpus: a whole number from 1 to 4096, not \"%s\"", arg);
+        x->ex.slurm_cpus = (uint32_t)v;
+        return 0;
+    }
+    case OPT_SLURM_MEM:
+        if (parse_bytes(arg, &x->ex.slurm_memory) < 0 || x->ex.slurm_memory < (1u << 20))
+            return usage_error("--slurm-mem: a number of bytes, at least 1M (K, M, G or T after it), not \"%s\"",
+                               arg);
+        return 0;
+    case OPT_SLURM_TIME:
+        if (parse_age(arg, &x->ex.slurm_time) < 0 || x->ex.slurm_time < 1)
+            return usage_error("--slurm-time: a time limit such as 90s, 30m, 12h or 2d, not \"%s\"", arg);
+        return 0;
     case 'X':
         if (parse_rlimit(arg, x) < 0)
             return usage_error("--rlimit takes NAME=SOFT[:HARD] (nofile, core, cpu, as; a count or infinity), "
@@ -167,7 +165,9 @@ static const struct option exec_long[] = {
     { "memory-max", required_argument, 0, 'M' }, { "pids-max", required_argument, 0, 'P' },
     { "cpu-weight", required_argument, 0, 'W' }, { "cpu-quota", required_argument, 0, 'Q' },
     { "umask", required_argument, 0, 'U' },      { "rlimit", required_argument, 0, 'X' },
-    { "stdin-pipe", no_argument, 0, 'I' },       { 0, 0, 0, 0 },
+    { "stdin-pipe", no_argument, 0, 'I' },       { "slurm-cpus", required_argument, 0, OPT_SLURM_CPUS },
+    { "slurm-mem", required_argument, 0, OPT_SLURM_MEM }, { "slurm-time", required_argument, 0, OPT_SLURM_TIME },
+    { 0, 0, 0, 0 },
 };
 
 static int read_stdin_file(const char *path, void **data, size_t *len)

@@ -40,18 +40,62 @@ int cmd_group(int argc, char **argv)
             puts("{}");
         return rc;
     }
-    static const struct option lo[] = { { "parallel", required_argument, 0, 'p' },
-                                        { "pause", no_argument, 0, 'P' },
-                                        { "resume", no_argument, 0, 'R' }, { 0, 0, 0, 0 } };
+    static const struct option lo[] = {
+        { "parallel", required_argument, 0, 'p' }, { "pause", no_argument, 0, 'P' },
+        { "resume", no_argument, 0, 'R' },         { "slurm", no_argument, 0, 'S' },
+        { "local", no_argument, 0, 'l' },          { "partition", required_argument, 0, 'a' },
+        { "account", required_argument, 0, 'A' },  { "qos", required_argument, 0, 'q' },
+        { "cpus", required_argument, 0, 'c' },     { "mem", required_argument, 0, 'm' },
+        { "time", required_argument, 0, 't' },     { "srun-arg", required_argument, 0, 'x' },
+        { "slurm-conf", required_argument, 0, 'C' }, { 0, 0, 0, 0 },
+    };
     bool add = argc >= 2 && !strcmp(argv[1], "add");
     if (argc < 2 || (strcmp(argv[1], "set") && !add))
-        return usage_error("usage: coroctl group set|add NAME [--parallel N] [--pause|--resume], or group rm NAME...%s",
-                           "");
+        return usage_error("usage: coroctl group set|add NAME [--parallel N] [--pause|--resume] [--slurm [SLURM "
+                           "OPTIONS] | --local], or group rm NAME...%s", "");
     int64_t parallel = -1;
     int paused = -1, c;
+    int executor = -1; /* 1: slurm, 0: local */
+    corod_slurm sl = { 0 };
+    const char *args[32];
     optind = 0;
     while ((c = getopt_long(argc - 1, argv + 1, "", lo, NULL)) != -1) {
-        if (c == 'p') {
+        if (strchr("aAqcmtxC", c)) { /* any Slurm setting makes it a Slurm group */
+            if (executor == 0)
+                return usage_error("--local, and Slurm settings: one or the other%s", "");
+            executor = 1;
+        }
+        if (c == 'S' || c == 'l') {
+            if (executor >= 0 && executor != (c == 'S'))
+                return usage_error("--slurm and --local: one or the other%s", "");
+            executor = c == 'S';
+        } else if (c == 'a') {
+            sl.partition = optarg;
+        } else if (c == 'A') {
+            sl.account = optarg;
+        } else if (c == 'q') {
+            sl.qos = optarg;
+        } else if (c == 'C') {
+            sl.conf = optarg;
+        } else if (c == 'c') {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (end == optarg || *end || optarg[0] == '-' || v < 1 || v > 4096)
+                return usage_error("--cpus: a whole number from 1 to 4096, not \"%s\"", optarg);
+            sl.cpus = (uint32_t)v;
+        } else if (c == 'm') {
+            if (parse_bytes(optarg, &sl.memory) < 0 || sl.memory < (1u << 20))
+                return usage_error("--mem: a number of bytes, at least 1M (K, M, G or T after it), not \"%s\"",
+                                   optarg);
+        } else if (c == 't') {
+            if (parse_age(optarg, &sl.time) < 0 || sl.time < 1)
+                return usage_error("--time: a time limit such as 90s, 30m, 12h or 2d, not \"%s\"", optarg);
+        } else if (c == 'x') {
+            if (sl.nargs >= sizeof args / sizeof *args)
+                return usage_error("--srun-arg: at most 32%s", "");
+            args[sl.nargs++] = optarg;
+            sl.args = args;
+        } else if (c == 'p') {
             uint64_t v;
             if (strcmp(optarg, "0") == 0)
                 v = 0;
@@ -68,9 +112,28 @@ int cmd_group(int argc, char **argv)
     }
     if (argc - 1 - optind != 1)
         return usage_error("group %s takes one group name", argv[1]);
-    if (parallel < 0 && paused < 0 && !add)
-        return usage_error("group set: say what to change (--parallel N, --pause or --resume)%s", "");
-    return set_group(argv[1 + optind], parallel, paused, add);
+    if (parallel < 0 && paused < 0 && executor < 0 && !add)
+        return usage_error("group set: say what to change (--parallel N, --pause, --resume, --slurm or --local)%s",
+                           "");
+    const char *name = argv[1 + optind];
+    if (executor < 0)
+        return set_group(name, parallel, paused, add);
+    /* The executor first: a group that cannot be a Slurm group is not made or changed. */
+    if (!add) {
+        int rc = set_group_quiet(name, -1, -1, false); /* it exists, or not_found */
+        if (rc != EX_OK)
+            return rc;
+    } else if (connect_daemon() != EX_OK) {
+        return EX_CONN;
+    }
+    int rc = corod_set_executor(cli, name, executor ? &sl : NULL);
+    if (rc < 0)
+        return daemon_error(rc);
+    if (parallel >= 0 || paused >= 0)
+        return set_group(name, parallel, paused, true);
+    if (json_out)
+        puts("{}");
+    return EX_OK;
 }
 
 /* SIGSTOP or SIGCONT to the group's running jobs (root: everyone's; else yours). A job

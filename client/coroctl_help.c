@@ -28,7 +28,9 @@
     "  --umask OCTAL          its umask (default 022)\n"                                             \
     "  --rlimit NAME=SOFT[:HARD]  nofile, core, cpu or as; a count or infinity (repeatable)\n"      \
     "  --memory-max BYTES     (K, M, G, T) --pids-max N --cpu-weight 1..10000 --cpu-quota CPUS:\n"  \
-    "                         kept by its cgroup, where the daemon has one for it (ping says)\n"
+    "                         kept by its cgroup, where the daemon has one for it (ping says)\n"    \
+    "  --slurm-cpus N --slurm-mem BYTES --slurm-time 2h: in a Slurm group, its CPUs per task,\n"    \
+    "                         memory and time limit on the cluster, over the group's\n"
 
 #define FILTERS                                                                                      \
     "filters:\n"                                                                                     \
@@ -61,15 +63,26 @@ static const struct {
               "  coroctl logs 42\n"
               "  coroctl logs nightly-backup   # the newest task of yours with that name\n"
               "  coroctl logs --follow --all 42\n" },
-    { "group", "usage: coroctl group set|add NAME [--parallel N] [--pause|--resume] | group rm NAME...\n"
+    { "group", "usage: coroctl group set|add NAME [--parallel N] [--pause|--resume]\n"
+               "                             [--slurm [SLURM OPTIONS] | --local] | group rm NAME...\n"
                "Change a group (root or the daemon's own user): how many of its jobs run at once\n"
                "(0: no bound), and whether it starts anything new. `set` changes a group that\n"
                "exists (an unknown name is refused); `add` makes one if need be. `rm` removes\n"
                "groups set up this way once nothing is pending or running in them (the default\n"
                "group stays; one from the daemon's configuration file comes back at its next\n"
                "reload unless taken out of the file).\n\n"
+               "--slurm: its jobs run on a Slurm cluster through srun, each as its owner, with\n"
+               "the same output, cancel, retries and callbacks (ping says whether this daemon can);\n"
+               "--local: here again. SLURM OPTIONS (any of them implies --slurm):\n"
+               "  --partition P --account A --qos Q\n"
+               "  --cpus N --mem BYTES (K, M, G, T) --time 2h   per job, unless it asks for its own\n"
+               "  --srun-arg OPTION      one more srun option, --name or --name=value from the\n"
+               "                         allow-list in PROTOCOL.md (repeatable, at most 32)\n"
+               "  --slurm-conf PATH      the cluster's slurm.conf (SLURM_CONF)\n\n"
                "examples:\n"
                "  coroctl group add render --parallel 2\n"
+               "  coroctl group add hpc --parallel 0 --partition batch --cpus 4 --time 2h \\\n"
+               "      --srun-arg=--exclusive\n"
                "  coroctl group set nightly --pause\n"
                "  coroctl group rm render\n" },
     { "pause", "usage: coroctl pause GROUP... | --all [--running]\n"
@@ -84,8 +97,8 @@ static const struct {
     { "groups", "usage: coroctl groups\n"
                 "Show the groups: their slots, whether paused, what runs and waits in each.\n" },
     { "ping", "usage: coroctl ping\n"
-              "Check the daemon answers; print its pid and protocol, and whether its jobs run in\n"
-              "cgroups (and with which controllers).\n" },
+              "Check the daemon answers; print its pid and protocol, whether its jobs run in\n"
+              "cgroups (and with which controllers), and whether its groups can run jobs on Slurm.\n" },
     { "sleep", "usage: coroctl sleep SECONDS [OPTIONS]\n"
                "Submit a task that only waits; print its id. Handy as a timer for --after.\n\n" TASK_OPTS
                "\nexample:\n  a=$(coroctl sleep 60 --name grace-period); coroctl add --after $a -- ./next.sh\n" },

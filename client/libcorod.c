@@ -111,6 +111,12 @@ static corod_task *corod_task_decode(const msgpack_object *m)
         corod_task_free(t);
         return NULL;
     }
+    if ((o = cp_get(m, "slurm")) && o->type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object *j = cp_get(o, "job");
+        if (j && j->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            t->slurm_job = j->via.u64;
+        t->slurm_nodes = corod_strdup_obj(cp_get(o, "nodes"));
+    }
     t->created_at = cp_num(cp_get(m, "created_at"));
     t->started_at = cp_num(cp_get(m, "started_at"));
     t->finished_at = cp_num(cp_get(m, "finished_at"));
@@ -140,7 +146,7 @@ void corod_task_free(corod_task *t)
     free(t->kind), free(t->name), free(t->group), free(t->state);
     free(t->result), free(t->error), free(t->error_code), free(t->error_message);
     free(t->command);
-    free(t->argv), free(t->waiting);
+    free(t->argv), free(t->waiting), free(t->slurm_nodes);
     free(t);
 }
 
@@ -602,7 +608,8 @@ int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *o
     corod_params_begin(&a, 1 + (ex->env != NULL) + (ex->cwd != NULL) + (ex->stdin_data != NULL) + ex->stdin_pipe +
                                (ex->grace > 0) + (ex->output_limit > 0) + (ex->memory_max > 0) +
                                (ex->pids_max > 0) + (ex->cpu_weight > 0) + (ex->cpu_quota > 0) +
-                               ex->set_umask + (ex->nrlimits > 0));
+                               ex->set_umask + (ex->nrlimits > 0) +
+                               (ex->slurm_cpus > 0 || ex->slurm_memory > 0 || ex->slurm_time > 0));
     cp_pack_str(&a.pk, "argv");
     msgpack_pack_array(&a.pk, (uint32_t)argc);
     for (size_t i = 0; i < argc; i++)
@@ -659,6 +666,16 @@ int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *o
                     msgpack_pack_uint64(&a.pk, v);
             }
         }
+    }
+    if (ex->slurm_cpus > 0 || ex->slurm_memory > 0 || ex->slurm_time > 0) {
+        cp_pack_str(&a.pk, "slurm");
+        msgpack_pack_map(&a.pk, (ex->slurm_cpus > 0) + (ex->slurm_memory > 0) + (ex->slurm_time > 0));
+        if (ex->slurm_cpus > 0)
+            cp_pack_str(&a.pk, "cpus"), msgpack_pack_uint32(&a.pk, ex->slurm_cpus);
+        if (ex->slurm_memory > 0)
+            cp_pack_str(&a.pk, "memory"), msgpack_pack_uint64(&a.pk, ex->slurm_memory);
+        if (ex->slurm_time > 0)
+            cp_pack_str(&a.pk, "time"), msgpack_pack_double(&a.pk, ex->slurm_time);
     }
     return corod_submit_args(c, "exec", &a.sb, opts, id);
 }
@@ -1156,6 +1173,63 @@ int corod_set_group(corod_client *c, const char *name, int64_t parallel, int pau
 int corod_change_group(corod_client *c, const char *name, int64_t parallel, int paused)
 {
     return corod_group_call(c, name, parallel, paused, false);
+}
+
+int corod_set_executor(corod_client *c, const char *name, const corod_slurm *s)
+{
+    corod_params p;
+    corod_params_begin(&p, 2 + (s != NULL));
+    cp_pack_str(&p.pk, "name"), cp_pack_str(&p.pk, name);
+    cp_pack_str(&p.pk, "executor"), cp_pack_str(&p.pk, s ? "slurm" : "local");
+    if (!s)
+        return corod_do(c, "set_group", &p, NULL, NULL);
+    const char *keys[] = { "partition", "account", "qos", "conf" };
+    const char *vals[] = { s->partition, s->account, s->qos, s->conf };
+    uint32_t n = (s->cpus > 0) + (s->memory > 0) + (s->time > 0) + (s->nargs > 0);
+    for (int i = 0; i < 4; i++)
+        n += vals[i] != NULL;
+    cp_pack_str(&p.pk, "slurm");
+    msgpack_pack_map(&p.pk, n);
+    for (int i = 0; i < 4; i++)
+        if (vals[i])
+            cp_pack_str(&p.pk, keys[i]), cp_pack_str(&p.pk, vals[i]);
+    if (s->cpus > 0)
+        cp_pack_str(&p.pk, "cpus"), msgpack_pack_uint32(&p.pk, s->cpus);
+    if (s->memory > 0)
+        cp_pack_str(&p.pk, "memory"), msgpack_pack_uint64(&p.pk, s->memory);
+    if (s->time > 0)
+        cp_pack_str(&p.pk, "time"), msgpack_pack_double(&p.pk, s->time);
+    if (s->nargs > 0) {
+        cp_pack_str(&p.pk, "args");
+        msgpack_pack_array(&p.pk, (uint32_t)s->nargs);
+        for (size_t i = 0; i < s->nargs; i++)
+            cp_pack_str(&p.pk, s->args[i]);
+    }
+    return corod_do(c, "set_group", &p, NULL, NULL);
+}
+
+typedef struct executors_ctx {
+    bool *slurm;
+    char **why;
+} executors_ctx;
+
+static int take_executors(const msgpack_object *res, void *ctx)
+{
+    executors_ctx *x = ctx;
+    const msgpack_object *e = cp_get(res, "executors"), *s = e ? cp_get(e, "slurm") : NULL,
+                         *a = s ? cp_get(s, "available") : NULL;
+    *x->slurm = a && a->type == MSGPACK_OBJECT_BOOLEAN && a->via.boolean;
+    if (x->why)
+        *x->why = *x->slurm || !s ? NULL : corod_strdup_obj(cp_get(s, "why"));
+    return 0; /* a daemon before Slurm groups: none */
+}
+
+int corod_executors(corod_client *c, bool *slurm, char **why)
+{
+    corod_params p;
+    corod_params_begin(&p, 0);
+    executors_ctx x = { slurm, why };
+    return corod_do(c, "hello", &p, take_executors, &x);
 }
 
 int corod_remove_group(corod_client *c, const char *name)

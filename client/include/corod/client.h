@@ -44,6 +44,8 @@ typedef struct corod_task {
     size_t argv_len;
     void *waiting; /* pending (get, list): why it waits, a packed map ({reason, ...}); else NULL */
     size_t waiting_len;
+    uint64_t slurm_job; /* exec in a Slurm group: its attempt's Slurm job id once known, else 0 */
+    char *slurm_nodes;  /* ... and the nodes it runs on, else NULL */
 } corod_task;
 
 void corod_task_free(corod_task *t);
@@ -110,6 +112,11 @@ typedef struct corod_exec {
     const corod_rlimit *rlimits;
     size_t nrlimits;
     bool stdin_pipe; /* its stdin stays open for corod_send (not with stdin_data) */
+    /* In a Slurm group: its CPUs per task, memory (bytes) and time limit (seconds) over
+     * the group's; zeros for the group's. */
+    uint32_t slurm_cpus;
+    uint64_t slurm_memory;
+    double slurm_time;
 } corod_exec;
 int corod_submit_exec(corod_client *c, const corod_exec *ex, const corod_spec *opts, uint64_t *id);
 /* Bytes of an exec task's output (stream 1 stdout, 2 stderr) from `offset`, at most `max`
@@ -185,6 +192,24 @@ int corod_unsubscribe(corod_client *c, uint32_t sub);
 int corod_set_group(corod_client *c, const char *name, int64_t parallel, int paused);
 /* The same for a group that exists: COROD_EREMOTE with not_found rather than made. */
 int corod_change_group(corod_client *c, const char *name, int64_t parallel, int paused);
+/* A Slurm group's settings (PROTOCOL.md, "Slurm groups"): NULL and zeros for the
+ * cluster's defaults. */
+typedef struct corod_slurm {
+    const char *partition, *account, *qos;
+    uint32_t cpus;          /* per task */
+    uint64_t memory;        /* bytes */
+    double time;            /* seconds */
+    const char *const *args; /* more srun options, from the allow-list */
+    size_t nargs;
+    const char *conf;       /* the cluster's slurm.conf */
+} corod_slurm;
+/* Where group `name` (made if need be) runs its exec jobs: on Slurm with s, or here (s
+ * NULL). Root or the daemon's uid; COROD_EREMOTE bad_request when this corod has no
+ * Slurm (corod_executors says why). */
+int corod_set_executor(corod_client *c, const char *name, const corod_slurm *s);
+/* Whether this corod can run a group's jobs on Slurm; if not, *why (malloc'd, may be
+ * NULL) says what it lacks. */
+int corod_executors(corod_client *c, bool *slurm, char **why);
 /* Remove a group set up with corod_set_group (root or the daemon's uid), with nothing
  * pending or running in it. */
 int corod_remove_group(corod_client *c, const char *name);
