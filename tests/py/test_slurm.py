@@ -6,7 +6,7 @@ directory (loopback only) and tears them down at the end. Needs root (jobs of tw
 and slurmd launching them) and Debian's slurmctld, slurmd, slurm-client and munge:
 without them it exits 77 (skipped), saying why.
 
-usage: test_slurm.py COROD_BINARY
+usage: test_slurm.py COROD_BINARY [COROCTL_BINARY]
 """
 import os
 import pwd
@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CLUSTER = os.path.join(HERE, "..", "slurm", "cluster.sh")
 CONF = None
 HOST = None
+COROCTL = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 and not sys.argv[2].startswith("-") else None
 
 
 def squeue(job):
@@ -209,8 +210,9 @@ class Slurm(unittest.TestCase):
         self.assertLess(time.time() - t0, 15)
         for tid in (run, queued):
             self.assertEqual(self.c.call("get", {"id": tid})["state"], "cancelled")
-        # The program got SIGTERM (its trap ran), not srun's SIGKILL.
-        self.assertIn(b"got TERM", self.c.call("output", {"id": run})["data"])
+        # The program got SIGTERM (its trap ran), not srun's SIGKILL; and ran once, not once
+        # per CPU of its --exclusive allocation.
+        self.assertEqual(self.c.call("output", {"id": run})["data"].count(b"got TERM"), 1)
         wait_for(lambda: squeue(job) == "", 20, "the job gone from squeue")
 
     def test_timeout_and_retries(self):
@@ -265,6 +267,47 @@ class Slurm(unittest.TestCase):
         self.c.call("wait", {"ids": [tid], "timeout": 30})
         self.assertEqual(self.c.call("get", {"id": tid})["state"], "succeeded")
         self.assertEqual(self.c.call("output", {"id": tid})["data"], b"usr1\n")
+
+
+@unittest.skipUnless(COROCTL, "no coroctl given")
+class Coroctl(unittest.TestCase):
+    def ctl(self, d, *args, ok=True):
+        r = subprocess.run([COROCTL, "--socket", d.sock, *args], capture_output=True, text=True, timeout=60)
+        if ok:
+            self.assertEqual(r.returncode, 0, r)
+        return r
+
+    def test_groups_jobs_and_status(self):
+        d = Daemon()
+        try:
+            self.assertIn("groups may run their jobs on Slurm", self.ctl(d, "ping").stdout)
+            self.ctl(d, "group", "add", "hpc", "--parallel", "0", "--partition", "test", "--cpus", "2", "--mem", "64M",
+                     "--time", "2h", "--srun-arg=--exclusive", "--slurm-conf", CONF)
+            out = self.ctl(d, "groups").stdout
+            self.assertIn('executor "slurm"', out)
+            self.assertIn('"partition": "test"', out)
+            self.assertIn('"memory": 67108864', out)
+            self.assertIn('"time": 7200', out)
+            r = self.ctl(d, "run", "--group", "hpc", "--slurm-cpus", "1", "--", "sh", "-c", "echo $SLURM_CPUS_PER_TASK")
+            self.assertEqual(r.stdout, "1\n")
+            tid = self.ctl(d, "add", "--group", "hpc", "--wait", "--", "sh", "-c", "exit 4", ok=False)
+            self.assertEqual(tid.returncode, 4, tid)
+            st = self.ctl(d, "status", tid.stdout.split()[0]).stdout
+            self.assertRegex(st, rf"slurm: job [0-9]+ on {HOST}")
+            js = self.ctl(d, "--json", "status", tid.stdout.split()[0]).stdout
+            self.assertIn('"slurm": {"job": ', js)
+            bad = self.ctl(d, "group", "add", "x", "--srun-arg=--uid=0", ok=False)
+            self.assertEqual(bad.returncode, 3, bad)
+            self.assertIn("not an srun option", bad.stderr)
+            bad = self.ctl(d, "group", "add", "x", "--local", "--cpus", "2", ok=False)
+            self.assertEqual(bad.returncode, 2, bad)
+            bad = self.ctl(d, "group", "set", "nosuch", "--slurm", ok=False)
+            self.assertEqual(bad.returncode, 3, bad)
+            self.assertNotIn("nosuch", self.ctl(d, "groups").stdout)
+            self.ctl(d, "group", "set", "hpc", "--local")
+            self.assertIn('executor "local"', self.ctl(d, "groups").stdout)
+        finally:
+            self.assertEqual(d.stop(), 0)
 
 
 class Crash(unittest.TestCase):
@@ -350,6 +393,8 @@ def _submit(sock, group, argv, **args):
 def main():
     global CONF, HOST
     tp.COROD = os.path.abspath(sys.argv.pop(1))
+    if COROCTL:
+        sys.argv.pop(1)
     if os.geteuid() != 0:
         print("test_slurm: skipped: needs root (jobs of two users; slurmd launches them)")
         return 77
