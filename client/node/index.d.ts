@@ -5,13 +5,16 @@ export type Id = number | bigint; // numbers up to 2^53, BigInt beyond: never ro
 export type Record = { id: Id; kind: string; name: string | null; group: string; state: string; owner_uid: number;
   created_at: number | null; started_at: number | null; finished_at: number | null; attempts: number;
   command?: string; argv?: (string | Uint8Array)[]; result?: unknown; error?: { code: string; message: string; [k: string]: unknown };
-  waiting?: { reason: string; [k: string]: unknown }; restarted_from?: Id };
+  waiting?: { reason: string; [k: string]: unknown }; restarted_from?: Id; slurm?: { job: Id; nodes: string } };
 export type Spec = { kind: string; args?: object; name?: string; group?: string; priority?: number; after?: (Id | Task)[];
   delay?: number; timeout?: number; retries?: number; retry_delay?: number; shield?: boolean };
 export type SpecOptions = Omit<Spec, 'kind' | 'args'>;
 export type ExecOptions = SpecOptions & { env?: { [k: string]: string }; cwd?: string; stdin?: string | Uint8Array;
   stdin_pipe?: boolean; grace?: number; output_limit?: number; umask?: number; rlimits?: object; memory_max?: number;
-  pids_max?: number; cpu_weight?: number; cpu_quota?: number };
+  pids_max?: number; cpu_weight?: number; cpu_quota?: number;
+  slurm?: { cpus?: number; memory?: number; time?: number } };
+export type SlurmSettings = { partition?: string; account?: string; qos?: string; cpus?: number; memory?: number;
+  time?: number; args?: string[]; conf?: string };
 type TaskLike = Id | Task;
 
 export class CorodError extends Error { code: string; details: { [k: string]: unknown } }
@@ -48,7 +51,8 @@ export class Client extends EventEmitter {
   submitExec(argv: (string | Uint8Array)[], opts?: ExecOptions): Promise<Task>;
   sleep(seconds: number, result?: unknown, opts?: SpecOptions): Promise<Task>;
   gather(tasks: TaskLike[], opts?: SpecOptions & { return_exceptions?: boolean }): Promise<Task>;
-  hello(client?: string): Promise<{ protocol: number; server: string; version: string; pid: number; cgroups: object }>;
+  hello(client?: string): Promise<{ protocol: number; server: string; version: string; pid: number; cgroups: object;
+    executors: { [name: string]: { available: boolean; why?: string } } }>;
   cancel(t: TaskLike, message?: string): Promise<boolean>;
   get(t: TaskLike): Promise<Record>;
   list(filters?: object): AsyncGenerator<Record>;
@@ -63,7 +67,8 @@ export class Client extends EventEmitter {
   signal(t: TaskLike, sig: number | string): Promise<void>;
   edit(t: TaskLike, changes: { name?: string; group?: string; priority?: number; delay?: number }): Promise<Record>;
   spec(t: TaskLike): Promise<Spec>;
-  setGroup(name: string, settings?: { parallel?: number; paused?: boolean; users?: number[]; create?: boolean }): Promise<void>;
+  setGroup(name: string, settings?: { parallel?: number; paused?: boolean; users?: number[]; create?: boolean;
+    executor?: 'local' | 'slurm'; slurm?: SlurmSettings }): Promise<void>;
   removeGroup(name: string): Promise<void>;
   groups(): Promise<object[]>;
   clean(filters?: object): Promise<number>;

@@ -14,7 +14,7 @@ const { Encoder, decodeMultiStream } = require('@msgpack/msgpack');
 const SYSTEM_SOCKET = '/run/corod/corod.sock';
 const SPEC_FIELDS = ['name', 'group', 'priority', 'after', 'delay', 'timeout', 'retries', 'retry_delay', 'shield'];
 const EXEC_FIELDS = ['env', 'cwd', 'stdin', 'stdin_pipe', 'grace', 'output_limit', 'umask', 'rlimits',
-  'memory_max', 'pids_max', 'cpu_weight', 'cpu_quota'];
+  'memory_max', 'pids_max', 'cpu_weight', 'cpu_quota', 'slurm'];
 
 // ---- errors: one class per code ----
 

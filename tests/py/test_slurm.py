@@ -310,6 +310,26 @@ class Coroctl(unittest.TestCase):
             self.assertEqual(d.stop(), 0)
 
 
+class PythonClient(unittest.TestCase):
+    def test_the_python_package_speaks_slurm(self):
+        sys.path.insert(0, os.path.join(HERE, "..", "..", "client", "python"))
+        import corod
+        d = Daemon()
+        try:
+            with corod.Client(d.sock) as c:
+                self.assertTrue(c.hello()["executors"]["slurm"]["available"])
+                c.set_group("py", slurm={"conf": CONF, "cpus": 1})
+                t = c.submit_exec(["sh", "-c", "echo $SLURM_CPUS_PER_TASK"], group="py", slurm={"cpus": 2})
+                res = t.result(timeout=60)
+                self.assertGreater(res["slurm_job"], 0)
+                self.assertEqual(res["nodes"], HOST)
+                self.assertEqual(c.get(t)["slurm"]["job"], res["slurm_job"])
+                with self.assertRaises(corod.BadRequest):
+                    c.submit_exec(["true"], group="default", slurm={"cpus": 2})
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+
 class Crash(unittest.TestCase):
     def test_kill_9_cancels_the_slurm_job_at_restart(self):
         d = Daemon(capture_stderr=True)

@@ -10,7 +10,7 @@ SYSTEM_SOCKET = "/run/corod/corod.sock"
 # A task spec's own fields; every other option of submit_exec goes into its args.
 SPEC_FIELDS = ("name", "group", "priority", "after", "delay", "timeout", "retries", "retry_delay", "shield")
 EXEC_FIELDS = ("env", "cwd", "stdin", "stdin_pipe", "grace", "output_limit", "umask", "rlimits", "memory_max",
-               "pids_max", "cpu_weight", "cpu_quota")
+               "pids_max", "cpu_weight", "cpu_quota", "slurm")
 
 def default_socket() -> str:
     """The socket coroctl and libcorod use: $CORO_SOCKET; else the machine's daemon for
@@ -58,8 +58,8 @@ def spec(kind: str, args: Optional[Dict[str, Any]] = None, **opts: Any) -> Dict[
 
 def exec_spec(argv: Sequence[Union[str, bytes]], **opts: Any) -> Dict[str, Any]:
     """An exec spec: argv, the job's options (env, cwd, stdin, stdin_pipe, grace,
-    output_limit, umask, rlimits, memory_max, pids_max, cpu_weight, cpu_quota) and the
-    task's. Without env and cwd the daemon gives the owner's minimal environment and home
+    output_limit, umask, rlimits, memory_max, pids_max, cpu_weight, cpu_quota; slurm —
+    {cpus, memory, time} in a Slurm group) and the task's. Without env and cwd the daemon gives the owner's minimal environment and home
     (coroctl, unlike the protocol, sends the caller's own)."""
     if isinstance(argv, (str, bytes)) or not argv:
         raise TypeError("argv is a non-empty list of strings, not one string")
