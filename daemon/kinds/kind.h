@@ -100,8 +100,9 @@ typedef struct kind_ops {
      * a body), -EBUSY (one is in flight), -EPIPE (closed, or the program has ended). */
     int (*feed)(co_task *body, const void *data, size_t len, bool eof, void (*cb)(void *arg, int status),
                 void *arg);
-    /* Optional: the parsed form asks for what only a Slurm group gives (args.slurm). */
-    bool (*slurm_only)(const void *parsed);
+    /* Optional: NULL when the parsed form fits a group that runs its jobs here (slurm
+     * false) or on Slurm (true), else why not (args.slurm here; cgroup limits on Slurm). */
+    const char *(*misfit)(const void *parsed, bool slurm);
 } kind_ops;
 
 #define KIND_COMMAND_MAX 256u

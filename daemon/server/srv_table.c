@@ -549,9 +549,11 @@ static int srv_submit_group(srv_table *t, srv_acct *ac, srv_submit *s, cp_error 
     }
     if (rc == 0 && !s->sp.has_priority)
         s->sp.priority = s->group->priority;
-    if (rc == 0 && !s->row && s->has_args && !s->group->slurm && s->kind->slurm_only && s->kind->slurm_only(&s->args))
-        rc = cp_fail(err, CP_BAD_REQUEST, "args.slurm is for a group whose executor is slurm; \"%s\" runs jobs here",
-                     s->group->name);
+    const char *why;
+    if (rc == 0 && !s->row && s->has_args && s->kind->misfit &&
+        (why = s->kind->misfit(&s->args, s->group->slurm != NULL)))
+        rc = cp_fail(err, CP_BAD_REQUEST, "%s (group \"%s\" runs its jobs %s)", why, s->group->name,
+                     s->group->slurm ? "on Slurm" : "here");
     return rc;
 }
 
