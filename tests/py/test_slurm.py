@@ -64,6 +64,10 @@ class Slurm(unittest.TestCase):
         self.c.call("wait", {"ids": [tid], "timeout": 60})
         return self.c.call("get", {"id": tid})
 
+    def ready(self, tid):
+        """Until the job has said "ready" (its traps are set: a signal before would kill it)."""
+        wait_for(lambda: b"ready" in self.c.call("output", {"id": tid, "wait": 5})["data"], 30, f"task {tid} ready")
+
     def running_on_slurm(self, tid):
         return wait_for(lambda: self.c.call("get", {"id": tid}).get("slurm"), 20, f"task {tid} on Slurm")
 
@@ -196,8 +200,9 @@ class Slurm(unittest.TestCase):
 
     def test_cancel_running_and_queued(self):
         run = self.c.call("submit", {"kind": "exec", "group": "low", "args": {
-            "argv": ["sh", "-c", "trap 'echo got TERM; exit 5' TERM; sleep 60 & wait"]}})["id"]
+            "argv": ["sh", "-c", "trap 'echo got TERM; exit 5' TERM; echo ready; sleep 60 & wait"]}})["id"]
         job = self.running_on_slurm(run)["job"]
+        self.ready(run)
         # The node is taken whole: the next one waits in Slurm's queue, not corod's.
         queued = self.c.call("submit", {"kind": "exec", "group": "low", "args": {"argv": ["true"]}})["id"]
         wait_for(lambda: self.c.call("get", {"id": queued})["state"] == "running", 10, "srun of the queued one")
@@ -260,13 +265,13 @@ class Slurm(unittest.TestCase):
 
     def test_signal_reaches_the_job(self):
         tid = self.c.call("submit", {"kind": "exec", "group": "hpc", "args": {
-            "argv": ["sh", "-c", "trap 'echo usr1; exit 0' USR1; sleep 30 & wait"]}})["id"]
+            "argv": ["sh", "-c", "trap 'echo usr1; exit 0' USR1; echo ready; sleep 30 & wait"]}})["id"]
         self.running_on_slurm(tid)
-        time.sleep(0.3)  # the step's shell has set its trap
+        self.ready(tid)
         self.c.call("signal", {"id": tid, "signal": "USR1"})
         self.c.call("wait", {"ids": [tid], "timeout": 30})
         self.assertEqual(self.c.call("get", {"id": tid})["state"], "succeeded")
-        self.assertEqual(self.c.call("output", {"id": tid})["data"], b"usr1\n")
+        self.assertEqual(self.c.call("output", {"id": tid})["data"], b"ready\nusr1\n")
 
 
 @unittest.skipUnless(COROCTL, "no coroctl given")
