@@ -231,6 +231,12 @@ void kslurm_finish(kslurm *k, int status, bool said_something)
     }
     kslurm_close(&k->rd);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0 && !said_something;
+    if (WIFSIGNALED(status)) {
+        /* srun was killed (by its owner, the OOM killer): its job would run on unseen. The
+         * outcome is srun's death; what Slurm then records is the cancel. */
+        kslurm_cancel(k, SIGKILL, true);
+        return;
+    }
     if (clean || !k->job)
         return;
     /* srun's own status cannot tell a node failure (it exits 0), a preemption or Slurm's
@@ -249,8 +255,12 @@ void kslurm_finish(kslurm *k, int status, bool said_something)
             k->have_end = true;
             break;
         }
-        if (waited >= KSLURM_END_PATIENCE)
+        if (waited >= KSLURM_END_PATIENCE) {
+            /* srun is gone (killed, or lost its connection) and the job runs on: nobody
+             * would see it again, so it goes. */
+            kslurm_cancel(k, SIGKILL, true);
             break;
+        }
         co_sleep(step);
         waited += step;
         step = step < 0.5 ? step * 2 : step;

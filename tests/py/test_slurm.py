@@ -263,6 +263,22 @@ class Slurm(unittest.TestCase):
         self.assertIn("slurm", rb)
         self.assertGreaterEqual(rb["started_at"], ra["finished_at"])
 
+    def test_srun_killed_leaves_nothing_on_the_cluster(self):
+        tid = self.c.call("submit", {"kind": "exec", "group": "hpc", "args": {"argv": ["sleep", "60"]}})["id"]
+        job = self.running_on_slurm(tid)["job"]
+        pids = subprocess.run(["pgrep", "-f", f"job-name=corod-.*-{tid}-1 "], capture_output=True,
+                              text=True).stdout.split()
+        # srun forks a helper of its own: kill the one corod started.
+        parent = {p: open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1] for p in pids}
+        leaders = [p for p in pids if parent[p] not in pids]
+        self.assertEqual(len(leaders), 1, parent)
+        os.kill(int(leaders[0]), signal.SIGKILL)
+        self.c.call("wait", {"ids": [tid], "timeout": 30})
+        r = self.c.call("get", {"id": tid})
+        self.assertEqual((r["error"]["code"], r["error"]["signal"]), ("signal", 9), r)
+        self.assertIn("srun was killed", r["error"]["message"])
+        wait_for(lambda: squeue(job) == "", 20, "the job gone from the cluster")
+
     def test_signal_reaches_the_job(self):
         tid = self.c.call("submit", {"kind": "exec", "group": "hpc", "args": {
             "argv": ["sh", "-c", "trap 'echo usr1; exit 0' USR1; echo ready; sleep 30 & wait"]}})["id"]
