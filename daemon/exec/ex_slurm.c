@@ -1,9 +1,9 @@
 /* ex_slurm.c: a Slurm group's settings, its jobs' srun command line, and the reading of
  * what Slurm says about a job. */
 #include "ex_slurm.h"
+#include "ut_fail.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -84,16 +84,6 @@ static bool ex_slurm_name_ok(const char *v)
     return true;
 }
 
-static int ex_slurm_fail(char *err, size_t len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int ex_slurm_fail(char *err, size_t len, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 int ex_slurm_set_str(ex_slurm *s, const char *key, const char *str, char *err, size_t len)
 {
     char **slot = !strcmp(key, "partition") ? &s->partition
@@ -103,20 +93,20 @@ int ex_slurm_set_str(ex_slurm *s, const char *key, const char *str, char *err, s
                                             : NULL;
     if (slot == &s->conf) {
         if (str[0] != '/' || strlen(str) >= PATH_MAX)
-            return ex_slurm_fail(err, len, -EINVAL, "slurm.conf must be an absolute path, not \"%.64s\"", str);
+            return ut_fail(err, len, -EINVAL, "slurm.conf must be an absolute path, not \"%.64s\"", str);
     } else if (slot) {
         if (!ex_slurm_name_ok(str))
-            return ex_slurm_fail(err, len, -EINVAL,
+            return ut_fail(err, len, -EINVAL,
                                  "slurm.%s must be 1 to %u characters of A-Z a-z 0-9 _ . - , (not \"%.64s\")", key,
                                  EX_SLURM_NAME_MAX, str);
     } else if (!strcmp(key, "args")) {
         if (!ex_slurm_arg_ok(str))
-            return ex_slurm_fail(err, len, -EINVAL,
+            return ut_fail(err, len, -EINVAL,
                                  "slurm.args: \"%.64s\" is not an srun option a group may add (--name or "
                                  "--name=value, shorter than %u bytes, of the allow-list in corod.conf(5))",
                                  str, EX_SLURM_ARG_LEN);
         if (s->nargs >= EX_SLURM_ARGS_MAX)
-            return ex_slurm_fail(err, len, -EINVAL, "slurm.args: at most %u", EX_SLURM_ARGS_MAX);
+            return ut_fail(err, len, -EINVAL, "slurm.args: at most %u", EX_SLURM_ARGS_MAX);
         char **a = realloc(s->args, (s->nargs + 1) * sizeof *a);
         if (!a)
             return -ENOMEM;
@@ -126,7 +116,7 @@ int ex_slurm_set_str(ex_slurm *s, const char *key, const char *str, char *err, s
         s->nargs++;
         return 0;
     } else {
-        return ex_slurm_fail(err, len, -EINVAL,
+        return ut_fail(err, len, -EINVAL,
                              "unknown Slurm setting \"%.32s\" (partition, account, qos, cpus, memory, time, args, "
                              "conf)", key);
     }
@@ -142,24 +132,24 @@ int ex_slurm_job_set(ex_slurm_job *j, const char *key, double num, char *err, si
 {
     if (!strcmp(key, "cpus")) {
         if (!(num >= 1 && num <= EX_SLURM_CPUS_MAX) || num != floor(num))
-            return ex_slurm_fail(err, len, -EINVAL, "slurm.cpus must be a whole number from 1 to %u", EX_SLURM_CPUS_MAX);
+            return ut_fail(err, len, -EINVAL, "slurm.cpus must be a whole number from 1 to %u", EX_SLURM_CPUS_MAX);
         j->cpus = (uint32_t)num;
         return 0;
     }
     if (!strcmp(key, "memory")) {
         if (!(num >= (double)EX_SLURM_MEMORY_MIN && num <= (double)EX_SLURM_MEMORY_MAX) || num != floor(num))
-            return ex_slurm_fail(err, len, -EINVAL, "slurm.memory must be a number of bytes from %llu to %llu",
+            return ut_fail(err, len, -EINVAL, "slurm.memory must be a number of bytes from %llu to %llu",
                                  (unsigned long long)EX_SLURM_MEMORY_MIN, (unsigned long long)EX_SLURM_MEMORY_MAX);
         j->memory = (uint64_t)num;
         return 0;
     }
     if (!strcmp(key, "time")) {
         if (!(num >= 1 && num <= EX_SLURM_TIME_MAX))
-            return ex_slurm_fail(err, len, -EINVAL, "slurm.time must be seconds from 1 to %.0f", EX_SLURM_TIME_MAX);
+            return ut_fail(err, len, -EINVAL, "slurm.time must be seconds from 1 to %.0f", EX_SLURM_TIME_MAX);
         j->time = num;
         return 0;
     }
-    return ex_slurm_fail(err, len, -EINVAL, "unknown per-job Slurm setting \"%.32s\" (cpus, memory, time)", key);
+    return ut_fail(err, len, -EINVAL, "unknown per-job Slurm setting \"%.32s\" (cpus, memory, time)", key);
 }
 
 int ex_slurm_set_num(ex_slurm *s, const char *key, double num, char *err, size_t len)

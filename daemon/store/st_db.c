@@ -1,13 +1,13 @@
 /* st_db.c: the database — opening it, its schema and migrations, the statements a batch
  * runs, and the reads at start. */
 #include "st_internal.h"
+#include "ut_fail.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,31 +66,21 @@ static const char *const st_sql[SQ_COUNT] = {
     [SQ_ROLLBACK] = "ROLLBACK",
 };
 
-static int st_fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int st_fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 /* What to tell an operator whose database cannot be used as it is. */
 static int st_refuse(st_store *st, const char *path, int rc, char *errbuf, size_t errlen)
 {
     const char *why = sqlite3_errmsg(st->db);
     if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
-        return st_fail(errbuf, errlen, -EINVAL,
+        return ut_fail(errbuf, errlen, -EINVAL,
                        "%s is damaged (%s): corod will not replace it. Restore a backup, or move it aside "
                        "to start with an empty store", path, why);
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        return st_fail(errbuf, errlen, -EBUSY, "%s is locked by another program: %s", path, why);
+        return ut_fail(errbuf, errlen, -EBUSY, "%s is locked by another program: %s", path, why);
     if (rc == SQLITE_CANTOPEN || rc == SQLITE_PERM || rc == SQLITE_READONLY)
-        return st_fail(errbuf, errlen, -EACCES, "cannot open %s for writing: %s", path, why);
+        return ut_fail(errbuf, errlen, -EACCES, "cannot open %s for writing: %s", path, why);
     if (rc == SQLITE_FULL)
-        return st_fail(errbuf, errlen, -ENOSPC, "no space left for %s: %s", path, why);
-    return st_fail(errbuf, errlen, -EIO, "cannot use %s: %s", path, why);
+        return ut_fail(errbuf, errlen, -ENOSPC, "no space left for %s: %s", path, why);
+    return ut_fail(errbuf, errlen, -EIO, "cannot use %s: %s", path, why);
 }
 
 static int st_user_version(sqlite3 *db, int *v)
@@ -115,7 +105,7 @@ static int st_migrate(st_store *st, const char *path, char *errbuf, size_t errle
     if (rc != SQLITE_OK)
         return st_refuse(st, path, rc, errbuf, errlen);
     if (v > ST_SCHEMA_VERSION)
-        return st_fail(errbuf, errlen, -EPROTO,
+        return ut_fail(errbuf, errlen, -EPROTO,
                        "%s has schema version %d, newer than this corod knows (%d): run the corod that "
                        "wrote it, or a newer one", path, v, ST_SCHEMA_VERSION);
     if (v == ST_SCHEMA_VERSION)
@@ -180,7 +170,7 @@ int st_db_open(st_store *st, const char *path, char *errbuf, size_t errlen)
                              NULL);
     if (rc != SQLITE_OK) {
         int e = st->db ? st_refuse(st, path, rc, errbuf, errlen)
-                       : st_fail(errbuf, errlen, -ENOMEM, "out of memory opening %s", path);
+                       : ut_fail(errbuf, errlen, -ENOMEM, "out of memory opening %s", path);
         return e;
     }
     sqlite3_extended_result_codes(st->db, 0);
@@ -194,7 +184,7 @@ int st_db_open(st_store *st, const char *path, char *errbuf, size_t errlen)
         bool wal = rc == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(s, 0), "wal");
         sqlite3_finalize(s);
         if (rc == SQLITE_ROW && !wal)
-            return st_fail(errbuf, errlen, -EIO, "%s cannot be put in WAL mode", path);
+            return ut_fail(errbuf, errlen, -EIO, "%s cannot be put in WAL mode", path);
         rc = rc == SQLITE_ROW ? SQLITE_OK : rc;
     }
     if (rc != SQLITE_OK)
@@ -699,7 +689,7 @@ int st_load(st_store *st, const st_loader *l, void *arg, char *errbuf, size_t er
     if (rc != SQLITE_OK)
         return st_refuse(st, sqlite3_db_filename(st->db, "main"), rc, errbuf, errlen);
     if (cbrc < 0)
-        return st_fail(errbuf, errlen, cbrc, "cannot restore the tasks in %s: %s",
+        return ut_fail(errbuf, errlen, cbrc, "cannot restore the tasks in %s: %s",
                        sqlite3_db_filename(st->db, "main"), strerror(-cbrc));
     return 0;
 }
