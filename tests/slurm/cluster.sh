@@ -64,6 +64,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SchedulerParameters=batch_sched_delay=0
 KillWait=5
+DefMemPerCPU=64
 ReturnToService=2
 MpiDefault=none
 SlurmdParameters=config_overrides
