@@ -66,7 +66,7 @@ static const char *state_tag(const char *state)
 }
 
 /* What a group whose executor is slurm needs: srun, scancel and scontrol in the daemon's
- * PATH or the usual places, and corod-slurm-prolog beside corod (a build tree) or in its
+ * PATH or the usual places, and corod-slurm-prolog beside corod (a build tree) or in a
  * libexec directory. Their absence is no error: hello says why there are no Slurm groups.
  * The tag names this daemon's jobs in Slurm — its host and state directory, so two
  * daemons sharing a cluster never cancel each other's jobs by name. */
@@ -81,7 +81,11 @@ static void find_slurm(const char *state, srv_limits *l)
     char *slash = n > 0 ? (self[n] = '\0', strrchr(self, '/')) : NULL;
     if (slash)
         *slash = '\0';
+    /* Beside corod (a build tree), in the libexec of the prefix corod is installed in
+     * (wherever that went), then in the one it was configured for. */
     snprintf(prolog, sizeof prolog, "%s/corod-slurm-prolog", slash ? self : "/nonexistent");
+    if (access(prolog, X_OK) < 0)
+        snprintf(prolog, sizeof prolog, "%s/../libexec/corod/corod-slurm-prolog", slash ? self : "/nonexistent");
     if (access(prolog, X_OK) < 0)
         snprintf(prolog, sizeof prolog, "%s/corod/corod-slurm-prolog", COROD_LIBEXECDIR);
     if (!ex_slurm_find(&tools, path, prolog)) {

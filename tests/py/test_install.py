@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 BUILD = None
@@ -48,6 +49,29 @@ class Install(unittest.TestCase):
 
     def all(self, name):
         return sorted(os.path.join(r, name) for r, _, f in os.walk(self.prefix) if name in f)
+
+    def test_the_installed_corod_finds_its_slurm_prolog(self):
+        prolog = self.path("libexec", "corod", "corod-slurm-prolog")
+        self.assertTrue(os.access(prolog, os.X_OK), prolog)
+        if not all(shutil.which(t) for t in ("srun", "scancel", "scontrol")):
+            self.skipTest("no Slurm client here: hello would say so whatever the prolog")
+        d = tempfile.mkdtemp(prefix="corod-install-run-")
+        sock = os.path.join(d, "s")
+        p = subprocess.Popen([self.path("bin", "corod"), "--socket", sock, "--state-dir", os.path.join(d, "st"),
+                              "--no-store"], stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(500):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.01)
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            import test_protocol as tp
+            with tp.Client(sock) as c:
+                self.assertEqual(c.call("hello")["executors"]["slurm"], {"available": True})
+        finally:
+            p.terminate()
+            p.communicate(timeout=60)
+            shutil.rmtree(d, ignore_errors=True)
 
     def test_units_name_the_installed_paths_and_verify(self):
         services = self.all("corod.service")
