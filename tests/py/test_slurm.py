@@ -263,6 +263,22 @@ class Slurm(unittest.TestCase):
         self.assertIn("slurm", rb)
         self.assertGreaterEqual(rb["started_at"], ra["finished_at"])
 
+    def test_cancelled_in_slurm_and_restarted(self):
+        tid = self.c.call("submit", {"kind": "exec", "group": "hpc", "args": {"argv": ["sleep", "60"]}})["id"]
+        job = self.running_on_slurm(tid)["job"]
+        subprocess.run(["scancel", str(job)], check=True)  # an administrator, not corod
+        self.c.call("wait", {"ids": [tid], "timeout": 30})
+        r = self.c.call("get", {"id": tid})
+        self.assertEqual(r["error"]["code"], "slurm_cancelled", r)
+        self.assertIn("CANCELLED", r["error"]["message"])
+        # restart runs it again from its spec: a new task, a new Slurm job.
+        new = self.c.call("restart", {"ids": [tid]})["ids"][0]
+        again = self.running_on_slurm(new)
+        self.assertNotEqual(again["job"], job)
+        self.c.call("cancel", {"id": new})
+        self.c.call("wait", {"ids": [new], "timeout": 30})
+        self.assertEqual(self.c.call("get", {"id": new})["state"], "cancelled")
+
     def test_srun_killed_leaves_nothing_on_the_cluster(self):
         tid = self.c.call("submit", {"kind": "exec", "group": "hpc", "args": {"argv": ["sleep", "60"]}})["id"]
         job = self.running_on_slurm(tid)["job"]
