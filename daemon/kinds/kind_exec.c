@@ -901,7 +901,7 @@ static int exec_body(void *arg)
     exec_cg_end(j);
     exec_drain(j);
     if (j->slurm)
-        kslurm_finish(j->slurm, status, j->pump[2] && ex_pump_bytes(j->pump[2]) > 0);
+        kslurm_finish(j->slurm, status, j->pump[2] && ex_pump_bytes(j->pump[2]) > 0, stopped);
 
     if (stopped)
         return -ECANCELED; /* the task ends cancelled (or failed "timeout") */

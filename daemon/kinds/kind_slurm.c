@@ -217,7 +217,7 @@ int kslurm_signal(kslurm *k, co_sched *sched, int sig)
 
 /* ---- its end ---- */
 
-void kslurm_finish(kslurm *k, int status, bool said_something)
+void kslurm_finish(kslurm *k, int status, bool said_something, bool stopped)
 {
     if (k->reader) {
         co_future *f = co_task_future(k->reader);
@@ -237,7 +237,7 @@ void kslurm_finish(kslurm *k, int status, bool said_something)
         kslurm_cancel(k, SIGKILL, true);
         return;
     }
-    if (clean || !k->job)
+    if (clean || stopped || !k->job) /* a job corod stopped ends cancelled, however Slurm saw it */
         return;
     /* srun's own status cannot tell a node failure (it exits 0), a preemption or Slurm's
      * time limit (128+SIGTERM) from the program's doing: Slurm's record of the job can. */

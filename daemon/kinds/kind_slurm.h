@@ -53,11 +53,11 @@ int kslurm_cancel(kslurm *k, int sig, bool full);
  * of its own. 0, -ESRCH before Slurm has given it an id, -ENOMEM. */
 int kslurm_signal(kslurm *k, co_sched *sched, int sig);
 /* After srun exited with `status`: the reader ends (it has the line by now, or never will),
- * and when srun's status or a word on stderr says Slurm may have ended the job itself,
- * Slurm is asked how (have_end, end). A job whose srun was killed, or that Slurm still
- * runs KSLURM_END_PATIENCE after srun exited, is cancelled: nobody would see it again.
- * Coroutine-only. */
-void kslurm_finish(kslurm *k, int status, bool said_something);
+ * and unless corod `stopped` the job, when srun's status or a word on stderr says Slurm
+ * may have ended the job itself, Slurm is asked how (have_end, end). A job whose srun was
+ * killed, or that Slurm still runs KSLURM_END_PATIENCE after srun exited, is cancelled:
+ * nobody would see it again. Coroutine-only. */
+void kslurm_finish(kslurm *k, int status, bool said_something, bool stopped);
 void kslurm_free(kslurm *k);
 
 /* Its Slurm job name, from the daemon's tag, the task id and the attempt (a restart that
