@@ -455,6 +455,8 @@ def main():
     if os.geteuid() != 0:
         print("test_slurm: skipped: needs root (jobs of two users; slurmd launches them)")
         return 77
+    # A SIGTERM (ctest's timeout, a CI job cancelled) still tears the cluster down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = tempfile.mkdtemp(prefix="corod-slurm-")
     up = subprocess.run(["sh", CLUSTER, "up", os.path.join(tmp, "c")], capture_output=True, text=True)
     if up.returncode == 77:

@@ -12,17 +12,41 @@ dir=${2:-}
 dir=$(cd "$(dirname "$dir")" && pwd)/$(basename "$dir")
 conf=$dir/slurm.conf
 
+# The steps of a cluster, and everything they run: slurmstepd processes with its
+# slurm.conf in their environment, and their descendants.
+steps() {
+    for p in $(pgrep -x slurmstepd 2>/dev/null); do
+        tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "SLURM_CONF=$conf" || continue
+        echo "$p"
+        kids=$p
+        while [ -n "$kids" ]; do
+            next=""
+            for k in $kids; do
+                for c in $(cat /proc/"$k"/task/*/children 2>/dev/null); do echo "$c"; next="$next $c"; done
+            done
+            kids=$next
+        done
+    done
+}
+
 down() {
     export SLURM_CONF="$conf"
-    scancel --quiet --user="$(id -un)" 2>/dev/null || true
-    for i in $(seq 100); do pgrep -f "slurmstepd.*$dir" >/dev/null 2>&1 || break; sleep 0.05; done
+    # Every job, whoever it belongs to (the tests run some as nobody), then wait for the
+    # queue to empty so that slurmd stops its steps itself.
+    jobs=$(squeue -h -o %i 2>/dev/null || true)
+    [ -z "$jobs" ] || scancel --quiet $jobs 2>/dev/null || true
+    for i in $(seq 200); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.05; done
     for d in slurmd slurmctld munged; do
         if [ -f "$dir/$d.pid" ]; then
             kill "$(cat "$dir/$d.pid")" 2>/dev/null || true
             for i in $(seq 100); do kill -0 "$(cat "$dir/$d.pid")" 2>/dev/null || break; sleep 0.05; done
+            kill -9 "$(cat "$dir/$d.pid")" 2>/dev/null || true
             rm -f "$dir/$d.pid"
         fi
     done
+    # What the daemons did not stop (a teardown in the middle of a test) goes now.
+    left=$(steps)
+    [ -z "$left" ] || kill -9 $left 2>/dev/null || true
 }
 
 if [ "$cmd" = down ]; then
