@@ -74,7 +74,7 @@ static void find_slurm(const char *state, srv_limits *l)
 {
     static ex_slurm_tools tools;
     static char why[PATH_MAX + 128], tag[17];
-    char path[8192], self[PATH_MAX], prolog[PATH_MAX + 32];
+    char path[8192], self[PATH_MAX], prolog[PATH_MAX + 64];
     const char *env = getenv("PATH");
     snprintf(path, sizeof path, "%s%s%s", env ? env : "", env ? ":" : "", EX_DEFAULT_ROOT_PATH);
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
