@@ -92,7 +92,8 @@ typedef struct kind_ops {
      * it is not started again (a program's run cannot be taken up where it was). */
     void (*resume)(void *parsed, double elapsed);
     /* Optional: send `sig` to what a running body runs (a job's process group): 0,
-     * -ESRCH when it runs nothing yet or any more, or a negative errno of kill(2). */
+     * -ESRCH when it runs nothing yet or any more, or a negative errno of kill(2); a Slurm
+     * job's also -EAGAIN (Slurm has not started it) and -EBUSY (its last one is on its way). */
     int (*signal)(co_task *body, int sig);
     /* Optional: bytes for what a running body reads (a stdin_pipe job's stdin), then its
      * end if eof. 0: cb(arg, status) once they are there (0) or cannot be (a libuv

@@ -146,12 +146,37 @@ int kslurm_cancel(kslurm *k, int sig, bool full)
 
 /* ---- a signal from the loop ---- */
 
+/* The `signal` method answers at once, so its scancel runs in a coroutine of its own. One
+ * at a time per job: each is a process and two descriptors of the daemon's, and a uid
+ * asking again and again must not spawn them without bound. The flag outlives whichever
+ * of the job and the coroutine ends first. */
+struct kslurm_busy {
+    unsigned refs;
+    bool busy;
+};
+
+static void kslurm_busy_put(kslurm_busy *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
 typedef struct kslurm_sig {
-    char *argv[6];
+    char *argv[5];
     char **env;
     ex_ident *ident;
+    kslurm_busy *busy;
     char buf[2][32];
 } kslurm_sig;
+
+static void kslurm_sig_free(kslurm_sig *ks)
+{
+    ks->busy->busy = false;
+    kslurm_busy_put(ks->busy);
+    ex_ident_put(ks->ident);
+    free(ks->env);
+    free(ks);
+}
 
 static int kslurm_sig_run(void *arg)
 {
@@ -162,56 +187,40 @@ static int kslurm_sig_run(void *arg)
         ex_run(&rq, res);
         free(res);
     }
-    ex_ident_put(ks->ident);
-    free(ks->env);
-    free(ks->argv[0]);
-    free(ks);
+    kslurm_sig_free(ks);
     return 0;
 }
 
 int kslurm_signal(kslurm *k, co_sched *sched, int sig)
 {
     if (!k->job)
-        return -ESRCH;
-    kslurm_sig *ks = calloc(1, sizeof *ks);
-    if (!ks)
+        return -EAGAIN;
+    if (!k->busy && (k->busy = calloc(1, sizeof *k->busy)))
+        k->busy->refs = 1;
+    if (!k->busy)
         return -ENOMEM;
-    size_t n = 0;
-    for (; k->run_env[n]; n++)
-        ;
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += strlen(k->run_env[i]) + 1;
-    ks->env = malloc((n + 1) * sizeof *ks->env + bytes);
-    ks->argv[0] = strdup(k->tools->scancel);
-    if (!ks->env || !ks->argv[0]) {
-        free(ks->env);
-        free(ks->argv[0]);
+    if (k->busy->busy)
+        return -EBUSY;
+    kslurm_sig *ks = calloc(1, sizeof *ks);
+    if (!ks || !(ks->env = kslurm_env(k->s))) {
         free(ks);
         return -ENOMEM;
     }
-    char *p = (char *)(ks->env + n + 1);
-    for (size_t i = 0; i < n; i++) {
-        strcpy(p, k->run_env[i]);
-        ks->env[i] = p;
-        p += strlen(p) + 1;
-    }
-    ks->env[n] = NULL;
     snprintf(ks->buf[0], sizeof ks->buf[0], "--signal=%d", sig);
     snprintf(ks->buf[1], sizeof ks->buf[1], "%llu", (unsigned long long)k->job);
+    ks->argv[0] = (char *)k->tools->scancel; /* the daemon's, for its whole life */
     ks->argv[1] = "--quiet";
     ks->argv[2] = ks->buf[0];
     ks->argv[3] = ks->buf[1];
     ks->argv[4] = NULL;
     ks->ident = ex_ident_ref((ex_ident *)k->ident);
+    ks->busy = k->busy;
+    ks->busy->refs++;
+    ks->busy->busy = true;
     co_task_opts o = { .id = k->id, .name = "scancel --signal" };
     int rc = co_spawn(sched, kslurm_sig_run, ks, &o, NULL);
-    if (rc < 0) {
-        ex_ident_put(ks->ident);
-        free(ks->env);
-        free(ks->argv[0]);
-        free(ks);
-    }
+    if (rc < 0)
+        kslurm_sig_free(ks);
     return rc;
 }
 
@@ -276,6 +285,7 @@ void kslurm_free(kslurm *k)
     free(k->argv);
     free(k->envp);
     free(k->run_env);
+    kslurm_busy_put(k->busy);
     ex_slurm_unref(k->s);
     free(k);
 }

@@ -18,6 +18,7 @@
 #define KSLURM_KILL_WAIT 60.0   /* seconds after a full scancel before srun itself is killed */
 
 typedef struct kind_hooks kind_hooks;
+typedef struct kslurm_busy kslurm_busy;
 
 typedef struct kslurm {
     ex_slurm *s;                 /* the group's settings (referenced) */
@@ -35,6 +36,7 @@ typedef struct kslurm {
     const ex_ident *ident;       /* its owner (the job's reference) */
     const kind_hooks *hooks;     /* told of the job id; may be NULL */
     void *hooks_arg;
+    kslurm_busy *busy;           /* a `signal`'s scancel in flight (shared with it) */
     bool have_end;               /* what Slurm said of its end */
     ex_slurm_end end;
 } kslurm;
@@ -50,7 +52,8 @@ void kslurm_spawned(kslurm *k, co_sched *sched);
  * falls back to killing srun). 0 or a negative errno. */
 int kslurm_cancel(kslurm *k, int sig, bool full);
 /* A signal to the job's steps (the `signal` method), from the loop: sent by a coroutine
- * of its own. 0, -ESRCH before Slurm has given it an id, -ENOMEM. */
+ * of its own. 0, -EAGAIN before Slurm has given it an id, -EBUSY while the job's last
+ * signal is still being sent, -ENOMEM. */
 int kslurm_signal(kslurm *k, co_sched *sched, int sig);
 /* After srun exited with `status`: the reader ends (it has the line by now, or never will),
  * and unless corod `stopped` the job, when srun's status or a word on stderr says Slurm

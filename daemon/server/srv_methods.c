@@ -211,6 +211,13 @@ static void m_signal(srv_conn *c, const cp_request *rq)
                  (unsigned long long)srv_rec_id(r), rc == -ENOTSUP ? srv_rec_kind_name(r) : srv_rec_state(r));
         return;
     }
+    if (rc == -EAGAIN || rc == -EBUSY) { /* a Slurm job (kind_slurm.c) */
+        srv_fail(c, rq, CP_INVALID_STATE,
+                 rc == -EAGAIN ? "task %llu waits for Slurm to start it: there is nothing to signal yet"
+                               : "task %llu: its last signal is still on its way to Slurm; send again after",
+                 (unsigned long long)srv_rec_id(r));
+        return;
+    }
     if (rc < 0) {
         srv_fail(c, rq, CP_INTERNAL, "cannot signal task %llu: %s", (unsigned long long)srv_rec_id(r),
                  strerror(-rc));

@@ -17,6 +17,8 @@ import tempfile
 import time
 import unittest
 
+import msgpack
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_protocol as tp  # noqa: E402
 from test_protocol import Client, Daemon, RemoteError, as_nobody, wait_for  # noqa: E402
@@ -208,6 +210,9 @@ class Slurm(unittest.TestCase):
         wait_for(lambda: self.c.call("get", {"id": queued})["state"] == "running", 10, "srun of the queued one")
         time.sleep(0.3)
         self.assertNotIn("slurm", self.c.call("get", {"id": queued}), "it should still wait in Slurm's queue")
+        with self.assertRaises(RemoteError) as e:
+            self.c.call("signal", {"id": queued, "signal": "USR1"})
+        self.assertIn("waits for Slurm to start it", e.exception.message)
         t0 = time.time()
         self.c.call("cancel", {"id": queued})
         self.c.call("cancel", {"id": run})
@@ -300,7 +305,17 @@ class Slurm(unittest.TestCase):
             "argv": ["sh", "-c", "trap 'echo usr1; exit 0' USR1; echo ready; sleep 30 & wait"]}})["id"]
         self.running_on_slurm(tid)
         self.ready(tid)
-        self.c.call("signal", {"id": tid, "signal": "USR1"})
+        # Pipelined: the second arrives while the first's scancel runs, and is refused (one
+        # scancel a job at a time bounds what one uid can make the daemon spawn).
+        first, second = self.c.msgid + 1, self.c.msgid + 2  # one write: read in one turn
+        self.c.msgid += 2
+        self.c.s.sendall(b"".join(msgpack.packb([0, m, "signal", [{"id": tid, "signal": "USR1"}]])
+                                  for m in (first, second)))
+        self.c.response(first)
+        with self.assertRaises(RemoteError) as e:
+            self.c.response(second)
+        self.assertEqual(e.exception.code, "invalid_state")
+        self.assertIn("still on its way", e.exception.message)
         self.c.call("wait", {"ids": [tid], "timeout": 30})
         self.assertEqual(self.c.call("get", {"id": tid})["state"], "succeeded")
         self.assertEqual(self.c.call("output", {"id": tid})["data"], b"ready\nusr1\n")
