@@ -51,17 +51,24 @@ static char **conf_argv;
 /* Jobs' cgroups (ex_cgroup.h); NULL: none. */
 static ex_cgroups *cgroups;
 
+#define FNV1A_OFFSET 1469598103934665603ull
+
+/* FNV-1a of s, continuing from h (FNV1A_OFFSET to start). */
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
 /* A name for the state directory among cgroups (FNV-1a of its path): two daemons of
  * different state directories never meet there. */
 static const char *state_tag(const char *state)
 {
     static char tag[17];
     char real[PATH_MAX];
-    const char *p = realpath(state, real) ? real : state;
-    uint64_t h = 1469598103934665603ull;
-    for (; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    snprintf(tag, sizeof tag, "%016llx", (unsigned long long)h);
+    snprintf(tag, sizeof tag, "%016llx",
+             (unsigned long long)fnv1a(FNV1A_OFFSET, realpath(state, real) ? real : state));
     return tag;
 }
 
@@ -97,13 +104,7 @@ static void find_slurm(const char *state, srv_limits *l)
     }
     char host[256] = "", real[PATH_MAX];
     gethostname(host, sizeof host - 1);
-    const char *p = realpath(state, real) ? real : state;
-    uint64_t h = 1469598103934665603ull;
-    for (const char *s = host; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    h = (h ^ ':') * 1099511628211ull;
-    for (; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    uint64_t h = fnv1a(fnv1a(fnv1a(FNV1A_OFFSET, host), ":"), realpath(state, real) ? real : state);
     snprintf(tag, sizeof tag, "%012llx", (unsigned long long)(h >> 16));
     l->slurm = &tools;
     l->slurm_tag = tag;
