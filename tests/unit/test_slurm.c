@@ -1,6 +1,7 @@
 /* test_slurm: daemon/exec/ex_slurm on its own — a group's settings and their bounds, the
  * srun command line and environment made of them, and the reading of the prolog's line
- * and of `scontrol -o show job` (every way a job can end). No cluster needed. */
+ * and of `scontrol -o show job` (every way a job can end) — and ex_run, which runs scancel
+ * and scontrol: its output bound and its timeout. No cluster needed. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +12,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sys/wait.h>
 
+#include "co_test.h"
+#include "ex_run.h"
 #include "ex_slurm.h"
 
 static const ex_slurm_tools tools = { .srun = "/usr/bin/srun", .scancel = "/usr/bin/scancel",
@@ -48,6 +52,14 @@ static void test_settings_and_bounds(void **state)
                          "--chdir=/", "--export=ALL", "--pty", "--gres", "--exclusive\n" };
     for (size_t i = 0; i < sizeof no / sizeof *no; i++)
         assert_int_equal(ex_slurm_set_str(s, "args", no[i], err, sizeof err), i == 9 ? 0 : -EINVAL);
+    /* An option of EX_SLURM_ARG_LEN - 1 bytes is one; a byte more is not. */
+    char arg[EX_SLURM_ARG_LEN + 1] = "--comment=";
+    memset(arg + 10, 'x', EX_SLURM_ARG_LEN - 1 - 10);
+    arg[EX_SLURM_ARG_LEN - 1] = '\0';
+    assert_true(ex_slurm_arg_ok(arg));
+    arg[EX_SLURM_ARG_LEN - 1] = 'x';
+    arg[EX_SLURM_ARG_LEN] = '\0';
+    assert_false(ex_slurm_arg_ok(arg));
     for (unsigned i = 1; i < EX_SLURM_ARGS_MAX; i++)
         assert_int_equal(ex_slurm_set_str(s, "args", "--exclusive", err, sizeof err), 0);
     assert_int_equal(ex_slurm_set_str(s, "args", "--exclusive", err, sizeof err), -EINVAL);
@@ -161,6 +173,67 @@ static void test_job_end(void **state)
     assert_int_equal(ex_slurm_end_parse("JobId=7 JobState=FAILED ExitCode=x\n", &e), -EINVAL);
 }
 
+/* ---- ex_run ---- */
+
+typedef struct run_case {
+    char *const *argv;
+    double timeout;
+    int rc;
+    ex_run_result res;
+    double took;
+} run_case;
+
+static int run_body(void *arg)
+{
+    run_case *c = arg;
+    static char *const env[] = { "PATH=/usr/bin:/bin", NULL };
+    ex_run_req rq = { .argv = c->argv, .envp = env, .as = NULL, .timeout = c->timeout };
+    double t0 = co_now();
+    c->rc = ex_run(&rq, &c->res);
+    c->took = co_now() - t0;
+    return 0;
+}
+
+static void run(co_env *e, run_case *c)
+{
+    co_task *t = co_test_run(e, run_body, c);
+    co_task_unref(t);
+}
+
+static void test_run_output_and_status(void **state)
+{
+    /* Past EX_RUN_OUTPUT bytes the output is read and dropped: the helper is not held up. */
+    static char *const big[] = { "/bin/sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x; echo err >&2; exit 3",
+                                 NULL };
+    run_case c = { .argv = big, .timeout = 10 };
+    run(*state, &c);
+    assert_int_equal(c.rc, 0);
+    assert_true(WIFEXITED(c.res.status) && WEXITSTATUS(c.res.status) == 3);
+    assert_int_equal(c.res.len, EX_RUN_OUTPUT - 1);
+    assert_int_equal(strlen(c.res.out), EX_RUN_OUTPUT - 1);
+    static char *const small[] = { "/bin/sh", "-c", "echo out; echo err >&2", NULL };
+    run_case d = { .argv = small, .timeout = 10 };
+    run(*state, &d);
+    assert_int_equal(d.rc, 0);
+    assert_string_equal(d.res.out, "out\nerr\n");
+    static char *const missing[] = { "/nonexistent/scancel", NULL };
+    run_case m = { .argv = missing, .timeout = 10 };
+    run(*state, &m);
+    assert_int_equal(m.rc, -ENOENT);
+    assert_non_null(strstr(m.res.out, "/nonexistent/scancel"));
+}
+
+static void test_run_timeout(void **state)
+{
+    /* A helper past its timeout is killed, and said to be. */
+    static char *const slow[] = { "/bin/sh", "-c", "sleep 30", NULL };
+    run_case c = { .argv = slow, .timeout = 0.3 };
+    run(*state, &c);
+    assert_int_equal(c.rc, -ETIMEDOUT);
+    assert_non_null(strstr(c.res.out, "was killed"));
+    assert_true(c.took < 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +241,8 @@ int main(void)
         cmocka_unit_test(test_command_line),
         cmocka_unit_test(test_prolog_line),
         cmocka_unit_test(test_job_end),
+        cmocka_unit_test_setup_teardown(test_run_output_and_status, co_env_setup, co_env_teardown),
+        cmocka_unit_test_setup_teardown(test_run_timeout, co_env_setup, co_env_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
