@@ -221,7 +221,17 @@ static void srv_rec_leave_stage(srv_rec *r)
 static size_t srv_rec_final_bytes(const srv_rec *r, size_t outcome)
 {
     return SRV_REC_FIXED + (r->name ? strlen(r->name) + 1 : 0) + (r->command ? strlen(r->command) + 1 : 0) +
-           r->argv_len + outcome;
+           r->argv_len + r->slurm_len + outcome;
+}
+
+void srv_rec_set_slurm(srv_rec *r, uint8_t *packed, uint32_t len)
+{
+    ssize_t delta = (ssize_t)len - (ssize_t)r->slurm_len; /* counted in its owner's memory */
+    r->bytes = (size_t)((ssize_t)r->bytes + delta);
+    r->acct->bytes = (size_t)((ssize_t)r->acct->bytes + delta);
+    free(r->slurm);
+    r->slurm = packed;
+    r->slurm_len = len;
 }
 
 /* ---- the store --------------------------------------------------------------------------- */
@@ -433,9 +443,7 @@ static void srv_rec_start(srv_rec *r)
         r->resumed = false;
     else
         r->started_at = srv_now(), r->attempts++;
-    free(r->slurm); /* an earlier attempt's */
-    r->slurm = NULL;
-    r->slurm_len = 0;
+    srv_rec_set_slurm(r, NULL, 0); /* an earlier attempt's */
     srv_rec_store_started(r);
     srv_rec_audit(r, true);
     r->body = body;

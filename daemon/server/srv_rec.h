@@ -119,6 +119,9 @@ int srv_rec_edit(srv_rec *r, const srv_edit *e); /* 0, -EBUSY (started or ended)
 extern const co_task_body srv_rec_body;
 void srv_rec_done(co_future *f, void *arg); /* the record's own done callback */
 void srv_rec_finish(srv_rec *r, co_state st, co_value *v);
+/* Its attempt's Slurm job, packed {job, nodes} (taken; NULL: none), counted in its owner's
+ * memory. */
+void srv_rec_set_slurm(srv_rec *r, uint8_t *packed, uint32_t len);
 void srv_rec_release_stage(srv_rec *r);
 void srv_group_pump(srv_group *g);
 

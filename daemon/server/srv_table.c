@@ -127,9 +127,8 @@ static void srv_spawns_slurm(void *arg, uint64_t id, uint64_t job, const char *n
         cp_out_free(&o);
         return; /* out of memory: the record does not show it, the store has it */
     }
-    free(r->slurm);
-    r->slurm_len = (uint32_t)o.size;
-    r->slurm = cp_out_release(&o);
+    uint32_t len = (uint32_t)o.size;
+    srv_rec_set_slurm(r, cp_out_release(&o), len);
 }
 
 const kind_hooks srv_spawn_hooks = { .spawned = srv_spawns_note, .output = srv_spawns_output, .slurm = srv_spawns_slurm,
