@@ -258,17 +258,13 @@ static int exec_validate(const msgpack_object *args, const kind_env *env, void *
         for (uint32_t i = 0; i < sv->via.map.size; i++) {
             const msgpack_object_kv *kv = &sv->via.map.ptr[i];
             char key[16], why[160];
-            double num;
-            bool is_num = kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-                          kv->val.type == MSGPACK_OBJECT_NEGATIVE_INTEGER || kv->val.type == MSGPACK_OBJECT_FLOAT32 ||
-                          kv->val.type == MSGPACK_OBJECT_FLOAT64;
-            if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size >= sizeof key || !is_num) {
+            double num = cp_num(&kv->val); /* NAN for what is not a number */
+            if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size >= sizeof key || isnan(num)) {
                 cp_fail(err, CP_BAD_REQUEST, "args.slurm: cpus, memory and time are numbers");
                 goto fail;
             }
             memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
             key[kv->key.via.str.size] = '\0';
-            num = cp_num(&kv->val);
             if (ex_slurm_job_set(&a->slurm, key, num, why, sizeof why) < 0) {
                 cp_fail(err, CP_BAD_REQUEST, "args.%s", why);
                 goto fail;

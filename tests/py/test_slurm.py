@@ -110,7 +110,8 @@ class Slurm(unittest.TestCase):
         self.assertIn("executor is slurm", e.exception.message)
         self.assertNotIn("bad", [g["name"] for g in self.c.call("groups")["groups"]])
         # Per-job settings: checked, and only for a Slurm group.
-        for args, why in (({"cpus": 1.5}, "slurm.cpus"), ({"time": 0}, "slurm.time"), ({"gpus": 1}, "cpus, memory")):
+        for args, why in (({"cpus": 1.5}, "slurm.cpus"), ({"time": 0}, "slurm.time"), ({"gpus": 1}, "cpus, memory"),
+                          ({"cpus": "two"}, "are numbers")):
             with self.assertRaises(RemoteError) as e:
                 self.c.call("submit", {"kind": "exec", "group": "hpc", "args": {"argv": ["true"], "slurm": args}})
             self.assertIn(why, e.exception.message)
