@@ -27,7 +27,7 @@ static void kslurm_close(int *fd)
 
 /* PATH for the tools (they are named by absolute paths; their own children are not), and
  * the cluster's slurm.conf. One allocation. */
-static char **kslurm_run_env(const ex_slurm *s)
+char **kslurm_env(const ex_slurm *s)
 {
     const char *path = "PATH=" EX_DEFAULT_ROOT_PATH;
     size_t conf = s->conf ? strlen(s->conf) + sizeof "SLURM_CONF=" : 0;
@@ -51,7 +51,7 @@ int kslurm_prepare(kslurm *k, char *const *argv, char *const *envp, char *err, s
 {
     int p[2];
     if (!(k->argv = ex_slurm_argv(k->tools, k->s, &k->over, k->name, argv)) ||
-        !(k->envp = ex_slurm_env(k->s, envp)) || !(k->run_env = kslurm_run_env(k->s))) {
+        !(k->envp = ex_slurm_env(k->s, envp)) || !(k->run_env = kslurm_env(k->s))) {
         snprintf(err, len, "out of memory");
         return -ENOMEM;
     }
@@ -125,10 +125,7 @@ int kslurm_scancel(const ex_slurm_tools *tools, const ex_ident *as, char *const 
     return rc;
 }
 
-char **kslurm_env(const ex_slurm *s)
-{
-    return kslurm_run_env(s);
-}
+
 
 int kslurm_cancel(kslurm *k, int sig, bool full)
 {
