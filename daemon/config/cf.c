@@ -520,11 +520,11 @@ static int cf_slurm_key(cf_group *g, const char *name, const char *v, const char
             return -EINVAL;
         rc = ex_slurm_set_num(c->slurm, key, d, why, sizeof why);
     } else if (!strcmp(key, "args")) { /* options separated by spaces */
-        char buf[CF_MAX_LINE], *save = NULL;
-        snprintf(buf, sizeof buf, "%s", v);
-        rc = 0;
-        for (char *t = strtok_r(buf, " \t", &save); t && rc == 0; t = strtok_r(NULL, " \t", &save))
+        char *buf = strdup(v), *save = NULL;
+        rc = buf ? 0 : -ENOMEM;
+        for (char *t = buf ? strtok_r(buf, " \t", &save) : NULL; t && rc == 0; t = strtok_r(NULL, " \t", &save))
             rc = ex_slurm_set_str(c->slurm, "args", t, why, sizeof why);
+        free(buf);
     } else {
         rc = ex_slurm_set_str(c->slurm, key, v, why, sizeof why);
     }
